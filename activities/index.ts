@@ -1,0 +1,115 @@
+import { randomBytes } from 'node:crypto';
+import { activityInfo, heartbeat, sleep } from '@temporalio/activity';
+import { planPlacement } from '../allocator/place.ts';
+import { DriverError, type DriverPool } from '../drivers/index.ts';
+import type { Sql } from '../registry/db.ts';
+import { NoCapacityError } from '../registry/errors.ts';
+import { claimCapacity, getHost, insertHost, listHosts } from '../registry/hosts.ts';
+import { claimVm, deleteVm, getVmById, transitionVm, type VmRequest } from '../registry/vms.ts';
+import type { Host, HostAddress, OperationRef, Vm, VmState } from '../registry/types.ts';
+import { withFailureTypes } from './failures.ts';
+
+export type { Host, HostAddress, OperationRef, Vm, VmRequest, VmState };
+
+export interface ActivityDeps {
+  sql: Sql;
+  drivers: DriverPool;
+}
+
+/** A MAC in QEMU's 52:54:00 range (locally administered, unicast). */
+export function randomMac(): string {
+  return ['52', '54', '00', ...[...randomBytes(3)].map((b) => b.toString(16).padStart(2, '0'))].join(':');
+}
+
+// How many candidates a placement tries before giving up: each loss means another
+// request took the room between the snapshot and the claim.
+const PLACEMENT_ATTEMPTS = 5;
+
+export function createActivities({ sql, drivers }: ActivityDeps) {
+  async function domainOf(vmId: string) {
+    const vm = await getVmById(sql, vmId);
+    if (!vm.host) return null;
+    const host = await getHost(sql, vm.host);
+    return { vm, driver: drivers.get(host) };
+  }
+
+  return withFailureTypes({
+    async registerHost(host: HostAddress): Promise<Host> {
+      const status = await drivers.get(host).status();
+      return insertHost(sql, { ...host, capacity: status.capacity });
+    },
+
+    async claimVm(request: VmRequest, operation: OperationRef): Promise<Vm> {
+      return claimVm(sql, request, operation, randomMac);
+    },
+
+    async transitionVm(
+      vmId: string,
+      from: VmState[],
+      to: VmState,
+      patch: { operation?: OperationRef; error?: string } = {},
+    ): Promise<void> {
+      await transitionVm(sql, vmId, from, to, patch);
+    },
+
+    /** Plans on a snapshot, then claims in a transaction; a lost race moves to the next candidate. */
+    async placeVm(vmId: string, hint?: string): Promise<string> {
+      const vm = await getVmById(sql, vmId);
+      if (vm.host) return vm.host;
+      const request = { vcpus: vm.definition.vcpus, memoryMiB: vm.definition.memoryMiB, host: hint };
+      const plan = planPlacement(await listHosts(sql), request);
+      const reasons = { ...plan.rejected };
+      for (const host of plan.candidates.slice(0, PLACEMENT_ATTEMPTS)) {
+        const claim = await claimCapacity(sql, vmId, host);
+        if (claim.ok) return host;
+        reasons[host] = claim.reason;
+      }
+      throw new NoCapacityError(reasons);
+    },
+
+    async defineDomain(vmId: string): Promise<void> {
+      const found = await domainOf(vmId);
+      if (!found) throw new DriverError('rejected', `VM ${vmId} has no host`);
+      await found.driver.define({ id: found.vm.id, name: found.vm.name, definition: found.vm.definition });
+    },
+
+    async startDomain(vmId: string): Promise<void> {
+      const found = await domainOf(vmId);
+      if (!found) throw new DriverError('rejected', `VM ${vmId} has no host`);
+      await found.driver.start(found.vm.name);
+    },
+
+    /** Polls the host until it reports the domain running; heartbeats so a lost worker is noticed. */
+    async waitRunning(vmId: string): Promise<void> {
+      const found = await domainOf(vmId);
+      if (!found) throw new DriverError('rejected', `VM ${vmId} has no host`);
+      for (let attempt = (activityInfo().heartbeatDetails as number | undefined) ?? 0; ; attempt++) {
+        const info = await found.driver.info(found.vm.name);
+        if (!info) throw new DriverError('not-found', `${found.vm.name} vanished from ${found.vm.host}`);
+        if (info.state === 'running') return;
+        heartbeat(attempt);
+        await sleep(Math.min(250 * 2 ** attempt, 5000));
+      }
+    },
+
+    async stopDomain(vmId: string): Promise<void> {
+      const found = await domainOf(vmId);
+      if (found) await found.driver.stop(found.vm.name);
+    },
+
+    /** Idempotent: a VM never placed, or a domain already gone, is success. */
+    async undefineDomain(vmId: string): Promise<void> {
+      const found = await domainOf(vmId).catch((err: unknown) => {
+        if (err instanceof Error && err.name === 'NotFoundError') return null;
+        throw err;
+      });
+      if (found) await found.driver.undefine({ id: found.vm.id, name: found.vm.name });
+    },
+
+    async deleteVm(vmId: string): Promise<void> {
+      await deleteVm(sql, vmId);
+    },
+  });
+}
+
+export type Activities = ReturnType<typeof createActivities>;

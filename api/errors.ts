@@ -1,0 +1,55 @@
+import { WorkflowNotFoundError } from '@temporalio/client';
+import { ApplicationFailure, WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
+import { TRPCError, type TRPC_ERROR_CODE_KEY } from '@trpc/server';
+import { KeyConflictError, NoCapacityError, NotFoundError, StateConflictError } from '../registry/errors.ts';
+
+// The one table from a domain failure type to an API code.
+const CODES: Record<string, TRPC_ERROR_CODE_KEY> = {
+  KeyConflict: 'CONFLICT',
+  NotFound: 'NOT_FOUND',
+  NoCapacity: 'PRECONDITION_FAILED',
+  StateConflict: 'PRECONDITION_FAILED',
+  DriverRejected: 'BAD_REQUEST',
+  NotOurs: 'FORBIDDEN',
+};
+
+/** The first ApplicationFailure of a known type in a Temporal error's cause chain. */
+function applicationFailure(err: unknown): ApplicationFailure | undefined {
+  for (let e: unknown = err; e instanceof Error; e = e.cause) {
+    if (e instanceof ApplicationFailure && e.type && e.type in CODES) return e;
+  }
+  return undefined;
+}
+
+function domainType(err: unknown): { type: string; message: string; details?: unknown } | undefined {
+  if (err instanceof KeyConflictError) return { type: 'KeyConflict', message: err.message, details: { key: err.key, holder: err.holder } };
+  if (err instanceof NotFoundError) return { type: 'NotFound', message: err.message };
+  if (err instanceof NoCapacityError) return { type: 'NoCapacity', message: err.message, details: err.reasons };
+  if (err instanceof StateConflictError) return { type: 'StateConflict', message: err.message };
+  const failure = applicationFailure(err);
+  if (failure?.type) {
+    return { type: failure.type, message: failure.message, details: failure.details?.[0] };
+  }
+  return undefined;
+}
+
+/** Maps any error thrown by a procedure to a TRPCError; unknown errors leak no internals. */
+export function toTRPCError(err: unknown): TRPCError {
+  if (err instanceof TRPCError) return err;
+  const known = domainType(err);
+  if (known) {
+    const error = new TRPCError({ code: CODES[known.type] ?? 'INTERNAL_SERVER_ERROR', message: known.message, cause: err });
+    return Object.assign(error, { vagoth: { type: known.type, details: known.details } });
+  }
+  if (err instanceof WorkflowNotFoundError) {
+    return new TRPCError({ code: 'NOT_FOUND', message: 'operation not found', cause: err });
+  }
+  if (err instanceof WorkflowExecutionAlreadyStartedError) {
+    return new TRPCError({ code: 'CONFLICT', message: err.message, cause: err });
+  }
+  return new TRPCError({ code: 'INTERNAL_SERVER_ERROR', message: 'internal error', cause: err });
+}
+
+export function vagothErrorData(error: TRPCError): { type: string; details?: unknown } | null {
+  return (error as TRPCError & { vagoth?: { type: string; details?: unknown } }).vagoth ?? null;
+}

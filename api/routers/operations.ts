@@ -1,0 +1,11 @@
+import { describeOperation } from '../operations.ts';
+import { operationGetInput } from '../schemas.ts';
+import { publicProcedure, router } from '../trpc.ts';
+
+export const operationsRouter = router({
+  get: publicProcedure
+    .input(operationGetInput)
+    .query(({ ctx, input }) =>
+      describeOperation(ctx.temporal, ctx.temporalUiUrl, ctx.namespace, input.id, input.runId),
+    ),
+});

@@ -1,0 +1,67 @@
+import { WithStartWorkflowOperation } from '@temporalio/client';
+import { TRPCError } from '@trpc/server';
+import { getVm, listVms } from '../../registry/vms.ts';
+import { KeyConflictError, NotFoundError } from '../../registry/errors.ts';
+import { claimedUpdate, createVm, decommissionVm } from '../../workflows/index.ts';
+import { toOperation } from '../operations.ts';
+import { byName, vmCreateInput } from '../schemas.ts';
+import { publicProcedure, router } from '../trpc.ts';
+
+export const vmsRouter = router({
+  /**
+   * Returns once the VM's name and keys are claimed (or refused, with CONFLICT); placing and
+   * booting go on in the workflow, which `operation` names.
+   */
+  create: publicProcedure.input(vmCreateInput).mutation(async ({ ctx, input }) => {
+    const existing = await getVm(ctx.sql, input.name).catch((err: unknown) => {
+      if (err instanceof NotFoundError) return null;
+      throw err;
+    });
+    // Settled VMs have no create running to join: refuse at once rather than start a doomed run.
+    if (existing && (existing.state === 'running' || existing.state === 'failed')) {
+      throw new KeyConflictError(`name:${input.name}`, `vm ${input.name}`);
+    }
+    const request = {
+      name: input.name,
+      vcpus: input.vcpus,
+      memoryMiB: input.memoryMiB,
+      nics: input.nics,
+      tags: input.tags,
+    };
+    const start = new WithStartWorkflowOperation(createVm, {
+      args: [{ request, placement: input.placement }],
+      taskQueue: ctx.taskQueue,
+      workflowId: `vm:${input.name}:create`,
+      // A retried request reaches the run already under way (its update checks it is the same).
+      workflowIdConflictPolicy: 'USE_EXISTING',
+    });
+    const vm = await ctx.temporal.workflow.executeUpdateWithStart(claimedUpdate, {
+      args: [request],
+      startWorkflowOperation: start,
+    });
+    if (!vm.operation) throw new TRPCError({ code: 'INTERNAL_SERVER_ERROR', message: 'VM has no operation' });
+    return { vm, operation: toOperation(vm.operation, ctx.temporalUiUrl, ctx.namespace) };
+  }),
+
+  get: publicProcedure.input(byName).query(({ ctx, input }) => getVm(ctx.sql, input.name)),
+
+  list: publicProcedure.query(({ ctx }) => listVms(ctx.sql)),
+
+  decommission: publicProcedure.input(byName).mutation(async ({ ctx, input }) => {
+    const vm = await getVm(ctx.sql, input.name);
+    if (vm.state !== 'running' && vm.state !== 'failed' && vm.state !== 'decommissioning') {
+      throw new TRPCError({
+        code: 'PRECONDITION_FAILED',
+        message: `vm ${vm.name} is ${vm.state}; wait for its ${vm.operation?.kind ?? 'operation'} to finish`,
+      });
+    }
+    const handle = await ctx.temporal.workflow.start(decommissionVm, {
+      args: [{ vmId: vm.id, name: vm.name }],
+      taskQueue: ctx.taskQueue,
+      workflowId: `vm:${vm.name}:decommission`,
+      workflowIdConflictPolicy: 'USE_EXISTING',
+    });
+    const ref = { kind: 'decommission', workflowId: handle.workflowId, runId: handle.firstExecutionRunId };
+    return { operation: toOperation(ref, ctx.temporalUiUrl, ctx.namespace) };
+  }),
+});

@@ -1,0 +1,57 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LibvirtDriver } from '../../drivers/libvirt/libvirt-driver.ts';
+import { settle, startHarness, type Harness } from '../support/harness.ts';
+
+let h: Harness;
+beforeAll(async () => {
+  h = await startHarness();
+});
+afterAll(async () => {
+  await h?.close();
+});
+
+/** What the simulated hypervisors themselves report, through the worker's own connections. */
+async function domainsOn(host: string) {
+  const found = await h.api.hosts.get({ name: host });
+  const status = await h.worker.drivers.get(found).status();
+  return status.domains;
+}
+
+describe('a VM through its whole life', () => {
+  it('registers hosts with the capacity their hypervisor reports', async () => {
+    const uri = await h.simulatedHost('hv1', { cpus: 4, memoryMiB: 8192 });
+    const host = await h.api.hosts.register({ name: 'hv1', driver: 'libvirt', uri });
+    expect(host).toMatchObject({ name: 'hv1', capacity: { vcpus: 4, memoryMiB: 8192 }, allocated: { vcpus: 0, memoryMiB: 0 } });
+    await h.api.hosts.register({ name: 'hv2', driver: 'libvirt', uri: await h.simulatedHost('hv2') });
+    expect((await h.api.hosts.list()).map((x) => x.name)).toEqual(['hv1', 'hv2']);
+  });
+
+  it('creates a VM that runs on exactly one host, then decommissions it and frees its IP', async () => {
+    const { vm, operation } = await h.api.vms.create({
+      name: 'web-1',
+      vcpus: 2,
+      memoryMiB: 1024,
+      nics: [{ network: 'default', ip: '10.0.0.5' }],
+    });
+    expect(vm.keys).toContain('ip:10.0.0.5');
+    expect(vm.definition.nics[0]?.mac).toMatch(/^52:54:00(:[0-9a-f]{2}){3}$/);
+    expect(operation.url).toContain(encodeURIComponent('vm:web-1:create'));
+
+    const done = await settle(h, operation);
+    expect(done).toMatchObject({ status: 'completed', kind: 'create', error: null });
+    const running = await h.api.vms.get({ name: 'web-1' });
+    expect(running.state).toBe('running');
+    const onHosts = [...(await domainsOn('hv1')), ...(await domainsOn('hv2'))].filter((d) => d.name === 'web-1');
+    expect(onHosts).toEqual([{ name: 'web-1', state: 'running', vagothId: vm.id }]);
+    expect((await domainsOn(running.host!)).map((d) => d.name)).toContain('web-1');
+
+    const { operation: teardown } = await h.api.vms.decommission({ name: 'web-1' });
+    expect(await settle(h, teardown)).toMatchObject({ status: 'completed', kind: 'decommission' });
+    await expect(h.api.vms.get({ name: 'web-1' })).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    expect([...(await domainsOn('hv1')), ...(await domainsOn('hv2'))]).toEqual([]);
+
+    const again = await h.api.vms.create({ name: 'web-2', vcpus: 1, memoryMiB: 512, nics: [{ network: 'default', ip: '10.0.0.5' }] });
+    expect(again.vm.keys).toContain('ip:10.0.0.5');
+    expect(await settle(h, again.operation)).toMatchObject({ status: 'completed' });
+  });
+});

@@ -1,0 +1,56 @@
+import path from 'node:path';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { bundleWorkflowCode } from '@temporalio/worker';
+import type { TestProject } from 'vitest/node';
+import { loadConfig } from '../../config.ts';
+import { connect } from '../../registry/db.ts';
+import { migrate } from '../../registry/migrate.ts';
+import { workflowsPath } from '../../workers/compose.ts';
+
+/**
+ * Once per run: migrate a template database (each test file clones its own from it), start a
+ * Temporal dev server unless TEMPORAL_ADDRESS names one, and bundle the workflows once.
+ */
+export default async function setup(project: TestProject) {
+  const config = loadConfig();
+  const databaseUrl = config.databaseUrl ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+  const templateDatabase = `vagoth_template_${process.pid}`;
+  const admin = connect(databaseUrl, { max: 1 });
+  await admin.unsafe(`CREATE DATABASE ${templateDatabase}`);
+  const template = connect(withDatabase(databaseUrl, templateDatabase), { max: 1 });
+  await migrate(template);
+  await template.end();
+
+  let env: TestWorkflowEnvironment | undefined;
+  let temporalAddress = config.temporal.address;
+  if (!temporalAddress) {
+    env = await TestWorkflowEnvironment.createLocal({
+      server: {
+        executable: { type: 'existing-path', path: path.resolve(config.temporal.cli) },
+        ui: false,
+      },
+    });
+    temporalAddress = env.address;
+  }
+  const { code } = await bundleWorkflowCode({ workflowsPath, logger: quietLogger });
+
+  project.provide('databaseUrl', databaseUrl);
+  project.provide('templateDatabase', templateDatabase);
+  project.provide('temporalAddress', temporalAddress);
+  project.provide('workflowBundle', code);
+
+  return async () => {
+    await env?.teardown();
+    await admin.unsafe(`DROP DATABASE IF EXISTS ${templateDatabase} WITH (FORCE)`);
+    await admin.end();
+  };
+}
+
+export function withDatabase(url: string, database: string): string {
+  const u = new URL(url);
+  u.pathname = `/${database}`;
+  return u.toString();
+}
+
+const noop = () => {};
+const quietLogger = { trace: noop, debug: noop, info: noop, warn: console.warn, error: console.error, log: noop };

@@ -1,0 +1,91 @@
+import { randomUUID } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import type { Client } from '@temporalio/client';
+import { inject } from 'vitest';
+import { createContextInner } from '../../api/context.ts';
+import { createCaller } from '../../api/router.ts';
+import { writeSimulatedHost, type SimulatedHostOptions } from '../../drivers/libvirt/simulated-host.ts';
+import type { DriverFactory } from '../../drivers/index.ts';
+import { connect, type Sql } from '../../registry/db.ts';
+import { connectClient, startWorker, type VagothWorker } from '../../workers/compose.ts';
+import { withDatabase } from './global-setup.ts';
+
+export const UI_URL = 'http://ui.test';
+
+/** A database of this test file's own, cloned from the migrated template. */
+export async function createTestDatabase(): Promise<{ sql: Sql; url: string; drop(): Promise<void> }> {
+  const adminUrl = inject('databaseUrl');
+  const name = `vagoth_test_${randomUUID().replaceAll('-', '')}`;
+  const admin = connect(adminUrl, { max: 1 });
+  await admin.unsafe(`CREATE DATABASE ${name} TEMPLATE ${inject('templateDatabase')}`);
+  const url = withDatabase(adminUrl, name);
+  const sql = connect(url);
+  return {
+    sql,
+    url,
+    async drop() {
+      await sql.end();
+      await admin.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await admin.end();
+    },
+  };
+}
+
+export interface Harness {
+  sql: Sql;
+  databaseUrl: string;
+  temporal: Client;
+  taskQueue: string;
+  worker: VagothWorker;
+  api: ReturnType<typeof createCaller>;
+  /** Writes a simulated hypervisor for libvirt's test driver and returns its URI. */
+  simulatedHost(name: string, options?: Partial<SimulatedHostOptions>): Promise<string>;
+  close(): Promise<void>;
+}
+
+export interface HarnessOptions {
+  driverFactory?: DriverFactory;
+}
+
+/** Real Postgres, real Temporal, a real worker on a task queue of its own. */
+export async function startHarness(options: HarnessOptions = {}): Promise<Harness> {
+  const db = await createTestDatabase();
+  const address = inject('temporalAddress');
+  const taskQueue = `test-${randomUUID()}`;
+  const temporal = await connectClient(address, 'default');
+  const worker = await startWorker({
+    sql: db.sql,
+    address,
+    namespace: 'default',
+    taskQueue,
+    workflowBundle: { code: inject('workflowBundle') },
+    ...(options.driverFactory ? { driverFactory: options.driverFactory } : {}),
+  });
+  const hostsDir = await mkdtemp(path.join(tmpdir(), 'vagoth-hosts-'));
+  const deps = { sql: db.sql, temporal, taskQueue, namespace: 'default', temporalUiUrl: UI_URL };
+  return {
+    sql: db.sql,
+    databaseUrl: db.url,
+    temporal,
+    taskQueue,
+    worker,
+    api: createCaller(createContextInner(deps)),
+    simulatedHost: (name, o = {}) =>
+      writeSimulatedHost(hostsDir, name, { cpus: o.cpus ?? 8, memoryMiB: o.memoryMiB ?? 16384 }),
+    async close() {
+      await worker.shutdown();
+      await temporal.connection.close();
+      await db.drop();
+      await rm(hostsDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Waits for an operation to leave `running`. */
+export async function settle(h: Harness, op: { id: string; runId: string }) {
+  const handle = h.temporal.workflow.getHandle(op.id, op.runId);
+  await handle.result().catch(() => {});
+  return h.api.operations.get({ id: op.id, runId: op.runId });
+}

@@ -1,0 +1,64 @@
+import { fileURLToPath } from 'node:url';
+import { Client, Connection } from '@temporalio/client';
+import { NativeConnection, Worker } from '@temporalio/worker';
+import { createActivities } from '../activities/index.ts';
+import { createDriver, DriverPool, type DriverFactory } from '../drivers/index.ts';
+import { connect, type Sql } from '../registry/db.ts';
+import { migrate } from '../registry/migrate.ts';
+
+export const workflowsPath = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
+
+/** Opens the registry and brings its schema up to date. */
+export async function openRegistry(url: string): Promise<Sql> {
+  const sql = connect(url);
+  await migrate(sql);
+  return sql;
+}
+
+export async function connectClient(address: string, namespace: string): Promise<Client> {
+  const connection = await Connection.connect({ address });
+  return new Client({ connection, namespace });
+}
+
+export interface VagothWorkerOptions {
+  sql: Sql;
+  address: string;
+  namespace: string;
+  taskQueue: string;
+  driverFactory?: DriverFactory;
+  /** A prebuilt workflow bundle (tests build one once); otherwise bundled from source. */
+  workflowBundle?: { code: string };
+}
+
+export interface VagothWorker {
+  worker: Worker;
+  drivers: DriverPool;
+  /** Resolves when the worker has stopped. */
+  running: Promise<void>;
+  shutdown(): Promise<void>;
+}
+
+export async function startWorker(options: VagothWorkerOptions): Promise<VagothWorker> {
+  const connection = await NativeConnection.connect({ address: options.address });
+  const drivers = new DriverPool(options.driverFactory ?? createDriver);
+  const worker = await Worker.create({
+    connection,
+    namespace: options.namespace,
+    taskQueue: options.taskQueue,
+    ...(options.workflowBundle ? { workflowBundle: options.workflowBundle } : { workflowsPath }),
+    activities: createActivities({ sql: options.sql, drivers }),
+  });
+  const running = worker.run().finally(async () => {
+    await drivers.close();
+    await connection.close();
+  });
+  return {
+    worker,
+    drivers,
+    running,
+    async shutdown() {
+      if (worker.getState() === 'RUNNING') worker.shutdown();
+      await running;
+    },
+  };
+}

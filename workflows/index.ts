@@ -1,0 +1,3 @@
+export { createVm, claimedUpdate, stepQuery, type CreateVmInput } from './create-vm.ts';
+export { decommissionVm, type DecommissionVmInput } from './decommission-vm.ts';
+export { registerHost } from './register-host.ts';
