@@ -3,6 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Client } from '@temporalio/client';
+import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { inject } from 'vitest';
 import { createContextInner } from '../../api/context.ts';
 import { createCaller } from '../../api/router.ts';
@@ -13,6 +14,9 @@ import { connectClient, startWorker, type VagothWorker } from '../../workers/com
 import { withDatabase } from './global-setup.ts';
 
 export const UI_URL = 'http://ui.test';
+
+// One Temporal runtime per test process; its INFO and WARN lines (expected failures too) would drown the test report.
+Runtime.install({ logger: new DefaultLogger('ERROR') });
 
 /** A database of this test file's own, cloned from the migrated template. */
 export async function createTestDatabase(): Promise<{ sql: Sql; url: string; drop(): Promise<void> }> {
