@@ -24,6 +24,7 @@ const schema = z.object({
   VAGOTH_TEMPORAL_PORT: port(7233),
   VAGOTH_TEMPORAL_UI_PORT: port(8233),
   VAGOTH_POSTGRES_PORT: port(5433),
+  VAGOTH_LOG_LEVEL: z.enum(['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR']).default('WARN'),
 });
 
 export interface Config {
@@ -43,6 +44,8 @@ export interface Config {
   dataDir: string;
   embeddedPostgresPort: number;
   simulatedHosts: number;
+  /** The worker's log level (Temporal's runtime logger). */
+  logLevel: 'TRACE' | 'DEBUG' | 'INFO' | 'WARN' | 'ERROR';
 }
 
 export class ConfigError extends Error {
@@ -77,5 +80,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     dataDir,
     embeddedPostgresPort: e.VAGOTH_POSTGRES_PORT,
     simulatedHosts: e.VAGOTH_SIMULATED_HOSTS,
+    logLevel: e.VAGOTH_LOG_LEVEL,
   };
 }

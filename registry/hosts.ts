@@ -1,4 +1,4 @@
-import { jsonb, type Queryable, type Sql } from './db.ts';
+import { jsonb, type Sql } from './db.ts';
 import { KeyConflictError, NotFoundError } from './errors.ts';
 import type { Host, HostCapacity, HostState } from './types.ts';
 
@@ -77,6 +77,11 @@ export async function getHost(sql: Sql, name: string): Promise<Host> {
   const row = rows[0];
   if (!row) throw new NotFoundError('host', name);
   return toHost(row);
+}
+
+export async function hostExists(sql: Sql, name: string): Promise<boolean> {
+  const rows = await sql`SELECT 1 FROM nodes WHERE type = 'host' AND name = ${name}`;
+  return rows.length > 0;
 }
 
 /**

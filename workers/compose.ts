@@ -1,12 +1,17 @@
 import { fileURLToPath } from 'node:url';
 import { Client, Connection } from '@temporalio/client';
-import { NativeConnection, Worker } from '@temporalio/worker';
+import { DefaultLogger, NativeConnection, Runtime, Worker, type LogLevel } from '@temporalio/worker';
 import { createActivities } from '../activities/index.ts';
 import { createDriver, DriverPool, type DriverFactory } from '../drivers/index.ts';
 import { connect, type Sql } from '../registry/db.ts';
 import { migrate } from '../registry/migrate.ts';
 
 export const workflowsPath = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
+
+/** Once per process, before any worker starts. */
+export function installLogging(level: LogLevel): void {
+  Runtime.install({ logger: new DefaultLogger(level) });
+}
 
 /** Opens the registry and brings its schema up to date. */
 export async function openRegistry(url: string): Promise<Sql> {

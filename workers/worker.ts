@@ -1,0 +1,17 @@
+import { loadConfig } from '../config.ts';
+import { installLogging, openRegistry, startWorker } from './compose.ts';
+import { requireSetting, runUntilSignal } from './lifecycle.ts';
+
+// `npm run worker`: a worker alone, against TEMPORAL_ADDRESS and DATABASE_URL.
+await runUntilSignal(async (onStop) => {
+  const config = loadConfig();
+  installLogging(config.logLevel);
+  const databaseUrl = requireSetting('DATABASE_URL', config.databaseUrl);
+  const address = requireSetting('TEMPORAL_ADDRESS', config.temporal.address);
+  const sql = await openRegistry(databaseUrl);
+  onStop(() => sql.end());
+  const worker = await startWorker({ sql, address, namespace: config.temporal.namespace, taskQueue: config.temporal.taskQueue });
+  onStop(worker.shutdown);
+  console.log(`vagoth worker polling task queue ${config.temporal.taskQueue} on ${address}`);
+  await worker.running;
+});
