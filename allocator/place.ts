@@ -37,6 +37,6 @@ export function planPlacement(hosts: readonly Host[], request: PlacementRequest)
     rejected[request.host] = 'no such host';
   }
   const free = (h: Host) => h.capacity.memoryMiB - h.allocated.memoryMiB;
-  fits.sort((a, b) => free(b) - free(a) || a.name.localeCompare(b.name));
+  fits.sort((a, b) => free(b) - free(a) || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   return { candidates: fits.map((h) => h.name), rejected };
 }

@@ -14,7 +14,8 @@ const ENTITIES: Record<string, string> = {
 export function xmlEscape(value: string | number): string {
   const text = String(value);
   // Characters XML 1.0 cannot carry at all: refuse rather than emit a broken document.
-  if (/[\u0000-\u0008\u000b\u000c\u000e-\u001f\ufffe\uffff]/.test(text)) {
+  // eslint-disable-next-line no-control-regex -- the control characters are what is refused
+  if (/[\u0000-\u0008\u000b\u000c\u000e-\u001f\ufffe\uffff]/.test(text) || !text.isWellFormed()) {
     throw new Error(`value contains a character XML cannot represent: ${JSON.stringify(text)}`);
   }
   return text.replace(/[&<>"']/g, (c) => ENTITIES[c] ?? c);
@@ -64,6 +65,9 @@ export function vagothIdOf(xml: string): string | null {
   const ns = VAGOTH_XMLNS.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
   const block = new RegExp(`<(\\w+):vm xmlns:\\1=['"]${ns}['"]>([\\s\\S]*?)</\\1:vm>`).exec(xml);
   if (!block) return null;
-  const id = /<\w+:id>([0-9a-f-]{36})<\/\w+:id>/.exec(block[2] ?? '');
+  const id =
+    /<\w+:id>([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})<\/\w+:id>/.exec(
+      block[2] ?? '',
+    );
   return id?.[1] ?? null;
 }

@@ -1,5 +1,12 @@
 import { Hypervisor, type Domain } from '@unraid/libvirt';
-import { DriverError, type Driver, type DomainInfo, type DomainSpec, type DomainState, type HostStatus } from '../driver.ts';
+import {
+  DriverError,
+  type Driver,
+  type DomainInfo,
+  type DomainSpec,
+  type DomainState,
+  type HostStatus,
+} from '../driver.ts';
 import { domainXml, vagothIdOf } from './domain-xml.ts';
 
 export interface LibvirtDriverOptions {
@@ -9,7 +16,14 @@ export interface LibvirtDriverOptions {
 }
 
 // virDomainState
-const STATES: Record<number, DomainState> = { 1: 'running', 2: 'running', 3: 'paused', 5: 'stopped', 6: 'stopped', 7: 'paused' };
+const STATES: Record<number, DomainState> = {
+  1: 'running',
+  2: 'running',
+  3: 'paused',
+  5: 'stopped',
+  6: 'stopped',
+  7: 'paused',
+};
 
 /**
  * The binding drops libvirt's error codes, so errors are classified by libvirt's
@@ -19,7 +33,9 @@ function classify(err: unknown, what: string): DriverError {
   const message = err instanceof Error ? err.message : String(err);
   const kind = /^Domain not found|no domain with matching/.test(message)
     ? 'not-found'
-    : /^(XML error|unsupported configuration|invalid argument|XML document failed|operation failed: domain .* already exists)/.test(message)
+    : /^(XML error|unsupported configuration|invalid argument|XML document failed|operation failed: domain .* already exists)/.test(
+          message,
+        )
       ? 'rejected'
       : 'unreachable';
   return new DriverError(kind, `${what}: ${message}`, { cause: err });
@@ -42,7 +58,9 @@ export class LibvirtDriver implements Driver {
       return hv;
     })().catch((err: unknown) => {
       this.#connection = undefined;
-      throw new DriverError('unreachable', `cannot connect to ${this.#uri}: ${String(err)}`, { cause: err });
+      throw new DriverError('unreachable', `cannot connect to ${this.#uri}: ${String(err)}`, {
+        cause: err,
+      });
     });
     return this.#connection;
   }
@@ -102,7 +120,10 @@ export class LibvirtDriver implements Driver {
     return this.#call(`define ${spec.name}`, async (hv) => {
       const existing = await this.#lookup(hv, spec.name);
       if (existing && vagothIdOf(await hv.domainGetXMLDesc(existing)) !== spec.id) {
-        throw new DriverError('not-ours', `define ${spec.name}: the host has another domain of that name`);
+        throw new DriverError(
+          'not-ours',
+          `define ${spec.name}: the host has another domain of that name`,
+        );
       }
       // Redefining vagoth's own domain is idempotent: same name, same uuid, same XML.
       await hv.domainDefineXML(domainXml(spec, { domainType: this.#domainType }));
@@ -133,7 +154,10 @@ export class LibvirtDriver implements Driver {
       const info = await this.#describe(hv, domain);
       // Destructive: only ever on the domain vagoth created for this very VM.
       if (info.vagothId !== spec.id) {
-        throw new DriverError('not-ours', `undefine ${spec.name}: the domain was not created by vagoth for this VM`);
+        throw new DriverError(
+          'not-ours',
+          `undefine ${spec.name}: the domain was not created by vagoth for this VM`,
+        );
       }
       if (info.state !== 'stopped') await hv.domainDestroy(domain);
       await hv.domainUndefine(domain);

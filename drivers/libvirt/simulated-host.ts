@@ -11,7 +11,11 @@ export interface SimulatedHostOptions {
  * Writes a node description for libvirt's test driver and returns its URI: every connection
  * to `test:///<file>` is a separate simulated hypervisor with these CPUs and this memory.
  */
-export async function writeSimulatedHost(dir: string, name: string, options: SimulatedHostOptions): Promise<string> {
+export async function writeSimulatedHost(
+  dir: string,
+  name: string,
+  options: SimulatedHostOptions,
+): Promise<string> {
   await mkdir(dir, { recursive: true });
   const file = path.resolve(dir, `${name}.xml`);
   const cpus = xmlEscape(options.cpus);

@@ -15,7 +15,10 @@ export interface XmlElement {
 
 const ENTITIES: Record<string, string> = { amp: '&', lt: '<', gt: '>', quot: '"', apos: "'" };
 const NAME = String.raw`[A-Za-z_][\w.:-]*`;
-const START_TAG = new RegExp(String.raw`<(${NAME})((?:\s+${NAME}\s*=\s*(?:'[^'<]*'|"[^"<]*"))*)\s*(/?)>`, 'y');
+const START_TAG = new RegExp(
+  String.raw`<(${NAME})((?:\s+${NAME}\s*=\s*(?:'[^'<]*'|"[^"<]*"))*)\s*(/?)>`,
+  'y',
+);
 const ATTRIBUTE = new RegExp(String.raw`(${NAME})\s*=\s*(?:'([^'<]*)'|"([^"<]*)")`, 'g');
 const END_TAG = new RegExp(String.raw`</(${NAME})\s*>`, 'y');
 const TEXT = /[^<]*/y;
@@ -23,7 +26,8 @@ const TEXT = /[^<]*/y;
 export function unescapeXml(text: string): string {
   return text.replace(/&([^;&]*);|&/g, (ref, name: string | undefined) => {
     const char = name === undefined ? undefined : ENTITIES[name];
-    if (char === undefined) throw new Error(`not a predefined entity reference: ${JSON.stringify(ref)}`);
+    if (char === undefined)
+      throw new Error(`not a predefined entity reference: ${JSON.stringify(ref)}`);
     return char;
   });
 }
@@ -44,7 +48,8 @@ function match(re: RegExp, xml: string, at: number): RegExpExecArray | null {
 
 function element(xml: string, at: number): { element: XmlElement; end: number } {
   const start = match(START_TAG, xml, at);
-  if (!start) throw new Error(`expected a start tag at ${at}: ${JSON.stringify(xml.slice(at, at + 40))}`);
+  if (!start)
+    throw new Error(`expected a start tag at ${at}: ${JSON.stringify(xml.slice(at, at + 40))}`);
   const [tag, name = '', attrs = '', selfClosing] = start;
   const node: XmlElement = { name, attributes: attributesOf(attrs), children: [], text: '' };
   let pos = at + tag.length;

@@ -17,7 +17,10 @@ const nic = (network: string, mac: string): NicDefinition => ({ network, mac });
 function interfaces(root: XmlElement): { network: string | undefined; mac: string | undefined }[] {
   return child(root, 'devices')
     .children.filter((c) => c.name === 'interface')
-    .map((i) => ({ network: child(i, 'source').attributes.network, mac: child(i, 'mac').attributes.address }));
+    .map((i) => ({
+      network: child(i, 'source').attributes.network,
+      mac: child(i, 'mac').attributes.address,
+    }));
 }
 
 describe('domainXml', () => {
@@ -52,22 +55,30 @@ describe('domainXml', () => {
     ['an element break-out', `</name><devices><disk type='file'/></devices><name>`],
     ['an attribute break-out', `x' type='ethernet' foo='`],
     ['a double-quoted attribute break-out', `x" type="ethernet`],
-    ['a fake vagoth id', `</name><metadata><vagoth:vm xmlns:vagoth='https://vagoth.dev/xmlns/vm/1'><vagoth:id>${OTHER_ID}</vagoth:id></vagoth:vm></metadata><name>`],
+    [
+      'a fake vagoth id',
+      `</name><metadata><vagoth:vm xmlns:vagoth='https://vagoth.dev/xmlns/vm/1'><vagoth:id>${OTHER_ID}</vagoth:id></vagoth:vm></metadata><name>`,
+    ],
     ['tab, newline and non-ASCII', 'tab\there\nnew line, ünïcødé 🖥'],
   ];
 
   // A benign domain with the same number of NICs: the shape (elements and attribute names) a hostile one must keep.
-  const benignShape = shapeOf(parseXml(domainXml(spec('benign', [nic('net', '52:54:00:00:00:01')]), { domainType: 'kvm' })));
+  const benignShape = shapeOf(
+    parseXml(domainXml(spec('benign', [nic('net', '52:54:00:00:00:01')]), { domainType: 'kvm' })),
+  );
 
-  it.each(hostile)('a name and network containing %s add no element or attribute', (_what, value) => {
-    const xml = domainXml(spec(value, [nic(value, '52:54:00:00:00:01')]), { domainType: 'kvm' });
-    const root = parseXml(xml);
-    expect(shapeOf(root)).toEqual(benignShape);
-    expect(child(root, 'name').text).toBe(value);
-    expect(interfaces(root)).toEqual([{ network: value, mac: '52:54:00:00:00:01' }]);
-    if (/[<>&'"]/.test(value)) expect(xml).not.toContain(value);
-    expect(vagothIdOf(xml)).toBe(ID);
-  });
+  it.each(hostile)(
+    'a name and network containing %s add no element or attribute',
+    (_what, value) => {
+      const xml = domainXml(spec(value, [nic(value, '52:54:00:00:00:01')]), { domainType: 'kvm' });
+      const root = parseXml(xml);
+      expect(shapeOf(root)).toEqual(benignShape);
+      expect(child(root, 'name').text).toBe(value);
+      expect(interfaces(root)).toEqual([{ network: value, mac: '52:54:00:00:00:01' }]);
+      if (/[<>&'"]/.test(value)) expect(xml).not.toContain(value);
+      expect(vagothIdOf(xml)).toBe(ID);
+    },
+  );
 
   it.each([
     ['NUL in the name', spec('a\u0000b')],
@@ -96,7 +107,8 @@ function xmlCanCarry(text: string): boolean {
 }
 
 describe('xmlEscape', () => {
-  const codeUnit = (min: number, max: number) => fc.integer({ min, max }).map((c) => String.fromCharCode(c));
+  const codeUnit = (min: number, max: number) =>
+    fc.integer({ min, max }).map((c) => String.fromCharCode(c));
   const unit = fc.oneof(
     fc.constantFrom('<', '>', '&', '"', "'", ']]>', '&amp;', '&lt;', '&#60;'),
     codeUnit(0, 0x20),
@@ -129,13 +141,9 @@ describe('xmlEscape', () => {
     expect(xmlEscape(input)).toBe(expected);
   });
 
-  // BUG (drivers/libvirt/domain-xml.ts, xmlEscape): its refusal list omits unpaired UTF-16
-  // surrogates (U+D800-U+DFFF), which XML 1.0's Char production excludes too. Such a value is
-  // emitted as is, and encoding the document as UTF-8 silently replaces it with U+FFFD, so the
-  // domain would get a different name than the one asked for. Not reachable through the API
-  // today (api/schemas.ts limits names and networks to ASCII), but the function promises to
-  // refuse every character XML cannot carry.
-  it.fails.each([
+  // Unpaired UTF-16 surrogates are outside XML 1.0's Char production too: emitted as is,
+  // UTF-8 encoding would silently turn them into U+FFFD and the domain get another name.
+  it.each([
     ['a lone high surrogate', 'vm-\ud800'],
     ['a lone low surrogate', '\udc00-vm'],
   ])('refuses %s like the other characters XML cannot carry', (_what, value) => {
@@ -168,27 +176,82 @@ const withMetadata = (metadata: string, extra = '') => `<domain type='kvm'>
 
 describe('vagothIdOf', () => {
   it.each([
-    ['the XML domainXml writes', domainXml(spec('web-1', [nic('default', '52:54:00:12:34:56')]), { domainType: 'kvm' })],
+    [
+      'the XML domainXml writes',
+      domainXml(spec('web-1', [nic('default', '52:54:00:12:34:56')]), { domainType: 'kvm' }),
+    ],
     ["libvirt's re-serialised form", LIBVIRT_DUMPXML],
-    ['another prefix bound to the vagoth namespace', withMetadata(`<v:vm xmlns:v="https://vagoth.dev/xmlns/vm/1"><v:id>${ID}</v:id></v:vm>`)],
+    [
+      'another prefix bound to the vagoth namespace',
+      withMetadata(`<v:vm xmlns:v="https://vagoth.dev/xmlns/vm/1"><v:id>${ID}</v:id></v:vm>`),
+    ],
   ])('finds the id in %s', (_what, xml) => {
     expect(vagothIdOf(xml)).toBe(ID);
   });
 
   it.each([
-    ['a domain without metadata', `<domain type='kvm'><name>plain</name><uuid>${ID}</uuid></domain>`],
-    ['metadata of another namespace', withMetadata(`<other:vm xmlns:other="https://example.com/xmlns/vm/1"><other:id>${ID}</other:id></other:vm>`)],
-    ['the vagoth prefix bound to another namespace', withMetadata(`<vagoth:vm xmlns:vagoth="https://example.com/vm"><vagoth:id>${ID}</vagoth:id></vagoth:vm>`)],
-    ['a namespace that only starts like vagoth’s', withMetadata(`<vagoth:vm xmlns:vagoth="https://vagoth.dev/xmlns/vm/10"><vagoth:id>${ID}</vagoth:id></vagoth:vm>`)],
-    ['the vagoth namespace bound to a prefix the element does not use', withMetadata(`<vagoth:vm xmlns:x="https://vagoth.dev/xmlns/vm/1"><vagoth:id>${ID}</vagoth:id></vagoth:vm>`)],
-    ['an id that is not a uuid', withMetadata(`<vagoth:vm xmlns:vagoth="https://vagoth.dev/xmlns/vm/1"><vagoth:id>web-1</vagoth:id></vagoth:vm>`)],
-    ['a truncated id', withMetadata(`<vagoth:vm xmlns:vagoth="https://vagoth.dev/xmlns/vm/1"><vagoth:id>${ID.slice(0, -1)}</vagoth:id></vagoth:vm>`)],
-    ['an id with a character too many', withMetadata(`<vagoth:vm xmlns:vagoth="https://vagoth.dev/xmlns/vm/1"><vagoth:id>${ID}0</vagoth:id></vagoth:vm>`)],
-    ['an empty id', withMetadata(`<vagoth:vm xmlns:vagoth="https://vagoth.dev/xmlns/vm/1"><vagoth:id></vagoth:id></vagoth:vm>`)],
-    ['an empty vagoth block', withMetadata(`<vagoth:vm xmlns:vagoth="https://vagoth.dev/xmlns/vm/1"/>`)],
+    [
+      'a domain without metadata',
+      `<domain type='kvm'><name>plain</name><uuid>${ID}</uuid></domain>`,
+    ],
+    [
+      'metadata of another namespace',
+      withMetadata(
+        `<other:vm xmlns:other="https://example.com/xmlns/vm/1"><other:id>${ID}</other:id></other:vm>`,
+      ),
+    ],
+    [
+      'the vagoth prefix bound to another namespace',
+      withMetadata(
+        `<vagoth:vm xmlns:vagoth="https://example.com/vm"><vagoth:id>${ID}</vagoth:id></vagoth:vm>`,
+      ),
+    ],
+    [
+      'a namespace that only starts like vagoth’s',
+      withMetadata(
+        `<vagoth:vm xmlns:vagoth="https://vagoth.dev/xmlns/vm/10"><vagoth:id>${ID}</vagoth:id></vagoth:vm>`,
+      ),
+    ],
+    [
+      'the vagoth namespace bound to a prefix the element does not use',
+      withMetadata(
+        `<vagoth:vm xmlns:x="https://vagoth.dev/xmlns/vm/1"><vagoth:id>${ID}</vagoth:id></vagoth:vm>`,
+      ),
+    ],
+    [
+      'an id that is not a uuid',
+      withMetadata(
+        `<vagoth:vm xmlns:vagoth="https://vagoth.dev/xmlns/vm/1"><vagoth:id>web-1</vagoth:id></vagoth:vm>`,
+      ),
+    ],
+    [
+      'a truncated id',
+      withMetadata(
+        `<vagoth:vm xmlns:vagoth="https://vagoth.dev/xmlns/vm/1"><vagoth:id>${ID.slice(0, -1)}</vagoth:id></vagoth:vm>`,
+      ),
+    ],
+    [
+      'an id with a character too many',
+      withMetadata(
+        `<vagoth:vm xmlns:vagoth="https://vagoth.dev/xmlns/vm/1"><vagoth:id>${ID}0</vagoth:id></vagoth:vm>`,
+      ),
+    ],
+    [
+      'an empty id',
+      withMetadata(
+        `<vagoth:vm xmlns:vagoth="https://vagoth.dev/xmlns/vm/1"><vagoth:id></vagoth:id></vagoth:vm>`,
+      ),
+    ],
+    [
+      'an empty vagoth block',
+      withMetadata(`<vagoth:vm xmlns:vagoth="https://vagoth.dev/xmlns/vm/1"/>`),
+    ],
     [
       'vagoth markup escaped inside a description',
-      withMetadata('', `\n  <description>&lt;vagoth:vm xmlns:vagoth="https://vagoth.dev/xmlns/vm/1"&gt;&lt;vagoth:id&gt;${ID}&lt;/vagoth:id&gt;&lt;/vagoth:vm&gt;</description>`),
+      withMetadata(
+        '',
+        `\n  <description>&lt;vagoth:vm xmlns:vagoth="https://vagoth.dev/xmlns/vm/1"&gt;&lt;vagoth:id&gt;${ID}&lt;/vagoth:id&gt;&lt;/vagoth:vm&gt;</description>`,
+      ),
     ],
   ])('is null for %s', (_what, xml) => {
     expect(vagothIdOf(xml)).toBeNull();

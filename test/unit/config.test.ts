@@ -1,0 +1,119 @@
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from '../../config.ts';
+
+function configError(env: NodeJS.ProcessEnv): ConfigError {
+  try {
+    loadConfig(env);
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return err as ConfigError;
+  }
+  throw new Error(`loadConfig accepted ${JSON.stringify(env)}`);
+}
+
+describe('loadConfig', () => {
+  it('has a default for everything a local run needs', () => {
+    expect(loadConfig({})).toEqual({
+      api: { host: '127.0.0.1', port: 7780 },
+      temporal: {
+        address: undefined,
+        namespace: 'default',
+        taskQueue: 'vagoth',
+        uiUrl: 'http://localhost:8233',
+        cli: path.resolve('.tools/bin/temporal'),
+        devPort: 7233,
+        devUiPort: 8233,
+      },
+      databaseUrl: undefined,
+      dataDir: path.resolve('.vagoth'),
+      embeddedPostgresPort: 5433,
+      simulatedHosts: 3,
+      logLevel: 'WARN',
+    });
+  });
+
+  it('takes every variable that is set', () => {
+    const config = loadConfig({
+      VAGOTH_API_PORT: '8080',
+      VAGOTH_API_HOST: '0.0.0.0',
+      TEMPORAL_ADDRESS: 'temporal.internal:7233',
+      TEMPORAL_NAMESPACE: 'vagoth-prod',
+      VAGOTH_TASK_QUEUE: 'vagoth-eu',
+      VAGOTH_TEMPORAL_UI_URL: 'https://temporal.example.com/',
+      DATABASE_URL: 'postgresql://vagoth@db:5432/vagoth',
+      VAGOTH_DATA_DIR: '/var/lib/vagoth',
+      VAGOTH_SIMULATED_HOSTS: '0',
+      VAGOTH_TEMPORAL_CLI: '/usr/local/bin/temporal',
+      VAGOTH_TEMPORAL_PORT: '17233',
+      VAGOTH_TEMPORAL_UI_PORT: '18233',
+      VAGOTH_POSTGRES_PORT: '15433',
+      VAGOTH_LOG_LEVEL: 'DEBUG',
+    });
+    expect(config).toEqual({
+      api: { host: '0.0.0.0', port: 8080 },
+      temporal: {
+        address: 'temporal.internal:7233',
+        namespace: 'vagoth-prod',
+        taskQueue: 'vagoth-eu',
+        // The trailing slash goes, so operation links can append a path.
+        uiUrl: 'https://temporal.example.com',
+        cli: '/usr/local/bin/temporal',
+        devPort: 17233,
+        devUiPort: 18233,
+      },
+      databaseUrl: 'postgresql://vagoth@db:5432/vagoth',
+      dataDir: '/var/lib/vagoth',
+      embeddedPostgresPort: 15433,
+      simulatedHosts: 0,
+      logLevel: 'DEBUG',
+    });
+  });
+
+  it('derives the default UI link from the dev UI port', () => {
+    expect(loadConfig({ VAGOTH_TEMPORAL_UI_PORT: '9000' }).temporal.uiUrl).toBe(
+      'http://localhost:9000',
+    );
+  });
+
+  it.each([
+    ['VAGOTH_API_PORT', 'abc'],
+    ['VAGOTH_API_PORT', '0'],
+    ['VAGOTH_API_PORT', '65536'],
+    ['VAGOTH_API_PORT', '80.5'],
+    ['TEMPORAL_ADDRESS', 'nope'],
+    ['TEMPORAL_ADDRESS', 'temporal:port'],
+    ['DATABASE_URL', 'mysql://x'],
+    ['VAGOTH_TEMPORAL_UI_URL', 'not a url'],
+    ['VAGOTH_SIMULATED_HOSTS', '17'],
+    ['VAGOTH_SIMULATED_HOSTS', '-1'],
+    ['TEMPORAL_NAMESPACE', ''],
+    ['VAGOTH_LOG_LEVEL', 'debug'],
+  ])('refuses %s=%j, naming it', (name, value) => {
+    const error = configError({ [name]: value });
+    expect(error.problems).toHaveLength(1);
+    expect(error.problems[0]).toMatch(new RegExp(`^${name}: `));
+  });
+
+  it('lists every bad variable in one error', () => {
+    const error = configError({
+      VAGOTH_API_PORT: 'abc',
+      TEMPORAL_ADDRESS: 'nope',
+      DATABASE_URL: 'mysql://x',
+      VAGOTH_API_HOST: 'fine.example.com',
+    });
+    expect(error.problems.map((p) => p.split(':')[0]).sort()).toEqual([
+      'DATABASE_URL',
+      'TEMPORAL_ADDRESS',
+      'VAGOTH_API_PORT',
+    ]);
+    for (const name of ['VAGOTH_API_PORT', 'TEMPORAL_ADDRESS', 'DATABASE_URL'])
+      expect(error.message).toContain(name);
+    expect(error.message).toContain('must be host:port');
+    expect(error.message).toContain('must be a postgres:// URL');
+  });
+
+  it('ignores variables it does not know', () => {
+    expect(loadConfig({ PATH: '/usr/bin', VAGOTH_UNKNOWN: 'x' }).api.port).toBe(7780);
+  });
+});

@@ -1,0 +1,127 @@
+import { describe, expect, it } from 'vitest';
+import type { z } from 'zod';
+import { hostRegisterInput, vmCreateInput } from '../../api/schemas.ts';
+
+type Path = (string | number)[];
+
+/** The paths of the issues a bad input raises; every one must point at the field that is wrong. */
+function issuePaths(schema: z.ZodType, input: unknown): Path[] {
+  const result = schema.safeParse(input);
+  expect(result.success, 'input was accepted').toBe(false);
+  return (result.error?.issues ?? []).map((i) => i.path as Path);
+}
+
+const vm = { name: 'web-1', vcpus: 2, memoryMiB: 512 };
+const nic = (o: Record<string, unknown>) => ({ network: 'default', ...o });
+const withNics = (...nics: Record<string, unknown>[]) => ({ ...vm, nics });
+const { name: _name, ...vmWithoutName } = vm;
+
+describe('vmCreateInput refuses a bad field and names it', () => {
+  it.each<[string, unknown, Path]>([
+    ['negative memory', { ...vm, memoryMiB: -512 }, ['memoryMiB']],
+    ['zero memory', { ...vm, memoryMiB: 0 }, ['memoryMiB']],
+    ['fractional memory', { ...vm, memoryMiB: 512.5 }, ['memoryMiB']],
+    ['memory as a string', { ...vm, memoryMiB: '512' }, ['memoryMiB']],
+    ['NaN memory', { ...vm, memoryMiB: Number.NaN }, ['memoryMiB']],
+    ['non-integer vcpus', { ...vm, vcpus: 1.5 }, ['vcpus']],
+    ['zero vcpus', { ...vm, vcpus: 0 }, ['vcpus']],
+    ['negative vcpus', { ...vm, vcpus: -1 }, ['vcpus']],
+    ['missing vcpus', { name: 'web-1', memoryMiB: 512 }, ['vcpus']],
+    ['an IP octet above 255', withNics(nic({ ip: '10.0.0.256' })), ['nics', 0, 'ip']],
+    [
+      'an IP that is a word, on the second NIC',
+      withNics(nic({ ip: '10.0.0.1' }), nic({ ip: 'abc' })),
+      ['nics', 1, 'ip'],
+    ],
+    ['an IP with three octets', withNics(nic({ ip: '10.0.1' })), ['nics', 0, 'ip']],
+    ['an IPv6 address', withNics(nic({ ip: '::1' })), ['nics', 0, 'ip']],
+    ['a MAC with five octets', withNics(nic({ mac: '52:54:00:12:34' })), ['nics', 0, 'mac']],
+    ['a MAC with non-hex digits', withNics(nic({ mac: '52:54:00:zz:34:56' })), ['nics', 0, 'mac']],
+    ['a MAC with dashes', withNics(nic({ mac: '52-54-00-12-34-56' })), ['nics', 0, 'mac']],
+    ['a multicast MAC', withNics(nic({ mac: '01:00:5e:00:00:01' })), ['nics', 0, 'mac']],
+    ['the broadcast MAC', withNics(nic({ mac: 'ff:ff:ff:ff:ff:ff' })), ['nics', 0, 'mac']],
+    [
+      'the same IP on two NICs',
+      withNics(nic({ ip: '10.0.0.5' }), nic({ ip: '10.0.0.5' })),
+      ['nics', 1, 'ip'],
+    ],
+    [
+      'the same MAC on two NICs, in different case',
+      withNics(nic({ mac: '52:54:00:AA:BB:CC' }), nic({ mac: '52:54:00:aa:bb:cc' })),
+      ['nics', 1, 'mac'],
+    ],
+    ['a network name with markup', withNics({ network: '<net>' }), ['nics', 0, 'network']],
+    ['a NIC without a network', withNics({ ip: '10.0.0.5' }), ['nics', 0, 'network']],
+    ['seventeen NICs', withNics(...Array.from({ length: 17 }, () => nic({}))), ['nics']],
+    ['a missing name', vmWithoutName, ['name']],
+    ['an empty name', { ...vm, name: '' }, ['name']],
+    ['a name with <', { ...vm, name: 'web<1' }, ['name']],
+    ["a name with '", { ...vm, name: "o'brien" }, ['name']],
+    ['a name with a space', { ...vm, name: 'web 1' }, ['name']],
+    ['a name with /', { ...vm, name: 'web/1' }, ['name']],
+    ['a name with a trailing newline', { ...vm, name: 'web-1\n' }, ['name']],
+    ['a name starting with -', { ...vm, name: '-web' }, ['name']],
+    ['a 64-character name', { ...vm, name: 'a'.repeat(64) }, ['name']],
+    [
+      'a placement host with a space',
+      { ...vm, placement: { host: 'hv 1' } },
+      ['placement', 'host'],
+    ],
+    ['an empty tag key', { ...vm, tags: { '': 'x' } }, ['tags', '']],
+  ])('%s', (_what, input, path) => {
+    const paths = issuePaths(vmCreateInput, input);
+    expect(paths.length).toBeGreaterThan(0);
+    for (const p of paths) expect(p).toEqual(path);
+  });
+});
+
+const host = { name: 'hv1', driver: 'libvirt', uri: 'qemu:///system' };
+
+describe('hostRegisterInput refuses a bad field and names it', () => {
+  it.each<[string, unknown, Path]>([
+    ['a URI without a scheme', { ...host, uri: '/var/run/libvirt/libvirt-sock' }, ['uri']],
+    ['a URI with one slash', { ...host, uri: 'qemu:/system' }, ['uri']],
+    ['a URI with a space', { ...host, uri: 'qemu:///sys tem' }, ['uri']],
+    ['an empty URI', { ...host, uri: '' }, ['uri']],
+    ['a URI over 1024 characters', { ...host, uri: `test:///${'a'.repeat(1024)}` }, ['uri']],
+    ['a driver other than libvirt', { ...host, driver: 'xen' }, ['driver']],
+    ['a missing driver', { name: 'hv1', uri: 'qemu:///system' }, ['driver']],
+    ['a name with <', { ...host, name: 'hv<1' }, ['name']],
+    ['a missing name', { driver: 'libvirt', uri: 'qemu:///system' }, ['name']],
+  ])('%s', (_what, input, path) => {
+    const paths = issuePaths(hostRegisterInput, input);
+    expect(paths.length).toBeGreaterThan(0);
+    for (const p of paths) expect(p).toEqual(path);
+  });
+});
+
+describe('good inputs parse', () => {
+  it('fills in no NICs and no tags by default', () => {
+    expect(vmCreateInput.parse(vm)).toEqual({ ...vm, nics: [], tags: {} });
+  });
+
+  it('lowercases MACs and keeps everything else as given', () => {
+    const input = {
+      name: `${'a'.repeat(62)}9`,
+      vcpus: 256,
+      memoryMiB: 16,
+      nics: [
+        { network: 'default', ip: '10.0.0.5', mac: '52:54:00:AB:CD:EF' },
+        { network: 'storage_net.2', ip: '192.168.255.255' },
+      ],
+      tags: { role: 'web', team: '' },
+      placement: { host: 'hv1' },
+    };
+    expect(vmCreateInput.parse(input)).toEqual({
+      ...input,
+      nics: [{ network: 'default', ip: '10.0.0.5', mac: '52:54:00:ab:cd:ef' }, input.nics[1]],
+    });
+  });
+
+  it.each(['qemu:///system', 'qemu+ssh://root@hv1/system', 'test:///tmp/hosts/hv1.xml'])(
+    'registers a host at %s',
+    (uri) => {
+      expect(hostRegisterInput.parse({ ...host, uri })).toEqual({ ...host, uri });
+    },
+  );
+});
