@@ -1,6 +1,11 @@
 import { ApplicationFailure } from '@temporalio/common';
 import { DriverError } from '../drivers/driver.ts';
-import { KeyConflictError, NoCapacityError, NotFoundError, StateConflictError } from '../registry/errors.ts';
+import {
+  KeyConflictError,
+  NoCapacityError,
+  NotFoundError,
+  StateConflictError,
+} from '../registry/errors.ts';
 
 /** Stable failure types: the workflow and the API decide on these strings, never on messages. */
 export const FailureType = {
@@ -24,7 +29,8 @@ export function toFailure(err: unknown): unknown {
     return fail(FailureType.KeyConflict, err, [{ key: err.key, holder: err.holder }]);
   }
   if (err instanceof NoCapacityError) return fail(FailureType.NoCapacity, err, [err.reasons]);
-  if (err instanceof NotFoundError) return fail(FailureType.NotFound, err, [{ kind: err.kind, key: err.key }]);
+  if (err instanceof NotFoundError)
+    return fail(FailureType.NotFound, err, [{ kind: err.kind, key: err.key }]);
   if (err instanceof StateConflictError) return fail(FailureType.StateConflict, err);
   if (err instanceof DriverError && !err.retryable) {
     const type = {

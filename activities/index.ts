@@ -18,7 +18,12 @@ export interface ActivityDeps {
 
 /** A MAC in QEMU's 52:54:00 range (locally administered, unicast). */
 export function randomMac(): string {
-  return ['52', '54', '00', ...[...randomBytes(3)].map((b) => b.toString(16).padStart(2, '0'))].join(':');
+  return [
+    '52',
+    '54',
+    '00',
+    ...[...randomBytes(3)].map((b) => b.toString(16).padStart(2, '0')),
+  ].join(':');
 }
 
 // How many candidates a placement tries before giving up: each loss means another
@@ -56,7 +61,11 @@ export function createActivities({ sql, drivers }: ActivityDeps) {
     async placeVm(vmId: string, hint?: string): Promise<string> {
       const vm = await getVmById(sql, vmId);
       if (vm.host) return vm.host;
-      const request = { vcpus: vm.definition.vcpus, memoryMiB: vm.definition.memoryMiB, host: hint };
+      const request = {
+        vcpus: vm.definition.vcpus,
+        memoryMiB: vm.definition.memoryMiB,
+        host: hint,
+      };
       const plan = planPlacement(await listHosts(sql), request);
       const reasons = { ...plan.rejected };
       for (const host of plan.candidates.slice(0, PLACEMENT_ATTEMPTS)) {
@@ -70,7 +79,11 @@ export function createActivities({ sql, drivers }: ActivityDeps) {
     async defineDomain(vmId: string): Promise<void> {
       const found = await domainOf(vmId);
       if (!found) throw new DriverError('rejected', `VM ${vmId} has no host`);
-      await found.driver.define({ id: found.vm.id, name: found.vm.name, definition: found.vm.definition });
+      await found.driver.define({
+        id: found.vm.id,
+        name: found.vm.name,
+        definition: found.vm.definition,
+      });
     },
 
     async startDomain(vmId: string): Promise<void> {
@@ -83,9 +96,14 @@ export function createActivities({ sql, drivers }: ActivityDeps) {
     async waitRunning(vmId: string): Promise<void> {
       const found = await domainOf(vmId);
       if (!found) throw new DriverError('rejected', `VM ${vmId} has no host`);
-      for (let attempt = (activityInfo().heartbeatDetails as number | undefined) ?? 0; ; attempt++) {
+      for (
+        let attempt = (activityInfo().heartbeatDetails as number | undefined) ?? 0;
+        ;
+        attempt++
+      ) {
         const info = await found.driver.info(found.vm.name);
-        if (!info) throw new DriverError('not-found', `${found.vm.name} vanished from ${found.vm.host}`);
+        if (!info)
+          throw new DriverError('not-found', `${found.vm.name} vanished from ${found.vm.host}`);
         if (info.state === 'running') return;
         heartbeat(attempt);
         await sleep(Math.min(250 * 2 ** attempt, 5000));

@@ -1,7 +1,12 @@
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { ApplicationFailure, WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import { TRPCError, type TRPC_ERROR_CODE_KEY } from '@trpc/server';
-import { KeyConflictError, NoCapacityError, NotFoundError, StateConflictError } from '../registry/errors.ts';
+import {
+  KeyConflictError,
+  NoCapacityError,
+  NotFoundError,
+  StateConflictError,
+} from '../registry/errors.ts';
 
 // The one table from a domain failure type to an API code.
 const CODES: Record<string, TRPC_ERROR_CODE_KEY> = {
@@ -21,10 +26,18 @@ function applicationFailure(err: unknown): ApplicationFailure | undefined {
   return undefined;
 }
 
-function domainType(err: unknown): { type: string; message: string; details?: unknown } | undefined {
-  if (err instanceof KeyConflictError) return { type: 'KeyConflict', message: err.message, details: { key: err.key, holder: err.holder } };
+function domainType(
+  err: unknown,
+): { type: string; message: string; details?: unknown } | undefined {
+  if (err instanceof KeyConflictError)
+    return {
+      type: 'KeyConflict',
+      message: err.message,
+      details: { key: err.key, holder: err.holder },
+    };
   if (err instanceof NotFoundError) return { type: 'NotFound', message: err.message };
-  if (err instanceof NoCapacityError) return { type: 'NoCapacity', message: err.message, details: err.reasons };
+  if (err instanceof NoCapacityError)
+    return { type: 'NoCapacity', message: err.message, details: err.reasons };
   if (err instanceof StateConflictError) return { type: 'StateConflict', message: err.message };
   const failure = applicationFailure(err);
   if (failure?.type) {
@@ -38,7 +51,11 @@ export function toTRPCError(err: unknown): TRPCError {
   if (err instanceof TRPCError) return err;
   const known = domainType(err);
   if (known) {
-    const error = new TRPCError({ code: CODES[known.type] ?? 'INTERNAL_SERVER_ERROR', message: known.message, cause: err });
+    const error = new TRPCError({
+      code: CODES[known.type] ?? 'INTERNAL_SERVER_ERROR',
+      message: known.message,
+      cause: err,
+    });
     return Object.assign(error, { vagoth: { type: known.type, details: known.details } });
   }
   if (err instanceof WorkflowNotFoundError) {

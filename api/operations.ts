@@ -9,7 +9,8 @@ export interface Operation {
   url: string;
 }
 
-export type OperationStatus = 'running' | 'completed' | 'failed' | 'cancelled' | 'terminated' | 'timed_out';
+export type OperationStatus =
+  'running' | 'completed' | 'failed' | 'cancelled' | 'terminated' | 'timed_out';
 
 export interface OperationDetail extends Operation {
   status: OperationStatus;
@@ -18,12 +19,22 @@ export interface OperationDetail extends Operation {
   error: { type: string | null; message: string } | null;
 }
 
-export function operationUrl(uiUrl: string, namespace: string, workflowId: string, runId: string): string {
+export function operationUrl(
+  uiUrl: string,
+  namespace: string,
+  workflowId: string,
+  runId: string,
+): string {
   return `${uiUrl}/namespaces/${encodeURIComponent(namespace)}/workflows/${encodeURIComponent(workflowId)}/${encodeURIComponent(runId)}/history`;
 }
 
 export function toOperation(ref: OperationRef, uiUrl: string, namespace: string): Operation {
-  return { id: ref.workflowId, runId: ref.runId, kind: ref.kind, url: operationUrl(uiUrl, namespace, ref.workflowId, ref.runId) };
+  return {
+    id: ref.workflowId,
+    runId: ref.runId,
+    kind: ref.kind,
+    url: operationUrl(uiUrl, namespace, ref.workflowId, ref.runId),
+  };
 }
 
 const STATUS: Record<string, OperationStatus> = {
@@ -36,7 +47,11 @@ const STATUS: Record<string, OperationStatus> = {
   CONTINUED_AS_NEW: 'completed',
 };
 
-const KINDS: Record<string, string> = { createVm: 'create', decommissionVm: 'decommission', registerHost: 'register' };
+const KINDS: Record<string, string> = {
+  createVm: 'create',
+  decommissionVm: 'decommission',
+  registerHost: 'register',
+};
 
 /** The innermost failure's type and message: the reason, without Temporal's wrapping. */
 function reason(err: unknown): { type: string | null; message: string } {
@@ -62,14 +77,23 @@ export async function describeOperation(
   const d = await handle.describe();
   const status = STATUS[d.status.name] ?? 'running';
   let error: OperationDetail['error'] = null;
-  if (status === 'failed' || status === 'timed_out' || status === 'cancelled' || status === 'terminated') {
+  if (
+    status === 'failed' ||
+    status === 'timed_out' ||
+    status === 'cancelled' ||
+    status === 'terminated'
+  ) {
     error = await handle.result().then(
       () => null,
       (err: unknown) => reason(err),
     );
   }
   return {
-    ...toOperation({ kind: KINDS[d.type] ?? d.type, workflowId: d.workflowId, runId: d.runId }, uiUrl, namespace),
+    ...toOperation(
+      { kind: KINDS[d.type] ?? d.type, workflowId: d.workflowId, runId: d.runId },
+      uiUrl,
+      namespace,
+    ),
     status,
     startedAt: d.startTime.toISOString(),
     closedAt: d.closeTime?.toISOString() ?? null,

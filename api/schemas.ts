@@ -12,7 +12,10 @@ export const nameSchema = z
 const macSchema = z
   .string()
   .regex(/^([0-9A-Fa-f]{2}:){5}[0-9A-Fa-f]{2}$/, 'must be a MAC address like 52:54:00:12:34:56')
-  .refine((mac) => (parseInt(mac.slice(0, 2), 16) & 1) === 0, 'must be a unicast MAC (even first octet)')
+  .refine(
+    (mac) => (parseInt(mac.slice(0, 2), 16) & 1) === 0,
+    'must be a unicast MAC (even first octet)',
+  )
   .transform((mac) => mac.toLowerCase());
 
 const nicSchema = z.object({
@@ -27,14 +30,21 @@ export const hostRegisterInput = z.object({
   uri: z
     .string()
     .max(1024)
-    .regex(/^[a-z][a-z0-9+.-]*:\/\/\S*$/, 'must be a libvirt URI such as qemu:///system or test:///path/host.xml'),
+    .regex(
+      /^[a-z][a-z0-9+.-]*:\/\/\S*$/,
+      'must be a libvirt URI such as qemu:///system or test:///path/host.xml',
+    ),
 });
 
 export const vmCreateInput = z
   .object({
     name: nameSchema,
     vcpus: z.number().int().min(1).max(256),
-    memoryMiB: z.number().int().min(16).max(4 * 1024 * 1024),
+    memoryMiB: z
+      .number()
+      .int()
+      .min(16)
+      .max(4 * 1024 * 1024),
     nics: z.array(nicSchema).max(16).default([]),
     tags: z.record(z.string().min(1).max(64), z.string().max(256)).default({}),
     placement: z.object({ host: nameSchema.optional() }).optional(),
@@ -46,7 +56,12 @@ export const vmCreateInput = z
       vm.nics.forEach((nic, i) => {
         const value = nic[field];
         if (value === undefined) return;
-        if (seen.has(value)) ctx.addIssue({ code: 'custom', path: ['nics', i, field], message: `${value} is given twice` });
+        if (seen.has(value))
+          ctx.addIssue({
+            code: 'custom',
+            path: ['nics', i, field],
+            message: `${value} is given twice`,
+          });
         seen.add(value);
       });
     }

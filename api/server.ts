@@ -20,7 +20,8 @@ export async function startApiServer(deps: ApiDeps, options: ApiServerOptions): 
     basePath: '/trpc/',
     createContext: () => createContextInner(deps),
     onError: ({ error, path }) => {
-      if (error.code === 'INTERNAL_SERVER_ERROR') console.error(`api ${path ?? '?'}:`, error.cause ?? error);
+      if (error.code === 'INTERNAL_SERVER_ERROR')
+        console.error(`api ${path ?? '?'}:`, error.cause ?? error);
     },
   });
   await new Promise<void>((resolve, reject) => {

@@ -11,8 +11,14 @@ const t = initTRPC.context<Context>().create({
     return {
       ...shape,
       // Name every bad field in the message itself, for clients that show only the message.
-      message: issues ? issues.issues.map((i) => `${i.path.join('.') || 'input'}: ${i.message}`).join('; ') : shape.message,
-      data: { ...data, zodError: issues ? z.flattenError(issues) : null, vagoth: vagothErrorData(error) },
+      message: issues
+        ? issues.issues.map((i) => `${i.path.join('.') || 'input'}: ${i.message}`).join('; ')
+        : shape.message,
+      data: {
+        ...data,
+        zodError: issues ? z.flattenError(issues) : null,
+        vagoth: vagothErrorData(error),
+      },
     };
   },
 });
@@ -22,7 +28,9 @@ const mapErrors = t.middleware(async ({ next }) => {
   const result = await next();
   // tRPC wraps what a procedure throws in INTERNAL_SERVER_ERROR; its own errors (bad input) pass.
   if (!result.ok) {
-    throw result.error.code === 'INTERNAL_SERVER_ERROR' ? toTRPCError(result.error.cause ?? result.error) : result.error;
+    throw result.error.code === 'INTERNAL_SERVER_ERROR'
+      ? toTRPCError(result.error.cause ?? result.error)
+      : result.error;
   }
   return result;
 });

@@ -54,7 +54,8 @@ export async function insertHost(sql: Sql, host: NewHost): Promise<Host> {
       SELECT type, definition FROM nodes WHERE name = ${host.name}`;
     // Registering the same host again (a retried request) is not a conflict.
     const same = holder?.type === 'host' && holder.definition.uri === host.uri;
-    if (!same) throw new KeyConflictError(`name:${host.name}`, `${holder?.type ?? 'node'} ${host.name}`);
+    if (!same)
+      throw new KeyConflictError(`name:${host.name}`, `${holder?.type ?? 'node'} ${host.name}`);
   }
   return getHost(sql, host.name);
 }
@@ -112,14 +113,16 @@ export async function claimCapacity(
     if (!vm) throw new NotFoundError('vm', vmId);
     // Idempotent: a retried claim that already landed on this host succeeds again.
     if (vm.parent_id === host.id) return { ok: true } as const;
-    if (vm.parent_id !== null) return { ok: false, reason: 'VM is already placed elsewhere' } as const;
+    if (vm.parent_id !== null)
+      return { ok: false, reason: 'VM is already placed elsewhere' } as const;
     const cap = host.metadata.capacity;
     const freeMem = cap.memoryMiB - (used?.memory ?? 0);
     const freeCpu = cap.vcpus - (used?.vcpus ?? 0);
     if (vm.memory > freeMem) {
       return { ok: false, reason: `not enough memory (${freeMem} MiB free)` } as const;
     }
-    if (vm.vcpus > freeCpu) return { ok: false, reason: `not enough vCPUs (${freeCpu} free)` } as const;
+    if (vm.vcpus > freeCpu)
+      return { ok: false, reason: `not enough vCPUs (${freeCpu} free)` } as const;
     await tx`UPDATE nodes SET parent_id = ${host.id}, updated_at = now() WHERE id = ${vmId}`;
     return { ok: true } as const;
   });

@@ -15,7 +15,9 @@ export async function migrate(sql: Sql): Promise<string[]> {
     await tx`SELECT pg_advisory_xact_lock(${LOCK_ID})`;
     await tx`CREATE TABLE IF NOT EXISTS schema_migrations (
       name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`;
-    const done = new Set((await tx`SELECT name FROM schema_migrations`).map((r) => r.name as string));
+    const done = new Set(
+      (await tx`SELECT name FROM schema_migrations`).map((r) => r.name as string),
+    );
     for (const file of files) {
       if (done.has(file)) continue;
       const text = await readFile(path.join(migrationsDir, file), 'utf8');

@@ -86,7 +86,8 @@ export async function claimVm(
       SELECT id, type, metadata FROM nodes WHERE name = ${request.name} FOR UPDATE`;
     const holder = existing[0];
     if (holder) {
-      if (holder.type === 'vm' && holder.metadata.operation?.runId === operation.runId) return holder.id;
+      if (holder.type === 'vm' && holder.metadata.operation?.runId === operation.runId)
+        return holder.id;
       throw new KeyConflictError(`name:${request.name}`, `${holder.type} ${request.name}`);
     }
     const nics: NicDefinition[] = request.nics.map((n) => ({
@@ -125,7 +126,11 @@ async function claimKey(sql: Queryable, nodeId: string, key: string): Promise<vo
   if (rows.length === 0) throw new KeyConflictError(key, await holderOf(sql, key));
 }
 
-async function claimGeneratedMac(sql: Queryable, nodeId: string, generate: () => string): Promise<string> {
+async function claimGeneratedMac(
+  sql: Queryable,
+  nodeId: string,
+  generate: () => string,
+): Promise<string> {
   for (let attempt = 0; attempt < MAC_ATTEMPTS; attempt++) {
     const mac = generate().toLowerCase();
     const rows = await sql`

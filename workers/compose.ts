@@ -1,6 +1,12 @@
 import { fileURLToPath } from 'node:url';
 import { Client, Connection } from '@temporalio/client';
-import { DefaultLogger, NativeConnection, Runtime, Worker, type LogLevel } from '@temporalio/worker';
+import {
+  DefaultLogger,
+  NativeConnection,
+  Runtime,
+  Worker,
+  type LogLevel,
+} from '@temporalio/worker';
 import { createActivities } from '../activities/index.ts';
 import { createDriver, DriverPool, type DriverFactory } from '../drivers/index.ts';
 import { connect, type Sql } from '../registry/db.ts';

@@ -22,22 +22,42 @@ await runUntilSignal(async (onStop) => {
   }
   let address = t.address;
   if (!address) {
-    const dev = await startTemporalDevServer({ cli: t.cli, dataDir: config.dataDir, port: t.devPort, uiPort: t.devUiPort });
+    const dev = await startTemporalDevServer({
+      cli: t.cli,
+      dataDir: config.dataDir,
+      port: t.devPort,
+      uiPort: t.devUiPort,
+    });
     onStop(dev.stop);
     address = dev.address;
   }
 
   const sql = await openRegistry(databaseUrl);
   onStop(() => sql.end());
-  const worker = await startWorker({ sql, address, namespace: t.namespace, taskQueue: t.taskQueue });
+  const worker = await startWorker({
+    sql,
+    address,
+    namespace: t.namespace,
+    taskQueue: t.taskQueue,
+  });
   onStop(worker.shutdown);
   const temporal = await connectClient(address, t.namespace);
   onStop(() => temporal.connection.close());
-  const deps = { sql, temporal, taskQueue: t.taskQueue, namespace: t.namespace, temporalUiUrl: t.uiUrl };
+  const deps = {
+    sql,
+    temporal,
+    taskQueue: t.taskQueue,
+    namespace: t.namespace,
+    temporalUiUrl: t.uiUrl,
+  };
   const api = await startApiServer(deps, config.api);
   onStop(api.close);
 
-  const hosts = await registerSimulatedHosts(createCaller(createContextInner(deps)), config.dataDir, config.simulatedHosts);
+  const hosts = await registerSimulatedHosts(
+    createCaller(createContextInner(deps)),
+    config.dataDir,
+    config.simulatedHosts,
+  );
   const restored = await restoreSimulatedDomains(sql, worker.drivers);
 
   console.log(`vagoth is running

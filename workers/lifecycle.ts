@@ -4,7 +4,9 @@ type Stop = () => Promise<unknown>;
  * Runs `start`, then waits for SIGINT/SIGTERM and calls every registered stop in reverse
  * order. A failed start stops what had started, prints the error and exits non-zero.
  */
-export async function runUntilSignal(start: (onStop: (stop: Stop) => void) => Promise<void>): Promise<void> {
+export async function runUntilSignal(
+  start: (onStop: (stop: Stop) => void) => Promise<void>,
+): Promise<void> {
   const stops: Stop[] = [];
   let stopping = false;
   const stopAll = async (code: number) => {
@@ -27,6 +29,7 @@ export async function runUntilSignal(start: (onStop: (stop: Stop) => void) => Pr
 
 /** The production entry points run against services they are given, never embedded ones. */
 export function requireSetting(name: string, value: string | undefined): string {
-  if (value === undefined) throw new Error(`${name} must be set for this command (npm start runs its own instead)`);
+  if (value === undefined)
+    throw new Error(`${name} must be set for this command (npm start runs its own instead)`);
   return value;
 }

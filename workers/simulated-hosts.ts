@@ -27,7 +27,11 @@ export async function registerSimulatedHosts(
     const name = `sim-${i}`;
     names.push(name);
     if (known.has(name)) continue;
-    const uri = await writeSimulatedHost(path.join(dataDir, 'hosts'), name, SIZES[(i - 1) % SIZES.length]!);
+    const uri = await writeSimulatedHost(
+      path.join(dataDir, 'hosts'),
+      name,
+      SIZES[(i - 1) % SIZES.length]!,
+    );
     await api.hosts.register({ name, driver: 'libvirt', uri });
   }
   return names;
@@ -39,7 +43,9 @@ export async function registerSimulatedHosts(
  * again after a restart. Real hosts are never touched here.
  */
 export async function restoreSimulatedDomains(sql: Sql, drivers: DriverPool): Promise<number> {
-  const simulated = new Map((await listHosts(sql)).filter((h) => h.uri.startsWith('test://')).map((h) => [h.name, h]));
+  const simulated = new Map(
+    (await listHosts(sql)).filter((h) => h.uri.startsWith('test://')).map((h) => [h.name, h]),
+  );
   let restored = 0;
   for (const vm of await listVms(sql)) {
     const host = vm.host ? simulated.get(vm.host) : undefined;

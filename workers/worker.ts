@@ -10,7 +10,12 @@ await runUntilSignal(async (onStop) => {
   const address = requireSetting('TEMPORAL_ADDRESS', config.temporal.address);
   const sql = await openRegistry(databaseUrl);
   onStop(() => sql.end());
-  const worker = await startWorker({ sql, address, namespace: config.temporal.namespace, taskQueue: config.temporal.taskQueue });
+  const worker = await startWorker({
+    sql,
+    address,
+    namespace: config.temporal.namespace,
+    taskQueue: config.temporal.taskQueue,
+  });
   onStop(worker.shutdown);
   console.log(`vagoth worker polling task queue ${config.temporal.taskQueue} on ${address}`);
   await worker.running;

@@ -34,7 +34,11 @@ function sameRequest(a: VmRequest, b: VmRequest): boolean {
 export async function createVm(input: CreateVmInput): Promise<Vm> {
   const { request } = input;
   const info = workflowInfo();
-  const operation: OperationRef = { kind: 'create', workflowId: info.workflowId, runId: info.runId };
+  const operation: OperationRef = {
+    kind: 'create',
+    workflowId: info.workflowId,
+    runId: info.runId,
+  };
   let claim: { vm: Vm } | { failure: ApplicationFailure } | undefined;
   let step = 'claiming';
 

@@ -4,7 +4,12 @@ import type { Activities } from '../activities/index.ts';
 /** Forward steps: transient errors retry with backoff, then the saga compensates. */
 export const steps = proxyActivities<Activities>({
   startToCloseTimeout: '30 seconds',
-  retry: { initialInterval: '500 milliseconds', backoffCoefficient: 2, maximumInterval: '10 seconds', maximumAttempts: 8 },
+  retry: {
+    initialInterval: '500 milliseconds',
+    backoffCoefficient: 2,
+    maximumInterval: '10 seconds',
+    maximumAttempts: 8,
+  },
 });
 
 /** Waiting for a domain to boot: long, so it heartbeats. */

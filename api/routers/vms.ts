@@ -24,7 +24,10 @@ export const vmsRouter = router({
     }
     const hint = input.placement?.host;
     if (hint !== undefined && !(await hostExists(ctx.sql, hint))) {
-      throw new TRPCError({ code: 'BAD_REQUEST', message: `placement.host: no host named ${hint}` });
+      throw new TRPCError({
+        code: 'BAD_REQUEST',
+        message: `placement.host: no host named ${hint}`,
+      });
     }
     const request = {
       name: input.name,
@@ -44,7 +47,8 @@ export const vmsRouter = router({
       args: [request],
       startWorkflowOperation: start,
     });
-    if (!vm.operation) throw new TRPCError({ code: 'INTERNAL_SERVER_ERROR', message: 'VM has no operation' });
+    if (!vm.operation)
+      throw new TRPCError({ code: 'INTERNAL_SERVER_ERROR', message: 'VM has no operation' });
     return { vm, operation: toOperation(vm.operation, ctx.temporalUiUrl, ctx.namespace) };
   }),
 
@@ -66,7 +70,11 @@ export const vmsRouter = router({
       workflowId: `vm:${vm.name}:decommission`,
       workflowIdConflictPolicy: 'USE_EXISTING',
     });
-    const ref = { kind: 'decommission', workflowId: handle.workflowId, runId: handle.firstExecutionRunId };
+    const ref = {
+      kind: 'decommission',
+      workflowId: handle.workflowId,
+      runId: handle.firstExecutionRunId,
+    };
     return { operation: toOperation(ref, ctx.temporalUiUrl, ctx.namespace) };
   }),
 });

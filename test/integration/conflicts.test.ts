@@ -1,4 +1,4 @@
-import { TRPCError } from '@trpc/server';
+import type { TRPCError } from '@trpc/server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { settle, startHarness, type Harness } from '../support/harness.ts';
 
@@ -68,12 +68,22 @@ describe('two creates asking for the same key: exactly one wins', () => {
     const loserIp = vm.definition.vcpus === 1 ? 'ip:10.2.1.2' : 'ip:10.2.1.1';
     expect(await holders(loserIp)).toEqual([]);
     // Once created, the name stays taken.
-    await expect(h.api.vms.create({ name: 'dup', vcpus: 1, memoryMiB: 256 })).rejects.toMatchObject({ code: 'CONFLICT' });
+    await expect(h.api.vms.create({ name: 'dup', vcpus: 1, memoryMiB: 256 })).rejects.toMatchObject(
+      { code: 'CONFLICT' },
+    );
   });
 
   it('a retried request finds the operation already under way', async () => {
-    const request = { name: 'retried', vcpus: 1, memoryMiB: 256, nics: [{ network: 'default', ip: '10.2.2.2' }] };
-    const [first, second] = await Promise.all([h.api.vms.create(request), h.api.vms.create(request)]);
+    const request = {
+      name: 'retried',
+      vcpus: 1,
+      memoryMiB: 256,
+      nics: [{ network: 'default', ip: '10.2.2.2' }],
+    };
+    const [first, second] = await Promise.all([
+      h.api.vms.create(request),
+      h.api.vms.create(request),
+    ]);
     expect(second.operation).toEqual(first.operation);
     expect(second.vm.id).toBe(first.vm.id);
     expect(await settle(h, first.operation)).toMatchObject({ status: 'completed' });

@@ -1,5 +1,4 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LibvirtDriver } from '../../drivers/libvirt/libvirt-driver.ts';
 import { settle, startHarness, type Harness } from '../support/harness.ts';
 
 let h: Harness;
@@ -21,8 +20,16 @@ describe('a VM through its whole life', () => {
   it('registers hosts with the capacity their hypervisor reports', async () => {
     const uri = await h.simulatedHost('hv1', { cpus: 4, memoryMiB: 8192 });
     const host = await h.api.hosts.register({ name: 'hv1', driver: 'libvirt', uri });
-    expect(host).toMatchObject({ name: 'hv1', capacity: { vcpus: 4, memoryMiB: 8192 }, allocated: { vcpus: 0, memoryMiB: 0 } });
-    await h.api.hosts.register({ name: 'hv2', driver: 'libvirt', uri: await h.simulatedHost('hv2') });
+    expect(host).toMatchObject({
+      name: 'hv1',
+      capacity: { vcpus: 4, memoryMiB: 8192 },
+      allocated: { vcpus: 0, memoryMiB: 0 },
+    });
+    await h.api.hosts.register({
+      name: 'hv2',
+      driver: 'libvirt',
+      uri: await h.simulatedHost('hv2'),
+    });
     expect((await h.api.hosts.list()).map((x) => x.name)).toEqual(['hv1', 'hv2']);
   });
 
@@ -41,7 +48,9 @@ describe('a VM through its whole life', () => {
     expect(done).toMatchObject({ status: 'completed', kind: 'create', error: null });
     const running = await h.api.vms.get({ name: 'web-1' });
     expect(running.state).toBe('running');
-    const onHosts = [...(await domainsOn('hv1')), ...(await domainsOn('hv2'))].filter((d) => d.name === 'web-1');
+    const onHosts = [...(await domainsOn('hv1')), ...(await domainsOn('hv2'))].filter(
+      (d) => d.name === 'web-1',
+    );
     expect(onHosts).toEqual([{ name: 'web-1', state: 'running', vagothId: vm.id }]);
     expect((await domainsOn(running.host!)).map((d) => d.name)).toContain('web-1');
 
@@ -50,7 +59,12 @@ describe('a VM through its whole life', () => {
     await expect(h.api.vms.get({ name: 'web-1' })).rejects.toMatchObject({ code: 'NOT_FOUND' });
     expect([...(await domainsOn('hv1')), ...(await domainsOn('hv2'))]).toEqual([]);
 
-    const again = await h.api.vms.create({ name: 'web-2', vcpus: 1, memoryMiB: 512, nics: [{ network: 'default', ip: '10.0.0.5' }] });
+    const again = await h.api.vms.create({
+      name: 'web-2',
+      vcpus: 1,
+      memoryMiB: 512,
+      nics: [{ network: 'default', ip: '10.0.0.5' }],
+    });
     expect(again.vm.keys).toContain('ip:10.0.0.5');
     expect(await settle(h, again.operation)).toMatchObject({ status: 'completed' });
   });

@@ -7,7 +7,10 @@ import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { inject } from 'vitest';
 import { createContextInner } from '../../api/context.ts';
 import { createCaller } from '../../api/router.ts';
-import { writeSimulatedHost, type SimulatedHostOptions } from '../../drivers/libvirt/simulated-host.ts';
+import {
+  writeSimulatedHost,
+  type SimulatedHostOptions,
+} from '../../drivers/libvirt/simulated-host.ts';
 import type { DriverFactory } from '../../drivers/index.ts';
 import { connect, type Sql } from '../../registry/db.ts';
 import { connectClient, startWorker, type VagothWorker } from '../../workers/compose.ts';
@@ -19,7 +22,11 @@ export const UI_URL = 'http://ui.test';
 Runtime.install({ logger: new DefaultLogger('ERROR') });
 
 /** A database of this test file's own, cloned from the migrated template. */
-export async function createTestDatabase(): Promise<{ sql: Sql; url: string; drop(): Promise<void> }> {
+export async function createTestDatabase(): Promise<{
+  sql: Sql;
+  url: string;
+  drop(): Promise<void>;
+}> {
   const adminUrl = inject('databaseUrl');
   const name = `vagoth_test_${randomUUID().replaceAll('-', '')}`;
   const admin = connect(adminUrl, { max: 1 });

@@ -1,0 +1,103 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { apiClient, errorCode, waitForOperation } from '../support/api-client.ts';
+
+// The README's first command, as a user runs it: everything embedded, nothing configured.
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+let dataDir: string;
+let env: NodeJS.ProcessEnv;
+let apiUrl: string;
+
+beforeAll(async () => {
+  dataDir = await mkdtemp(path.join(tmpdir(), 'vagoth-start-'));
+  // The embedded Postgres runs as its own user when we are root: it must reach the data dir.
+  await chmod(dataDir, 0o755);
+  const { DATABASE_URL: _db, TEMPORAL_ADDRESS: _t, ...rest } = process.env;
+  const apiPort = await freePort();
+  env = {
+    ...rest,
+    VAGOTH_DATA_DIR: dataDir,
+    VAGOTH_API_PORT: String(apiPort),
+    VAGOTH_TEMPORAL_PORT: String(await freePort()),
+    VAGOTH_TEMPORAL_UI_PORT: String(await freePort()),
+    VAGOTH_POSTGRES_PORT: String(await freePort()),
+    VAGOTH_SIMULATED_HOSTS: '2',
+  };
+  apiUrl = `http://127.0.0.1:${apiPort}/trpc`;
+});
+afterAll(async () => {
+  await rm(dataDir, { recursive: true, force: true });
+});
+
+/** Runs `npm start`'s entry point until it prints that it is running; returns its output so far. */
+async function start(): Promise<{ child: ChildProcess; banner: string }> {
+  const child = spawn(path.resolve('node_modules/.bin/tsx'), ['workers/dev.ts'], {
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+  const banner = await new Promise<string>((resolve, reject) => {
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      if (out.includes('Press Ctrl-C to stop.')) resolve(out);
+    });
+    child.once('exit', (code) => reject(new Error(`npm start exited with ${code}:\n${out}`)));
+  });
+  return { child, banner };
+}
+
+async function stop(child: ChildProcess): Promise<number | null> {
+  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+  child.kill('SIGINT');
+  return exited;
+}
+
+describe('npm start', () => {
+  it('runs vagoth with embedded services, and finds the same hosts and VMs after a restart', async () => {
+    const first = await start();
+    expect(first.banner).toContain(`API:          ${apiUrl}`);
+    expect(first.banner).toMatch(/Temporal UI:\s+http:\/\/localhost:\d+/);
+    const api = apiClient(apiUrl);
+    expect((await api.hosts.list.query()).map((h) => h.name)).toEqual(['sim-1', 'sim-2']);
+    const { operation } = await api.vms.create.mutate({
+      name: 'app-1',
+      vcpus: 2,
+      memoryMiB: 2048,
+      nics: [{ network: 'default', ip: '10.9.0.1' }],
+    });
+    expect(await waitForOperation(api, operation)).toMatchObject({ status: 'completed' });
+    const before = await api.vms.get.query({ name: 'app-1' });
+    expect(await stop(first.child)).toBe(0);
+
+    const second = await start();
+    expect(second.banner).toContain('1 simulated domains restored');
+    expect(await api.vms.get.query({ name: 'app-1' })).toEqual(before);
+    expect((await api.hosts.list.query()).map((h) => h.name)).toEqual(['sim-1', 'sim-2']);
+    // The workflow history outlived the restart too.
+    expect(
+      await api.operations.get.query({ id: operation.id, runId: operation.runId }),
+    ).toMatchObject({ status: 'completed' });
+    const teardown = await api.vms.decommission.mutate({ name: 'app-1' });
+    expect(await waitForOperation(api, teardown.operation)).toMatchObject({ status: 'completed' });
+    expect(errorCode(await api.vms.get.query({ name: 'app-1' }).catch((e: unknown) => e))).toBe(
+      'NOT_FOUND',
+    );
+    expect(await stop(second.child)).toBe(0);
+  }, 180_000);
+});
