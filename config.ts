@@ -24,11 +24,12 @@ const schema = z.object({
   VAGOTH_TEMPORAL_PORT: port(7233),
   VAGOTH_TEMPORAL_UI_PORT: port(8233),
   VAGOTH_POSTGRES_PORT: port(5433),
+  VAGOTH_API_URL: z.url().optional(),
   VAGOTH_LOG_LEVEL: z.enum(['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR']).default('WARN'),
 });
 
 export interface Config {
-  api: { host: string; port: number };
+  api: { host: string; port: number; /** Where clients (the CLI) reach the API. */ url: string };
   temporal: {
     /** Unset: `npm start` runs a dev server of its own. */
     address: string | undefined;
@@ -63,7 +64,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const e = parsed.data;
   const dataDir = path.resolve(e.VAGOTH_DATA_DIR);
   return {
-    api: { host: e.VAGOTH_API_HOST, port: e.VAGOTH_API_PORT },
+    api: {
+      host: e.VAGOTH_API_HOST,
+      port: e.VAGOTH_API_PORT,
+      url: e.VAGOTH_API_URL ?? `http://127.0.0.1:${e.VAGOTH_API_PORT}/trpc`,
+    },
     temporal: {
       address: e.TEMPORAL_ADDRESS,
       namespace: e.TEMPORAL_NAMESPACE,

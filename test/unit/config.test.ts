@@ -15,7 +15,7 @@ function configError(env: NodeJS.ProcessEnv): ConfigError {
 describe('loadConfig', () => {
   it('has a default for everything a local run needs', () => {
     expect(loadConfig({})).toEqual({
-      api: { host: '127.0.0.1', port: 7780 },
+      api: { host: '127.0.0.1', port: 7780, url: 'http://127.0.0.1:7780/trpc' },
       temporal: {
         address: undefined,
         namespace: 'default',
@@ -49,9 +49,10 @@ describe('loadConfig', () => {
       VAGOTH_TEMPORAL_UI_PORT: '18233',
       VAGOTH_POSTGRES_PORT: '15433',
       VAGOTH_LOG_LEVEL: 'DEBUG',
+      VAGOTH_API_URL: 'https://vagoth.example.com/trpc',
     });
     expect(config).toEqual({
-      api: { host: '0.0.0.0', port: 8080 },
+      api: { host: '0.0.0.0', port: 8080, url: 'https://vagoth.example.com/trpc' },
       temporal: {
         address: 'temporal.internal:7233',
         namespace: 'vagoth-prod',

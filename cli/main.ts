@@ -1,0 +1,106 @@
+import { parseArgs } from 'node:util';
+import { createTRPCClient, httpBatchLink, TRPCClientError } from '@trpc/client';
+import type { AppRouter } from '../api/router.ts';
+import { loadConfig } from '../config.ts';
+import { parseNic } from './nic.ts';
+
+const USAGE = `usage: vagoth <command>
+
+  hosts list
+  hosts get <name>
+  hosts register <name> <libvirt-uri>
+  vms list
+  vms get <name>
+  vms create <name> --vcpus N --memory MiB [--nic network[,ip=A.B.C.D][,mac=M]]... [--tag k=v]... [--host H] [--wait]
+  vms decommission <name> [--wait]
+  operations get <id> [<run-id>]
+
+The API is at $VAGOTH_API_URL (default http://127.0.0.1:7780/trpc).`;
+
+const { values, positionals } = parseArgs({
+  allowPositionals: true,
+  options: {
+    vcpus: { type: 'string' },
+    memory: { type: 'string' },
+    nic: { type: 'string', multiple: true },
+    tag: { type: 'string', multiple: true },
+    host: { type: 'string' },
+    wait: { type: 'boolean' },
+    help: { type: 'boolean', short: 'h' },
+  },
+});
+
+const api = createTRPCClient<AppRouter>({ links: [httpBatchLink({ url: loadConfig().api.url })] });
+const print = (value: unknown) => console.log(JSON.stringify(value, null, 2));
+
+async function waitFor(op: { id: string; runId: string }) {
+  for (;;) {
+    const detail = await api.operations.get.query(op);
+    if (detail.status !== 'running') return detail;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+async function finish(op: { id: string; runId: string }, then?: () => Promise<unknown>) {
+  if (!values.wait) return print(op);
+  const detail = await waitFor(op);
+  if (detail.status !== 'completed')
+    throw new Error(`${detail.kind} ${detail.status}: ${detail.error?.message ?? ''}`);
+  print(then ? await then() : detail);
+}
+
+function needs(n: number): string[] {
+  const args = positionals.slice(2);
+  if (args.length < n) throw new Error(USAGE);
+  return args;
+}
+
+async function run(): Promise<void> {
+  const [noun, verb] = positionals;
+  if (values.help || !noun) return console.log(USAGE);
+  switch (`${noun} ${verb}`) {
+    case 'hosts list':
+      return print(await api.hosts.list.query());
+    case 'hosts get':
+      return print(await api.hosts.get.query({ name: needs(1)[0]! }));
+    case 'hosts register': {
+      const [name, uri] = needs(2);
+      return print(await api.hosts.register.mutate({ name: name!, driver: 'libvirt', uri: uri! }));
+    }
+    case 'vms list':
+      return print(await api.vms.list.query());
+    case 'vms get':
+      return print(await api.vms.get.query({ name: needs(1)[0]! }));
+    case 'vms create': {
+      const name = needs(1)[0]!;
+      const { operation } = await api.vms.create.mutate({
+        name,
+        vcpus: Number(values.vcpus),
+        memoryMiB: Number(values.memory),
+        nics: (values.nic ?? []).map(parseNic),
+        tags: Object.fromEntries((values.tag ?? []).map((t) => t.split(/=(.*)/s).slice(0, 2))),
+        ...(values.host ? { placement: { host: values.host } } : {}),
+      });
+      return finish(operation, () => api.vms.get.query({ name }));
+    }
+    case 'vms decommission':
+      return finish((await api.vms.decommission.mutate({ name: needs(1)[0]! })).operation);
+    case 'operations get': {
+      const [id, runId] = needs(1);
+      return print(await api.operations.get.query({ id: id!, ...(runId ? { runId } : {}) }));
+    }
+    default:
+      throw new Error(USAGE);
+  }
+}
+
+try {
+  await run();
+} catch (err) {
+  const code =
+    err instanceof TRPCClientError
+      ? ` (${(err.data as { code?: string } | undefined)?.code ?? 'error'})`
+      : '';
+  console.error(`vagoth: ${err instanceof Error ? err.message : String(err)}${code}`);
+  process.exitCode = 1;
+}
