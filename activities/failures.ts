@@ -16,11 +16,13 @@ export const FailureType = {
   DriverRejected: 'DriverRejected',
   DomainNotFound: 'DomainNotFound',
   NotOurs: 'NotOurs',
+  HostUnreachable: 'HostUnreachable',
 } as const;
 
 /**
- * Turns a domain error into a non-retryable ApplicationFailure (retrying cannot help);
- * anything else is rethrown untouched so Temporal retries it with backoff.
+ * Turns a domain error into a non-retryable ApplicationFailure (retrying cannot help); an
+ * unreachable host stays retryable. Anything else is rethrown untouched, so Temporal retries
+ * it with backoff.
  */
 export function toFailure(err: unknown): unknown {
   const fail = (type: string, e: Error, details: unknown[] = []) =>
@@ -32,12 +34,20 @@ export function toFailure(err: unknown): unknown {
   if (err instanceof NotFoundError)
     return fail(FailureType.NotFound, err, [{ kind: err.kind, key: err.key }]);
   if (err instanceof StateConflictError) return fail(FailureType.StateConflict, err);
-  if (err instanceof DriverError && !err.retryable) {
+  // Retryable, but typed: once retries run out, the caller still learns what went wrong.
+  if (err instanceof DriverError && err.retryable) {
+    return ApplicationFailure.create({
+      type: FailureType.HostUnreachable,
+      message: err.message,
+      cause: err,
+    });
+  }
+  if (err instanceof DriverError) {
     const type = {
       rejected: FailureType.DriverRejected,
       'not-found': FailureType.DomainNotFound,
       'not-ours': FailureType.NotOurs,
-      unreachable: FailureType.DriverRejected,
+      unreachable: FailureType.HostUnreachable,
     }[err.kind];
     return fail(type, err);
   }

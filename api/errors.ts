@@ -16,6 +16,8 @@ const CODES: Record<string, TRPC_ERROR_CODE_KEY> = {
   StateConflict: 'PRECONDITION_FAILED',
   DriverRejected: 'BAD_REQUEST',
   NotOurs: 'FORBIDDEN',
+  // vagoth is the gateway to the hypervisor, and the hypervisor did not answer.
+  HostUnreachable: 'BAD_GATEWAY',
 };
 
 /** The first ApplicationFailure of a known type in a Temporal error's cause chain. */

@@ -12,6 +12,12 @@ export const steps = proxyActivities<Activities>({
   },
 });
 
+/** Steps a caller waits on (registering a host): a few quick tries, then the answer. */
+export const probe = proxyActivities<Activities>({
+  startToCloseTimeout: '20 seconds',
+  retry: { initialInterval: '500 milliseconds', maximumAttempts: 3 },
+});
+
 /** Waiting for a domain to boot: long, so it heartbeats. */
 export const boot = proxyActivities<Activities>({
   startToCloseTimeout: '5 minutes',

@@ -1,7 +1,7 @@
 import type { Host, HostAddress } from '../activities/index.ts';
-import { steps } from './proxies.ts';
+import { probe } from './proxies.ts';
 
 /** Reads the host's capacity through its driver and records it. */
 export async function registerHost(host: HostAddress): Promise<Host> {
-  return steps.registerHost(host);
+  return probe.registerHost(host);
 }

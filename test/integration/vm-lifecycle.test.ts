@@ -69,3 +69,27 @@ describe('a VM through its whole life', () => {
     expect(await settle(h, again.operation)).toMatchObject({ status: 'completed' });
   });
 });
+
+describe('registering a host', () => {
+  it('refuses a host whose hypervisor does not answer, and records nothing', async () => {
+    const err = await h.api.hosts
+      .register({ name: 'ghost', driver: 'libvirt', uri: 'test:///nonexistent/ghost.xml' })
+      .catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'BAD_GATEWAY' });
+    expect((err as Error).message).toContain('test:///nonexistent/ghost.xml');
+    await expect(h.api.hosts.get({ name: 'ghost' })).rejects.toMatchObject({ code: 'NOT_FOUND' });
+  });
+
+  it('treats the same registration twice as one, and another host under a taken name as a conflict', async () => {
+    const uri = await h.simulatedHost('twice');
+    const first = await h.api.hosts.register({ name: 'twice', driver: 'libvirt', uri });
+    expect(await h.api.hosts.register({ name: 'twice', driver: 'libvirt', uri })).toEqual(first);
+    const other = await h.simulatedHost('elsewhere');
+    await expect(
+      h.api.hosts.register({ name: 'twice', driver: 'libvirt', uri: other }),
+    ).rejects.toMatchObject({
+      code: 'CONFLICT',
+      message: 'name:twice is already held by host twice',
+    });
+  });
+});
