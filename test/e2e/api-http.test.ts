@@ -1,29 +1,16 @@
 import { TRPCClientError } from '@trpc/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startApiServer, type ApiServer } from '../../api/server.ts';
 import { apiClient, errorCode, waitForOperation, type ApiClient } from '../support/api-client.ts';
 import { startHarness, UI_URL, type Harness } from '../support/harness.ts';
 
 let h: Harness;
-let server: ApiServer;
 let api: ApiClient;
 
 beforeAll(async () => {
-  h = await startHarness();
-  server = await startApiServer(
-    {
-      sql: h.sql,
-      temporal: h.temporal,
-      taskQueue: h.taskQueue,
-      namespace: 'default',
-      temporalUiUrl: UI_URL,
-    },
-    { host: '127.0.0.1', port: 0 },
-  );
-  api = apiClient(server.url);
+  h = await startHarness({ http: true });
+  api = apiClient(h.apiUrl);
 });
 afterAll(async () => {
-  await server?.close();
   await h?.close();
 });
 

@@ -2,34 +2,21 @@ import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startApiServer, type ApiServer } from '../../api/server.ts';
-import { startHarness, UI_URL, type Harness } from '../support/harness.ts';
+import { startHarness, type Harness } from '../support/harness.ts';
 
 const exec = promisify(execFile);
 let h: Harness;
-let server: ApiServer;
 
 beforeAll(async () => {
-  h = await startHarness();
-  server = await startApiServer(
-    {
-      sql: h.sql,
-      temporal: h.temporal,
-      taskQueue: h.taskQueue,
-      namespace: 'default',
-      temporalUiUrl: UI_URL,
-    },
-    { host: '127.0.0.1', port: 0 },
-  );
+  h = await startHarness({ http: true });
 });
 afterAll(async () => {
-  await server?.close();
   await h?.close();
 });
 
 /** Runs the `vagoth` command against the test's API; resolves even when it fails. */
 async function vagoth(...args: string[]) {
-  const env = { ...process.env, VAGOTH_API_URL: server.url };
+  const env = { ...process.env, VAGOTH_API_URL: h.apiUrl };
   return exec(path.resolve('cli/vagoth.mjs'), args, { env }).then(
     ({ stdout, stderr }) => ({ code: 0, stdout, stderr }),
     (err: { code: number; stdout: string; stderr: string }) => ({

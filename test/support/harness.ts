@@ -7,6 +7,7 @@ import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { inject } from 'vitest';
 import { createContextInner } from '../../api/context.ts';
 import { createCaller } from '../../api/router.ts';
+import { startApiServer } from '../../api/server.ts';
 import {
   writeSimulatedHost,
   type SimulatedHostOptions,
@@ -52,12 +53,16 @@ export interface Harness {
   worker: VagothWorker;
   api: ReturnType<typeof createCaller>;
   /** Writes a simulated hypervisor for libvirt's test driver and returns its URI. */
+  /** Set with `http: true`: the API's URL, as a client would call it. */
+  apiUrl: string;
   simulatedHost(name: string, options?: Partial<SimulatedHostOptions>): Promise<string>;
   close(): Promise<void>;
 }
 
 export interface HarnessOptions {
   driverFactory?: DriverFactory;
+  /** Also serve the API over HTTP on a free port (`apiUrl`). */
+  http?: boolean;
 }
 
 /** Real Postgres, real Temporal, a real worker on a task queue of its own. */
@@ -76,6 +81,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
   });
   const hostsDir = await mkdtemp(path.join(tmpdir(), 'vagoth-hosts-'));
   const deps = { sql: db.sql, temporal, taskQueue, namespace: 'default', temporalUiUrl: UI_URL };
+  const server = options.http ? await startApiServer(deps, { host: '127.0.0.1', port: 0 }) : null;
   return {
     sql: db.sql,
     databaseUrl: db.url,
@@ -83,9 +89,11 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     taskQueue,
     worker,
     api: createCaller(createContextInner(deps)),
+    apiUrl: server?.url ?? '',
     simulatedHost: (name, o = {}) =>
       writeSimulatedHost(hostsDir, name, { cpus: o.cpus ?? 8, memoryMiB: o.memoryMiB ?? 16384 }),
     async close() {
+      await server?.close();
       await worker.shutdown();
       await temporal.connection.close();
       await db.drop();
