@@ -73,7 +73,7 @@ export async function createVm(input: CreateVmInput): Promise<Vm> {
 
     step = 'placing';
     await steps.transitionVm(vm.id, ['pending'], 'placing');
-    await steps.placeVm(vm.id, input.placement?.host);
+    const host = await steps.placeVm(vm.id, input.placement?.host);
 
     step = 'defining';
     await steps.transitionVm(vm.id, ['placing'], 'defining');
@@ -88,7 +88,7 @@ export async function createVm(input: CreateVmInput): Promise<Vm> {
     await steps.transitionVm(vm.id, ['starting'], 'running');
     step = 'done';
     await condition(allHandlersFinished);
-    return { ...vm, state: 'running' };
+    return { ...vm, host, state: 'running' };
   } catch (err) {
     const failure = rootFailure(err);
     claim ??= { failure };

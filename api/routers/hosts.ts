@@ -11,6 +11,7 @@ export const hostsRouter = router({
       taskQueue: ctx.taskQueue,
       // A retried request joins the registration already under way.
       workflowId: `host:${input.name}:register`,
+      staticSummary: `register host ${input.name} (${input.uri})`,
       workflowIdConflictPolicy: 'USE_EXISTING',
     });
   }),

@@ -40,6 +40,7 @@ export const vmsRouter = router({
       args: [{ request, placement: input.placement }],
       taskQueue: ctx.taskQueue,
       workflowId: `vm:${input.name}:create`,
+      staticSummary: `create VM ${input.name}: ${input.vcpus} vCPU, ${input.memoryMiB} MiB, ${input.nics.length} NIC`,
       // A retried request reaches the run already under way (its update checks it is the same).
       workflowIdConflictPolicy: 'USE_EXISTING',
     });
@@ -68,6 +69,7 @@ export const vmsRouter = router({
       args: [{ vmId: vm.id, name: vm.name }],
       taskQueue: ctx.taskQueue,
       workflowId: `vm:${vm.name}:decommission`,
+      staticSummary: `decommission VM ${vm.name}${vm.host ? ` on ${vm.host}` : ''}`,
       workflowIdConflictPolicy: 'USE_EXISTING',
     });
     const ref = {

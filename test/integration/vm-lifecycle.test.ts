@@ -48,6 +48,11 @@ describe('a VM through its whole life', () => {
     expect(done).toMatchObject({ status: 'completed', kind: 'create', error: null });
     const running = await h.api.vms.get({ name: 'web-1' });
     expect(running.state).toBe('running');
+    // The operation's result (what the Temporal UI shows) is the VM as it ended up.
+    const result = (await h.temporal.workflow
+      .getHandle(operation.id, operation.runId)
+      .result()) as typeof running;
+    expect(result).toMatchObject({ name: 'web-1', state: 'running', host: running.host });
     const onHosts = [...(await domainsOn('hv1')), ...(await domainsOn('hv2'))].filter(
       (d) => d.name === 'web-1',
     );
