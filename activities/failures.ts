@@ -1,6 +1,7 @@
 import { ApplicationFailure } from '@temporalio/common';
 import { DriverError } from '../drivers/driver.ts';
 import {
+  InvalidRequestError,
   KeyConflictError,
   NoCapacityError,
   NotFoundError,
@@ -17,6 +18,7 @@ export const FailureType = {
   DomainNotFound: 'DomainNotFound',
   NotOurs: 'NotOurs',
   HostUnreachable: 'HostUnreachable',
+  InvalidRequest: 'InvalidRequest',
 } as const;
 
 /**
@@ -34,6 +36,9 @@ export function toFailure(err: unknown): unknown {
   if (err instanceof NotFoundError)
     return fail(FailureType.NotFound, err, [{ kind: err.kind, key: err.key }]);
   if (err instanceof StateConflictError) return fail(FailureType.StateConflict, err);
+  if (err instanceof InvalidRequestError) {
+    return fail(FailureType.InvalidRequest, err, [{ field: err.field, reason: err.reason }]);
+  }
   // Retryable, but typed: once retries run out, the caller still learns what went wrong.
   if (err instanceof DriverError && err.retryable) {
     return ApplicationFailure.create({

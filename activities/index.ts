@@ -1,10 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { activityInfo, heartbeat, sleep } from '@temporalio/activity';
-import { planPlacement } from '../allocator/place.ts';
+import { planPlacement, type PlacementPolicy } from '../allocator/place.ts';
 import { DriverError, type DriverPool } from '../drivers/index.ts';
 import type { Sql } from '../registry/db.ts';
 import { NoCapacityError } from '../registry/errors.ts';
-import { claimCapacity, getHost, insertHost, listHosts } from '../registry/hosts.ts';
+import { getHost, insertHost, type NewHost } from '../registry/hosts.ts';
+import { claimAllocation, placementCandidates, placementSnapshot } from '../registry/placement.ts';
 import { claimVm, deleteVm, getVmById, transitionVm, type VmRequest } from '../registry/vms.ts';
 import type { Host, HostAddress, OperationRef, Vm, VmState } from '../registry/types.ts';
 import { withFailureTypes } from './failures.ts';
@@ -14,6 +15,8 @@ export type { Host, HostAddress, OperationRef, Vm, VmRequest, VmState };
 export interface ActivityDeps {
   sql: Sql;
   drivers: DriverPool;
+  /** The cluster's placement policy, for requests that do not name one. */
+  defaultPolicy?: PlacementPolicy;
 }
 
 /** A MAC in QEMU's 52:54:00 range (locally administered, unicast). */
@@ -29,8 +32,10 @@ export function randomMac(): string {
 // How many candidates a placement tries before giving up: each loss means another
 // request took the room between the snapshot and the claim.
 const PLACEMENT_ATTEMPTS = 5;
+// How many hosts the index hands the allocator: enough to survive a few lost races.
+const CANDIDATES = 16;
 
-export function createActivities({ sql, drivers }: ActivityDeps) {
+export function createActivities({ sql, drivers, defaultPolicy = 'spread' }: ActivityDeps) {
   async function domainOf(vmId: string) {
     const vm = await getVmById(sql, vmId);
     if (!vm.host) return null;
@@ -39,7 +44,7 @@ export function createActivities({ sql, drivers }: ActivityDeps) {
   }
 
   return withFailureTypes({
-    async registerHost(host: HostAddress): Promise<Host> {
+    async registerHost(host: Omit<NewHost, 'capacity'>): Promise<Host> {
       const status = await drivers.get(host).status();
       return insertHost(sql, { ...host, capacity: status.capacity });
     },
@@ -58,20 +63,37 @@ export function createActivities({ sql, drivers }: ActivityDeps) {
     },
 
     /** Plans on a snapshot, then claims in a transaction; a lost race moves to the next candidate. */
-    async placeVm(vmId: string, hint?: string): Promise<string> {
+    async placeVm(vmId: string): Promise<string> {
       const vm = await getVmById(sql, vmId);
       if (vm.host) return vm.host;
+      const { vcpus, memoryMiB, diskGiB, placement } = vm.definition;
       const request = {
-        vcpus: vm.definition.vcpus,
-        memoryMiB: vm.definition.memoryMiB,
-        host: hint,
+        vcpus,
+        memoryMiB,
+        diskGiB,
+        ...placement,
+        policy: placement.policy ?? defaultPolicy,
       };
-      const plan = planPlacement(await listHosts(sql), request);
+      const plan = planPlacement(await placementCandidates(sql, request, CANDIDATES), request);
       const reasons = { ...plan.rejected };
+      const allocation = {
+        vcpus,
+        memoryMiB,
+        diskGiB,
+        antiAffinity: placement.antiAffinity ?? [],
+        affinity: placement.affinity ?? [],
+      };
       for (const host of plan.candidates.slice(0, PLACEMENT_ATTEMPTS)) {
-        const claim = await claimCapacity(sql, vmId, host);
+        const claim = await claimAllocation(sql, vmId, host, allocation);
         if (claim.ok) return host;
         reasons[host] = claim.reason;
+      }
+      if (plan.candidates.length === 0 && Object.keys(reasons).length === 0) {
+        // The index found nobody with room: explain over every host, for a useful error.
+        Object.assign(
+          reasons,
+          planPlacement(await placementSnapshot(sql, request), request).rejected,
+        );
       }
       throw new NoCapacityError(reasons);
     },

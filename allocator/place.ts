@@ -1,42 +1,109 @@
-import type { Host } from '../registry/types.ts';
+import type { HostState } from '../registry/types.ts';
 
-export interface PlacementRequest {
+export type PlacementPolicy = 'spread' | 'pack';
+
+export interface Resources {
   vcpus: number;
   memoryMiB: number;
+  diskGiB: number;
+}
+
+/** What the allocator knows of one host: a snapshot, taken without locks. */
+export interface HostView {
+  name: string;
+  state: HostState;
+  tags: Record<string, string>;
+  /** Room left, with the host's overcommit ratios already applied. */
+  free: Resources;
+  cpuRatio: number;
+  /** Anti-affinity groups that already have a VM on this host. */
+  antiAffinity: string[];
+}
+
+export interface PlacementRequest extends Resources {
   /** Vagoth's `hint`: only this host may take the VM. */
   host?: string | undefined;
+  /** Tags the host must carry, every one with this value. */
+  tags?: Record<string, string> | undefined;
+  /** No two VMs of one of these groups on the same host. */
+  antiAffinity?: string[] | undefined;
+  /** All VMs of one of these groups on the same host. */
+  affinity?: string[] | undefined;
+  policy?: PlacementPolicy | undefined;
+}
+
+export interface PlacementSnapshot {
+  hosts: HostView[];
+  /** For each affinity group that already has VMs: the host they are on. */
+  affinityHosts: Record<string, string>;
 }
 
 export interface PlacementPlan {
-  /** Hosts that can take the VM, best first (spread: most free memory first). */
+  /** Hosts that can take the VM, best first by the request's policy. */
   candidates: string[];
-  /** Every host that cannot, with the reason. */
+  /** Every host that cannot, with the first reason found. */
   rejected: Record<string, string>;
 }
 
-function rejection(host: Host, request: PlacementRequest): string | null {
-  if (request.host !== undefined && host.name !== request.host) return 'not the requested host';
-  if (host.state !== 'active') return `host is ${host.state}`;
-  const freeMem = host.capacity.memoryMiB - host.allocated.memoryMiB;
-  if (request.memoryMiB > freeMem) return `not enough memory (${freeMem} MiB free)`;
-  const freeCpu = host.capacity.vcpus - host.allocated.vcpus;
-  if (request.vcpus > freeCpu) return `not enough vCPUs (${freeCpu} free)`;
-  return null;
-}
+type Filter = (host: HostView, req: PlacementRequest, snap: PlacementSnapshot) => string | null;
 
-/** Pure: decides where a VM may go from a snapshot of hosts; claims nothing. */
-export function planPlacement(hosts: readonly Host[], request: PlacementRequest): PlacementPlan {
+// Nomad's feasibility checks, cheapest first; each names why a host fails.
+const FILTERS: Filter[] = [
+  (h, r) => (r.host !== undefined && h.name !== r.host ? 'not the requested host' : null),
+  (h) => (h.state !== 'active' ? `host is ${h.state}` : null),
+  (h, r) =>
+    r.memoryMiB > h.free.memoryMiB ? `not enough memory (${h.free.memoryMiB} MiB free)` : null,
+  (h, r) =>
+    r.vcpus > h.free.vcpus
+      ? `not enough vCPUs (${h.free.vcpus} free at ratio ${h.cpuRatio})`
+      : null,
+  (h, r) => (r.diskGiB > h.free.diskGiB ? `not enough disk (${h.free.diskGiB} GiB free)` : null),
+  (h, r) => {
+    const missing = Object.entries(r.tags ?? {}).find(([k, v]) => h.tags[k] !== v);
+    return missing ? `missing tag ${missing[0]}=${missing[1]}` : null;
+  },
+  (h, r) => {
+    const clash = (r.antiAffinity ?? []).find((g) => h.antiAffinity.includes(g));
+    return clash ? `anti-affinity group ${clash} already on this host` : null;
+  },
+  (h, r, s) => {
+    // Own properties only: a group may be called `constructor` like any other.
+    const on = (g: string) => (Object.hasOwn(s.affinityHosts, g) ? s.affinityHosts[g] : undefined);
+    const elsewhere = (r.affinity ?? []).find((g) => on(g) !== undefined && on(g) !== h.name);
+    return elsewhere ? `affinity group ${elsewhere} is on ${s.affinityHosts[elsewhere]}` : null;
+  },
+];
+
+const byName = (a: HostView, b: HostView) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
+
+// Weighers: spread keeps the most room everywhere, pack fills hosts before starting others.
+const ORDER: Record<PlacementPolicy, (a: HostView, b: HostView) => number> = {
+  spread: (a, b) =>
+    b.free.memoryMiB - a.free.memoryMiB || b.free.vcpus - a.free.vcpus || byName(a, b),
+  pack: (a, b) =>
+    a.free.memoryMiB - b.free.memoryMiB || a.free.vcpus - b.free.vcpus || byName(a, b),
+};
+
+/** Pure: decides where a VM may go from a snapshot; claims nothing. */
+export function planPlacement(
+  snapshot: PlacementSnapshot,
+  request: PlacementRequest,
+): PlacementPlan {
   const rejected: Record<string, string> = {};
-  const fits: Host[] = [];
-  for (const host of hosts) {
-    const why = rejection(host, request);
+  const fits: HostView[] = [];
+  for (const host of snapshot.hosts) {
+    let why: string | null = null;
+    for (const filter of FILTERS) {
+      why = filter(host, request, snapshot);
+      if (why !== null) break;
+    }
     if (why === null) fits.push(host);
+    // With a hint, the other hosts were never in question: no reason to list them.
     else if (request.host === undefined || host.name === request.host) rejected[host.name] = why;
   }
-  if (request.host !== undefined && !hosts.some((h) => h.name === request.host)) {
+  if (request.host !== undefined && !snapshot.hosts.some((h) => h.name === request.host)) {
     rejected[request.host] = 'no such host';
   }
-  const free = (h: Host) => h.capacity.memoryMiB - h.allocated.memoryMiB;
-  fits.sort((a, b) => free(b) - free(a) || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  fits.sort(ORDER[request.policy ?? 'spread']);
   return { candidates: fits.map((h) => h.name), rejected };
 }

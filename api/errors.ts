@@ -2,10 +2,17 @@ import { WorkflowNotFoundError } from '@temporalio/client';
 import { ApplicationFailure, WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import { TRPCError, type TRPC_ERROR_CODE_KEY } from '@trpc/server';
 import {
+  InvalidRequestError,
   KeyConflictError,
   NoCapacityError,
   NotFoundError,
   StateConflictError,
+} from '../registry/errors.ts';
+import {
+  InvalidCursorError,
+  NodeInUseError,
+  ParentAlreadySetError,
+  ParentCycleError,
 } from '../registry/errors.ts';
 
 // The one table from a domain failure type to an API code.
@@ -18,6 +25,12 @@ const CODES: Record<string, TRPC_ERROR_CODE_KEY> = {
   NotOurs: 'FORBIDDEN',
   // vagoth is the gateway to the hypervisor, and the hypervisor did not answer.
   HostUnreachable: 'BAD_GATEWAY',
+  InvalidRequest: 'BAD_REQUEST',
+  // The node tree: a node in one cannot go, and a parent is cleared before it is set again.
+  NodeInUse: 'PRECONDITION_FAILED',
+  ParentAlreadySet: 'CONFLICT',
+  ParentCycle: 'CONFLICT',
+  InvalidCursor: 'BAD_REQUEST',
 };
 
 /** The first ApplicationFailure of a known type in a Temporal error's cause chain. */
@@ -41,6 +54,26 @@ function domainType(
   if (err instanceof NoCapacityError)
     return { type: 'NoCapacity', message: err.message, details: err.reasons };
   if (err instanceof StateConflictError) return { type: 'StateConflict', message: err.message };
+  if (err instanceof InvalidRequestError) {
+    return {
+      type: 'InvalidRequest',
+      message: err.message,
+      details: { field: err.field, reason: err.reason },
+    };
+  }
+  if (err instanceof NodeInUseError) {
+    const details = { node: err.node, parent: err.parent, children: err.children };
+    return { type: 'NodeInUse', message: err.message, details };
+  }
+  if (err instanceof ParentAlreadySetError) {
+    const details = { node: err.node, parent: err.parent };
+    return { type: 'ParentAlreadySet', message: err.message, details };
+  }
+  if (err instanceof ParentCycleError) {
+    const details = { node: err.node, parent: err.parent };
+    return { type: 'ParentCycle', message: err.message, details };
+  }
+  if (err instanceof InvalidCursorError) return { type: 'InvalidCursor', message: err.message };
   const failure = applicationFailure(err);
   if (failure?.type) {
     return { type: failure.type, message: failure.message, details: failure.details?.[0] };

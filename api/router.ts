@@ -1,5 +1,8 @@
 import { hostsRouter } from './routers/hosts.ts';
+import { networksRouter } from './routers/networks.ts';
+import { nodesRouter } from './routers/nodes.ts';
 import { operationsRouter } from './routers/operations.ts';
+import { placementRouter } from './routers/placement.ts';
 import { vmsRouter } from './routers/vms.ts';
 import { createCallerFactory, router } from './trpc.ts';
 
@@ -7,6 +10,9 @@ export const appRouter = router({
   hosts: hostsRouter,
   vms: vmsRouter,
   operations: operationsRouter,
+  networks: networksRouter,
+  placement: placementRouter,
+  nodes: nodesRouter,
 });
 
 export type AppRouter = typeof appRouter;

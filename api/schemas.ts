@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { MAX_PAGE_SIZE } from '../registry/pagination.ts';
 
 // Names become libvirt domain names and parts of workflow ids: a narrow alphabet keeps
 // them safe in both and in XML.
@@ -24,9 +25,23 @@ const nicSchema = z.object({
   mac: macSchema.optional(),
 });
 
+const tagsSchema = z.record(z.string().min(1).max(64), z.string().max(256));
+
 export const hostRegisterInput = z.object({
   name: nameSchema,
   driver: z.literal('libvirt', { error: "must be 'libvirt'" }),
+  /** vCPUs offered per physical CPU. */
+  cpuRatio: z.number().min(0.1).max(32).default(1),
+  /** Memory offered per MiB of RAM; above 1 only with ballooning or swap. */
+  memoryRatio: z.number().min(0.1).max(4).default(1),
+  /** Disk the host offers to VMs (the driver does not report it). */
+  diskGiB: z
+    .number()
+    .int()
+    .min(0)
+    .max(1024 * 1024)
+    .default(0),
+  tags: tagsSchema.default({}),
   uri: z
     .string()
     .max(1024)
@@ -34,6 +49,17 @@ export const hostRegisterInput = z.object({
       /^[a-z][a-z0-9+.-]*:\/\/\S*$/,
       'must be a libvirt URI such as qemu:///system or test:///path/host.xml',
     ),
+});
+
+const groupsSchema = z.array(nameSchema).max(8);
+
+const placementSchema = z.object({
+  host: nameSchema.optional(),
+  /** Tags the host must carry. */
+  tags: tagsSchema.optional(),
+  antiAffinity: groupsSchema.optional(),
+  affinity: groupsSchema.optional(),
+  policy: z.enum(['spread', 'pack']).optional(),
 });
 
 export const vmCreateInput = z
@@ -45,9 +71,15 @@ export const vmCreateInput = z
       .int()
       .min(16)
       .max(4 * 1024 * 1024),
+    diskGiB: z
+      .number()
+      .int()
+      .min(0)
+      .max(64 * 1024)
+      .default(0),
     nics: z.array(nicSchema).max(16).default([]),
-    tags: z.record(z.string().min(1).max(64), z.string().max(256)).default({}),
-    placement: z.object({ host: nameSchema.optional() }).optional(),
+    tags: tagsSchema.default({}),
+    placement: placementSchema.default({}),
   })
   .superRefine((vm, ctx) => {
     // Two NICs of one VM asking for the same key would conflict with themselves.
@@ -73,3 +105,163 @@ export const operationGetInput = z.object({
   id: z.string().min(1).max(300),
   runId: z.string().uuid().optional(),
 });
+
+export const placementExplainInput = z.object({
+  vcpus: z.number().int().min(1).max(256),
+  memoryMiB: z
+    .number()
+    .int()
+    .min(16)
+    .max(4 * 1024 * 1024),
+  diskGiB: z
+    .number()
+    .int()
+    .min(0)
+    .max(64 * 1024)
+    .default(0),
+  placement: placementSchema.default({}),
+});
+
+const ipv4 = z.ipv4({ error: 'must be an IPv4 address like 10.0.0.5' });
+
+export const networkCreateInput = z.object({
+  name: nameSchema,
+  cidr: z.cidrv4({ error: 'must be an IPv4 CIDR like 10.0.0.0/24' }).refine((c) => {
+    const bits = Number(c.split('/')[1]);
+    return bits >= 8 && bits <= 30;
+  }, 'must have a prefix between /8 and /30'),
+  gateway: ipv4.optional(),
+  reserved: z
+    .array(z.object({ first: ipv4, last: ipv4 }))
+    .max(64)
+    .default([]),
+});
+
+// Generic nodes (nodes.*): any type a user registers, identified by id or by current name.
+
+export const nodeTypeSchema = z
+  .string({ error: 'is required' })
+  .regex(
+    /^[a-z][a-z0-9_-]{0,31}$/,
+    "must be 1-32 lowercase letters, digits, '_' or '-', starting with a letter",
+  );
+
+/** Types whose nodes only their own workflows create and remove (vms.*, hosts.*). */
+export const LIFECYCLE_TYPES: readonly string[] = ['vm', 'host'];
+
+export const nodeKeySchema = z
+  .string()
+  .regex(
+    /^[a-z][a-z0-9_-]{0,31}:\S{1,200}$/,
+    "must be a kind, ':' and a value without spaces, like ip:10.0.0.5",
+  );
+
+const cursorSchema = z
+  .string()
+  .max(1024)
+  .regex(/^[A-Za-z0-9_-]+$/, 'must be a nextCursor returned by the previous page');
+
+const limitSchema = z.number().int().min(1).max(MAX_PAGE_SIZE).optional();
+
+const MAX_JSON_LENGTH = 64 * 1024;
+
+function boundedRecord<T extends z.ZodType>(values: T, maxKeys: number) {
+  return z
+    .record(z.string().min(1).max(128), values)
+    .refine((o) => Object.keys(o).length <= maxKeys, `must have at most ${maxKeys} keys`)
+    .refine(
+      (o) => JSON.stringify(o).length <= MAX_JSON_LENGTH,
+      `must be at most ${MAX_JSON_LENGTH / 1024} KiB as JSON`,
+    );
+}
+
+/** A definition or metadata object; in a metadata patch, null removes the key. */
+const jsonObjectSchema = boundedRecord(z.json(), 128);
+const nodeTagsSchema = tagsSchema.refine((t) => Object.keys(t).length <= 64, 'at most 64 tags');
+const tagPatchSchema = z
+  .record(z.string().min(1).max(64), z.string().max(256).nullable())
+  .refine((t) => Object.keys(t).length <= 64, 'at most 64 tags');
+
+const keyListSchema = z
+  .array(nodeKeySchema)
+  .max(64)
+  .superRefine((keys, ctx) => {
+    keys.forEach((key, i) => {
+      if (keys.indexOf(key) !== i)
+        ctx.addIssue({ code: 'custom', path: [i], message: `${key} is given twice` });
+    });
+  });
+
+/** Exactly one of `fields` must be given; the issue names the first extra or missing one. */
+function exactlyOne(fields: readonly string[]) {
+  return (value: Record<string, unknown>, ctx: z.RefinementCtx) => {
+    const given = fields.filter((f) => value[f] !== undefined);
+    if (given.length !== 1) {
+      ctx.addIssue({
+        code: 'custom',
+        path: [given[1] ?? fields[0] ?? ''],
+        message: `give exactly one of ${fields.join(', ')}`,
+      });
+    }
+  };
+}
+
+const refShape = {
+  id: z.uuid({ error: 'must be a node id (a UUID)' }).optional(),
+  name: nameSchema.optional(),
+};
+
+export const nodeRefSchema = z.object(refShape).superRefine(exactlyOne(['id', 'name']));
+
+/** An input naming one node (by `id` or `name`) plus the procedure's own fields. */
+function onNode<S extends z.ZodRawShape>(shape: S) {
+  return z.object({ ...refShape, ...shape }).superRefine(exactlyOne(['id', 'name']));
+}
+
+export const nodeGetInput = z
+  .object({ ...refShape, key: nodeKeySchema.optional() })
+  .superRefine(exactlyOne(['id', 'name', 'key']));
+
+export const nodeCreateInput = z.object({
+  name: nameSchema,
+  type: nodeTypeSchema.refine(
+    (type) => !LIFECYCLE_TYPES.includes(type),
+    'vm and host nodes are created by vms.create and hosts.register',
+  ),
+  tenant: nameSchema.optional(),
+  parent: nodeRefSchema.optional(),
+  definition: jsonObjectSchema.optional(),
+  metadata: jsonObjectSchema.optional(),
+  tags: nodeTagsSchema.optional(),
+  keys: keyListSchema.optional(),
+});
+
+export const nodeListInput = z
+  .object({
+    type: nodeTypeSchema.optional(),
+    tenant: nameSchema.optional(),
+    parent: nodeRefSchema.optional(),
+    tag: z.object({ key: z.string().min(1).max(64), value: z.string().max(256) }).optional(),
+    key: nodeKeySchema.optional(),
+    cursor: cursorSchema.optional(),
+    limit: limitSchema,
+  })
+  .default({});
+
+export const nodeByRefInput = onNode({});
+export const nodeRenameInput = onNode({ newName: nameSchema });
+export const nodeSetParentInput = onNode({ parent: nodeRefSchema });
+export const nodeMetadataInput = onNode({ patch: jsonObjectSchema });
+export const nodeDefinitionInput = onNode({ definition: jsonObjectSchema });
+export const nodeTagsInput = onNode({ patch: tagPatchSchema });
+export const nodeEventsInput = onNode({ cursor: cursorSchema.optional(), limit: limitSchema });
+
+export const nodeChangeKeysInput = z
+  .object({ ...refShape, claim: keyListSchema.default([]), release: keyListSchema.default([]) })
+  .superRefine(exactlyOne(['id', 'name']))
+  .superRefine((input, ctx) => {
+    input.release.forEach((key, i) => {
+      if (input.claim.includes(key))
+        ctx.addIssue({ code: 'custom', path: ['release', i], message: `${key} is also claimed` });
+    });
+  });

@@ -7,25 +7,39 @@ export interface NewHost {
   driver: 'libvirt';
   uri: string;
   capacity: HostCapacity;
+  diskGiB?: number | undefined;
+  cpuRatio?: number | undefined;
+  memoryRatio?: number | undefined;
+  tags?: Record<string, string> | undefined;
 }
-
-// Allocation is derived from the VMs whose parent is the host, so it can never drift.
-const hostColumns = (sql: Sql) => sql`
-  h.id, h.name, h.definition, h.metadata, h.created_at,
-  COALESCE(SUM((v.definition->>'vcpus')::int), 0)::int AS alloc_vcpus,
-  COALESCE(SUM((v.definition->>'memoryMiB')::int), 0)::int AS alloc_memory,
-  COUNT(v.id)::int AS vm_count`;
 
 interface HostRow {
   id: string;
   name: string;
   definition: { driver: 'libvirt'; uri: string };
-  metadata: { state?: HostState; capacity: HostCapacity };
+  tags: Record<string, string>;
   created_at: Date;
+  state: HostState;
+  vcpus: number;
+  memory_mib: string;
+  disk_gib: string;
+  cpu_ratio: string;
+  memory_ratio: string;
   alloc_vcpus: number;
-  alloc_memory: number;
+  alloc_memory_mib: string;
+  alloc_disk_gib: string;
+  free_vcpus: number;
+  free_memory_mib: string;
+  free_disk_gib: string;
   vm_count: number;
 }
+
+const selectHosts = (sql: Sql) => sql`
+  SELECT n.id, n.name, n.definition, n.tags, n.created_at, c.state, c.vcpus, c.memory_mib,
+    c.disk_gib, c.cpu_ratio, c.memory_ratio, c.alloc_vcpus, c.alloc_memory_mib, c.alloc_disk_gib,
+    c.free_vcpus, c.free_memory_mib, c.free_disk_gib,
+    (SELECT count(*)::int FROM allocations a WHERE a.host_id = n.id) AS vm_count
+  FROM nodes n JOIN host_capacity c ON c.host_id = n.id`;
 
 function toHost(r: HostRow): Host {
   return {
@@ -33,49 +47,57 @@ function toHost(r: HostRow): Host {
     name: r.name,
     driver: r.definition.driver,
     uri: r.definition.uri,
-    state: r.metadata.state ?? 'active',
-    capacity: r.metadata.capacity,
-    allocated: { vcpus: r.alloc_vcpus, memoryMiB: r.alloc_memory },
+    state: r.state,
+    tags: r.tags,
+    capacity: { vcpus: r.vcpus, memoryMiB: Number(r.memory_mib), diskGiB: Number(r.disk_gib) },
+    ratios: { cpu: Number(r.cpu_ratio), memory: Number(r.memory_ratio) },
+    allocated: {
+      vcpus: r.alloc_vcpus,
+      memoryMiB: Number(r.alloc_memory_mib),
+      diskGiB: Number(r.alloc_disk_gib),
+    },
+    free: {
+      vcpus: r.free_vcpus,
+      memoryMiB: Number(r.free_memory_mib),
+      diskGiB: Number(r.free_disk_gib),
+    },
     vms: r.vm_count,
     createdAt: r.created_at.toISOString(),
   };
 }
 
+/** Records the host and its capacity together; registering the same host again is not a conflict. */
 export async function insertHost(sql: Sql, host: NewHost): Promise<Host> {
-  const definition = { driver: host.driver, uri: host.uri };
-  const metadata = { state: 'active', capacity: host.capacity };
-  const rows = await sql<{ id: string }[]>`
-    INSERT INTO nodes (name, type, definition, metadata)
-    VALUES (${host.name}, 'host', ${jsonb(sql, definition)}, ${jsonb(sql, metadata)})
-    ON CONFLICT (name) DO NOTHING
-    RETURNING id`;
-  if (rows.length === 0) {
-    const [holder] = await sql<{ type: string; definition: Partial<HostRow['definition']> }[]>`
-      SELECT type, definition FROM nodes WHERE name = ${host.name}`;
-    // Registering the same host again (a retried request) is not a conflict.
-    const same = holder?.type === 'host' && holder.definition.uri === host.uri;
-    if (!same)
-      throw new KeyConflictError(`name:${host.name}`, `${holder?.type ?? 'node'} ${host.name}`);
-  }
+  await sql.begin(async (tx) => {
+    const definition = { driver: host.driver, uri: host.uri };
+    const rows = await tx<{ id: string }[]>`
+      INSERT INTO nodes (name, type, definition, tags)
+      VALUES (${host.name}, 'host', ${jsonb(tx, definition)}, ${jsonb(tx, host.tags ?? {})})
+      ON CONFLICT (name) DO NOTHING
+      RETURNING id`;
+    const id = rows[0]?.id;
+    if (!id) {
+      const [holder] = await tx<{ type: string; definition: Partial<HostRow['definition']> }[]>`
+        SELECT type, definition FROM nodes WHERE name = ${host.name}`;
+      const same = holder?.type === 'host' && holder.definition.uri === host.uri;
+      if (!same)
+        throw new KeyConflictError(`name:${host.name}`, `${holder?.type ?? 'node'} ${host.name}`);
+      return;
+    }
+    await tx`
+      INSERT INTO host_capacity (host_id, vcpus, memory_mib, disk_gib, cpu_ratio, memory_ratio)
+      VALUES (${id}, ${host.capacity.vcpus}, ${host.capacity.memoryMiB}, ${host.diskGiB ?? 0},
+              ${host.cpuRatio ?? 1}, ${host.memoryRatio ?? 1})`;
+  });
   return getHost(sql, host.name);
 }
 
 export async function listHosts(sql: Sql): Promise<Host[]> {
-  const rows = await sql<HostRow[]>`
-    SELECT ${hostColumns(sql)}
-    FROM nodes h LEFT JOIN nodes v ON v.parent_id = h.id AND v.type = 'vm'
-    WHERE h.type = 'host'
-    GROUP BY h.id ORDER BY h.name`;
-  return rows.map(toHost);
+  return (await sql<HostRow[]>`${selectHosts(sql)} ORDER BY n.name`).map(toHost);
 }
 
 export async function getHost(sql: Sql, name: string): Promise<Host> {
-  const rows = await sql<HostRow[]>`
-    SELECT ${hostColumns(sql)}
-    FROM nodes h LEFT JOIN nodes v ON v.parent_id = h.id AND v.type = 'vm'
-    WHERE h.type = 'host' AND h.name = ${name}
-    GROUP BY h.id`;
-  const row = rows[0];
+  const [row] = await sql<HostRow[]>`${selectHosts(sql)} WHERE n.name = ${name}`;
   if (!row) throw new NotFoundError('host', name);
   return toHost(row);
 }
@@ -85,45 +107,9 @@ export async function hostExists(sql: Sql, name: string): Promise<boolean> {
   return rows.length > 0;
 }
 
-/**
- * Gives the VM to the host if the host still has room, in one transaction: the host's row
- * lock serialises every claim on it, so concurrent placements cannot over-commit it.
- * Returns the reason when it has no room.
- */
-export async function claimCapacity(
-  sql: Sql,
-  vmId: string,
-  hostName: string,
-): Promise<{ ok: true } | { ok: false; reason: string }> {
-  return sql.begin(async (tx) => {
-    const hosts = await tx<{ id: string; metadata: HostRow['metadata'] }[]>`
-      SELECT id, metadata FROM nodes WHERE type = 'host' AND name = ${hostName} FOR UPDATE`;
-    const host = hosts[0];
-    if (!host) return { ok: false, reason: 'host no longer registered' } as const;
-    if ((host.metadata.state ?? 'active') !== 'active') {
-      return { ok: false, reason: `host is ${host.metadata.state}` } as const;
-    }
-    const [used] = await tx<{ vcpus: number; memory: number }[]>`
-      SELECT COALESCE(SUM((definition->>'vcpus')::int), 0)::int AS vcpus,
-             COALESCE(SUM((definition->>'memoryMiB')::int), 0)::int AS memory
-      FROM nodes WHERE parent_id = ${host.id} AND type = 'vm'`;
-    const [vm] = await tx<{ vcpus: number; memory: number; parent_id: string | null }[]>`
-      SELECT (definition->>'vcpus')::int AS vcpus, (definition->>'memoryMiB')::int AS memory, parent_id
-      FROM nodes WHERE id = ${vmId} AND type = 'vm' FOR UPDATE`;
-    if (!vm) throw new NotFoundError('vm', vmId);
-    // Idempotent: a retried claim that already landed on this host succeeds again.
-    if (vm.parent_id === host.id) return { ok: true } as const;
-    if (vm.parent_id !== null)
-      return { ok: false, reason: 'VM is already placed elsewhere' } as const;
-    const cap = host.metadata.capacity;
-    const freeMem = cap.memoryMiB - (used?.memory ?? 0);
-    const freeCpu = cap.vcpus - (used?.vcpus ?? 0);
-    if (vm.memory > freeMem) {
-      return { ok: false, reason: `not enough memory (${freeMem} MiB free)` } as const;
-    }
-    if (vm.vcpus > freeCpu)
-      return { ok: false, reason: `not enough vCPUs (${freeCpu} free)` } as const;
-    await tx`UPDATE nodes SET parent_id = ${host.id}, updated_at = now() WHERE id = ${vmId}`;
-    return { ok: true } as const;
-  });
+export async function setHostState(sql: Sql, name: string, state: HostState): Promise<void> {
+  const rows = await sql`
+    UPDATE host_capacity c SET state = ${state} FROM nodes n
+    WHERE n.id = c.host_id AND n.name = ${name} RETURNING c.host_id`;
+  if (rows.length === 0) throw new NotFoundError('host', name);
 }

@@ -5,11 +5,22 @@ export interface NicDefinition {
   mac: string;
 }
 
+/** Where a VM may go; kept with its definition so a re-placement obeys the same rules. */
+export interface PlacementConstraints {
+  host?: string;
+  tags?: Record<string, string>;
+  antiAffinity?: string[];
+  affinity?: string[];
+  policy?: 'spread' | 'pack';
+}
+
 /** What to deploy: fixed while the VM is deployed. */
 export interface VmDefinition {
   vcpus: number;
   memoryMiB: number;
+  diskGiB: number;
   nics: NicDefinition[];
+  placement: PlacementConstraints;
 }
 
 export const VM_STATES = [
@@ -48,6 +59,12 @@ export interface HostCapacity {
   memoryMiB: number;
 }
 
+export interface HostResources {
+  vcpus: number;
+  memoryMiB: number;
+  diskGiB: number;
+}
+
 export type HostState = 'active' | 'maintenance' | 'down';
 
 export interface Host {
@@ -56,8 +73,14 @@ export interface Host {
   driver: 'libvirt';
   uri: string;
   state: HostState;
-  capacity: HostCapacity;
-  allocated: HostCapacity;
+  tags: Record<string, string>;
+  /** What the hardware has. */
+  capacity: HostResources;
+  /** Overcommit ratios: a host offers capacity x ratio. */
+  ratios: { cpu: number; memory: number };
+  allocated: HostResources;
+  /** Room left, ratios applied. */
+  free: HostResources;
   vms: number;
   createdAt: string;
 }
@@ -67,4 +90,57 @@ export interface HostAddress {
   name: string;
   driver: 'libvirt';
   uri: string;
+}
+
+export type JsonValue =
+  string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
+export type JsonObject = { [key: string]: JsonValue };
+
+/** Another node as a node refers to it (its parent). */
+export interface NodeSummary {
+  id: string;
+  name: string;
+  type: string;
+}
+
+/** Any node: a host, a VM, or whatever type a user registers (a switch, a volume, ...). */
+export interface Node {
+  id: string;
+  name: string;
+  type: string;
+  tenant: string | null;
+  parent: NodeSummary | null;
+  /** What to deploy: fixed while the node is deployed. */
+  definition: JsonObject;
+  /** What vagoth learnt or decided about the node (its state, its operation, ...). */
+  metadata: JsonObject;
+  tags: Record<string, string>;
+  /** The unique keys the node holds (`ip:10.0.0.5`, `mac:...`), sorted. */
+  keys: string[];
+  createdAt: string;
+  updatedAt: string;
+}
+
+export const NODE_ACTIONS = ['create', 'update', 'rename', 'delete', 'claim', 'release'] as const;
+export type NodeAction = (typeof NODE_ACTIONS)[number];
+
+/** One change to a node, as the registry's triggers recorded it. */
+export interface NodeEvent {
+  id: string;
+  nodeId: string;
+  /** The node's name when the change happened. */
+  nodeName: string;
+  at: string;
+  actor: string | null;
+  /** The operation (e.g. a Temporal workflow run) that made the change, when the caller said. */
+  operation: string | null;
+  action: NodeAction;
+  /** Only what changed; for definition, metadata and tags only the keys that differ. */
+  changes: Record<string, { before: JsonValue; after: JsonValue }>;
+}
+
+/** One page of a keyset-paginated list; `nextCursor` is null on the last page. */
+export interface Page<T> {
+  items: T[];
+  nextCursor: string | null;
 }

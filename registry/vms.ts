@@ -1,13 +1,29 @@
 import { jsonb, type Queryable, type Sql } from './db.ts';
-import { KeyConflictError, NotFoundError, StateConflictError } from './errors.ts';
-import type { NicDefinition, OperationRef, Vm, VmDefinition, VmState } from './types.ts';
+import {
+  InvalidRequestError,
+  KeyConflictError,
+  NotFoundError,
+  StateConflictError,
+} from './errors.ts';
+import { addressProblem } from '../allocator/addresses.ts';
+import { getPool, nextFreeAddress, searchStart, type NetworkPool } from './networks.ts';
+import type {
+  NicDefinition,
+  OperationRef,
+  PlacementConstraints,
+  Vm,
+  VmDefinition,
+  VmState,
+} from './types.ts';
 
 export interface VmRequest {
   name: string;
   vcpus: number;
   memoryMiB: number;
+  diskGiB: number;
   nics: Array<{ network: string; ip?: string | undefined; mac?: string | undefined }>;
   tags: Record<string, string>;
+  placement: PlacementConstraints;
 }
 
 interface VmRow {
@@ -81,6 +97,18 @@ export async function claimVm(
   operation: OperationRef,
   generateMac: () => string,
 ): Promise<Vm> {
+  // Networks are read, and address searches given their start, before the transaction: inside
+  // it, a second connection from the same pool could wait on the transactions holding them all.
+  const pools = await Promise.all(
+    request.nics.map(async (nic, i) => {
+      const network = await getPool(sql, nic.network).catch((err: unknown) => {
+        throw err instanceof NotFoundError
+          ? new InvalidRequestError(`nics.${i}.network`, `no network named ${nic.network}`)
+          : err;
+      });
+      return { network, start: nic.ip === undefined ? await searchStart(sql, network) : 0 };
+    }),
+  );
   const id = await sql.begin(async (tx) => {
     const existing = await tx<{ id: string; type: string; metadata: VmRow['metadata'] }[]>`
       SELECT id, type, metadata FROM nodes WHERE name = ${request.name} FOR UPDATE`;
@@ -92,10 +120,15 @@ export async function claimVm(
     }
     const nics: NicDefinition[] = request.nics.map((n) => ({
       network: n.network,
-      ...(n.ip ? { ip: n.ip } : {}),
-      mac: (n.mac ?? '').toLowerCase(),
+      mac: n.mac ?? '',
     }));
-    const definition: VmDefinition = { vcpus: request.vcpus, memoryMiB: request.memoryMiB, nics };
+    const definition: VmDefinition = {
+      vcpus: request.vcpus,
+      memoryMiB: request.memoryMiB,
+      diskGiB: request.diskGiB,
+      nics,
+      placement: request.placement,
+    };
     const metadata = { state: 'pending', operation };
     const inserted = await tx<{ id: string }[]>`
       INSERT INTO nodes (name, type, definition, metadata, tags)
@@ -103,20 +136,45 @@ export async function claimVm(
               ${jsonb(tx, request.tags)})
       ON CONFLICT (name) DO NOTHING RETURNING id`;
     const vmId = inserted[0]?.id;
-    if (!vmId) throw new KeyConflictError(`name:${request.name}`, `node ${request.name}`);
+    if (!vmId) throw new KeyConflictError(`name:${request.name}`, `vm ${request.name}`);
 
     for (const [i, nic] of nics.entries()) {
-      if (nic.ip) await claimKey(tx, vmId, `ip:${nic.ip}`);
-      if (request.nics[i]?.mac) {
-        await claimKey(tx, vmId, `mac:${nic.mac}`);
-        continue;
-      }
-      nic.mac = await claimGeneratedMac(tx, vmId, generateMac);
+      const asked = request.nics[i]!;
+      const ip = await claimAddress(tx, vmId, pools[i]!, asked.ip, `nics.${i}`);
+      nic.ip = ip;
+      if (asked.mac) await claimKey(tx, vmId, `mac:${asked.mac.toLowerCase()}`);
+      else nic.mac = await claimGeneratedMac(tx, vmId, generateMac);
     }
     await tx`UPDATE nodes SET definition = ${jsonb(tx, definition)} WHERE id = ${vmId}`;
     return vmId;
   });
   return getVmById(sql, id);
+}
+
+/** The given address if the network allows it, or the next free one; claimed as `ip:<address>`. */
+async function claimAddress(
+  tx: Queryable,
+  vmId: string,
+  pool: { network: NetworkPool; start: number },
+  ip: string | undefined,
+  field: string,
+): Promise<string> {
+  if (ip !== undefined) {
+    const problem = addressProblem(pool.network, ip);
+    if (problem) throw new InvalidRequestError(`${field}.ip`, problem);
+    await claimKey(tx, vmId, `ip:${ip}`);
+    return ip;
+  }
+  // A lost race for a free address is retried with the next one; a full network is final.
+  for (;;) {
+    const candidate = await nextFreeAddress(tx, pool.network, pool.start);
+    if (candidate === null)
+      throw new InvalidRequestError(`${field}.network`, `network ${pool.network.name} is full`);
+    const rows = await tx`
+      INSERT INTO node_keys (key, node_id) VALUES (${`ip:${candidate}`}, ${vmId})
+      ON CONFLICT (key) DO NOTHING RETURNING key`;
+    if (rows.length > 0) return candidate;
+  }
 }
 
 async function claimKey(sql: Queryable, nodeId: string, key: string): Promise<void> {

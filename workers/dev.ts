@@ -4,7 +4,11 @@ import { createCaller } from '../api/router.ts';
 import { startApiServer } from '../api/server.ts';
 import { startEmbeddedPostgres, startTemporalDevServer } from './embedded.ts';
 import { connectClient, installLogging, openRegistry, startWorker } from './compose.ts';
-import { registerSimulatedHosts, restoreSimulatedDomains } from './simulated-hosts.ts';
+import {
+  ensureDefaultNetwork,
+  registerSimulatedHosts,
+  restoreSimulatedDomains,
+} from './simulated-hosts.ts';
 import { runUntilSignal } from './lifecycle.ts';
 
 // `npm start`: all of vagoth in one process for a laptop. Whatever is not configured
@@ -53,11 +57,9 @@ await runUntilSignal(async (onStop) => {
   const api = await startApiServer(deps, config.api);
   onStop(api.close);
 
-  const hosts = await registerSimulatedHosts(
-    createCaller(createContextInner(deps)),
-    config.dataDir,
-    config.simulatedHosts,
-  );
+  const caller = createCaller(createContextInner(deps));
+  await ensureDefaultNetwork(caller);
+  const hosts = await registerSimulatedHosts(caller, config.dataDir, config.simulatedHosts);
   const restored = await restoreSimulatedDomains(sql, worker.drivers);
 
   console.log(`vagoth is running

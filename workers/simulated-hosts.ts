@@ -7,9 +7,9 @@ import { listHosts } from '../registry/hosts.ts';
 import { listVms } from '../registry/vms.ts';
 
 const SIZES = [
-  { cpus: 16, memoryMiB: 32768 },
-  { cpus: 8, memoryMiB: 16384 },
-  { cpus: 8, memoryMiB: 16384 },
+  { cpus: 16, memoryMiB: 32768, diskGiB: 1000, tags: { rack: 'r1', ssd: 'yes' } },
+  { cpus: 8, memoryMiB: 16384, diskGiB: 500, tags: { rack: 'r1' } },
+  { cpus: 8, memoryMiB: 16384, diskGiB: 500, tags: { rack: 'r2' } },
 ];
 
 /**
@@ -35,6 +35,17 @@ export async function registerSimulatedHosts(
     await api.hosts.register({ name, driver: 'libvirt', uri });
   }
   return names;
+}
+
+/** A `default` network for a first try (10.0.0.0/16), unless the registry has one. */
+export async function ensureDefaultNetwork(api: ReturnType<typeof createCaller>): Promise<void> {
+  if ((await api.networks.list()).some((n) => n.name === 'default')) return;
+  await api.networks.create({
+    name: 'default',
+    cidr: '10.0.0.0/16',
+    gateway: '10.0.0.1',
+    reserved: [],
+  });
 }
 
 /**

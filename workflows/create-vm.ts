@@ -15,7 +15,6 @@ import { boot, cleanup, steps } from './proxies.ts';
 
 export interface CreateVmInput {
   request: VmRequest;
-  placement?: { host?: string | undefined };
 }
 
 /** Resolves once the VM's name and keys are claimed, or fails with why they could not be. */
@@ -73,7 +72,7 @@ export async function createVm(input: CreateVmInput): Promise<Vm> {
 
     step = 'placing';
     await steps.transitionVm(vm.id, ['pending'], 'placing');
-    const host = await steps.placeVm(vm.id, input.placement?.host);
+    const host = await steps.placeVm(vm.id);
 
     step = 'defining';
     await steps.transitionVm(vm.id, ['placing'], 'defining');

@@ -7,7 +7,7 @@ export const hostsRouter = router({
   /** Records a host; its capacity is read through its driver by a workflow. */
   register: publicProcedure.input(hostRegisterInput).mutation(async ({ ctx, input }) => {
     return ctx.temporal.workflow.execute(registerHost, {
-      args: [{ name: input.name, driver: input.driver, uri: input.uri }],
+      args: [input],
       taskQueue: ctx.taskQueue,
       // A retried request joins the registration already under way.
       workflowId: `host:${input.name}:register`,

@@ -1,12 +1,36 @@
 import { WithStartWorkflowOperation } from '@temporalio/client';
 import { TRPCError } from '@trpc/server';
+import { addressProblem } from '../../allocator/addresses.ts';
+import type { Sql } from '../../registry/db.ts';
 import { hostExists } from '../../registry/hosts.ts';
-import { getVm, listVms } from '../../registry/vms.ts';
-import { KeyConflictError, NotFoundError } from '../../registry/errors.ts';
+import { getPool } from '../../registry/networks.ts';
+import { getVm, listVms, type VmRequest } from '../../registry/vms.ts';
+import { InvalidRequestError, KeyConflictError, NotFoundError } from '../../registry/errors.ts';
 import { claimedUpdate, createVm, decommissionVm } from '../../workflows/index.ts';
 import { toOperation } from '../operations.ts';
 import { byName, vmCreateInput } from '../schemas.ts';
+import type { z } from 'zod';
 import { publicProcedure, router } from '../trpc.ts';
+
+/**
+ * What the schema cannot see: the named host and networks exist and each given IP is usable.
+ * Checked before any workflow starts, so a bad request leaves no trace (the claim checks again).
+ */
+async function checkReferences(sql: Sql, input: z.infer<typeof vmCreateInput>): Promise<void> {
+  const hint = input.placement.host;
+  if (hint !== undefined && !(await hostExists(sql, hint))) {
+    throw new InvalidRequestError('placement.host', `no host named ${hint}`);
+  }
+  for (const [i, nic] of input.nics.entries()) {
+    const network = await getPool(sql, nic.network).catch((err: unknown) => {
+      throw err instanceof NotFoundError
+        ? new InvalidRequestError(`nics.${i}.network`, `no network named ${nic.network}`)
+        : err;
+    });
+    const problem = nic.ip === undefined ? null : addressProblem(network, nic.ip);
+    if (problem) throw new InvalidRequestError(`nics.${i}.ip`, problem);
+  }
+}
 
 export const vmsRouter = router({
   /**
@@ -22,22 +46,18 @@ export const vmsRouter = router({
     if (existing && (existing.state === 'running' || existing.state === 'failed')) {
       throw new KeyConflictError(`name:${input.name}`, `vm ${input.name}`);
     }
-    const hint = input.placement?.host;
-    if (hint !== undefined && !(await hostExists(ctx.sql, hint))) {
-      throw new TRPCError({
-        code: 'BAD_REQUEST',
-        message: `placement.host: no host named ${hint}`,
-      });
-    }
-    const request = {
+    await checkReferences(ctx.sql, input);
+    const request: VmRequest = {
       name: input.name,
       vcpus: input.vcpus,
       memoryMiB: input.memoryMiB,
+      diskGiB: input.diskGiB,
       nics: input.nics,
       tags: input.tags,
+      placement: input.placement,
     };
     const start = new WithStartWorkflowOperation(createVm, {
-      args: [{ request, placement: input.placement }],
+      args: [{ request }],
       taskQueue: ctx.taskQueue,
       workflowId: `vm:${input.name}:create`,
       staticSummary: `create VM ${input.name}: ${input.vcpus} vCPU, ${input.memoryMiB} MiB, ${input.nics.length} NIC`,

@@ -18,13 +18,13 @@ describe('the HTTP API, as a cloud layer uses it', () => {
   it('registers a host, runs a VM on it, and decommissions it', async () => {
     const uri = await h.simulatedHost('rack1-hv1', { cpus: 4, memoryMiB: 4096 });
     const host = await api.hosts.register.mutate({ name: 'rack1-hv1', driver: 'libvirt', uri });
-    expect(host.capacity).toEqual({ vcpus: 4, memoryMiB: 4096 });
+    expect(host.capacity).toEqual({ vcpus: 4, memoryMiB: 4096, diskGiB: 0 });
 
     const created = await api.vms.create.mutate({
       name: 'db-1',
       vcpus: 2,
       memoryMiB: 2048,
-      nics: [{ network: 'default', ip: '192.0.2.10', mac: '52:54:00:12:34:56' }],
+      nics: [{ network: 'default', ip: '10.200.0.10', mac: '52:54:00:12:34:56' }],
       tags: { role: 'db' },
     });
     expect(created.operation.url).toBe(
@@ -37,10 +37,11 @@ describe('the HTTP API, as a cloud layer uses it', () => {
 
     const vm = await api.vms.get.query({ name: 'db-1' });
     expect(vm).toMatchObject({ state: 'running', host: 'rack1-hv1', tags: { role: 'db' } });
-    expect(vm.keys).toEqual(['ip:192.0.2.10', 'mac:52:54:00:12:34:56']);
+    expect(vm.keys).toEqual(['ip:10.200.0.10', 'mac:52:54:00:12:34:56']);
     expect((await api.hosts.get.query({ name: 'rack1-hv1' })).allocated).toEqual({
       vcpus: 2,
       memoryMiB: 2048,
+      diskGiB: 0,
     });
     const domains = (await h.worker.drivers.get(host).status()).domains;
     expect(domains).toEqual([{ name: 'db-1', state: 'running', vagothId: vm.id }]);
@@ -51,14 +52,14 @@ describe('the HTTP API, as a cloud layer uses it', () => {
         name: 'db-2',
         vcpus: 1,
         memoryMiB: 256,
-        nics: [{ network: 'default', ip: '192.0.2.10' }],
+        nics: [{ network: 'default', ip: '10.200.0.10' }],
       })
       .catch((e: unknown) => e);
     expect(conflict).toBeInstanceOf(TRPCClientError);
     expect(errorCode(conflict)).toBe('CONFLICT');
     expect((conflict as TRPCClientError<never>).data).toMatchObject({
       httpStatus: 409,
-      vagoth: { type: 'KeyConflict', details: { key: 'ip:192.0.2.10', holder: 'vm db-1' } },
+      vagoth: { type: 'KeyConflict', details: { key: 'ip:10.200.0.10', holder: 'vm db-1' } },
     });
 
     const { operation } = await api.vms.decommission.mutate({ name: 'db-1' });
@@ -73,6 +74,7 @@ describe('the HTTP API, as a cloud layer uses it', () => {
     expect((await api.hosts.get.query({ name: 'rack1-hv1' })).allocated).toEqual({
       vcpus: 0,
       memoryMiB: 0,
+      diskGiB: 0,
     });
   });
 

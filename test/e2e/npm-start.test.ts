@@ -79,10 +79,13 @@ describe('npm start', () => {
       name: 'app-1',
       vcpus: 2,
       memoryMiB: 2048,
-      nics: [{ network: 'default', ip: '10.9.0.1' }],
+      nics: [{ network: 'default' }],
     });
     expect(await waitForOperation(api, operation)).toMatchObject({ status: 'completed' });
     const before = await api.vms.get.query({ name: 'app-1' });
+    // The embedded default network handed out an address of its own (never the gateway).
+    expect(before.definition.nics[0]?.ip).toMatch(/^10\.0\.\d+\.\d+$/);
+    expect(before.definition.nics[0]?.ip).not.toBe('10.0.0.1');
     expect(await stop(first.child)).toBe(0);
 
     const second = await start();

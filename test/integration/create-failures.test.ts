@@ -66,6 +66,7 @@ describe('a create that fails releases everything it took', () => {
     expect((await h.api.hosts.get({ name: 'small' })).allocated).toEqual({
       vcpus: 0,
       memoryMiB: 0,
+      diskGiB: 0,
     });
 
     // What the failure held is free again.

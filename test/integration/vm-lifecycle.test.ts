@@ -23,7 +23,7 @@ describe('a VM through its whole life', () => {
     expect(host).toMatchObject({
       name: 'hv1',
       capacity: { vcpus: 4, memoryMiB: 8192 },
-      allocated: { vcpus: 0, memoryMiB: 0 },
+      allocated: { vcpus: 0, memoryMiB: 0, diskGiB: 0 },
     });
     await h.api.hosts.register({
       name: 'hv2',

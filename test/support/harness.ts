@@ -14,6 +14,7 @@ import {
 } from '../../drivers/libvirt/simulated-host.ts';
 import type { DriverFactory } from '../../drivers/index.ts';
 import { connect, type Sql } from '../../registry/db.ts';
+import { createNetwork } from '../../registry/networks.ts';
 import { connectClient, startWorker, type VagothWorker } from '../../workers/compose.ts';
 import { withDatabase } from './global-setup.ts';
 
@@ -82,6 +83,8 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
   const hostsDir = await mkdtemp(path.join(tmpdir(), 'vagoth-hosts-'));
   const deps = { sql: db.sql, temporal, taskQueue, namespace: 'default', temporalUiUrl: UI_URL };
   const server = options.http ? await startApiServer(deps, { host: '127.0.0.1', port: 0 }) : null;
+  // Every test can put NICs on `default` (10.0.0.0/8) without creating it.
+  await createNetwork(db.sql, { name: 'default', cidr: '10.0.0.0/8' });
   return {
     sql: db.sql,
     databaseUrl: db.url,

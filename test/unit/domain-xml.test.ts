@@ -9,7 +9,7 @@ const ID = '0b6c7c1e-8f3a-4d2b-9a51-3c2f1e0d9b8a';
 const OTHER_ID = 'ffffffff-0000-4000-8000-000000000000';
 
 function spec(name: string, nics: NicDefinition[] = [], id = ID): DomainSpec {
-  return { id, name, definition: { vcpus: 3, memoryMiB: 1536, nics } };
+  return { id, name, definition: { vcpus: 3, memoryMiB: 1536, diskGiB: 0, nics, placement: {} } };
 }
 
 const nic = (network: string, mac: string): NicDefinition => ({ network, mac });

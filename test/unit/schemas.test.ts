@@ -96,8 +96,14 @@ describe('hostRegisterInput refuses a bad field and names it', () => {
 });
 
 describe('good inputs parse', () => {
-  it('fills in no NICs and no tags by default', () => {
-    expect(vmCreateInput.parse(vm)).toEqual({ ...vm, nics: [], tags: {} });
+  it('fills in no disk, NICs, tags or placement rules by default', () => {
+    expect(vmCreateInput.parse(vm)).toEqual({
+      ...vm,
+      diskGiB: 0,
+      nics: [],
+      tags: {},
+      placement: {},
+    });
   });
 
   it('lowercases MACs and keeps everything else as given', () => {
@@ -114,6 +120,7 @@ describe('good inputs parse', () => {
     };
     expect(vmCreateInput.parse(input)).toEqual({
       ...input,
+      diskGiB: 0,
       nics: [{ network: 'default', ip: '10.0.0.5', mac: '52:54:00:ab:cd:ef' }, input.nics[1]],
     });
   });
@@ -121,7 +128,15 @@ describe('good inputs parse', () => {
   it.each(['qemu:///system', 'qemu+ssh://root@hv1/system', 'test:///tmp/hosts/hv1.xml'])(
     'registers a host at %s',
     (uri) => {
-      expect(hostRegisterInput.parse({ ...host, uri })).toEqual({ ...host, uri });
+      // Without ratios, disk or tags: nothing overcommitted, no disk offered.
+      expect(hostRegisterInput.parse({ ...host, uri })).toEqual({
+        ...host,
+        uri,
+        cpuRatio: 1,
+        memoryRatio: 1,
+        diskGiB: 0,
+        tags: {},
+      });
     },
   );
 });

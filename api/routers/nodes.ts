@@ -1,0 +1,155 @@
+import { TRPCError } from '@trpc/server';
+import { withActor, type ActorOptions, type TransactionSql } from '../../registry/context.ts';
+import type { Queryable } from '../../registry/db.ts';
+import { listEvents } from '../../registry/events.ts';
+import { setDefinition, mergeMetadata, setTags } from '../../registry/node-data.ts';
+import { changeKeys } from '../../registry/node-keys.ts';
+import { clearParent, setParent } from '../../registry/node-tree.ts';
+import {
+  createNode,
+  deleteNode,
+  findNodes,
+  getNode,
+  renameNode,
+  type NodeLookup,
+} from '../../registry/nodes.ts';
+import type { Context } from '../context.ts';
+import {
+  LIFECYCLE_TYPES,
+  nodeByRefInput,
+  nodeChangeKeysInput,
+  nodeCreateInput,
+  nodeDefinitionInput,
+  nodeEventsInput,
+  nodeGetInput,
+  nodeListInput,
+  nodeMetadataInput,
+  nodeRenameInput,
+  nodeSetParentInput,
+  nodeTagsInput,
+} from '../schemas.ts';
+import { publicProcedure, router } from '../trpc.ts';
+
+// Every change made through the API is logged as the API's; it runs no workflow.
+const API: ActorOptions = { actor: 'api', operation: null };
+
+function write<T>(ctx: Context, fn: (tx: TransactionSql) => Promise<T>): Promise<T> {
+  return withActor(ctx.sql, API, fn);
+}
+
+/** The schemas let through exactly one of id and name. */
+function lookup(ref: { id?: string | undefined; name?: string | undefined }): NodeLookup {
+  return ref.id !== undefined ? { id: ref.id } : { name: ref.name ?? '' };
+}
+
+async function idOf(
+  sql: Queryable,
+  ref: { id?: string | undefined; name?: string | undefined },
+): Promise<string> {
+  return ref.id ?? (await getNode(sql, lookup(ref))).id;
+}
+
+/**
+ * VMs and hosts change only through their workflows (which keep placement, keys and domains
+ * in step); here they take tags alone. Other types are the caller's to change freely.
+ */
+async function writableIdOf(
+  sql: Queryable,
+  ref: { id?: string | undefined; name?: string | undefined },
+): Promise<string> {
+  const node = await getNode(sql, lookup(ref));
+  if (LIFECYCLE_TYPES.includes(node.type)) {
+    throw new TRPCError({
+      code: 'BAD_REQUEST',
+      message: `type: ${node.type} nodes change through their own workflows (vms.*, hosts.*); nodes.updateTags is allowed`,
+    });
+  }
+  return node.id;
+}
+
+export const nodesRouter = router({
+  /** Records a node and claims its name and keys, all or nothing (CONFLICT names the holder). */
+  create: publicProcedure.input(nodeCreateInput).mutation(({ ctx, input }) =>
+    write(ctx, async (tx) => {
+      const parent = input.parent ? await idOf(tx, input.parent) : null;
+      return createNode(tx, { ...input, parent });
+    }),
+  ),
+
+  get: publicProcedure.input(nodeGetInput).query(({ ctx, input }) => {
+    const by: NodeLookup = input.key !== undefined ? { key: input.key } : lookup(input);
+    return getNode(ctx.sql, by);
+  }),
+
+  list: publicProcedure.input(nodeListInput).query(async ({ ctx, input }) => {
+    const parent = input.parent ? await idOf(ctx.sql, input.parent) : undefined;
+    return findNodes(ctx.sql, { ...input, parent });
+  }),
+
+  rename: publicProcedure
+    .input(nodeRenameInput)
+    .mutation(({ ctx, input }) =>
+      write(ctx, async (tx) => renameNode(tx, await writableIdOf(tx, input), input.newName)),
+    ),
+
+  setParent: publicProcedure
+    .input(nodeSetParentInput)
+    .mutation(({ ctx, input }) =>
+      write(ctx, async (tx) =>
+        setParent(tx, await writableIdOf(tx, input), await idOf(tx, input.parent)),
+      ),
+    ),
+
+  clearParent: publicProcedure
+    .input(nodeByRefInput)
+    .mutation(({ ctx, input }) =>
+      write(ctx, async (tx) => clearParent(tx, await writableIdOf(tx, input))),
+    ),
+
+  updateMetadata: publicProcedure
+    .input(nodeMetadataInput)
+    .mutation(({ ctx, input }) =>
+      write(ctx, async (tx) => mergeMetadata(tx, await writableIdOf(tx, input), input.patch)),
+    ),
+
+  updateDefinition: publicProcedure
+    .input(nodeDefinitionInput)
+    .mutation(({ ctx, input }) =>
+      write(ctx, async (tx) => setDefinition(tx, await writableIdOf(tx, input), input.definition)),
+    ),
+
+  updateTags: publicProcedure
+    .input(nodeTagsInput)
+    .mutation(({ ctx, input }) =>
+      write(ctx, async (tx) => setTags(tx, await idOf(tx, input), input.patch)),
+    ),
+
+  /** Releases and claims keys in one transaction: a conflicting claim undoes the releases. */
+  changeKeys: publicProcedure.input(nodeChangeKeysInput).mutation(({ ctx, input }) =>
+    write(ctx, async (tx) => {
+      const id = await writableIdOf(tx, input);
+      await changeKeys(tx, id, { claim: input.claim, release: input.release });
+      return getNode(tx, { id });
+    }),
+  ),
+
+  /** Removes a node that has no parent and no children; returns it as it was. */
+  delete: publicProcedure.input(nodeByRefInput).mutation(({ ctx, input }) =>
+    write(ctx, async (tx) => {
+      const node = await getNode(tx, lookup(input));
+      if (LIFECYCLE_TYPES.includes(node.type)) {
+        throw new TRPCError({
+          code: 'BAD_REQUEST',
+          message: `type: ${node.type} nodes are removed by their own workflows (vms.*, hosts.*), not nodes.delete`,
+        });
+      }
+      return deleteNode(tx, node.id);
+    }),
+  ),
+
+  /** The node's history, newest first; by id it outlives the node. */
+  events: publicProcedure.input(nodeEventsInput).query(async ({ ctx, input }) => {
+    const id = await idOf(ctx.sql, input);
+    return listEvents(ctx.sql, id, { cursor: input.cursor, limit: input.limit });
+  }),
+});

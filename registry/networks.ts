@@ -1,0 +1,159 @@
+import { addressProblem, ipToInt, parseCidr, type Pool } from '../allocator/addresses.ts';
+import type { Queryable, Sql } from './db.ts';
+import { InvalidRequestError, KeyConflictError, NotFoundError } from './errors.ts';
+
+export interface Network extends Pool {
+  id: string;
+  name: string;
+  /** Addresses held by VMs now. */
+  used: number;
+  createdAt: string;
+}
+
+export type NetworkPool = Pool & { id: string; name: string };
+
+export interface NewNetwork {
+  name: string;
+  cidr: string;
+  gateway?: string | undefined;
+  reserved?: Array<{ first: string; last: string }> | undefined;
+}
+
+interface NetworkRow {
+  id: string;
+  name: string;
+  cidr: string;
+  gateway: string | null;
+  reserved: Array<{ first: string; last: string }>;
+  created_at: Date;
+}
+
+const selectNetworks = (sql: Queryable) => sql`
+  SELECT w.id, w.name, w.cidr::text AS cidr, host(w.gateway) AS gateway, w.created_at,
+    COALESCE((SELECT json_agg(json_build_object('first', host(r.first), 'last', host(r.last)) ORDER BY r.first)
+              FROM network_reserved r WHERE r.network_id = w.id), '[]') AS reserved
+  FROM networks w`;
+
+function toNetwork(r: NetworkRow, used: number): Network {
+  const { id, name, cidr, gateway, reserved } = r;
+  return { id, name, cidr, gateway, reserved, used, createdAt: r.created_at.toISOString() };
+}
+
+async function withUsage(sql: Queryable, rows: NetworkRow[]): Promise<Network[]> {
+  const out: Network[] = [];
+  for (const r of rows) {
+    const [{ used } = { used: 0 }] = await sql<{ used: number }[]>`
+      SELECT count(*)::int AS used FROM node_keys
+      WHERE key LIKE 'ip:%' AND substr(key, 4)::inet << ${r.cidr}::cidr`;
+    out.push(toNetwork(r, used));
+  }
+  return out;
+}
+
+export async function createNetwork(sql: Sql, net: NewNetwork): Promise<Network> {
+  try {
+    parseCidr(net.cidr);
+  } catch (err) {
+    throw new InvalidRequestError('cidr', (err as Error).message);
+  }
+  const reserved = net.reserved ?? [];
+  const pool: Pool = { cidr: net.cidr, gateway: null, reserved: [] };
+  if (net.gateway !== undefined && addressProblem(pool, net.gateway)) {
+    throw new InvalidRequestError('gateway', addressProblem(pool, net.gateway)!);
+  }
+  reserved.forEach((r, i) => {
+    const bad = addressProblem(pool, r.first) ?? addressProblem(pool, r.last);
+    if (bad) throw new InvalidRequestError(`reserved.${i}`, bad);
+    if (ipToInt(r.first) > ipToInt(r.last))
+      throw new InvalidRequestError(`reserved.${i}`, 'first is after last');
+  });
+  try {
+    await sql.begin(async (tx) => {
+      const [row] = await tx<{ id: string }[]>`
+        INSERT INTO networks (name, cidr, gateway) VALUES (${net.name}, ${net.cidr}::cidr, ${net.gateway ?? null}::inet)
+        RETURNING id`;
+      for (const r of reserved) {
+        await tx`INSERT INTO network_reserved (network_id, first, last)
+                 VALUES (${row!.id}, ${r.first}::inet, ${r.last}::inet)`;
+      }
+    });
+  } catch (err) {
+    const code = (err as { code?: string }).code;
+    if (code === '23505')
+      throw new KeyConflictError(`network:${net.name}`, `network ${net.name}`, { cause: err });
+    if (code === '23P01') {
+      const [other] = await sql<{ name: string; cidr: string }[]>`
+        SELECT name, cidr::text AS cidr FROM networks WHERE cidr && ${net.cidr}::cidr LIMIT 1`;
+      throw new KeyConflictError(
+        `cidr:${net.cidr}`,
+        `network ${other?.name ?? '?'} (${other?.cidr ?? '?'})`,
+        { cause: err },
+      );
+    }
+    throw err;
+  }
+  return getNetwork(sql, net.name);
+}
+
+export async function listNetworks(sql: Sql): Promise<Network[]> {
+  return withUsage(sql, await sql<NetworkRow[]>`${selectNetworks(sql)} ORDER BY w.name`);
+}
+
+export async function getNetwork(sql: Queryable, name: string): Promise<Network> {
+  return (await withUsage(sql, [await networkRow(sql, name)]))[0]!;
+}
+
+/** The pool alone, without counting what is used: what a claim needs, cheaply. */
+export async function getPool(sql: Queryable, name: string): Promise<NetworkPool> {
+  const { id, cidr, gateway, reserved } = await networkRow(sql, name);
+  return { id, name, cidr, gateway, reserved };
+}
+
+async function networkRow(sql: Queryable, name: string): Promise<NetworkRow> {
+  const rows = await sql<NetworkRow[]>`${selectNetworks(sql)} WHERE w.name = ${name}`;
+  if (!rows[0]) throw new NotFoundError('network', name);
+  return rows[0];
+}
+
+// How many offsets one search looks at: generate_series materialises its rows.
+const WINDOW = 1024;
+
+/** Offsets 1 .. size-2 can be handed out: not the network or the broadcast address. */
+const usableOffsets = (network: Pool) => parseCidr(network.cidr).size - 2;
+
+/**
+ * Where one caller's search for a free address starts: a per-network cursor, bumped in its own
+ * short statement (never inside the claim's transaction, which would hold the row lock and a
+ * second connection), so concurrent callers start apart.
+ */
+export async function searchStart(sql: Sql, network: NetworkPool): Promise<number> {
+  const [cursor] = await sql<{ start: string }[]>`
+    UPDATE networks SET next_offset = next_offset % ${usableOffsets(network)} + 1 WHERE id = ${network.id}
+    RETURNING next_offset AS start`;
+  return Number(cursor?.start ?? 1) - 1;
+}
+
+/**
+ * The next address nobody holds, from `start` on, wrapping around; null when the network is
+ * full. Only a candidate: the caller claims the `ip:` key, and on a lost race asks again.
+ */
+export async function nextFreeAddress(
+  tx: Queryable,
+  network: NetworkPool,
+  start: number,
+): Promise<string | null> {
+  const usable = usableOffsets(network);
+  for (let from = 0; from < usable; from += WINDOW) {
+    const [hit] = await tx<{ addr: string }[]>`
+      SELECT host(a) AS addr FROM (
+        SELECT set_masklen(${network.cidr}::cidr + ((${start} + i) % ${usable} + 1), 32) AS a
+        FROM generate_series(${from}::bigint, ${Math.min(from + WINDOW, usable) - 1}::bigint) i) s
+      WHERE a IS DISTINCT FROM ${network.gateway}::inet
+        AND NOT EXISTS (SELECT 1 FROM node_keys k WHERE k.key = 'ip:' || host(a))
+        AND NOT EXISTS (SELECT 1 FROM network_reserved r WHERE r.network_id = ${network.id}
+                        AND a BETWEEN r.first AND r.last)
+      LIMIT 1`;
+    if (hit) return hit.addr;
+  }
+  return null;
+}

@@ -1,0 +1,90 @@
+import { inTransaction } from './context.ts';
+import { jsonb, type Queryable } from './db.ts';
+import { NotFoundError, StateConflictError } from './errors.ts';
+import { getNode } from './nodes.ts';
+import type { JsonObject, JsonValue, Node } from './types.ts';
+
+/**
+ * The metadata states in which a node's definition is in use somewhere (being placed,
+ * defined, started, run or taken down).
+ */
+export const DEPLOYED_STATES: readonly string[] = [
+  'placing',
+  'defining',
+  'starting',
+  'running',
+  'decommissioning',
+];
+
+/**
+ * The rule for "deployed": a node is deployed while its metadata.state is one of
+ * DEPLOYED_STATES, or while its parent is a host (it sits on one). Its definition is then
+ * fixed: a local manager deploys a definition, and the registry must keep saying what it
+ * deployed. Returns why the node is deployed, or null when it is not.
+ */
+export function deployment(node: Node): string | null {
+  const state = node.metadata.state;
+  if (typeof state === 'string' && DEPLOYED_STATES.includes(state)) return state;
+  if (node.parent?.type === 'host') return `deployed on host ${node.parent.name}`;
+  return null;
+}
+
+/** Replaces the definition, unless the node is deployed (StateConflictError). */
+export async function setDefinition(
+  sql: Queryable,
+  id: string,
+  definition: JsonObject,
+): Promise<Node> {
+  return inTransaction(sql, async (tx) => {
+    // The row lock holds state and parent still between the check and the write.
+    const locked = await tx`SELECT 1 FROM nodes WHERE id = ${id} FOR NO KEY UPDATE`;
+    if (locked.length === 0) throw new NotFoundError('node', id);
+    const node = await getNode(tx, { id });
+    const deployed = deployment(node);
+    if (deployed !== null) {
+      throw new StateConflictError(`${node.type} ${node.name}`, deployed, 'change its definition');
+    }
+    await tx`
+      UPDATE nodes SET definition = ${jsonb(tx, definition)}, updated_at = now() WHERE id = ${id}`;
+    return getNode(tx, { id });
+  });
+}
+
+/** A patch: keys set to a value are set, keys set to null are removed. */
+export type Patch<V extends JsonValue = JsonValue> = Record<string, V | null>;
+
+function split(patch: Patch): { set: JsonObject; remove: string[] } {
+  const set: JsonObject = {};
+  const remove: string[] = [];
+  for (const [key, value] of Object.entries(patch)) {
+    if (value === null) remove.push(key);
+    else set[key] = value;
+  }
+  return { set, remove };
+}
+
+/**
+ * Merges the patch into the metadata in one UPDATE: `||` reads the row as it is when the
+ * update gets its lock, so concurrent writers of different keys never lose each other's.
+ */
+export async function mergeMetadata(sql: Queryable, id: string, patch: Patch): Promise<Node> {
+  const { set, remove } = split(patch);
+  const rows = await sql`
+    UPDATE nodes
+    SET metadata = (metadata || ${jsonb(sql, set)}) - ${sql.array(remove)}::text[],
+        updated_at = now()
+    WHERE id = ${id} RETURNING id`;
+  if (rows.length === 0) throw new NotFoundError('node', id);
+  return getNode(sql, { id });
+}
+
+/** Merges the patch into the tags as mergeMetadata does: one UPDATE, null removes a tag. */
+export async function setTags(sql: Queryable, id: string, patch: Patch<string>): Promise<Node> {
+  const { set, remove } = split(patch);
+  const rows = await sql`
+    UPDATE nodes
+    SET tags = (tags || ${jsonb(sql, set)}) - ${sql.array(remove)}::text[], updated_at = now()
+    WHERE id = ${id} RETURNING id`;
+  if (rows.length === 0) throw new NotFoundError('node', id);
+  return getNode(sql, { id });
+}
