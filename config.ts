@@ -25,6 +25,7 @@ const schema = z.object({
   VAGOTH_TEMPORAL_UI_PORT: port(8233),
   VAGOTH_POSTGRES_PORT: port(5433),
   VAGOTH_API_URL: z.url().optional(),
+  VAGOTH_PLACEMENT_POLICY: z.enum(['spread', 'pack']).default('spread'),
   VAGOTH_LOG_LEVEL: z.enum(['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR']).default('WARN'),
 });
 
@@ -45,6 +46,8 @@ export interface Config {
   dataDir: string;
   embeddedPostgresPort: number;
   simulatedHosts: number;
+  /** The cluster's placement policy, for requests that name none. */
+  placementPolicy: 'spread' | 'pack';
   /** The worker's log level (Temporal's runtime logger). */
   logLevel: 'TRACE' | 'DEBUG' | 'INFO' | 'WARN' | 'ERROR';
 }
@@ -86,5 +89,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     embeddedPostgresPort: e.VAGOTH_POSTGRES_PORT,
     simulatedHosts: e.VAGOTH_SIMULATED_HOSTS,
     logLevel: e.VAGOTH_LOG_LEVEL,
+    placementPolicy: e.VAGOTH_PLACEMENT_POLICY,
   };
 }

@@ -1,12 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import { activityInfo, heartbeat, sleep } from '@temporalio/activity';
-import { planPlacement, type PlacementPolicy } from '../allocator/place.ts';
+import type { PlacementPolicy } from '../allocator/place.ts';
 import { DriverError, type DriverPool } from '../drivers/index.ts';
 import type { Sql } from '../registry/db.ts';
-import { NoCapacityError } from '../registry/errors.ts';
 import { getHost, insertHost, type NewHost } from '../registry/hosts.ts';
-import { claimAllocation, placementCandidates, placementSnapshot } from '../registry/placement.ts';
-import { claimVm, deleteVm, getVmById, transitionVm, type VmRequest } from '../registry/vms.ts';
+import { placeVm } from '../registry/allocate.ts';
+import { claimVm } from '../registry/claim-vm.ts';
+import { deleteVm, getVmById, transitionVm, type VmRequest } from '../registry/vms.ts';
 import type { Host, HostAddress, OperationRef, Vm, VmState } from '../registry/types.ts';
 import { withFailureTypes } from './failures.ts';
 
@@ -28,12 +28,6 @@ export function randomMac(): string {
     ...[...randomBytes(3)].map((b) => b.toString(16).padStart(2, '0')),
   ].join(':');
 }
-
-// How many candidates a placement tries before giving up: each loss means another
-// request took the room between the snapshot and the claim.
-const PLACEMENT_ATTEMPTS = 5;
-// How many hosts the index hands the allocator: enough to survive a few lost races.
-const CANDIDATES = 16;
 
 export function createActivities({ sql, drivers, defaultPolicy = 'spread' }: ActivityDeps) {
   async function domainOf(vmId: string) {
@@ -62,40 +56,8 @@ export function createActivities({ sql, drivers, defaultPolicy = 'spread' }: Act
       await transitionVm(sql, vmId, from, to, patch);
     },
 
-    /** Plans on a snapshot, then claims in a transaction; a lost race moves to the next candidate. */
     async placeVm(vmId: string): Promise<string> {
-      const vm = await getVmById(sql, vmId);
-      if (vm.host) return vm.host;
-      const { vcpus, memoryMiB, diskGiB, placement } = vm.definition;
-      const request = {
-        vcpus,
-        memoryMiB,
-        diskGiB,
-        ...placement,
-        policy: placement.policy ?? defaultPolicy,
-      };
-      const plan = planPlacement(await placementCandidates(sql, request, CANDIDATES), request);
-      const reasons = { ...plan.rejected };
-      const allocation = {
-        vcpus,
-        memoryMiB,
-        diskGiB,
-        antiAffinity: placement.antiAffinity ?? [],
-        affinity: placement.affinity ?? [],
-      };
-      for (const host of plan.candidates.slice(0, PLACEMENT_ATTEMPTS)) {
-        const claim = await claimAllocation(sql, vmId, host, allocation);
-        if (claim.ok) return host;
-        reasons[host] = claim.reason;
-      }
-      if (plan.candidates.length === 0 && Object.keys(reasons).length === 0) {
-        // The index found nobody with room: explain over every host, for a useful error.
-        Object.assign(
-          reasons,
-          planPlacement(await placementSnapshot(sql, request), request).rejected,
-        );
-      }
-      throw new NoCapacityError(reasons);
+      return (await placeVm(sql, vmId, defaultPolicy)).host;
     },
 
     async defineDomain(vmId: string): Promise<void> {

@@ -41,6 +41,8 @@ export interface PlacementSnapshot {
 export interface PlacementPlan {
   /** Hosts that can take the VM, best first by the request's policy. */
   candidates: string[];
+  /** How many candidates, from the first, the weigher cannot tell apart (0 when none fit). */
+  leaders: number;
   /** Every host that cannot, with the first reason found. */
   rejected: Record<string, string>;
 }
@@ -77,11 +79,9 @@ const FILTERS: Filter[] = [
 const byName = (a: HostView, b: HostView) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
 
 // Weighers: spread keeps the most room everywhere, pack fills hosts before starting others.
-const ORDER: Record<PlacementPolicy, (a: HostView, b: HostView) => number> = {
-  spread: (a, b) =>
-    b.free.memoryMiB - a.free.memoryMiB || b.free.vcpus - a.free.vcpus || byName(a, b),
-  pack: (a, b) =>
-    a.free.memoryMiB - b.free.memoryMiB || a.free.vcpus - b.free.vcpus || byName(a, b),
+const WEIGH: Record<PlacementPolicy, (a: HostView, b: HostView) => number> = {
+  spread: (a, b) => b.free.memoryMiB - a.free.memoryMiB || b.free.vcpus - a.free.vcpus,
+  pack: (a, b) => a.free.memoryMiB - b.free.memoryMiB || a.free.vcpus - b.free.vcpus,
 };
 
 /** Pure: decides where a VM may go from a snapshot; claims nothing. */
@@ -104,6 +104,31 @@ export function planPlacement(
   if (request.host !== undefined && !snapshot.hosts.some((h) => h.name === request.host)) {
     rejected[request.host] = 'no such host';
   }
-  fits.sort(ORDER[request.policy ?? 'spread']);
-  return { candidates: fits.map((h) => h.name), rejected };
+  const weigh = WEIGH[request.policy ?? 'spread'];
+  fits.sort((a, b) => weigh(a, b) || byName(a, b));
+  const leaders = fits.findIndex((h) => weigh(fits[0]!, h) !== 0);
+  return {
+    candidates: fits.map((h) => h.name),
+    leaders: leaders === -1 ? fits.length : leaders,
+    rejected,
+  };
+}
+
+/**
+ * The order in which to try the candidates: the leaders (equally good by the weigher) in
+ * random order, then the rest. Concurrent placements working from the same snapshot would
+ * otherwise all queue on one host's row lock (Nomad shuffles its feasible nodes for the same
+ * reason); shuffling only ties keeps the policy's choice exact.
+ */
+export function claimOrder(
+  plan: Pick<PlacementPlan, 'candidates' | 'leaders'>,
+  random: () => number,
+): string[] {
+  const width = Math.min(plan.leaders, plan.candidates.length);
+  const top = plan.candidates.slice(0, width);
+  for (let i = top.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    [top[i], top[j]] = [top[j]!, top[i]!];
+  }
+  return [...top, ...plan.candidates.slice(width)];
 }

@@ -8,12 +8,18 @@ const USAGE = `usage: vagoth <command>
 
   hosts list
   hosts get <name>
-  hosts register <name> <libvirt-uri>
+  hosts register <name> <libvirt-uri> [--cpu-ratio R] [--memory-ratio R] [--disk GiB] [--tag k=v]...
+  networks list
+  networks create <name> <cidr> [--gateway A.B.C.D] [--reserve FIRST-LAST]...
   vms list
   vms get <name>
-  vms create <name> --vcpus N --memory MiB [--nic network[,ip=A.B.C.D][,mac=M]]... [--tag k=v]... [--host H] [--wait]
+  vms create <name> --vcpus N --memory MiB [--disk GiB] [--nic network[,ip=A.B.C.D][,mac=M]]...
+             [--tag k=v]... [PLACEMENT] [--wait]
   vms decommission <name> [--wait]
+  placement explain --vcpus N --memory MiB [--disk GiB] [PLACEMENT]
   operations get <id> [<run-id>]
+
+PLACEMENT: [--host H] [--require k=v]... [--anti-affinity G]... [--affinity G]... [--policy spread|pack]
 
 The API is at $VAGOTH_API_URL (default http://127.0.0.1:7780/trpc).`;
 
@@ -25,10 +31,34 @@ const { values, positionals } = parseArgs({
     nic: { type: 'string', multiple: true },
     tag: { type: 'string', multiple: true },
     host: { type: 'string' },
+    disk: { type: 'string' },
+    require: { type: 'string', multiple: true },
+    'anti-affinity': { type: 'string', multiple: true },
+    affinity: { type: 'string', multiple: true },
+    policy: { type: 'string' },
+    'cpu-ratio': { type: 'string' },
+    'memory-ratio': { type: 'string' },
+    gateway: { type: 'string' },
+    reserve: { type: 'string', multiple: true },
     wait: { type: 'boolean' },
     help: { type: 'boolean', short: 'h' },
   },
 });
+
+const pairs = (list: string[] | undefined) =>
+  Object.fromEntries((list ?? []).map((t) => t.split(/=(.*)/s).slice(0, 2)));
+const num = (v: string | undefined) => (v === undefined ? undefined : Number(v));
+
+/** The placement options, passed as given: the API validates them and names any bad field. */
+function placement() {
+  return {
+    ...(values.host ? { host: values.host } : {}),
+    ...(values.require ? { tags: pairs(values.require) } : {}),
+    ...(values['anti-affinity'] ? { antiAffinity: values['anti-affinity'] } : {}),
+    ...(values.affinity ? { affinity: values.affinity } : {}),
+    ...(values.policy ? { policy: values.policy as 'spread' } : {}),
+  };
+}
 
 const api = createTRPCClient<AppRouter>({ links: [httpBatchLink({ url: loadConfig().api.url })] });
 const print = (value: unknown) => console.log(JSON.stringify(value, null, 2));
@@ -65,7 +95,42 @@ async function run(): Promise<void> {
       return print(await api.hosts.get.query({ name: needs(1)[0]! }));
     case 'hosts register': {
       const [name, uri] = needs(2);
-      return print(await api.hosts.register.mutate({ name: name!, driver: 'libvirt', uri: uri! }));
+      return print(
+        await api.hosts.register.mutate({
+          name: name!,
+          driver: 'libvirt',
+          uri: uri!,
+          cpuRatio: num(values['cpu-ratio']),
+          memoryRatio: num(values['memory-ratio']),
+          diskGiB: num(values.disk),
+          tags: pairs(values.tag),
+        }),
+      );
+    }
+    case 'networks list':
+      return print(await api.networks.list.query());
+    case 'networks create': {
+      const [name, cidr] = needs(2);
+      const reserved = (values.reserve ?? []).map((r) => {
+        const [first = '', last = first] = r.split('-');
+        return { first, last };
+      });
+      return print(
+        await api.networks.create.mutate({
+          name: name!,
+          cidr: cidr!,
+          gateway: values.gateway,
+          reserved,
+        }),
+      );
+    }
+    case 'placement explain': {
+      const shape = {
+        vcpus: Number(values.vcpus),
+        memoryMiB: Number(values.memory),
+        diskGiB: num(values.disk),
+      };
+      return print(await api.placement.explain.query({ ...shape, placement: placement() }));
     }
     case 'vms list':
       return print(await api.vms.list.query());
@@ -77,9 +142,10 @@ async function run(): Promise<void> {
         name,
         vcpus: Number(values.vcpus),
         memoryMiB: Number(values.memory),
+        diskGiB: num(values.disk),
         nics: (values.nic ?? []).map(parseNic),
-        tags: Object.fromEntries((values.tag ?? []).map((t) => t.split(/=(.*)/s).slice(0, 2))),
-        ...(values.host ? { placement: { host: values.host } } : {}),
+        tags: pairs(values.tag),
+        placement: placement(),
       });
       return finish(operation, () => api.vms.get.query({ name }));
     }

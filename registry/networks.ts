@@ -72,6 +72,7 @@ export async function createNetwork(sql: Sql, net: NewNetwork): Promise<Network>
       const [row] = await tx<{ id: string }[]>`
         INSERT INTO networks (name, cidr, gateway) VALUES (${net.name}, ${net.cidr}::cidr, ${net.gateway ?? null}::inet)
         RETURNING id`;
+      await tx`CREATE SEQUENCE ${tx(cursorName(row!.id))} MINVALUE 0 START 0`;
       for (const r of reserved) {
         await tx`INSERT INTO network_reserved (network_id, first, last)
                  VALUES (${row!.id}, ${r.first}::inet, ${r.last}::inet)`;
@@ -122,16 +123,18 @@ const WINDOW = 1024;
 const usableOffsets = (network: Pool) => parseCidr(network.cidr).size - 2;
 
 /**
- * Where one caller's search for a free address starts: a per-network cursor, bumped in its own
- * short statement (never inside the claim's transaction, which would hold the row lock and a
- * second connection), so concurrent callers start apart.
+ * Where one caller's search for a free address starts: the network's sequence, which neither
+ * locks nor waits for a commit, so concurrent callers start apart. Called before the claim's
+ * transaction: a second pooled connection inside it could wait on transactions holding them all.
  */
 export async function searchStart(sql: Sql, network: NetworkPool): Promise<number> {
-  const [cursor] = await sql<{ start: string }[]>`
-    UPDATE networks SET next_offset = next_offset % ${usableOffsets(network)} + 1 WHERE id = ${network.id}
-    RETURNING next_offset AS start`;
-  return Number(cursor?.start ?? 1) - 1;
+  const [cursor] = await sql<
+    { n: string }[]
+  >`SELECT nextval(${cursorName(network.id)}::regclass) AS n`;
+  return Number(cursor?.n ?? 0) % usableOffsets(network);
 }
+
+const cursorName = (networkId: string) => `network_cursor_${networkId.replaceAll('-', '')}`;
 
 /**
  * The next address nobody holds, from `start` on, wrapping around; null when the network is
@@ -141,6 +144,8 @@ export async function nextFreeAddress(
   tx: Queryable,
   network: NetworkPool,
   start: number,
+  /** Addresses already picked for other NICs of the same VM. */
+  picked: string[] = [],
 ): Promise<string | null> {
   const usable = usableOffsets(network);
   for (let from = 0; from < usable; from += WINDOW) {
@@ -148,7 +153,7 @@ export async function nextFreeAddress(
       SELECT host(a) AS addr FROM (
         SELECT set_masklen(${network.cidr}::cidr + ((${start} + i) % ${usable} + 1), 32) AS a
         FROM generate_series(${from}::bigint, ${Math.min(from + WINDOW, usable) - 1}::bigint) i) s
-      WHERE a IS DISTINCT FROM ${network.gateway}::inet
+      WHERE a IS DISTINCT FROM ${network.gateway}::inet AND host(a) <> ALL (${picked}::text[])
         AND NOT EXISTS (SELECT 1 FROM node_keys k WHERE k.key = 'ip:' || host(a))
         AND NOT EXISTS (SELECT 1 FROM network_reserved r WHERE r.network_id = ${network.id}
                         AND a BETWEEN r.first AND r.last)

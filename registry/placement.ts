@@ -38,10 +38,16 @@ async function affinityHosts(sql: Queryable, groups: string[]): Promise<Record<s
   return Object.fromEntries(rows.map((r) => [r.group, r.host]));
 }
 
+// Group clauses only when the request has groups: most have none, and the planner should
+// not have to cost a join it cannot skip.
 const viewColumns = (sql: Queryable, anti: string[]) => sql`
   n.name, n.tags, c.state, c.cpu_ratio, c.free_vcpus, c.free_memory_mib, c.free_disk_gib,
-  COALESCE((SELECT array_agg(DISTINCT g) FROM allocations a, unnest(a.anti_affinity) g
-            WHERE a.host_id = c.host_id AND g = ANY (${anti}::text[])), '{}') AS anti`;
+  ${
+    anti.length === 0
+      ? sql`'{}'::text[]`
+      : sql`COALESCE((SELECT array_agg(DISTINCT g) FROM allocations a, unnest(a.anti_affinity) g
+                      WHERE a.host_id = c.host_id AND g = ANY (${anti}::text[])), '{}')`
+  } AS anti`;
 
 /** Every host, for explaining a placement: each one either fits or gets a reason. */
 export async function placementSnapshot(
@@ -76,11 +82,15 @@ export async function placementCandidates(
     FROM host_capacity c JOIN nodes n ON n.id = c.host_id
     WHERE c.state = 'active' AND c.free_memory_mib >= ${request.memoryMiB}
       AND c.free_vcpus >= ${request.vcpus} AND c.free_disk_gib >= ${request.diskGiB}
-      AND n.tags @> ${sql.json(tags)}
+      ${Object.keys(tags).length === 0 ? sql`` : sql`AND n.tags @> ${sql.json(tags)}`}
       ${request.host === undefined ? sql`` : sql`AND n.name = ${request.host}`}
-      AND NOT EXISTS (SELECT 1 FROM allocations a WHERE a.host_id = c.host_id
-                      AND a.anti_affinity && ${anti}::text[])
-    ORDER BY ${order}, n.name
+      ${
+        anti.length === 0
+          ? sql``
+          : sql`AND NOT EXISTS (SELECT 1 FROM allocations a WHERE a.host_id = c.host_id
+                                AND a.anti_affinity && ${anti}::text[])`
+      }
+    ORDER BY ${order}
     LIMIT ${limit}`;
   return {
     hosts: rows.map(toView),
@@ -109,29 +119,36 @@ export async function claimAllocation(
   hostName: string,
   req: AllocationRequest,
 ): Promise<{ ok: true } | { ok: false; reason: string }> {
+  // One statement, so one round trip and one commit: the host's row lock (taken by the
+  // allocation trigger) is held for as short a time as possible.
   try {
-    return await sql.begin(async (tx) => {
-      const [host] = await tx<
-        { id: string }[]
-      >`SELECT id FROM nodes WHERE type = 'host' AND name = ${hostName}`;
-      if (!host) return { ok: false, reason: 'host no longer registered' } as const;
-      const [vm] = await tx<{ parent_id: string | null }[]>`
-        SELECT parent_id FROM nodes WHERE id = ${vmId} AND type = 'vm' FOR UPDATE`;
-      if (!vm) throw new NotFoundError('vm', vmId);
-      // Idempotent: a retried claim that already landed on this host succeeds again.
-      if (vm.parent_id === host.id) return { ok: true } as const;
-      if (vm.parent_id !== null)
-        return { ok: false, reason: 'VM is already placed elsewhere' } as const;
-      await tx`
+    const rows = await sql<{ id: string }[]>`
+      WITH host AS (SELECT id FROM nodes WHERE type = 'host' AND name = ${hostName}),
+      claimed AS (
         INSERT INTO allocations (vm_id, host_id, vcpus, memory_mib, disk_gib, anti_affinity, affinity)
-        VALUES (${vmId}, ${host.id}, ${req.vcpus}, ${req.memoryMiB}, ${req.diskGiB},
-                ${req.antiAffinity}::text[], ${req.affinity}::text[])`;
-      await tx`UPDATE nodes SET parent_id = ${host.id}, updated_at = now() WHERE id = ${vmId}`;
-      return { ok: true } as const;
-    });
+        SELECT ${vmId}, host.id, ${req.vcpus}, ${req.memoryMiB}, ${req.diskGiB},
+               ${req.antiAffinity}::text[], ${req.affinity}::text[]
+        FROM host
+        RETURNING host_id)
+      UPDATE nodes SET parent_id = claimed.host_id, updated_at = now()
+      FROM claimed WHERE nodes.id = ${vmId} AND nodes.type = 'vm'
+      RETURNING nodes.id`;
+    if (rows.length > 0) return { ok: true };
   } catch (err) {
-    if ((err as { code?: string }).code === REFUSED)
-      return { ok: false, reason: (err as Error).message };
-    throw err;
+    const code = (err as { code?: string }).code;
+    if (code === REFUSED) return { ok: false, reason: (err as Error).message };
+    // 23505: the VM already holds an allocation; 23503: the VM is gone. Told apart below.
+    if (code !== '23505' && code !== '23503') throw err;
   }
+  // Nothing claimed: no such host or VM, or a retried claim that had already landed.
+  const [state] = await sql<{ vm: boolean; on: string | null }[]>`
+    SELECT true AS vm, (SELECT n.name FROM allocations a JOIN nodes n ON n.id = a.host_id
+                        WHERE a.vm_id = ${vmId}) AS on
+    FROM nodes WHERE id = ${vmId} AND type = 'vm'`;
+  if (!state) throw new NotFoundError('vm', vmId);
+  if (state.on === hostName) return { ok: true };
+  return {
+    ok: false,
+    reason: state.on ? 'VM is already placed elsewhere' : 'host no longer registered',
+  };
 }

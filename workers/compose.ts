@@ -8,6 +8,7 @@ import {
   type LogLevel,
 } from '@temporalio/worker';
 import { createActivities } from '../activities/index.ts';
+import type { PlacementPolicy } from '../allocator/place.ts';
 import { createDriver, DriverPool, type DriverFactory } from '../drivers/index.ts';
 import { connect, type Sql } from '../registry/db.ts';
 import { migrate } from '../registry/migrate.ts';
@@ -37,6 +38,7 @@ export interface VagothWorkerOptions {
   namespace: string;
   taskQueue: string;
   driverFactory?: DriverFactory;
+  placementPolicy?: PlacementPolicy;
   /** A prebuilt workflow bundle (tests build one once); otherwise bundled from source. */
   workflowBundle?: { code: string };
 }
@@ -57,7 +59,11 @@ export async function startWorker(options: VagothWorkerOptions): Promise<VagothW
     namespace: options.namespace,
     taskQueue: options.taskQueue,
     ...(options.workflowBundle ? { workflowBundle: options.workflowBundle } : { workflowsPath }),
-    activities: createActivities({ sql: options.sql, drivers }),
+    activities: createActivities({
+      sql: options.sql,
+      drivers,
+      defaultPolicy: options.placementPolicy ?? 'spread',
+    }),
   });
   const running = worker.run().finally(async () => {
     await drivers.close();

@@ -43,6 +43,7 @@ await runUntilSignal(async (onStop) => {
     address,
     namespace: t.namespace,
     taskQueue: t.taskQueue,
+    placementPolicy: config.placementPolicy,
   });
   onStop(worker.shutdown);
   const temporal = await connectClient(address, t.namespace);

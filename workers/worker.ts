@@ -15,6 +15,7 @@ await runUntilSignal(async (onStop) => {
     address,
     namespace: config.temporal.namespace,
     taskQueue: config.temporal.taskQueue,
+    placementPolicy: config.placementPolicy,
   });
   onStop(worker.shutdown);
   console.log(`vagoth worker polling task queue ${config.temporal.taskQueue} on ${address}`);

@@ -21,7 +21,9 @@ CREATE TABLE host_capacity (
     AND alloc_memory_mib <= floor(memory_mib * memory_ratio)
     AND alloc_disk_gib <= disk_gib)
 );
-CREATE INDEX host_capacity_spread_idx ON host_capacity (free_memory_mib) WHERE state = 'active';
+-- Candidates are read in free-memory order (descending to spread, ascending to pack), so a
+-- placement reads a few index entries whatever the number of hosts.
+CREATE INDEX host_capacity_free_idx ON host_capacity (free_memory_mib, host_id) WHERE state = 'active';
 
 -- What one VM holds on its host. Claimed by inserting a row, released by deleting it (or its
 -- VM): triggers keep host_capacity's counters equal to the sum of these rows.
@@ -107,11 +109,12 @@ CREATE TABLE networks (
   name         text NOT NULL UNIQUE,
   cidr         cidr NOT NULL CHECK (family(cidr) = 4 AND masklen(cidr) BETWEEN 8 AND 30),
   gateway      inet CHECK (gateway IS NULL OR gateway << cidr),
-  -- Where the next free-address search starts: a hint only, never a claim.
-  next_offset  bigint NOT NULL DEFAULT 1,
   created_at   timestamptz NOT NULL DEFAULT now(),
   CONSTRAINT networks_no_overlap EXCLUDE USING gist (cidr inet_ops WITH &&)
 );
+
+-- Where each free-address search starts: a sequence per network (network_cursor_<id>), so
+-- concurrent claims start apart without queueing on a row lock. A hint only, never a claim.
 
 CREATE TABLE network_reserved (
   network_id  uuid NOT NULL REFERENCES networks (id) ON DELETE CASCADE,

@@ -63,6 +63,70 @@ describe('the vagoth command', () => {
     expect(missing.stderr).toContain('NOT_FOUND');
   });
 
+  it('creates a network and explains a placement', async () => {
+    const net = await vagoth(
+      'networks',
+      'create',
+      'lab',
+      '172.30.0.0/24',
+      '--gateway',
+      '172.30.0.1',
+      '--reserve',
+      '172.30.0.2-172.30.0.9',
+    );
+    expect(JSON.parse(net.stdout)).toMatchObject({
+      name: 'lab',
+      cidr: '172.30.0.0/24',
+      reserved: [{ first: '172.30.0.2', last: '172.30.0.9' }],
+    });
+    await vagoth(
+      'hosts',
+      'register',
+      'cli-hv2',
+      await h.simulatedHost('cli-hv2'),
+      '--tag',
+      'rack=r9',
+      '--cpu-ratio',
+      '2',
+    );
+    const explained = await vagoth(
+      'placement',
+      'explain',
+      '--vcpus',
+      '12',
+      '--memory',
+      '512',
+      '--require',
+      'rack=r9',
+    );
+    expect(JSON.parse(explained.stdout)).toEqual({
+      host: 'cli-hv2',
+      candidates: ['cli-hv2'],
+      rejected: { 'cli-hv': 'not enough vCPUs (8 free at ratio 1)' },
+    });
+    const created = await vagoth(
+      'vms',
+      'create',
+      'lab-1',
+      '--vcpus',
+      '1',
+      '--memory',
+      '256',
+      '--nic',
+      'lab',
+      '--require',
+      'rack=r9',
+      '--wait',
+    );
+    expect(JSON.parse(created.stdout)).toMatchObject({
+      host: 'cli-hv2',
+      definition: { nics: [{ network: 'lab', ip: expect.stringMatching(/^172\.30\.0\.(\d+)$/) }] },
+    });
+    const ip = (JSON.parse(created.stdout) as { definition: { nics: Array<{ ip: string }> } })
+      .definition.nics[0]!.ip;
+    expect(Number(ip.split('.')[3])).toBeGreaterThanOrEqual(10);
+  });
+
   it('fails with the field that was wrong', async () => {
     const bad = await vagoth(
       'vms',

@@ -30,6 +30,7 @@ describe('loadConfig', () => {
       embeddedPostgresPort: 5433,
       simulatedHosts: 3,
       logLevel: 'WARN',
+      placementPolicy: 'spread',
     });
   });
 
@@ -49,6 +50,7 @@ describe('loadConfig', () => {
       VAGOTH_TEMPORAL_UI_PORT: '18233',
       VAGOTH_POSTGRES_PORT: '15433',
       VAGOTH_LOG_LEVEL: 'DEBUG',
+      VAGOTH_PLACEMENT_POLICY: 'pack',
       VAGOTH_API_URL: 'https://vagoth.example.com/trpc',
     });
     expect(config).toEqual({
@@ -68,6 +70,7 @@ describe('loadConfig', () => {
       embeddedPostgresPort: 15433,
       simulatedHosts: 0,
       logLevel: 'DEBUG',
+      placementPolicy: 'pack',
     });
   });
 

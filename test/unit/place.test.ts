@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
+  claimOrder,
   planPlacement,
   type HostView,
   type PlacementPolicy,
@@ -46,7 +47,8 @@ interface Case {
 }
 
 const run = ({ snapshot, request, candidates, rejected }: Case) => {
-  expect(planPlacement(snapshot, request)).toEqual({ candidates, rejected });
+  const { leaders: _leaders, ...plan } = planPlacement(snapshot, request);
+  expect(plan).toEqual({ candidates, rejected });
 };
 
 describe('planPlacement: one filter at a time', () => {
@@ -341,6 +343,7 @@ describe('planPlacement: reasons', () => {
     const plan = planPlacement(snapshot(hosts, { db: 'ok' }), request);
     expect(plan).toEqual({
       candidates: ['ok'],
+      leaders: 1,
       rejected: {
         maint: 'host is maintenance',
         down: 'host is down',
@@ -493,7 +496,7 @@ describe('planPlacement: group names that are also Object.prototype keys', () =>
     'an affinity group %s with no members yet allows any host',
     (group) => {
       const snap = snapshot([host('a'), host('b')], Object.fromEntries([]));
-      expect(planPlacement(snap, { ...small, affinity: [group] })).toEqual({
+      expect(planPlacement(snap, { ...small, affinity: [group] })).toMatchObject({
         candidates: ['a', 'b'],
         rejected: {},
       });
@@ -505,6 +508,7 @@ describe('planPlacement: group names that are also Object.prototype keys', () =>
     (key) => {
       expect(planPlacement(snapshot([host('a')]), { ...small, tags: { [key]: 'x' } })).toEqual({
         candidates: [],
+        leaders: 0,
         rejected: { a: `missing tag ${key}=x` },
       });
     },
@@ -703,7 +707,7 @@ describe('planPlacement, for any snapshot and a hint', () => {
         const plan = planPlacement(snap, req);
         const hinted = snap.hosts.find((h) => h.name === hint);
         if (hinted && passesEveryFilter(hinted, req, snap)) {
-          expect(plan).toEqual({ candidates: [hint], rejected: {} });
+          expect(plan).toEqual({ candidates: [hint], leaders: 1, rejected: {} });
         } else {
           expect(plan.candidates).toEqual([]);
           expect(Object.keys(plan.rejected)).toEqual([hint]);
@@ -711,5 +715,36 @@ describe('planPlacement, for any snapshot and a hint', () => {
         }
       }),
     );
+  });
+});
+
+describe('claimOrder', () => {
+  it('shuffles only the leaders, which the weigher cannot tell apart', () => {
+    const tied = (free: number, name: string) =>
+      host(name, { free: { vcpus: 8, memoryMiB: free, diskGiB: 100 } });
+    const snap = snapshot([
+      tied(4096, 'a'),
+      tied(4096, 'b'),
+      tied(4096, 'c'),
+      tied(2048, 'd'),
+      tied(1536, 'e'),
+    ]);
+    const plan = planPlacement(snap, small);
+    expect(plan.leaders).toBe(3);
+    const seen = new Set<string>();
+    for (let i = 0; i < 50; i++) {
+      const order = claimOrder(plan, Math.random);
+      expect(new Set(order.slice(0, 3))).toEqual(new Set(['a', 'b', 'c']));
+      expect(order.slice(3)).toEqual(['d', 'e']);
+      seen.add(order[0]!);
+    }
+    // Concurrent placements really do start on different hosts.
+    expect(seen.size).toBeGreaterThan(1);
+  });
+
+  it('keeps a strict winner first', () => {
+    const plan = { candidates: ['best', 'next', 'last'], leaders: 1 };
+    expect(claimOrder(plan, () => 0.99)).toEqual(['best', 'next', 'last']);
+    expect(claimOrder({ candidates: [], leaders: 0 }, Math.random)).toEqual([]);
   });
 });
