@@ -45,17 +45,15 @@ export async function placeVm(
     affinity: placement.affinity ?? [],
   };
   let retries = 0;
-  for (const host of claimOrder(plan, Math.random).slice(
-    0,
-    PLACEMENT_ATTEMPTS,
-  )) {
+  for (const host of claimOrder(plan, Math.random).slice(0, PLACEMENT_ATTEMPTS)) {
     const claim = await claimAllocation(sql, vmId, host, allocation);
     if (claim.ok) return { host, retries };
     reasons[host] = claim.reason;
     retries++;
   }
-  if (plan.candidates.length === 0 && Object.keys(reasons).length === 0) {
-    // The index found nobody with room: explain over every host, for a useful error.
+  if (plan.candidates.length === 0) {
+    // The index found nobody with room, and says nothing of the hosts it skipped: explain
+    // over every host, for the real reasons.
     Object.assign(reasons, planPlacement(await placementSnapshot(sql, request), request).rejected);
   }
   throw new NoCapacityError(reasons);

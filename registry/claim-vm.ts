@@ -66,7 +66,11 @@ async function claimOnce(
   const nics: NicDefinition[] = [];
   for (const [i, asked] of request.nics.entries()) {
     const pool = pools[i]!;
-    const picked = nics.flatMap((n) => (n.ip ? [n.ip] : []));
+    // Never an address another NIC of this VM asked for or was given.
+    const picked = [
+      ...request.nics.flatMap((n) => (n.ip ? [n.ip] : [])),
+      ...nics.flatMap((n) => (n.ip ? [n.ip] : [])),
+    ];
     const ip = asked.ip ?? (await nextFreeAddress(tx, pool.network, pool.start, picked));
     if (ip === null)
       throw new InvalidRequestError(`nics.${i}.network`, `network ${pool.network.name} is full`);

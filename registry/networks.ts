@@ -39,12 +39,20 @@ function toNetwork(r: NetworkRow, used: number): Network {
   return { id, name, cidr, gateway, reserved, used, createdAt: r.created_at.toISOString() };
 }
 
+// Other nodes may hold `ip:` keys that are not addresses (nodes.changeKeys takes any key):
+// only well-formed ones are cast, inside a CASE so the cast never sees the others.
+const OCTET = '(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])';
+const IP_KEY = `^ip:${OCTET}\\.${OCTET}\\.${OCTET}\\.${OCTET}$`;
+
+// Any constant: serialises network creation.
+const NETWORK_LOCK = 0x7a90_7402;
+
 async function withUsage(sql: Queryable, rows: NetworkRow[]): Promise<Network[]> {
   const out: Network[] = [];
   for (const r of rows) {
     const [{ used } = { used: 0 }] = await sql<{ used: number }[]>`
       SELECT count(*)::int AS used FROM node_keys
-      WHERE key LIKE 'ip:%' AND substr(key, 4)::inet << ${r.cidr}::cidr`;
+      WHERE CASE WHEN key ~ ${IP_KEY} THEN substr(key, 4)::inet << ${r.cidr}::cidr ELSE false END`;
     out.push(toNetwork(r, used));
   }
   return out;
@@ -69,6 +77,9 @@ export async function createNetwork(sql: Sql, net: NewNetwork): Promise<Network>
   });
   try {
     await sql.begin(async (tx) => {
+      // Concurrent inserts that the overlap constraint checks against each other can deadlock;
+      // creating networks is rare, so they simply take turns.
+      await tx`SELECT pg_advisory_xact_lock(${NETWORK_LOCK})`;
       const [row] = await tx<{ id: string }[]>`
         INSERT INTO networks (name, cidr, gateway) VALUES (${net.name}, ${net.cidr}::cidr, ${net.gateway ?? null}::inet)
         RETURNING id`;

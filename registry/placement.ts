@@ -75,8 +75,14 @@ export async function placementCandidates(
 ): Promise<PlacementSnapshot> {
   const anti = request.antiAffinity ?? [];
   const tags = request.tags ?? {};
+  // Index order only (host_capacity_free_idx): the planner re-ranks these few by its weigher.
   const order =
-    request.policy === 'pack' ? sql`c.free_memory_mib ASC` : sql`c.free_memory_mib DESC`;
+    request.policy === 'pack'
+      ? sql`c.free_memory_mib ASC, c.host_id ASC`
+      : sql`c.free_memory_mib DESC, c.host_id DESC`;
+  // An affinity group that already has VMs decides the host: look there, however full it is.
+  const affinity = await affinityHosts(sql, request.affinity ?? []);
+  const pinned = [...new Set(Object.values(affinity))];
   const rows = await sql<ViewRow[]>`
     SELECT ${viewColumns(sql, anti)}
     FROM host_capacity c JOIN nodes n ON n.id = c.host_id
@@ -84,6 +90,7 @@ export async function placementCandidates(
       AND c.free_vcpus >= ${request.vcpus} AND c.free_disk_gib >= ${request.diskGiB}
       ${Object.keys(tags).length === 0 ? sql`` : sql`AND n.tags @> ${sql.json(tags)}`}
       ${request.host === undefined ? sql`` : sql`AND n.name = ${request.host}`}
+      ${pinned.length === 0 ? sql`` : sql`AND n.name = ANY (${pinned}::text[])`}
       ${
         anti.length === 0
           ? sql``
