@@ -62,21 +62,26 @@ const placementSchema = z.object({
   policy: z.enum(['spread', 'pack']).optional(),
 });
 
+/** A VM's size, the same for creating one and for asking where one would go. */
+const vmShape = {
+  vcpus: z.number().int().min(1).max(256),
+  memoryMiB: z
+    .number()
+    .int()
+    .min(16)
+    .max(4 * 1024 * 1024),
+  diskGiB: z
+    .number()
+    .int()
+    .min(0)
+    .max(64 * 1024)
+    .default(0),
+};
+
 export const vmCreateInput = z
   .object({
     name: nameSchema,
-    vcpus: z.number().int().min(1).max(256),
-    memoryMiB: z
-      .number()
-      .int()
-      .min(16)
-      .max(4 * 1024 * 1024),
-    diskGiB: z
-      .number()
-      .int()
-      .min(0)
-      .max(64 * 1024)
-      .default(0),
+    ...vmShape,
     nics: z.array(nicSchema).max(16).default([]),
     tags: tagsSchema.default({}),
     placement: placementSchema.default({}),
@@ -107,18 +112,7 @@ export const operationGetInput = z.object({
 });
 
 export const placementExplainInput = z.object({
-  vcpus: z.number().int().min(1).max(256),
-  memoryMiB: z
-    .number()
-    .int()
-    .min(16)
-    .max(4 * 1024 * 1024),
-  diskGiB: z
-    .number()
-    .int()
-    .min(0)
-    .max(64 * 1024)
-    .default(0),
+  ...vmShape,
   placement: placementSchema.default({}),
 });
 

@@ -41,16 +41,26 @@ export async function claimVm(
   }
 }
 
+/** The NIC's network, once it is known to exist and to allow the NIC's IP (if it names one). */
+export async function checkedPool(
+  sql: Queryable,
+  nic: VmRequest['nics'][number],
+  index: number,
+): Promise<NetworkPool> {
+  const network = await getPool(sql, nic.network).catch((err: unknown) => {
+    throw err instanceof NotFoundError
+      ? new InvalidRequestError(`nics.${index}.network`, `no network named ${nic.network}`)
+      : err;
+  });
+  const problem = nic.ip === undefined ? null : addressProblem(network, nic.ip);
+  if (problem) throw new InvalidRequestError(`nics.${index}.ip`, problem);
+  return network;
+}
+
 async function nicPools(sql: Sql, request: VmRequest): Promise<NicPool[]> {
   return Promise.all(
     request.nics.map(async (nic, i) => {
-      const network = await getPool(sql, nic.network).catch((err: unknown) => {
-        throw err instanceof NotFoundError
-          ? new InvalidRequestError(`nics.${i}.network`, `no network named ${nic.network}`)
-          : err;
-      });
-      const problem = nic.ip === undefined ? null : addressProblem(network, nic.ip);
-      if (problem) throw new InvalidRequestError(`nics.${i}.ip`, problem);
+      const network = await checkedPool(sql, nic, i);
       return { network, start: nic.ip === undefined ? await searchStart(sql, network) : 0 };
     }),
   );

@@ -1,9 +1,8 @@
 import { WithStartWorkflowOperation } from '@temporalio/client';
 import { TRPCError } from '@trpc/server';
-import { addressProblem } from '../../allocator/addresses.ts';
 import type { Sql } from '../../registry/db.ts';
 import { hostExists } from '../../registry/hosts.ts';
-import { getPool } from '../../registry/networks.ts';
+import { checkedPool } from '../../registry/claim-vm.ts';
 import { getVm, listVms, type VmRequest } from '../../registry/vms.ts';
 import { InvalidRequestError, KeyConflictError, NotFoundError } from '../../registry/errors.ts';
 import { claimedUpdate, createVm, decommissionVm } from '../../workflows/index.ts';
@@ -21,15 +20,7 @@ async function checkReferences(sql: Sql, input: z.infer<typeof vmCreateInput>): 
   if (hint !== undefined && !(await hostExists(sql, hint))) {
     throw new InvalidRequestError('placement.host', `no host named ${hint}`);
   }
-  for (const [i, nic] of input.nics.entries()) {
-    const network = await getPool(sql, nic.network).catch((err: unknown) => {
-      throw err instanceof NotFoundError
-        ? new InvalidRequestError(`nics.${i}.network`, `no network named ${nic.network}`)
-        : err;
-    });
-    const problem = nic.ip === undefined ? null : addressProblem(network, nic.ip);
-    if (problem) throw new InvalidRequestError(`nics.${i}.ip`, problem);
-  }
+  for (const [i, nic] of input.nics.entries()) await checkedPool(sql, nic, i);
 }
 
 export const vmsRouter = router({
