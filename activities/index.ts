@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { activityInfo, heartbeat, sleep } from '@temporalio/activity';
 import type { PlacementPolicy } from '../allocator/place.ts';
 import { DriverError, type DriverPool } from '../drivers/index.ts';
+import type { ActorOptions } from '../registry/context.ts';
 import type { Sql } from '../registry/db.ts';
 import { getHost, insertHost, type NewHost } from '../registry/hosts.ts';
 import { placeVm } from '../registry/allocate.ts';
@@ -29,6 +30,12 @@ export function randomMac(): string {
   ].join(':');
 }
 
+/** Registry changes an activity makes are logged as the worker's, under its workflow run. */
+function actor(): ActorOptions {
+  const run = activityInfo().workflowExecution;
+  return { actor: 'worker', operation: run ? `${run.workflowId}/${run.runId}` : null };
+}
+
 export function createActivities({ sql, drivers, defaultPolicy = 'spread' }: ActivityDeps) {
   async function domainOf(vmId: string) {
     const vm = await getVmById(sql, vmId);
@@ -44,7 +51,7 @@ export function createActivities({ sql, drivers, defaultPolicy = 'spread' }: Act
     },
 
     async claimVm(request: VmRequest, operation: OperationRef): Promise<Vm> {
-      return claimVm(sql, request, operation, randomMac);
+      return claimVm(sql, request, operation, randomMac, actor());
     },
 
     async transitionVm(
@@ -53,11 +60,11 @@ export function createActivities({ sql, drivers, defaultPolicy = 'spread' }: Act
       to: VmState,
       patch: { operation?: OperationRef; error?: string } = {},
     ): Promise<void> {
-      await transitionVm(sql, vmId, from, to, patch);
+      await transitionVm(sql, vmId, from, to, patch, actor());
     },
 
     async placeVm(vmId: string): Promise<string> {
-      return (await placeVm(sql, vmId, defaultPolicy)).host;
+      return (await placeVm(sql, vmId, defaultPolicy, actor())).host;
     },
 
     async defineDomain(vmId: string): Promise<void> {
@@ -109,7 +116,7 @@ export function createActivities({ sql, drivers, defaultPolicy = 'spread' }: Act
     },
 
     async deleteVm(vmId: string): Promise<void> {
-      await deleteVm(sql, vmId);
+      await deleteVm(sql, vmId, actor());
     },
   });
 }

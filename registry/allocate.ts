@@ -1,4 +1,5 @@
 import { claimOrder, planPlacement, type PlacementPolicy } from '../allocator/place.ts';
+import type { ActorOptions } from './context.ts';
 import type { Sql } from './db.ts';
 import { NoCapacityError } from './errors.ts';
 import { claimAllocation, placementCandidates, placementSnapshot } from './placement.ts';
@@ -24,6 +25,7 @@ export async function placeVm(
   sql: Sql,
   vmId: string,
   defaultPolicy: PlacementPolicy,
+  actor?: ActorOptions,
 ): Promise<Placed> {
   const vm = await getVmById(sql, vmId);
   if (vm.host) return { host: vm.host, retries: 0 };
@@ -46,7 +48,7 @@ export async function placeVm(
   };
   let retries = 0;
   for (const host of claimOrder(plan, Math.random).slice(0, PLACEMENT_ATTEMPTS)) {
-    const claim = await claimAllocation(sql, vmId, host, allocation);
+    const claim = await claimAllocation(sql, vmId, host, allocation, actor);
     if (claim.ok) return { host, retries };
     reasons[host] = claim.reason;
     retries++;

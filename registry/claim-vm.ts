@@ -1,4 +1,5 @@
 import { addressProblem } from '../allocator/addresses.ts';
+import { actorSource, type ActorOptions } from './context.ts';
 import { jsonb, type Queryable, type Sql } from './db.ts';
 import { InvalidRequestError, KeyConflictError, NotFoundError } from './errors.ts';
 import { getPool, nextFreeAddress, searchStart, type NetworkPool } from './networks.ts';
@@ -25,13 +26,14 @@ export async function claimVm(
   request: VmRequest,
   operation: OperationRef,
   generateMac: () => string,
+  actor?: ActorOptions,
 ): Promise<Vm> {
   for (let attempt = 1; ; attempt++) {
     // Networks are read, and address searches given their start, before the transaction:
     // inside it, a second pooled connection could wait on the transactions holding them all.
     const pools = await nicPools(sql, request);
     try {
-      return await sql.begin((tx) => claimOnce(tx, request, operation, pools, generateMac));
+      return await sql.begin((tx) => claimOnce(tx, request, operation, pools, generateMac, actor));
     } catch (err) {
       if (!(err instanceof LostRace)) throw err;
       if (attempt === CLAIM_ATTEMPTS) {
@@ -72,6 +74,7 @@ async function claimOnce(
   operation: OperationRef,
   pools: NicPool[],
   generateMac: () => string,
+  actor: ActorOptions | undefined,
 ): Promise<Vm> {
   const nics: NicDefinition[] = [];
   for (const [i, asked] of request.nics.entries()) {
@@ -96,7 +99,8 @@ async function claimOnce(
   const metadata = { state: 'pending', operation };
   const [row] = await tx<{ id: string; created_at: Date }[]>`
     INSERT INTO nodes (name, type, definition, metadata, tags)
-    VALUES (${request.name}, 'vm', ${jsonb(tx, definition)}, ${jsonb(tx, metadata)}, ${jsonb(tx, request.tags)})
+    SELECT ${request.name}, 'vm', ${jsonb(tx, definition)}, ${jsonb(tx, metadata)}, ${jsonb(tx, request.tags)}
+    FROM ${actorSource(tx, actor)}
     ON CONFLICT (name) DO NOTHING RETURNING id, created_at`;
   if (!row) {
     // The name is taken: by this very operation (a retried activity gets its VM), or not.

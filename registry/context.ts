@@ -44,3 +44,12 @@ export async function inTransaction<T>(
   const result = 'savepoint' in sql ? await sql.savepoint(fn) : await sql.begin(fn);
   return result as T;
 }
+
+/**
+ * The same settings as withActor, as a one-row source for the FROM (or USING) list of a
+ * single statement: that statement's changes are attributed without a transaction of its own.
+ */
+export function actorSource(sql: Queryable, options: ActorOptions | undefined) {
+  return sql`(SELECT set_config('vagoth.actor', ${options?.actor ?? ''}, true) AS actor,
+                     set_config('vagoth.operation', ${options?.operation ?? ''}, true) AS operation) AS attributed`;
+}

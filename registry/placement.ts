@@ -1,4 +1,5 @@
 import type { HostView, PlacementRequest, PlacementSnapshot } from '../allocator/place.ts';
+import { actorSource, type ActorOptions } from './context.ts';
 import type { Queryable, Sql } from './db.ts';
 import { NotFoundError } from './errors.ts';
 import type { HostState } from './types.ts';
@@ -125,6 +126,7 @@ export async function claimAllocation(
   vmId: string,
   hostName: string,
   req: AllocationRequest,
+  actor?: ActorOptions,
 ): Promise<{ ok: true } | { ok: false; reason: string }> {
   // One statement, so one round trip and one commit: the host's row lock (taken by the
   // allocation trigger) is held for as short a time as possible.
@@ -138,7 +140,7 @@ export async function claimAllocation(
         FROM host
         RETURNING host_id)
       UPDATE nodes SET parent_id = claimed.host_id, updated_at = now()
-      FROM claimed WHERE nodes.id = ${vmId} AND nodes.type = 'vm'
+      FROM claimed, ${actorSource(sql, actor)} WHERE nodes.id = ${vmId} AND nodes.type = 'vm'
       RETURNING nodes.id`;
     if (rows.length > 0) return { ok: true };
   } catch (err) {

@@ -1,3 +1,4 @@
+import { actorSource, type ActorOptions } from './context.ts';
 import { jsonb, type Queryable, type Sql } from './db.ts';
 import { NotFoundError, StateConflictError } from './errors.ts';
 import type {
@@ -88,9 +89,11 @@ export async function transitionVm(
   from: readonly VmState[],
   to: VmState,
   patch: { operation?: OperationRef; error?: string } = {},
+  actor?: ActorOptions,
 ): Promise<void> {
   const rows = await sql`
     UPDATE nodes SET metadata = metadata || ${jsonb(sql, { ...patch, state: to })}, updated_at = now()
+    FROM ${actorSource(sql, actor)}
     WHERE id = ${id} AND type = 'vm' AND metadata->>'state' IN ${sql(from as VmState[])}
     RETURNING id`;
   if (rows.length > 0) return;
@@ -100,6 +103,6 @@ export async function transitionVm(
 }
 
 /** Removes the VM; its keys go with it (ON DELETE CASCADE), and so does its share of its host. */
-export async function deleteVm(sql: Sql, id: string): Promise<void> {
-  await sql`DELETE FROM nodes WHERE id = ${id} AND type = 'vm'`;
+export async function deleteVm(sql: Sql, id: string, actor?: ActorOptions): Promise<void> {
+  await sql`DELETE FROM nodes USING ${actorSource(sql, actor)} WHERE id = ${id} AND type = 'vm'`;
 }

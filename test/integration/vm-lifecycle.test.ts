@@ -64,6 +64,19 @@ describe('a VM through its whole life', () => {
     await expect(h.api.vms.get({ name: 'web-1' })).rejects.toMatchObject({ code: 'NOT_FOUND' });
     expect([...(await domainsOn('hv1')), ...(await domainsOn('hv2'))]).toEqual([]);
 
+    // The VM's history outlives it, and every change leads back to the workflow run that made it.
+    const history = (await h.api.nodes.events({ id: vm.id, limit: 100 })).items;
+    const createdBy = `${operation.id}/${operation.runId}`;
+    const removedBy = `${teardown.id}/${teardown.runId}`;
+    expect(history.map((e) => e.action)).toContain('create');
+    expect(history.map((e) => e.action)).toContain('delete');
+    for (const e of history) {
+      expect(e.actor).toBe('worker');
+      expect([createdBy, removedBy]).toContain(e.operation);
+    }
+    expect(history.find((e) => e.action === 'create')?.operation).toBe(createdBy);
+    expect(history.find((e) => e.action === 'delete')?.operation).toBe(removedBy);
+
     const again = await h.api.vms.create({
       name: 'web-2',
       vcpus: 1,
