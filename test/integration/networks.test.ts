@@ -1,9 +1,10 @@
 import { WorkflowNotFoundError } from '@temporalio/client';
-import { TRPCError } from '@trpc/server';
+import type { TRPCError } from '@trpc/server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { intToIp, ipToInt, parseCidr } from '../../allocator/addresses.ts';
 import { vagothErrorData } from '../../api/errors.ts';
 import { settle, startHarness, type Harness } from '../support/harness.ts';
+import { refusal } from '../support/refusal.ts';
 
 type CreateInput = Parameters<Harness['api']['vms']['create']>[0];
 type Nic = NonNullable<CreateInput['nics']>[number];
@@ -18,16 +19,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await h?.close();
 });
-
-/** The TRPCError a call fails with; the test fails if it succeeds. */
-async function refusal(call: Promise<unknown>): Promise<TRPCError> {
-  const outcome = await call.then(
-    () => null,
-    (err: unknown) => err,
-  );
-  expect(outcome).toBeInstanceOf(TRPCError);
-  return outcome as TRPCError;
-}
 
 /** Creates a small VM with these NICs and waits for it to run. */
 async function running(name: string, nics: Nic[]) {

@@ -1,4 +1,3 @@
-import { TRPCError } from '@trpc/server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { vagothErrorData } from '../../api/errors.ts';
@@ -9,6 +8,7 @@ import { mergeMetadata } from '../../registry/node-data.ts';
 import { createNode } from '../../registry/nodes.ts';
 import type { NodeEvent } from '../../registry/types.ts';
 import { startHarness, type Harness } from '../support/harness.ts';
+import { refusal } from '../support/refusal.ts';
 
 let h: Harness;
 beforeAll(async () => {
@@ -17,16 +17,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await h?.close();
 });
-
-/** The TRPCError a call fails with; the test fails if it succeeds. */
-async function refusal(call: Promise<unknown>): Promise<TRPCError> {
-  const outcome = await call.then(
-    () => null,
-    (err: unknown) => err,
-  );
-  expect(outcome).toBeInstanceOf(TRPCError);
-  return outcome as TRPCError;
-}
 
 async function allEvents(id: string): Promise<NodeEvent[]> {
   return (await h.api.nodes.events({ id, limit: 500 })).items;
