@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { access, mkdir } from 'node:fs/promises';
+import { connect } from 'node:net';
 import path from 'node:path';
 import { Connection } from '@temporalio/client';
 
@@ -37,7 +38,12 @@ export async function startEmbeddedPostgres(dataDir: string, port: number): Prom
   const found = await client.query(`SELECT 1 FROM pg_database WHERE datname = 'vagoth'`);
   await client.end();
   if (found.rowCount === 0) await pg.createDatabase('vagoth');
-  return { address: `postgres://vagoth:vagoth@127.0.0.1:${port}/vagoth`, stop: () => pg.stop() };
+  return {
+    address: `postgres://vagoth:vagoth@127.0.0.1:${port}/vagoth`,
+    // Ctrl-C in a terminal signals Postgres too, and it may be gone before we ask: then
+    // pg.stop() would wait for an exit that already happened.
+    stop: () => Promise.race([pg.stop(), portClosed(port)]),
+  };
 }
 
 export interface TemporalDevServerOptions {
@@ -93,6 +99,21 @@ async function waitForTemporal(address: string, child: ChildProcess): Promise<vo
         throw new Error(`temporal dev server did not answer on ${address}`, { cause: err });
       await new Promise((r) => setTimeout(r, 250));
     }
+  }
+}
+
+/** Resolves once nothing accepts connections on the port any more. */
+async function portClosed(port: number): Promise<void> {
+  for (;;) {
+    const open = await new Promise<boolean>((resolve) => {
+      const socket = connect({ host: '127.0.0.1', port }, () => {
+        socket.destroy();
+        resolve(true);
+      });
+      socket.once('error', () => resolve(false));
+    });
+    if (!open) return;
+    await new Promise((r) => setTimeout(r, 200));
   }
 }
 

@@ -40,7 +40,17 @@ beforeAll(async () => {
   };
   apiUrl = `http://127.0.0.1:${apiPort}/trpc`;
 });
+// Whatever a failing test left running (vagoth, its Postgres, its Temporal) is killed too, so
+// nothing outlives the run: each start is a process group of its own.
+const groups: number[] = [];
 afterAll(async () => {
+  for (const pgid of groups) {
+    try {
+      process.kill(-pgid, 'SIGKILL');
+    } catch {
+      // ESRCH: that group has already gone, as it should.
+    }
+  }
   await rm(dataDir, { recursive: true, force: true });
 });
 
@@ -49,7 +59,9 @@ async function start(): Promise<{ child: ChildProcess; banner: string }> {
   const child = spawn(path.resolve('node_modules/.bin/tsx'), ['workers/dev.ts'], {
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
   });
+  groups.push(child.pid!);
   let out = '';
   child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
   const banner = await new Promise<string>((resolve, reject) => {
@@ -62,9 +74,10 @@ async function start(): Promise<{ child: ChildProcess; banner: string }> {
   return { child, banner };
 }
 
+/** Ctrl-C as a terminal sends it: SIGINT to every process of the group, Postgres and Temporal too. */
 async function stop(child: ChildProcess): Promise<number | null> {
   const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
-  child.kill('SIGINT');
+  process.kill(-child.pid!, 'SIGINT');
   return exited;
 }
 
