@@ -47,7 +47,7 @@ export function createActivities({ sql, drivers, defaultPolicy = 'spread' }: Act
   return withFailureTypes({
     async registerHost(host: Omit<NewHost, 'capacity'>): Promise<Host> {
       const status = await drivers.get(host).status();
-      return insertHost(sql, { ...host, capacity: status.capacity });
+      return insertHost(sql, { ...host, capacity: status.capacity }, actor());
     },
 
     async claimVm(request: VmRequest, operation: OperationRef): Promise<Vm> {

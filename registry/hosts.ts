@@ -1,3 +1,4 @@
+import { actorSource, type ActorOptions } from './context.ts';
 import { jsonb, type Sql } from './db.ts';
 import { KeyConflictError, NotFoundError } from './errors.ts';
 import type { Host, HostCapacity, HostState } from './types.ts';
@@ -67,12 +68,13 @@ function toHost(r: HostRow): Host {
 }
 
 /** Records the host and its capacity together; registering the same host again is not a conflict. */
-export async function insertHost(sql: Sql, host: NewHost): Promise<Host> {
+export async function insertHost(sql: Sql, host: NewHost, actor?: ActorOptions): Promise<Host> {
   await sql.begin(async (tx) => {
     const definition = { driver: host.driver, uri: host.uri };
     const rows = await tx<{ id: string }[]>`
       INSERT INTO nodes (name, type, definition, tags)
-      VALUES (${host.name}, 'host', ${jsonb(tx, definition)}, ${jsonb(tx, host.tags ?? {})})
+      SELECT ${host.name}, 'host', ${jsonb(tx, definition)}, ${jsonb(tx, host.tags ?? {})}
+      FROM ${actorSource(tx, actor)}
       ON CONFLICT (name) DO NOTHING
       RETURNING id`;
     const id = rows[0]?.id;

@@ -31,6 +31,13 @@ describe('a VM through its whole life', () => {
       uri: await h.simulatedHost('hv2'),
     });
     expect((await h.api.hosts.list()).map((x) => x.name)).toEqual(['hv1', 'hv2']);
+    // The registration is on record, with the workflow run that made it.
+    const [registered] = (await h.api.nodes.events({ name: 'hv1', limit: 10 })).items;
+    expect(registered).toMatchObject({
+      action: 'create',
+      actor: 'worker',
+      operation: expect.stringMatching(/^host:hv1:register\//),
+    });
   });
 
   it('creates a VM that runs on exactly one host, then decommissions it and frees its IP', async () => {
