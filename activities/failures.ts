@@ -1,24 +1,16 @@
 import { ApplicationFailure } from '@temporalio/common';
 import { DriverError } from '../drivers/driver.ts';
-import {
-  InvalidRequestError,
-  KeyConflictError,
-  NoCapacityError,
-  NotFoundError,
-  StateConflictError,
-} from '../registry/errors.ts';
+import { describeDomainError } from '../registry/errors.ts';
 
-/** Stable failure types: the workflow and the API decide on these strings, never on messages. */
+/**
+ * Stable failure types of the drivers (the registry's come from describeDomainError): the
+ * workflow and the API decide on these strings, never on messages.
+ */
 export const FailureType = {
-  KeyConflict: 'KeyConflict',
-  NoCapacity: 'NoCapacity',
-  NotFound: 'NotFound',
-  StateConflict: 'StateConflict',
   DriverRejected: 'DriverRejected',
   DomainNotFound: 'DomainNotFound',
   NotOurs: 'NotOurs',
   HostUnreachable: 'HostUnreachable',
-  InvalidRequest: 'InvalidRequest',
 } as const;
 
 /**
@@ -29,15 +21,9 @@ export const FailureType = {
 export function toFailure(err: unknown): unknown {
   const fail = (type: string, e: Error, details: unknown[] = []) =>
     ApplicationFailure.create({ type, message: e.message, nonRetryable: true, details, cause: e });
-  if (err instanceof KeyConflictError) {
-    return fail(FailureType.KeyConflict, err, [{ key: err.key, holder: err.holder }]);
-  }
-  if (err instanceof NoCapacityError) return fail(FailureType.NoCapacity, err, [err.reasons]);
-  if (err instanceof NotFoundError)
-    return fail(FailureType.NotFound, err, [{ kind: err.kind, key: err.key }]);
-  if (err instanceof StateConflictError) return fail(FailureType.StateConflict, err);
-  if (err instanceof InvalidRequestError) {
-    return fail(FailureType.InvalidRequest, err, [{ field: err.field, reason: err.reason }]);
+  const domain = describeDomainError(err);
+  if (domain) {
+    return fail(domain.type, err as Error, domain.details === undefined ? [] : [domain.details]);
   }
   // Retryable, but typed: once retries run out, the caller still learns what went wrong.
   if (err instanceof DriverError && err.retryable) {

@@ -1,19 +1,7 @@
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { ApplicationFailure, WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import { TRPCError, type TRPC_ERROR_CODE_KEY } from '@trpc/server';
-import {
-  InvalidRequestError,
-  KeyConflictError,
-  NoCapacityError,
-  NotFoundError,
-  StateConflictError,
-} from '../registry/errors.ts';
-import {
-  InvalidCursorError,
-  NodeInUseError,
-  ParentAlreadySetError,
-  ParentCycleError,
-} from '../registry/errors.ts';
+import { describeDomainError } from '../registry/errors.ts';
 
 // The one table from a domain failure type to an API code.
 const CODES: Record<string, TRPC_ERROR_CODE_KEY> = {
@@ -44,36 +32,8 @@ function applicationFailure(err: unknown): ApplicationFailure | undefined {
 function domainType(
   err: unknown,
 ): { type: string; message: string; details?: unknown } | undefined {
-  if (err instanceof KeyConflictError)
-    return {
-      type: 'KeyConflict',
-      message: err.message,
-      details: { key: err.key, holder: err.holder },
-    };
-  if (err instanceof NotFoundError) return { type: 'NotFound', message: err.message };
-  if (err instanceof NoCapacityError)
-    return { type: 'NoCapacity', message: err.message, details: err.reasons };
-  if (err instanceof StateConflictError) return { type: 'StateConflict', message: err.message };
-  if (err instanceof InvalidRequestError) {
-    return {
-      type: 'InvalidRequest',
-      message: err.message,
-      details: { field: err.field, reason: err.reason },
-    };
-  }
-  if (err instanceof NodeInUseError) {
-    const details = { node: err.node, parent: err.parent, children: err.children };
-    return { type: 'NodeInUse', message: err.message, details };
-  }
-  if (err instanceof ParentAlreadySetError) {
-    const details = { node: err.node, parent: err.parent };
-    return { type: 'ParentAlreadySet', message: err.message, details };
-  }
-  if (err instanceof ParentCycleError) {
-    const details = { node: err.node, parent: err.parent };
-    return { type: 'ParentCycle', message: err.message, details };
-  }
-  if (err instanceof InvalidCursorError) return { type: 'InvalidCursor', message: err.message };
+  const domain = describeDomainError(err);
+  if (domain) return { ...domain, message: (err as Error).message };
   const failure = applicationFailure(err);
   if (failure?.type) {
     return { type: failure.type, message: failure.message, details: failure.details?.[0] };

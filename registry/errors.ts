@@ -95,3 +95,40 @@ export class InvalidCursorError extends Error {
     super('cursor: not a cursor returned by this list', options);
   }
 }
+
+/** A registry error's stable type and the details a caller acts on. */
+export interface DomainErrorInfo {
+  type: string;
+  details?: unknown;
+}
+
+/**
+ * The one description of every registry error: activities turn it into a typed Temporal
+ * failure, the API into a tRPC code, so both always agree on types and details.
+ */
+export function describeDomainError(err: unknown): DomainErrorInfo | undefined {
+  if (err instanceof KeyConflictError) {
+    return { type: 'KeyConflict', details: { key: err.key, holder: err.holder } };
+  }
+  if (err instanceof NoCapacityError) return { type: 'NoCapacity', details: err.reasons };
+  if (err instanceof NotFoundError)
+    return { type: 'NotFound', details: { kind: err.kind, key: err.key } };
+  if (err instanceof StateConflictError) return { type: 'StateConflict' };
+  if (err instanceof InvalidRequestError) {
+    return { type: 'InvalidRequest', details: { field: err.field, reason: err.reason } };
+  }
+  if (err instanceof NodeInUseError) {
+    return {
+      type: 'NodeInUse',
+      details: { node: err.node, parent: err.parent, children: err.children },
+    };
+  }
+  if (err instanceof ParentAlreadySetError) {
+    return { type: 'ParentAlreadySet', details: { node: err.node, parent: err.parent } };
+  }
+  if (err instanceof ParentCycleError) {
+    return { type: 'ParentCycle', details: { node: err.node, parent: err.parent } };
+  }
+  if (err instanceof InvalidCursorError) return { type: 'InvalidCursor' };
+  return undefined;
+}
