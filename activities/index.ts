@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import { activityInfo, heartbeat, sleep } from '@temporalio/activity';
 import type { PlacementPolicy } from '../allocator/place.ts';
 import { DriverError, type DriverPool } from '../drivers/index.ts';
@@ -18,16 +17,6 @@ export interface ActivityDeps {
   drivers: DriverPool;
   /** The cluster's placement policy, for requests that do not name one. */
   defaultPolicy?: PlacementPolicy;
-}
-
-/** A MAC in QEMU's 52:54:00 range (locally administered, unicast). */
-export function randomMac(): string {
-  return [
-    '52',
-    '54',
-    '00',
-    ...[...randomBytes(3)].map((b) => b.toString(16).padStart(2, '0')),
-  ].join(':');
 }
 
 /** Registry changes an activity makes are logged as the worker's, under its workflow run. */
@@ -51,7 +40,7 @@ export function createActivities({ sql, drivers, defaultPolicy = 'spread' }: Act
     },
 
     async claimVm(request: VmRequest, operation: OperationRef): Promise<Vm> {
-      return claimVm(sql, request, operation, randomMac, actor());
+      return claimVm(sql, request, operation, actor());
     },
 
     async transitionVm(

@@ -6,7 +6,6 @@
 // address from a pool and a MAC in one transaction, then pick a host and claim room on it.
 // Figures are printed, never asserted; ratios compare against baselines run in this process.
 import { parseArgs } from 'node:util';
-import { randomMac } from '../activities/index.ts';
 import { placeVm } from '../registry/allocate.ts';
 import type { Sql } from '../registry/db.ts';
 import { createNetwork } from '../registry/networks.ts';
@@ -36,7 +35,7 @@ async function place(sql: Sql, name: string): Promise<number> {
     tags: {},
     placement: {},
   };
-  const vm = await claimVm(sql, request, operation, randomMac);
+  const vm = await claimVm(sql, request, operation);
   return (await placeVm(sql, vm.id, 'spread')).retries;
 }
 

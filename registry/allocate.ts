@@ -5,10 +5,8 @@ import { NoCapacityError } from './errors.ts';
 import { claimAllocation, placementCandidates, placementSnapshot } from './placement.ts';
 import { getVmById } from './vms.ts';
 
-// How many candidates a placement tries before giving up: each loss means another
-// request took the room between the snapshot and the claim.
-const PLACEMENT_ATTEMPTS = 5;
-// How many hosts the index hands the allocator: enough to survive a few lost races.
+// How many hosts the index hands the allocator, all of which the claim may try in its one
+// round trip: enough to survive lost races and to pass over hosts other claims hold locked.
 const CANDIDATES = 16;
 
 export interface Placed {
@@ -18,8 +16,8 @@ export interface Placed {
 }
 
 /**
- * Places a claimed VM: plans on the best few hosts from the index, then claims in a
- * transaction; a lost race moves to the next candidate. Idempotent: a placed VM stays put.
+ * Places a claimed VM: plans on the best few hosts from the index, then claims on the first of
+ * them that takes it, in one transaction. Idempotent: a placed VM stays put.
  */
 export async function placeVm(
   sql: Sql,
@@ -46,12 +44,12 @@ export async function placeVm(
     antiAffinity: placement.antiAffinity ?? [],
     affinity: placement.affinity ?? [],
   };
-  let retries = 0;
-  for (const host of claimOrder(plan, Math.random).slice(0, PLACEMENT_ATTEMPTS)) {
-    const claim = await claimAllocation(sql, vmId, host, allocation, actor);
-    if (claim.ok) return { host, retries };
-    reasons[host] = claim.reason;
-    retries++;
+  const order = claimOrder(plan, Math.random);
+  if (order.length > 0) {
+    const claim = await claimAllocation(sql, vmId, order, allocation, actor);
+    if (claim.host !== null)
+      return { host: claim.host, retries: Object.keys(claim.reasons).length };
+    Object.assign(reasons, claim.reasons);
   }
   if (plan.candidates.length === 0) {
     // The index found nobody with room, and says nothing of the hosts it skipped: explain

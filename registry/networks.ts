@@ -127,49 +127,5 @@ async function networkRow(sql: Queryable, name: string): Promise<NetworkRow> {
   return rows[0];
 }
 
-// How many offsets one search looks at: generate_series materialises its rows.
-const WINDOW = 1024;
-
-/** Offsets 1 .. size-2 can be handed out: not the network or the broadcast address. */
-const usableOffsets = (network: Pool) => parseCidr(network.cidr).size - 2;
-
-/**
- * Where one caller's search for a free address starts: the network's sequence, which neither
- * locks nor waits for a commit, so concurrent callers start apart. Called before the claim's
- * transaction: a second pooled connection inside it could wait on transactions holding them all.
- */
-export async function searchStart(sql: Sql, network: NetworkPool): Promise<number> {
-  const [cursor] = await sql<
-    { n: string }[]
-  >`SELECT nextval(${cursorName(network.id)}::regclass) AS n`;
-  return Number(cursor?.n ?? 0) % usableOffsets(network);
-}
-
+// Where each claim's free-address search starts (claim_vm in migration 004 reads it too).
 const cursorName = (networkId: string) => `network_cursor_${networkId.replaceAll('-', '')}`;
-
-/**
- * The next address nobody holds, from `start` on, wrapping around; null when the network is
- * full. Only a candidate: the caller claims the `ip:` key, and on a lost race asks again.
- */
-export async function nextFreeAddress(
-  tx: Queryable,
-  network: NetworkPool,
-  start: number,
-  /** Addresses already picked for other NICs of the same VM. */
-  picked: string[] = [],
-): Promise<string | null> {
-  const usable = usableOffsets(network);
-  for (let from = 0; from < usable; from += WINDOW) {
-    const [hit] = await tx<{ addr: string }[]>`
-      SELECT host(a) AS addr FROM (
-        SELECT set_masklen(${network.cidr}::cidr + ((${start} + i) % ${usable} + 1), 32) AS a
-        FROM generate_series(${from}::bigint, ${Math.min(from + WINDOW, usable) - 1}::bigint) i) s
-      WHERE a IS DISTINCT FROM ${network.gateway}::inet AND host(a) <> ALL (${picked}::text[])
-        AND NOT EXISTS (SELECT 1 FROM node_keys k WHERE k.key = 'ip:' || host(a))
-        AND NOT EXISTS (SELECT 1 FROM network_reserved r WHERE r.network_id = ${network.id}
-                        AND a BETWEEN r.first AND r.last)
-      LIMIT 1`;
-    if (hit) return hit.addr;
-  }
-  return null;
-}

@@ -1,5 +1,5 @@
 import type { HostView, PlacementRequest, PlacementSnapshot } from '../allocator/place.ts';
-import { actorSource, type ActorOptions } from './context.ts';
+import type { ActorOptions } from './context.ts';
 import type { Queryable, Sql } from './db.ts';
 import { NotFoundError } from './errors.ts';
 import type { HostState } from './types.ts';
@@ -114,50 +114,29 @@ export interface AllocationRequest {
   affinity: string[];
 }
 
-const REFUSED = 'VG001';
-
 /**
- * Claims room on the host for the VM and makes the host its parent, in one transaction. The
- * database re-checks every rule under the host's row lock (allocation_claim in migration 002),
- * so a lost race returns the reason instead of over-committing.
+ * Claims room for the VM on the first of `hosts` that takes it and makes that host the VM's
+ * parent, in one transaction (place_vm in migration 004). The database re-checks every rule
+ * under the host's row lock (allocation_claim in migration 002), so a lost race is a reason,
+ * never an over-commit. `reasons` tells why hosts before the chosen one (or all) refused.
  */
 export async function claimAllocation(
   sql: Sql,
   vmId: string,
-  hostName: string,
+  hosts: string[],
   req: AllocationRequest,
   actor?: ActorOptions,
-): Promise<{ ok: true } | { ok: false; reason: string }> {
-  // One statement, so one round trip and one commit: the host's row lock (taken by the
-  // allocation trigger) is held for as short a time as possible.
+): Promise<{ host: string | null; reasons: Record<string, string> }> {
   try {
-    const rows = await sql<{ id: string }[]>`
-      WITH host AS (SELECT id FROM nodes WHERE type = 'host' AND name = ${hostName}),
-      claimed AS (
-        INSERT INTO allocations (vm_id, host_id, vcpus, memory_mib, disk_gib, anti_affinity, affinity)
-        SELECT ${vmId}, host.id, ${req.vcpus}, ${req.memoryMiB}, ${req.diskGiB},
-               ${req.antiAffinity}::text[], ${req.affinity}::text[]
-        FROM host
-        RETURNING host_id)
-      UPDATE nodes SET parent_id = claimed.host_id, updated_at = now()
-      FROM claimed, ${actorSource(sql, actor)} WHERE nodes.id = ${vmId} AND nodes.type = 'vm'
-      RETURNING nodes.id`;
-    if (rows.length > 0) return { ok: true };
+    const [row] = await sql<{ host: string | null; reasons: Record<string, string> }[]>`
+      SELECT host, reasons FROM place_vm(
+        ${vmId}, ${hosts}::text[], ${req.vcpus}, ${req.memoryMiB}, ${req.diskGiB},
+        ${req.antiAffinity}::text[], ${req.affinity}::text[],
+        ${actor?.actor ?? null}, ${actor?.operation ?? null})`;
+    return row!;
   } catch (err) {
-    const code = (err as { code?: string }).code;
-    if (code === REFUSED) return { ok: false, reason: (err as Error).message };
-    // 23505: the VM already holds an allocation; 23503: the VM is gone. Told apart below.
-    if (code !== '23505' && code !== '23503') throw err;
+    // 23503: the VM is gone.
+    if ((err as { code?: string }).code === '23503') throw new NotFoundError('vm', vmId);
+    throw err;
   }
-  // Nothing claimed: no such host or VM, or a retried claim that had already landed.
-  const [state] = await sql<{ vm: boolean; on: string | null }[]>`
-    SELECT true AS vm, (SELECT n.name FROM allocations a JOIN nodes n ON n.id = a.host_id
-                        WHERE a.vm_id = ${vmId}) AS on
-    FROM nodes WHERE id = ${vmId} AND type = 'vm'`;
-  if (!state) throw new NotFoundError('vm', vmId);
-  if (state.on === hostName) return { ok: true };
-  return {
-    ok: false,
-    reason: state.on ? 'VM is already placed elsewhere' : 'host no longer registered',
-  };
 }
