@@ -52,8 +52,8 @@ export function createActivities({ sql, drivers, defaultPolicy = 'spread' }: Act
       await transitionVm(sql, vmId, from, to, patch, actor());
     },
 
-    async placeVm(vmId: string): Promise<string> {
-      return (await placeVm(sql, vmId, defaultPolicy, actor())).host;
+    async placeVm(vm: Pick<Vm, 'id' | 'definition'>): Promise<string> {
+      return (await placeVm(sql, vm, defaultPolicy, actor())).host;
     },
 
     async defineDomain(vmId: string): Promise<void> {

@@ -36,7 +36,7 @@ async function place(sql: Sql, name: string): Promise<number> {
     placement: {},
   };
   const vm = await claimVm(sql, request, operation);
-  return (await placeVm(sql, vm.id, 'spread')).retries;
+  return (await placeVm(sql, vm, 'spread')).retries;
 }
 
 async function withHosts<T>(hosts: number, fn: (sql: Sql) => Promise<T>): Promise<T> {

@@ -72,7 +72,7 @@ export async function createVm(input: CreateVmInput): Promise<Vm> {
 
     step = 'placing';
     await steps.transitionVm(vm.id, ['pending'], 'placing');
-    const host = await steps.placeVm(vm.id);
+    const host = await steps.placeVm({ id: vm.id, definition: vm.definition });
 
     step = 'defining';
     await steps.transitionVm(vm.id, ['placing'], 'defining');
