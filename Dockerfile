@@ -2,7 +2,7 @@
 
 # One image for both vagoth processes; docker-compose.yml picks `npm run api` or `npm run worker`.
 
-# --- deps: compile native modules (@unraid/libvirt links against libvirt.so) ---------------
+# --- deps: compile native modules (vagoth's libvirt binding links against libvirt.so) -------
 FROM node:20-bookworm AS deps
 
 RUN apt-get update \
@@ -12,6 +12,8 @@ RUN apt-get update \
 
 WORKDIR /app
 COPY package.json package-lock.json ./
+# npm ci's postinstall builds the in-tree binding from these sources.
+COPY native/ ./native/
 # Dev dependencies are kept on purpose: the services run TypeScript directly through tsx.
 RUN npm ci --include=dev --no-audit --no-fund
 
@@ -27,6 +29,7 @@ RUN apt-get update \
 WORKDIR /app
 COPY --from=deps /app/node_modules ./node_modules
 COPY . .
+COPY --from=deps /app/native/libvirt/build ./native/libvirt/build
 
 # Runtime state lives outside the source tree so /app can stay read-only for the service user.
 ENV NODE_ENV=production \

@@ -1,8 +1,22 @@
+import { homedir } from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
+import type { DriversOptions } from './drivers/index.ts';
 
 // The one place that reads process.env: every other module gets a Config.
 const port = (fallback: number) => z.coerce.number().int().min(1).max(65535).default(fallback);
+const millis = (fallback: number) =>
+  z.coerce
+    .number()
+    .int()
+    .min(100)
+    .max(24 * 3600 * 1000)
+    .default(fallback);
+const geatsType = (fallback: string) =>
+  z
+    .string()
+    .regex(/^[A-Za-z0-9_.-]{1,64}$/, 'must be a geats type name such as kvm')
+    .default(fallback);
 
 const schema = z.object({
   VAGOTH_API_PORT: port(7780),
@@ -27,6 +41,18 @@ const schema = z.object({
   VAGOTH_API_URL: z.url().optional(),
   VAGOTH_PLACEMENT_POLICY: z.enum(['spread', 'pack']).default('spread'),
   VAGOTH_LOG_LEVEL: z.enum(['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR']).default('WARN'),
+  VAGOTH_LIBVIRT_POOLS: z
+    .string()
+    .regex(/^[A-Za-z0-9_.+-]+(,[A-Za-z0-9_.+-]+)*$/, 'must be pool names separated by commas')
+    .default('vagoth'),
+  VAGOTH_SSH_KEY: z.string().min(1).optional(),
+  VAGOTH_SSH_KEY_PASSPHRASE: z.string().optional(),
+  VAGOTH_SSH_KNOWN_HOSTS: z.string().min(1).optional(),
+  VAGOTH_SSH_CONNECT_TIMEOUT_MS: millis(10_000),
+  VAGOTH_GEATS_TIMEOUT_MS: millis(15_000),
+  VAGOTH_GEATS_LONG_TIMEOUT_MS: millis(600_000),
+  VAGOTH_GEATS_VM_TYPE: geatsType('kvm'),
+  VAGOTH_GEATS_STORAGE_TYPE: geatsType('local'),
 });
 
 export interface Config {
@@ -50,6 +76,8 @@ export interface Config {
   placementPolicy: 'spread' | 'pack';
   /** The worker's log level (Temporal's runtime logger). */
   logLevel: 'TRACE' | 'DEBUG' | 'INFO' | 'WARN' | 'ERROR';
+  /** How drivers reach hosts: SSH credentials and geats's timeouts and types. */
+  drivers: DriversOptions;
 }
 
 export class ConfigError extends Error {
@@ -90,5 +118,22 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     simulatedHosts: e.VAGOTH_SIMULATED_HOSTS,
     logLevel: e.VAGOTH_LOG_LEVEL,
     placementPolicy: e.VAGOTH_PLACEMENT_POLICY,
+    drivers: {
+      libvirt: { pools: e.VAGOTH_LIBVIRT_POOLS.split(',') },
+      geats: {
+        timeoutMs: e.VAGOTH_GEATS_TIMEOUT_MS,
+        longTimeoutMs: e.VAGOTH_GEATS_LONG_TIMEOUT_MS,
+        vmType: e.VAGOTH_GEATS_VM_TYPE,
+        storageType: e.VAGOTH_GEATS_STORAGE_TYPE,
+        ssh: {
+          privateKeyFile: e.VAGOTH_SSH_KEY && path.resolve(e.VAGOTH_SSH_KEY),
+          passphrase: e.VAGOTH_SSH_KEY_PASSPHRASE,
+          knownHostsFile: path.resolve(
+            e.VAGOTH_SSH_KNOWN_HOSTS ?? path.join(homedir(), '.ssh', 'known_hosts'),
+          ),
+          connectTimeoutMs: e.VAGOTH_SSH_CONNECT_TIMEOUT_MS,
+        },
+      },
+    },
   };
 }

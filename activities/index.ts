@@ -12,6 +12,9 @@ import { withFailureTypes } from './failures.ts';
 
 export type { Host, HostAddress, OperationRef, Vm, VmRequest, VmState };
 
+/** A host to record, as hosts.register takes it. */
+export type HostRegistration = Omit<NewHost, 'capacity'> & { vcpus?: number | undefined };
+
 export interface ActivityDeps {
   sql: Sql;
   drivers: DriverPool;
@@ -34,9 +37,14 @@ export function createActivities({ sql, drivers, defaultPolicy = 'spread' }: Act
   }
 
   return withFailureTypes({
-    async registerHost(host: Omit<NewHost, 'capacity'>): Promise<Host> {
-      const status = await drivers.get(host).status();
-      return insertHost(sql, { ...host, capacity: status.capacity }, actor());
+    /** Memory comes from the host; vCPUs too, unless declared (geats reports no CPU count). */
+    async registerHost({ vcpus, ...host }: HostRegistration): Promise<Host> {
+      const { capacity } = await drivers.get(host).status();
+      return insertHost(
+        sql,
+        { ...host, capacity: { vcpus: vcpus ?? capacity.vcpus, memoryMiB: capacity.memoryMiB } },
+        actor(),
+      );
     },
 
     async claimVm(request: VmRequest, operation: OperationRef): Promise<Vm> {

@@ -13,6 +13,8 @@ const CODES: Record<string, TRPC_ERROR_CODE_KEY> = {
   NotOurs: 'FORBIDDEN',
   // vagoth is the gateway to the hypervisor, and the hypervisor did not answer.
   HostUnreachable: 'BAD_GATEWAY',
+  HostTimeout: 'TIMEOUT',
+  Unsupported: 'METHOD_NOT_SUPPORTED',
   InvalidRequest: 'BAD_REQUEST',
   // The node tree: a node in one cannot go, and a parent is cleared before it is set again.
   NodeInUse: 'PRECONDITION_FAILED',

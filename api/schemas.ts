@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { isGeatsUri, parseGeatsUri } from '../drivers/geats/uri.ts';
 import { MAX_PAGE_SIZE } from '../registry/pagination.ts';
 
 // Names become libvirt domain names and parts of workflow ids: a narrow alphabet keeps
@@ -27,29 +28,47 @@ const nicSchema = z.object({
 
 const tagsSchema = z.record(z.string().min(1).max(64), z.string().max(256));
 
-export const hostRegisterInput = z.object({
-  name: nameSchema,
-  driver: z.literal('libvirt', { error: "must be 'libvirt'" }),
-  /** vCPUs offered per physical CPU. */
-  cpuRatio: z.number().min(0.1).max(32).default(1),
-  /** Memory offered per MiB of RAM; above 1 only with ballooning or swap. */
-  memoryRatio: z.number().min(0.1).max(4).default(1),
-  /** Disk the host offers to VMs (the driver does not report it). */
-  diskGiB: z
-    .number()
-    .int()
-    .min(0)
-    .max(1024 * 1024)
-    .default(0),
-  tags: tagsSchema.default({}),
-  uri: z
-    .string()
-    .max(1024)
-    .regex(
-      /^[a-z][a-z0-9+.-]*:\/\/\S*$/,
-      'must be a libvirt URI such as qemu:///system or test:///path/host.xml',
-    ),
-});
+const LIBVIRT_URI = /^[a-z][a-z0-9+.-]*:\/\/\S*$/;
+
+export const hostRegisterInput = z
+  .object({
+    name: nameSchema,
+    driver: z.enum(['libvirt', 'geats'], { error: "must be 'libvirt' or 'geats'" }),
+    /** vCPUs of a geats host, which reports none; a libvirt host's are read from libvirt. */
+    vcpus: z.number().int().min(1).max(4096).optional(),
+    /** vCPUs offered per physical CPU. */
+    cpuRatio: z.number().min(0.1).max(32).default(1),
+    /** Memory offered per MiB of RAM; above 1 only with ballooning or swap. */
+    memoryRatio: z.number().min(0.1).max(4).default(1),
+    /** Disk the host offers to VMs (the driver does not report it). */
+    diskGiB: z
+      .number()
+      .int()
+      .min(0)
+      .max(1024 * 1024)
+      .default(0),
+    tags: tagsSchema.default({}),
+    uri: z.string().max(1024),
+  })
+  .superRefine((host, ctx) => {
+    const issue = (path: string, message: string) =>
+      ctx.addIssue({ code: 'custom', path: [path], message });
+    if (host.driver === 'geats') {
+      try {
+        parseGeatsUri(host.uri);
+      } catch (err) {
+        issue('uri', (err as Error).message);
+      }
+      if (host.vcpus === undefined)
+        issue('vcpus', 'is required for a geats host: geats reports no CPU count');
+      return;
+    }
+    if (isGeatsUri(host.uri)) issue('uri', "is a geats URI: register it with driver 'geats'");
+    else if (!LIBVIRT_URI.test(host.uri))
+      issue('uri', 'must be a libvirt URI such as qemu:///system or test:///path/host.xml');
+    if (host.vcpus !== undefined)
+      issue('vcpus', 'is read from libvirt: declare vcpus only for a geats host');
+  });
 
 const groupsSchema = z.array(nameSchema).max(8);
 

@@ -8,7 +8,10 @@ const USAGE = `usage: vagoth <command>
 
   hosts list
   hosts get <name>
-  hosts register <name> <libvirt-uri> [--cpu-ratio R] [--memory-ratio R] [--disk GiB] [--tag k=v]...
+  hosts register <name> <uri> [--vcpus N] [--driver libvirt|geats] [--cpu-ratio R]
+                 [--memory-ratio R] [--disk GiB] [--tag k=v]...
+      uri: a libvirt URI, geats:///path/to/agent or geats+ssh://user@host[:port]/path/to/agent;
+      a geats host reports no CPU count, so it needs --vcpus
   networks list
   networks create <name> <cidr> [--gateway A.B.C.D] [--reserve FIRST-LAST]...
   vms list
@@ -36,6 +39,7 @@ const { values, positionals } = parseArgs({
     'anti-affinity': { type: 'string', multiple: true },
     affinity: { type: 'string', multiple: true },
     policy: { type: 'string' },
+    driver: { type: 'string' },
     'cpu-ratio': { type: 'string' },
     'memory-ratio': { type: 'string' },
     gateway: { type: 'string' },
@@ -95,11 +99,14 @@ async function run(): Promise<void> {
       return print(await api.hosts.get.query({ name: needs(1)[0]! }));
     case 'hosts register': {
       const [name, uri] = needs(2);
+      // The URI says which driver, unless told: the API still checks that the two agree.
+      const driver = values.driver ?? (/^geats(\+ssh)?:/.test(uri!) ? 'geats' : 'libvirt');
       return print(
         await api.hosts.register.mutate({
           name: name!,
-          driver: 'libvirt',
+          driver: driver as 'libvirt' | 'geats',
           uri: uri!,
+          vcpus: num(values.vcpus),
           cpuRatio: num(values['cpu-ratio']),
           memoryRatio: num(values['memory-ratio']),
           diskGiB: num(values.disk),

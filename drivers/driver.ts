@@ -1,24 +1,75 @@
 import type { HostAddress, HostCapacity, VmDefinition } from '../registry/types.ts';
 
-export type DomainState = 'running' | 'stopped' | 'paused' | 'other';
+export type DomainState = 'running' | 'stopped' | 'paused' | 'shutting-down' | 'crashed' | 'other';
+
+/**
+ * A storage volume vagoth created for a VM. The registry records it as the VM's unique key
+ * `vol:<pool>/<name>`, so no two VMs ever hold one, and a destructive call only ever acts on a
+ * volume that record names.
+ */
+export interface VolumeRef {
+  pool: string;
+  name: string;
+}
 
 /** What vagoth gives a driver to deploy: the registry's VM, by its stable id. */
 export interface DomainSpec {
   id: string;
   name: string;
   definition: VmDefinition;
+  /** The VM's volumes as recorded in the registry, attached as disks in this order. */
+  volumes?: VolumeRef[];
 }
 
+/** A VM as the host sees it: its state and the definition the host holds. */
 export interface DomainInfo {
   name: string;
   state: DomainState;
   /** The vagoth VM id recorded in the domain's metadata; null for a domain vagoth did not create. */
   vagothId: string | null;
+  vcpus: number;
+  memoryMiB: number;
+  /** MAC addresses of its NICs, lower case. */
+  macs: string[];
 }
 
 export interface HostStatus {
+  /** What the hardware has. */
   capacity: HostCapacity;
+  /** Memory the host reports free now (MemAvailable-like, not only NUMA-node figures). */
+  freeMemoryMiB: number;
+  /** 1, 5 and 15 minute load averages, where the host reports them. */
+  load: [number, number, number] | null;
   domains: DomainInfo[];
+}
+
+/** Reported by long operations (wipe, migrate) so an activity can heartbeat it. */
+export interface Progress {
+  step: string;
+  done: number;
+  total: number;
+}
+
+export interface ProgressOptions {
+  onProgress?: (progress: Progress) => void;
+  signal?: AbortSignal;
+}
+
+export interface ShutdownOptions {
+  /** How long to wait for the guest to power itself off. */
+  timeoutMs: number;
+  /** Power off when the guest has not stopped by then; otherwise fail with `timeout`. */
+  force?: boolean;
+}
+
+export interface MigrateOptions extends ProgressOptions {
+  /** Live where the driver can; a driver that cannot falls back to cold unless `liveOnly`. */
+  live?: boolean;
+  liveOnly?: boolean;
+}
+
+export interface MigrateResult {
+  live: boolean;
 }
 
 /**
@@ -29,29 +80,62 @@ export interface Driver {
   status(): Promise<HostStatus>;
   /** Null when the host has no such domain. */
   info(name: string): Promise<DomainInfo | null>;
+  /**
+   * The volumes provision will create for this VM on this host, named from its id. Pure: the
+   * registry claims their `vol:` keys before anything is created.
+   */
+  volumesFor(spec: Pick<DomainSpec, 'id' | 'name' | 'definition'>): VolumeRef[];
+  /** Creates the VM's volumes (from its image when the definition names one); existing ones of this VM are kept. */
+  provision(spec: DomainSpec, options?: ProgressOptions): Promise<VolumeRef[]>;
   define(spec: DomainSpec): Promise<void>;
   start(name: string): Promise<void>;
-  /** Power off. */
+  /** Power off. A domain already stopped or gone is success. */
   stop(name: string): Promise<void>;
-  /** Forget the domain; a domain already gone is success. Refuses a domain vagoth did not create. */
+  /** Graceful (ACPI) shutdown, waiting for the guest. */
+  shutdown(name: string, options: ShutdownOptions): Promise<void>;
+  reboot(name: string): Promise<void>;
+  /** Moves the domain to another host of the same driver; the target's volumes are its concern. */
+  migrate(spec: DomainSpec, target: HostAddress, options?: MigrateOptions): Promise<MigrateResult>;
+  /** Forget the domain, keep its storage; a domain already gone is success. Refuses a domain vagoth did not create. */
   undefine(spec: Pick<DomainSpec, 'id' | 'name'>): Promise<void>;
+  /**
+   * Undefine, then wipe and delete the VM's recorded volumes. Refuses any volume that is not
+   * named for this VM or lies outside the host's configured pools; volumes already gone are success.
+   */
+  deprovision(
+    spec: Pick<DomainSpec, 'id' | 'name'> & { volumes: VolumeRef[] },
+    options?: ProgressOptions,
+  ): Promise<void>;
   close(): Promise<void>;
 }
 
-export type DriverErrorKind = 'unreachable' | 'rejected' | 'not-found' | 'not-ours';
+/**
+ * `unreachable` and `timeout` may succeed when tried again; the others will not:
+ * `rejected` (the host refused the definition or request), `not-found`, `not-ours` (the
+ * target was not created by vagoth for this VM), `unsupported` (the host cannot do this).
+ */
+export type DriverErrorKind =
+  'unreachable' | 'timeout' | 'rejected' | 'not-found' | 'not-ours' | 'unsupported';
+
+export interface DriverErrorOptions extends ErrorOptions {
+  /** The local manager's own error code (libvirt's virErrorNumber, a geats errorcode). */
+  code?: number | string;
+}
 
 /** `retryable` tells a workflow whether trying again can help. */
 export class DriverError extends Error {
   override name = 'DriverError';
+  readonly code: number | string | undefined;
   constructor(
     readonly kind: DriverErrorKind,
     message: string,
-    options?: ErrorOptions,
+    options?: DriverErrorOptions,
   ) {
     super(message, options);
+    this.code = options?.code;
   }
   get retryable(): boolean {
-    return this.kind === 'unreachable';
+    return this.kind === 'unreachable' || this.kind === 'timeout';
   }
 }
 

@@ -1,11 +1,11 @@
 import { actorSource, type ActorOptions } from './context.ts';
 import { jsonb, type Sql } from './db.ts';
 import { KeyConflictError, NotFoundError } from './errors.ts';
-import type { Host, HostCapacity, HostState } from './types.ts';
+import type { Host, HostCapacity, HostDriver, HostState } from './types.ts';
 
 export interface NewHost {
   name: string;
-  driver: 'libvirt';
+  driver: HostDriver;
   uri: string;
   capacity: HostCapacity;
   diskGiB?: number | undefined;
@@ -17,7 +17,7 @@ export interface NewHost {
 interface HostRow {
   id: string;
   name: string;
-  definition: { driver: 'libvirt'; uri: string };
+  definition: { driver: HostDriver; uri: string };
   tags: Record<string, string>;
   created_at: Date;
   state: HostState;

@@ -19,6 +19,10 @@ export interface VmDefinition {
   vcpus: number;
   memoryMiB: number;
   diskGiB: number;
+  /** A base image (a volume in the host's storage pool) the root disk is created from. */
+  image?: string;
+  /** Direct kernel boot, for guests without a boot loader: paths on the host. */
+  boot?: { kernel: string; initrd?: string; cmdline?: string };
   nics: NicDefinition[];
   placement: PlacementConstraints;
 }
@@ -67,10 +71,13 @@ export interface HostResources {
 
 export type HostState = 'active' | 'maintenance' | 'down';
 
+/** The local VM manager a host runs, and so the driver vagoth reaches it with. */
+export type HostDriver = 'libvirt' | 'geats';
+
 export interface Host {
   id: string;
   name: string;
-  driver: 'libvirt';
+  driver: HostDriver;
   uri: string;
   state: HostState;
   tags: Record<string, string>;
@@ -88,7 +95,7 @@ export interface Host {
 /** How a driver reaches a host: all an activity needs to open a connection. */
 export interface HostAddress {
   name: string;
-  driver: 'libvirt';
+  driver: HostDriver;
   uri: string;
 }
 

@@ -9,7 +9,13 @@ import {
 } from '@temporalio/worker';
 import { createActivities } from '../activities/index.ts';
 import type { PlacementPolicy } from '../allocator/place.ts';
-import { createDriver, DriverPool, type DriverFactory } from '../drivers/index.ts';
+import { loadConfig } from '../config.ts';
+import {
+  createDriverFactory,
+  DriverPool,
+  type DriverFactory,
+  type DriversOptions,
+} from '../drivers/index.ts';
 import { connect, type Sql } from '../registry/db.ts';
 import { migrate } from '../registry/migrate.ts';
 
@@ -38,6 +44,8 @@ export interface VagothWorkerOptions {
   namespace: string;
   taskQueue: string;
   driverFactory?: DriverFactory;
+  /** Builds the driver factory when none is given; config.ts's `drivers` by default. */
+  drivers?: DriversOptions;
   placementPolicy?: PlacementPolicy;
   /** A prebuilt workflow bundle (tests build one once); otherwise bundled from source. */
   workflowBundle?: { code: string };
@@ -53,7 +61,9 @@ export interface VagothWorker {
 
 export async function startWorker(options: VagothWorkerOptions): Promise<VagothWorker> {
   const connection = await NativeConnection.connect({ address: options.address });
-  const drivers = new DriverPool(options.driverFactory ?? createDriver);
+  const drivers = new DriverPool(
+    options.driverFactory ?? createDriverFactory(options.drivers ?? loadConfig().drivers),
+  );
   const worker = await Worker.create({
     connection,
     namespace: options.namespace,

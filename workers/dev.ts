@@ -44,6 +44,7 @@ await runUntilSignal(async (onStop) => {
     namespace: t.namespace,
     taskQueue: t.taskQueue,
     placementPolicy: config.placementPolicy,
+    drivers: config.drivers,
   });
   onStop(worker.shutdown);
   const temporal = await connectClient(address, t.namespace);

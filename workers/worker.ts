@@ -16,6 +16,7 @@ await runUntilSignal(async (onStop) => {
     namespace: config.temporal.namespace,
     taskQueue: config.temporal.taskQueue,
     placementPolicy: config.placementPolicy,
+    drivers: config.drivers,
   });
   onStop(worker.shutdown);
   console.log(`vagoth worker polling task queue ${config.temporal.taskQueue} on ${address}`);

@@ -1,157 +1,224 @@
-import { Hypervisor, type Domain } from '@unraid/libvirt';
+import type { Connection, Domain } from '../../native/libvirt/index.ts';
+import type { HostAddress } from '../../registry/types.ts';
 import {
   DriverError,
   type Driver,
   type DomainInfo,
   type DomainSpec,
-  type DomainState,
   type HostStatus,
+  type MigrateOptions,
+  type MigrateResult,
+  type ProgressOptions,
+  type ShutdownOptions,
+  type VolumeRef,
 } from '../driver.ts';
+import { connections, type ConnectionLease, type ConnectionRegistry } from './connections.ts';
 import { domainXml, vagothIdOf } from './domain-xml.ts';
+import {
+  describe,
+  isActive,
+  lookup,
+  powerOff,
+  powerOn,
+  shutDown,
+  undefineDomain,
+  withDomain,
+} from './domains.ts';
+import { classify } from './errors.ts';
+import { migrateDomain } from './migrate.ts';
+import {
+  checkOwned,
+  locateVolumes,
+  provisionVolume,
+  volumeName,
+  wipeAndDelete,
+} from './volumes.ts';
+import { hostStatus } from './status.ts';
 
 export interface LibvirtDriverOptions {
   uri: string;
+  /** The host's storage pools vagoth may use; new volumes go to the first. Default `['vagoth']`. */
+  pools?: string[];
   /** Domain type for generated XML; by default `test` for test:// URIs and `kvm` otherwise. */
   domainType?: string;
-}
-
-// virDomainState
-const STATES: Record<number, DomainState> = {
-  1: 'running',
-  2: 'running',
-  3: 'paused',
-  5: 'stopped',
-  6: 'stopped',
-  7: 'paused',
-};
-
-/**
- * The binding drops libvirt's error codes, so errors are classified by libvirt's
- * message prefixes (stable across releases: they come from virErrorMsg).
- */
-function classify(err: unknown, what: string): DriverError {
-  const message = err instanceof Error ? err.message : String(err);
-  const kind = /^Domain not found|no domain with matching/.test(message)
-    ? 'not-found'
-    : /^(XML error|unsupported configuration|invalid argument|XML document failed|operation failed: domain .* already exists)/.test(
-          message,
-        )
-      ? 'rejected'
-      : 'unreachable';
-  return new DriverError(kind, `${what}: ${message}`, { cause: err });
+  /** Log each guest's serial console to `<dir>/<vm id>.log` on the host. */
+  consoleLogDir?: string;
+  /** Longest pause between two state polls while a shutdown is awaited. Default 500 ms. */
+  pollMs?: number;
+  /** Where connections are shared; the process-wide registry by default. */
+  connections?: ConnectionRegistry;
 }
 
 export class LibvirtDriver implements Driver {
   readonly #uri: string;
+  readonly #pools: readonly string[];
   readonly #domainType: string;
-  #connection: Promise<Hypervisor> | undefined;
+  readonly #consoleLogDir: string | undefined;
+  readonly #pollMs: number;
+  readonly #registry: ConnectionRegistry;
+  readonly #lease: ConnectionLease;
+  /** Hosts this driver migrated to, held until close so their connections stay shared. */
+  readonly #peers = new Map<string, ConnectionLease>();
 
   constructor(options: LibvirtDriverOptions) {
+    const pools = options.pools ?? ['vagoth'];
+    if (pools.length === 0 || pools.some((p) => typeof p !== 'string' || p === '')) {
+      throw new Error('LibvirtDriverOptions.pools: give at least one pool name, none empty');
+    }
     this.#uri = options.uri;
-    this.#domainType = options.domainType ?? (options.uri.startsWith('test') ? 'test' : 'kvm');
+    this.#pools = [...pools];
+    this.#domainType = options.domainType ?? (options.uri.startsWith('test:') ? 'test' : 'kvm');
+    this.#consoleLogDir = options.consoleLogDir;
+    this.#pollMs = options.pollMs ?? 500;
+    this.#registry = options.connections ?? connections;
+    this.#lease = this.#registry.lease(options.uri);
   }
 
-  #connect(): Promise<Hypervisor> {
-    this.#connection ??= (async () => {
-      const hv = new Hypervisor({ uri: this.#uri });
-      await hv.connectOpen();
-      return hv;
-    })().catch((err: unknown) => {
-      this.#connection = undefined;
-      throw new DriverError('unreachable', `cannot connect to ${this.#uri}: ${String(err)}`, {
-        cause: err,
-      });
-    });
-    return this.#connection;
+  /** libvirt's test driver: volumes hold no bytes and the host reports no free memory. */
+  get #simulated(): boolean {
+    return this.#uri.startsWith('test:');
   }
 
   /** Runs one call; an unreachable error drops the connection so the next call reopens it. */
-  async #call<T>(what: string, fn: (hv: Hypervisor) => Promise<T>): Promise<T> {
-    const hv = await this.#connect();
+  async #call<T>(what: string, fn: (conn: Connection) => Promise<T>): Promise<T> {
+    const conn = await this.#lease.get();
     try {
-      return await fn(hv);
+      return await fn(conn);
     } catch (err) {
-      const e = err instanceof DriverError ? err : classify(err, what);
-      if (e.kind === 'unreachable' && this.#connection) {
-        this.#connection = undefined;
-        void hv.connectClose().catch(() => {});
-      }
+      const e = classify(err, what);
+      if (e.kind === 'unreachable') this.#lease.drop(conn);
       throw e;
     }
   }
 
-  async #lookup(hv: Hypervisor, name: string): Promise<Domain | null> {
-    try {
-      return await hv.domainLookupByName(name);
-    } catch (err) {
-      if (classify(err, name).kind === 'not-found') return null;
-      throw err;
-    }
+  async #required(conn: Connection, name: string): Promise<Domain> {
+    const domain = await lookup(conn, name);
+    if (!domain) throw new DriverError('not-found', `${name}: no such domain on ${this.#uri}`);
+    return domain;
   }
 
-  async #describe(hv: Hypervisor, domain: Domain): Promise<DomainInfo> {
-    const [name, info, xml] = await Promise.all([
-      hv.domainGetName(domain),
-      hv.domainGetInfo(domain),
-      hv.domainGetXMLDesc(domain),
-    ]);
-    return { name, state: STATES[info.state] ?? 'other', vagothId: vagothIdOf(xml) };
-  }
-
-  status(): Promise<HostStatus> {
-    return this.#call('status', async (hv) => {
-      const node = await hv.nodeGetInfo();
-      const domains = await hv.connectListAllDomains();
-      return {
-        capacity: { vcpus: node.cpus, memoryMiB: Math.floor(node.memory / 1024) },
-        domains: await Promise.all(domains.map((d) => this.#describe(hv, d))),
-      };
+  #xml(spec: DomainSpec, desired?: 'running' | 'stopped'): string {
+    return domainXml(spec, {
+      domainType: this.#domainType,
+      ...(this.#consoleLogDir ? { consoleLogDir: this.#consoleLogDir } : {}),
+      ...(desired ? { desired } : {}),
     });
   }
 
+  status(): Promise<HostStatus> {
+    return this.#call('status', (conn) => hostStatus(conn, this.#simulated));
+  }
+
   info(name: string): Promise<DomainInfo | null> {
-    return this.#call(`info ${name}`, async (hv) => {
-      const domain = await this.#lookup(hv, name);
-      return domain ? this.#describe(hv, domain) : null;
+    return this.#call(`info ${name}`, async (conn) =>
+      withDomain(await lookup(conn, name), async (d) => (d ? describe(d) : null)),
+    );
+  }
+
+  volumesFor(spec: Pick<DomainSpec, 'id' | 'name' | 'definition'>): VolumeRef[] {
+    const { diskGiB, image } = spec.definition;
+    return diskGiB > 0 || image ? [{ pool: this.#pools[0]!, name: volumeName(spec.id, 0) }] : [];
+  }
+
+  provision(spec: DomainSpec, options: ProgressOptions = {}): Promise<VolumeRef[]> {
+    const refs = spec.volumes ?? this.volumesFor(spec);
+    return this.#call(`provision ${spec.name}`, async (conn) => {
+      checkOwned(spec.id, refs, this.#pools);
+      for (const [i, ref] of refs.entries()) {
+        options.signal?.throwIfAborted();
+        await provisionVolume(conn, ref, spec.definition);
+        options.onProgress?.({ step: 'provision', done: i + 1, total: refs.length });
+      }
+      return refs;
     });
   }
 
   define(spec: DomainSpec): Promise<void> {
-    return this.#call(`define ${spec.name}`, async (hv) => {
-      const existing = await this.#lookup(hv, spec.name);
-      if (existing && vagothIdOf(await hv.domainGetXMLDesc(existing)) !== spec.id) {
-        throw new DriverError(
-          'not-ours',
-          `define ${spec.name}: the host has another domain of that name`,
-        );
-      }
+    return this.#call(`define ${spec.name}`, async (conn) => {
+      // Attaching another VM's volume would hand its data over: the same rule as deleting one.
+      checkOwned(spec.id, spec.volumes ?? [], this.#pools);
+      const xml = this.#xml(spec);
+      await withDomain(await lookup(conn, spec.name), async (existing) => {
+        if (existing && vagothIdOf(await existing.getXMLDesc()) !== spec.id) {
+          throw new DriverError(
+            'not-ours',
+            `define ${spec.name}: the host has another domain of that name`,
+          );
+        }
+      });
       // Redefining vagoth's own domain is idempotent: same name, same uuid, same XML.
-      await hv.domainDefineXML(domainXml(spec, { domainType: this.#domainType }));
+      (await conn.defineDomainXML(xml)).free();
     });
   }
 
   start(name: string): Promise<void> {
-    return this.#call(`start ${name}`, async (hv) => {
-      const domain = await this.#required(hv, name);
-      if ((await this.#describe(hv, domain)).state === 'running') return;
-      await hv.domainCreate(domain);
-    });
+    return this.#call(`start ${name}`, async (conn) =>
+      withDomain(await this.#required(conn, name), (d) => powerOn(d)),
+    );
   }
 
   stop(name: string): Promise<void> {
-    return this.#call(`stop ${name}`, async (hv) => {
-      const domain = await this.#lookup(hv, name);
-      if (!domain) return;
-      if ((await this.#describe(hv, domain)).state === 'stopped') return;
-      await hv.domainDestroy(domain);
+    return this.#call(`stop ${name}`, async (conn) =>
+      withDomain(await lookup(conn, name), async (d) => {
+        if (d) await powerOff(d);
+      }),
+    );
+  }
+
+  shutdown(name: string, options: ShutdownOptions): Promise<void> {
+    return this.#call(`shutdown ${name}`, async (conn) => {
+      if (!Number.isFinite(options.timeoutMs) || options.timeoutMs < 0) {
+        throw new DriverError('rejected', `shutdown ${name}: timeoutMs must be a number >= 0`);
+      }
+      await withDomain(await lookup(conn, name), async (d) => {
+        if (d) await shutDown(d, { ...options, pollMs: this.#pollMs });
+      });
+    });
+  }
+
+  reboot(name: string): Promise<void> {
+    return this.#call(`reboot ${name}`, async (conn) =>
+      withDomain(await this.#required(conn, name), (d) => d.reboot()),
+    );
+  }
+
+  migrate(
+    spec: DomainSpec,
+    target: HostAddress,
+    options: MigrateOptions = {},
+  ): Promise<MigrateResult> {
+    return this.#call(`migrate ${spec.name} to ${target.name}`, async (source) => {
+      if (target.uri === this.#uri) {
+        throw new DriverError('rejected', `migrate ${spec.name}: ${target.name} is this host`);
+      }
+      const lease = this.#peers.get(target.uri) ?? this.#registry.lease(target.uri);
+      this.#peers.set(target.uri, lease);
+      const conn = await lease.get();
+      try {
+        return await migrateDomain({
+          source,
+          target: conn,
+          spec,
+          targetXml: (desired) => this.#xml(spec, desired),
+          options,
+        });
+      } catch (err) {
+        const e = classify(err, `migrate ${spec.name} to ${target.name}`);
+        // Which host stopped answering is unknown: reopen both rather than keep a dead one.
+        if (e.kind === 'unreachable') lease.drop(conn);
+        throw e;
+      }
     });
   }
 
   undefine(spec: Pick<DomainSpec, 'id' | 'name'>): Promise<void> {
-    return this.#call(`undefine ${spec.name}`, async (hv) => {
-      const domain = await this.#lookup(hv, spec.name);
-      if (!domain) return;
-      const info = await this.#describe(hv, domain);
+    return this.#call(`undefine ${spec.name}`, (conn) => this.#undefine(conn, spec));
+  }
+
+  async #undefine(conn: Connection, spec: Pick<DomainSpec, 'id' | 'name'>): Promise<void> {
+    await withDomain(await lookup(conn, spec.name), async (d) => {
+      if (!d) return;
+      const info = await describe(d);
       // Destructive: only ever on the domain vagoth created for this very VM.
       if (info.vagothId !== spec.id) {
         throw new DriverError(
@@ -159,20 +226,33 @@ export class LibvirtDriver implements Driver {
           `undefine ${spec.name}: the domain was not created by vagoth for this VM`,
         );
       }
-      if (info.state !== 'stopped') await hv.domainDestroy(domain);
-      await hv.domainUndefine(domain);
+      if (isActive(info.state)) await powerOff(d);
+      await undefineDomain(d);
     });
   }
 
-  async #required(hv: Hypervisor, name: string): Promise<Domain> {
-    const domain = await this.#lookup(hv, name);
-    if (!domain) throw new DriverError('not-found', `${name}: no such domain on ${this.#uri}`);
-    return domain;
+  deprovision(
+    spec: Pick<DomainSpec, 'id' | 'name'> & { volumes: VolumeRef[] },
+    options: ProgressOptions = {},
+  ): Promise<void> {
+    return this.#call(`deprovision ${spec.name}`, async (conn) => {
+      // Every volume is checked before anything is undefined, wiped or deleted.
+      const located = await locateVolumes(conn, spec.id, spec.volumes, this.#pools);
+      try {
+        await this.#undefine(conn, spec);
+        for (const v of located) {
+          options.signal?.throwIfAborted();
+          await wipeAndDelete(v, { ...options, simulated: this.#simulated });
+        }
+      } finally {
+        for (const v of located) v.vol.free();
+      }
+    });
   }
 
   async close(): Promise<void> {
-    const connection = this.#connection;
-    this.#connection = undefined;
-    if (connection) await (await connection.catch(() => null))?.connectClose();
+    const leases = [this.#lease, ...this.#peers.values()];
+    this.#peers.clear();
+    await Promise.allSettled(leases.map((l) => l.release()));
   }
 }

@@ -44,7 +44,16 @@ describe('the HTTP API, as a cloud layer uses it', () => {
       diskGiB: 0,
     });
     const domains = (await h.worker.drivers.get(host).status()).domains;
-    expect(domains).toEqual([{ name: 'db-1', state: 'running', vagothId: vm.id }]);
+    expect(domains).toEqual([
+      {
+        name: 'db-1',
+        state: 'running',
+        vagothId: vm.id,
+        vcpus: 2,
+        memoryMiB: 2048,
+        macs: ['52:54:00:12:34:56'],
+      },
+    ]);
 
     // The same IP again: CONFLICT naming the key and its holder, in a shape any client can read.
     const conflict = await api.vms.create

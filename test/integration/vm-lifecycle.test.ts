@@ -63,7 +63,17 @@ describe('a VM through its whole life', () => {
     const onHosts = [...(await domainsOn('hv1')), ...(await domainsOn('hv2'))].filter(
       (d) => d.name === 'web-1',
     );
-    expect(onHosts).toEqual([{ name: 'web-1', state: 'running', vagothId: vm.id }]);
+    // The host runs what was asked for: one domain, with the VM's size and claimed MAC.
+    expect(onHosts).toEqual([
+      {
+        name: 'web-1',
+        state: 'running',
+        vagothId: vm.id,
+        vcpus: vm.definition.vcpus,
+        memoryMiB: vm.definition.memoryMiB,
+        macs: vm.definition.nics.map((n) => n.mac),
+      },
+    ]);
     expect((await domainsOn(running.host!)).map((d) => d.name)).toContain('web-1');
 
     const { operation: teardown } = await h.api.vms.decommission({ name: 'web-1' });

@@ -1,6 +1,6 @@
 import { DriverError, type Driver, type DriverFactory } from '../../drivers/index.ts';
 
-type Operation = Exclude<keyof Driver, 'close'>;
+type Operation = Exclude<keyof Driver, 'close' | 'volumesFor'>;
 
 /**
  * The real driver with injected faults: a chosen operation fails as a hypervisor would fail
@@ -18,7 +18,15 @@ export function faultyDriverFactory(
     };
     return {
       status: () => driver.status(),
-      info: (name) => driver.info(name),
+      info: async (name) => {
+        check('info', name);
+        return driver.info(name);
+      },
+      volumesFor: (spec) => driver.volumesFor(spec),
+      provision: async (spec, options) => {
+        check('provision', spec.name);
+        return driver.provision(spec, options);
+      },
       define: async (spec) => {
         check('define', spec.name);
         await driver.define(spec);
@@ -27,8 +35,30 @@ export function faultyDriverFactory(
         check('start', name);
         await driver.start(name);
       },
-      stop: (name) => driver.stop(name),
-      undefine: (spec) => driver.undefine(spec),
+      stop: async (name) => {
+        check('stop', name);
+        await driver.stop(name);
+      },
+      shutdown: async (name, options) => {
+        check('shutdown', name);
+        await driver.shutdown(name, options);
+      },
+      reboot: async (name) => {
+        check('reboot', name);
+        await driver.reboot(name);
+      },
+      migrate: async (spec, target, options) => {
+        check('migrate', spec.name);
+        return driver.migrate(spec, target, options);
+      },
+      undefine: async (spec) => {
+        check('undefine', spec.name);
+        await driver.undefine(spec);
+      },
+      deprovision: async (spec, options) => {
+        check('deprovision', spec.name);
+        await driver.deprovision(spec, options);
+      },
       close: () => driver.close(),
     };
   };

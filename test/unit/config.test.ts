@@ -1,3 +1,4 @@
+import { homedir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../config.ts';
@@ -31,6 +32,21 @@ describe('loadConfig', () => {
       simulatedHosts: 3,
       logLevel: 'WARN',
       placementPolicy: 'spread',
+      drivers: {
+        libvirt: { pools: ['vagoth'] },
+        geats: {
+          timeoutMs: 15_000,
+          longTimeoutMs: 600_000,
+          vmType: 'kvm',
+          storageType: 'local',
+          ssh: {
+            privateKeyFile: undefined,
+            passphrase: undefined,
+            knownHostsFile: path.join(homedir(), '.ssh', 'known_hosts'),
+            connectTimeoutMs: 10_000,
+          },
+        },
+      },
     });
   });
 
@@ -52,6 +68,15 @@ describe('loadConfig', () => {
       VAGOTH_LOG_LEVEL: 'DEBUG',
       VAGOTH_PLACEMENT_POLICY: 'pack',
       VAGOTH_API_URL: 'https://vagoth.example.com/trpc',
+      VAGOTH_LIBVIRT_POOLS: 'vagoth,fast-ssd',
+      VAGOTH_SSH_KEY: '/etc/vagoth/id_ed25519',
+      VAGOTH_SSH_KEY_PASSPHRASE: 'secret',
+      VAGOTH_SSH_KNOWN_HOSTS: '/etc/vagoth/known_hosts',
+      VAGOTH_SSH_CONNECT_TIMEOUT_MS: '5000',
+      VAGOTH_GEATS_TIMEOUT_MS: '20000',
+      VAGOTH_GEATS_LONG_TIMEOUT_MS: '1200000',
+      VAGOTH_GEATS_VM_TYPE: 'lxc',
+      VAGOTH_GEATS_STORAGE_TYPE: 'lvm',
     });
     expect(config).toEqual({
       api: { host: '0.0.0.0', port: 8080, url: 'https://vagoth.example.com/trpc' },
@@ -71,6 +96,21 @@ describe('loadConfig', () => {
       simulatedHosts: 0,
       logLevel: 'DEBUG',
       placementPolicy: 'pack',
+      drivers: {
+        libvirt: { pools: ['vagoth', 'fast-ssd'] },
+        geats: {
+          timeoutMs: 20_000,
+          longTimeoutMs: 1_200_000,
+          vmType: 'lxc',
+          storageType: 'lvm',
+          ssh: {
+            privateKeyFile: '/etc/vagoth/id_ed25519',
+            passphrase: 'secret',
+            knownHostsFile: '/etc/vagoth/known_hosts',
+            connectTimeoutMs: 5000,
+          },
+        },
+      },
     });
   });
 
@@ -93,6 +133,10 @@ describe('loadConfig', () => {
     ['VAGOTH_SIMULATED_HOSTS', '-1'],
     ['TEMPORAL_NAMESPACE', ''],
     ['VAGOTH_LOG_LEVEL', 'debug'],
+    ['VAGOTH_LIBVIRT_POOLS', 'vagoth,,other'],
+    ['VAGOTH_LIBVIRT_POOLS', '../etc'],
+    ['VAGOTH_GEATS_TIMEOUT_MS', '10'],
+    ['VAGOTH_GEATS_VM_TYPE', 'kvm; rm -rf /'],
   ])('refuses %s=%j, naming it', (name, value) => {
     const error = configError({ [name]: value });
     expect(error.problems).toHaveLength(1);

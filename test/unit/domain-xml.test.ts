@@ -1,7 +1,15 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { DomainSpec } from '../../drivers/driver.ts';
-import { domainXml, vagothIdOf, xmlEscape } from '../../drivers/libvirt/domain-xml.ts';
+import type { DomainXmlOptions } from '../../drivers/libvirt/domain-xml.ts';
+import path from 'node:path';
+import {
+  desiredStateOf,
+  domainXml,
+  macsOf,
+  vagothIdOf,
+  xmlEscape,
+} from '../../drivers/libvirt/domain-xml.ts';
 import type { NicDefinition } from '../../registry/types.ts';
 import { child, parseXml, shapeOf, unescapeXml, type XmlElement } from '../support/mini-xml.ts';
 
@@ -62,31 +70,153 @@ describe('domainXml', () => {
     ['tab, newline and non-ASCII', 'tab\there\nnew line, ünïcødé 🖥'],
   ];
 
-  // A benign domain with the same number of NICs: the shape (elements and attribute names) a hostile one must keep.
-  const benignShape = shapeOf(
-    parseXml(domainXml(spec('benign', [nic('net', '52:54:00:00:00:01')]), { domainType: 'kvm' })),
-  );
+  /** A domain using every free-text field: name, networks, a bridge, volumes, kernel boot, console log. */
+  function everyField(value: string, id = ID): { spec: DomainSpec; options: DomainXmlOptions } {
+    return {
+      spec: {
+        id,
+        name: value,
+        volumes: [{ pool: value, name: value }],
+        definition: {
+          vcpus: 1,
+          memoryMiB: 256,
+          diskGiB: 1,
+          nics: [nic(value, '52:54:00:00:00:01'), nic(`bridge:${value}`, '52:54:00:00:00:02')],
+          boot: { kernel: value, initrd: value, cmdline: value },
+          placement: {},
+        },
+      },
+      options: { domainType: value, consoleLogDir: `/logs/${value}` },
+    };
+  }
+  const benign = everyField('benign');
+  const benignShape = shapeOf(parseXml(domainXml(benign.spec, benign.options)));
 
-  it.each(hostile)(
-    'a name and network containing %s add no element or attribute',
-    (_what, value) => {
-      const xml = domainXml(spec(value, [nic(value, '52:54:00:00:00:01')]), { domainType: 'kvm' });
-      const root = parseXml(xml);
-      expect(shapeOf(root)).toEqual(benignShape);
-      expect(child(root, 'name').text).toBe(value);
-      expect(interfaces(root)).toEqual([{ network: value, mac: '52:54:00:00:00:01' }]);
-      if (/[<>&'"]/.test(value)) expect(xml).not.toContain(value);
-      expect(vagothIdOf(xml)).toBe(ID);
-    },
-  );
+  it.each(hostile)('%s in every free-text field adds no element or attribute', (_what, value) => {
+    const { spec: s, options } = everyField(value);
+    const xml = domainXml(s, options);
+    const root = parseXml(xml);
+    expect(shapeOf(root)).toEqual(benignShape);
+    expect(root.attributes.type).toBe(value);
+    expect(child(root, 'name').text).toBe(value);
+    const os = child(root, 'os');
+    expect(['kernel', 'initrd', 'cmdline'].map((n) => child(os, n).text)).toEqual([
+      value,
+      value,
+      value,
+    ]);
+    const devices = child(root, 'devices');
+    expect(child(child(devices, 'disk'), 'source').attributes).toEqual({
+      pool: value,
+      volume: value,
+    });
+    const [network, bridge] = devices.children.filter((c) => c.name === 'interface');
+    expect(child(network!, 'source').attributes).toEqual({ network: value });
+    expect(child(bridge!, 'source').attributes).toEqual({ bridge: value });
+    expect(child(child(devices, 'serial'), 'log').attributes.file).toBe(
+      path.posix.join(`/logs/${value}`, `${ID}.log`),
+    );
+    if (/[<>&'"]/.test(value)) expect(xml).not.toContain(value);
+    expect(vagothIdOf(xml)).toBe(ID);
+  });
 
   it.each([
-    ['NUL in the name', spec('a\u0000b')],
-    ['ESC in the name', spec('a\u001b[31mred')],
-    ['a form feed in a network', spec('vm', [nic('net\u000c', '52:54:00:00:00:01')])],
-    ['U+FFFF in a MAC', spec('vm', [nic('net', '52:54:00:00:00:0\uffff')])],
-  ])('refuses %s', (_what, s) => {
-    expect(() => domainXml(s, { domainType: 'kvm' })).toThrow(/character XML cannot represent/);
+    ['NUL in the name', spec('a\u0000b'), 'name'],
+    ['ESC in the name', spec('a\u001b[31mred'), 'name'],
+    [
+      'a form feed in a network',
+      spec('vm', [nic('net\u000c', '52:54:00:00:00:01')]),
+      'definition.nics[0].network',
+    ],
+    [
+      'U+FFFF in a MAC',
+      spec('vm', [nic('net', '52:54:00:00:00:0\uffff')]),
+      'definition.nics[0].mac',
+    ],
+    [
+      'a lone surrogate in a volume',
+      { ...spec('vm'), volumes: [{ pool: 'p', name: 'v\ud800' }] },
+      'volumes[0].name',
+    ],
+  ])('refuses %s, naming the field', (_what, s, field) => {
+    expect(() => domainXml(s, { domainType: 'kvm' })).toThrow(
+      new RegExp(
+        `^${field.replace(/[[\].]/g, '\\$&')}: value contains a character XML cannot represent`,
+      ),
+    );
+  });
+
+  it.each([
+    ['a MAC that is not one', spec('vm', [nic('net', '52:54:00:00:01')]), 'definition.nics[0].mac'],
+    ['an id that is not a UUID', spec('vm', [], 'not-a-uuid'), 'id'],
+    [
+      'no vCPU',
+      { ...spec('vm'), definition: { ...spec('vm').definition, vcpus: 0 } },
+      'definition.vcpus',
+    ],
+    [
+      'a fractional memory size',
+      { ...spec('vm'), definition: { ...spec('vm').definition, memoryMiB: 1.5 } },
+      'definition.memoryMiB',
+    ],
+  ])('refuses %s, naming the field', (_what, s, field) => {
+    expect(() => domainXml(s, { domainType: 'kvm' })).toThrow(`${field}: must be`);
+  });
+
+  it('attaches volumes as virtio disks in order, by pool and volume', () => {
+    const volumes = Array.from({ length: 28 }, (_, i) => ({ pool: 'vagoth', name: `d${i}.img` }));
+    const root = parseXml(domainXml({ ...spec('vm'), volumes }, { domainType: 'kvm' }));
+    const disks = child(root, 'devices').children.filter((c) => c.name === 'disk');
+    expect(disks.map((d) => child(d, 'source').attributes.volume)).toEqual(
+      volumes.map((v) => v.name),
+    );
+    expect(disks.map((d) => child(d, 'target').attributes.dev)).toEqual([
+      ...'abcdefghijklmnopqrstuvwxyz'.split('').map((c) => `vd${c}`),
+      'vdaa',
+      'vdab',
+    ]);
+    expect(new Set(disks.map((d) => child(d, 'target').attributes.bus))).toEqual(
+      new Set(['virtio']),
+    );
+  });
+
+  it('boots a kernel directly only when the definition says so, and logs the console on request', () => {
+    const plain = parseXml(domainXml(spec('vm'), { domainType: 'qemu' }));
+    expect(child(plain, 'os').children.map((c) => c.name)).toEqual(['type']);
+    expect(child(child(plain, 'devices'), 'serial').children.map((c) => c.name)).toEqual([
+      'target',
+    ]);
+    const booted = spec('vm');
+    booted.definition.boot = { kernel: '/boot/vmlinuz' };
+    const root = parseXml(
+      domainXml(booted, { domainType: 'qemu', consoleLogDir: '/var/log/vagoth' }),
+    );
+    expect(child(root, 'os').children.map((c) => [c.name, c.text])).toEqual([
+      ['type', 'hvm'],
+      ['kernel', '/boot/vmlinuz'],
+    ]);
+    expect(child(child(child(root, 'devices'), 'serial'), 'log').attributes).toEqual({
+      file: `/var/log/vagoth/${ID}.log`,
+      append: 'off',
+    });
+  });
+});
+
+describe('what the driver reads back from a domain', () => {
+  it('finds the MACs of every NIC, lower case, and the state a migration wants', () => {
+    const nics = [nic('default', '52:54:00:AA:00:01'), nic('bridge:br0', '52:54:00:aa:00:02')];
+    const xml = domainXml(spec('vm', nics), { domainType: 'kvm', desired: 'running' });
+    expect(macsOf(xml)).toEqual(['52:54:00:aa:00:01', '52:54:00:aa:00:02']);
+    expect(desiredStateOf(xml)).toBe('running');
+    expect(desiredStateOf(domainXml(spec('vm'), { domainType: 'kvm' }))).toBeNull();
+    expect(macsOf(LIBVIRT_DUMPXML)).toEqual([]);
+  });
+
+  it('reads the desired state only inside the vagoth block', () => {
+    const elsewhere = withMetadata(
+      `<other:vm xmlns:other="https://example.com/vm"><other:desired>running</other:desired></other:vm>`,
+    );
+    expect(desiredStateOf(elsewhere)).toBeNull();
   });
 });
 

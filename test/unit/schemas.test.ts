@@ -88,10 +88,49 @@ describe('hostRegisterInput refuses a bad field and names it', () => {
     ['a missing driver', { name: 'hv1', uri: 'qemu:///system' }, ['driver']],
     ['a name with <', { ...host, name: 'hv<1' }, ['name']],
     ['a missing name', { driver: 'libvirt', uri: 'qemu:///system' }, ['name']],
+    ['a geats URI on a libvirt host', { ...host, uri: 'geats:///usr/bin/geats-agent' }, ['uri']],
+    ['vCPUs declared for a libvirt host', { ...host, vcpus: 8 }, ['vcpus']],
   ])('%s', (_what, input, path) => {
     const paths = issuePaths(hostRegisterInput, input);
     expect(paths.length).toBeGreaterThan(0);
     for (const p of paths) expect(p).toEqual(path);
+  });
+});
+
+const geats = { name: 'hv1', driver: 'geats', uri: 'geats:///usr/bin/geats-agent', vcpus: 8 };
+const { vcpus: _vcpus, ...geatsWithoutVcpus } = geats;
+
+describe('hostRegisterInput refuses a bad geats host and names the field', () => {
+  it.each<[string, unknown, Path]>([
+    ['no vCPUs (geats reports none)', geatsWithoutVcpus, ['vcpus']],
+    ['zero vCPUs', { ...geats, vcpus: 0 }, ['vcpus']],
+    ['fractional vCPUs', { ...geats, vcpus: 1.5 }, ['vcpus']],
+    ['a libvirt URI', { ...geats, uri: 'qemu:///system' }, ['uri']],
+    ['a relative agent path', { ...geats, uri: 'geats://bin/geats-agent' }, ['uri']],
+    ['a local URI without a path', { ...geats, uri: 'geats:///' }, ['uri']],
+    ['an agent path ending in /', { ...geats, uri: 'geats:///usr/bin/' }, ['uri']],
+    ['an agent path with ..', { ...geats, uri: 'geats:///usr/../tmp/agent' }, ['uri']],
+    ['an agent path with a space', { ...geats, uri: 'geats:///usr/bin/geats agent' }, ['uri']],
+    ['an agent path with ;', { ...geats, uri: 'geats+ssh://root@hv1/bin/agent;reboot' }, ['uri']],
+    ['an agent path with $()', { ...geats, uri: 'geats+ssh://root@hv1/bin/$(id)' }, ['uri']],
+    [
+      'an SSH URI without a user',
+      { ...geats, uri: 'geats+ssh://hv1/usr/bin/geats-agent' },
+      ['uri'],
+    ],
+    ['an SSH URI without a path', { ...geats, uri: 'geats+ssh://root@hv1' }, ['uri']],
+    ['port 0', { ...geats, uri: 'geats+ssh://root@hv1:0/usr/bin/geats-agent' }, ['uri']],
+    ['port 65536', { ...geats, uri: 'geats+ssh://root@hv1:65536/usr/bin/agent' }, ['uri']],
+    ['another scheme', { ...geats, uri: 'geats+tcp://root@hv1/usr/bin/agent' }, ['uri']],
+  ])('%s', (_what, input, path) => {
+    const paths = issuePaths(hostRegisterInput, input);
+    expect(paths.length).toBeGreaterThan(0);
+    for (const p of paths) expect(p).toEqual(path);
+  });
+
+  it('says what a geats URI looks like', () => {
+    const result = hostRegisterInput.safeParse({ ...geats, uri: 'geats://hv1/usr/bin/agent' });
+    expect(result.error?.issues[0]?.message).toContain('geats:///absolute/path');
   });
 });
 
@@ -122,6 +161,22 @@ describe('good inputs parse', () => {
       ...input,
       diskGiB: 0,
       nics: [{ network: 'default', ip: '10.0.0.5', mac: '52:54:00:ab:cd:ef' }, input.nics[1]],
+    });
+  });
+
+  it.each([
+    'geats:///usr/bin/geats-agent',
+    'geats+ssh://root@hv1/usr/bin/geats-agent',
+    'geats+ssh://vagoth@hv1.dc1.example.org:2222/opt/geats/bin/mc_agent.py',
+    'geats+ssh://vagoth@[2001:db8::1]:22/usr/bin/geats-agent',
+  ])('registers a geats host at %s with its declared vCPUs', (uri) => {
+    expect(hostRegisterInput.parse({ ...geats, uri })).toEqual({
+      ...geats,
+      uri,
+      cpuRatio: 1,
+      memoryRatio: 1,
+      diskGiB: 0,
+      tags: {},
     });
   });
 

@@ -1,0 +1,247 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { HostAddress } from '../../registry/types.ts';
+import {
+  DriverError,
+  type DomainInfo,
+  type DomainSpec,
+  type DomainState,
+  type Driver,
+  type HostStatus,
+  type MigrateOptions,
+  type MigrateResult,
+  type ProgressOptions,
+  type ShutdownOptions,
+  type VolumeRef,
+} from '../driver.ts';
+import {
+  domainInfo,
+  geatsVolumes,
+  hostStatus,
+  isVolumeOf,
+  toGeatsDefinition,
+  type GeatsDefinitionOptions,
+} from './definition.ts';
+import { encodeRequest, readAnswer, type GeatsAction, type GeatsRequestData } from './protocol.ts';
+import type { Transport } from './transport.ts';
+
+export interface GeatsDriverOptions extends Partial<GeatsDefinitionOptions> {
+  transport: Transport;
+  /** One agent run; 15 s by default. */
+  timeoutMs?: number;
+  /** Runs that copy or wipe storage (provision, deprovision, migrate); 10 min by default. */
+  longTimeoutMs?: number;
+}
+
+interface CallOptions {
+  long?: boolean;
+  timeoutMs?: number;
+  signal?: AbortSignal | undefined;
+}
+
+const notFound = (err: unknown) => err instanceof DriverError && err.kind === 'not-found';
+
+/**
+ * A geats host, through its agent: one JSON request per run (bin/mcagent.py, vagoth's
+ * geatslocal driver). Geats keeps each VM's definition; vagoth's id in it (`vagoth_id`) is
+ * what lets destructive calls touch only the VMs vagoth created.
+ */
+export class GeatsDriver implements Driver {
+  readonly #t: Transport;
+  readonly #timeoutMs: number;
+  readonly #longTimeoutMs: number;
+  readonly #definition: GeatsDefinitionOptions;
+
+  constructor(options: GeatsDriverOptions) {
+    this.#t = options.transport;
+    this.#timeoutMs = options.timeoutMs ?? 15_000;
+    this.#longTimeoutMs = options.longTimeoutMs ?? 600_000;
+    this.#definition = {
+      vmType: options.vmType ?? 'kvm',
+      storageType: options.storageType ?? 'local',
+    };
+  }
+
+  async #call(action: GeatsAction, data: GeatsRequestData, o: CallOptions = {}): Promise<unknown> {
+    const what = `${action}${data.vm_name ? ` ${data.vm_name}` : ''} on ${this.#t.uri}`;
+    const timeoutMs = o.timeoutMs ?? (o.long ? this.#longTimeoutMs : this.#timeoutMs);
+    const out = await this.#t.run(encodeRequest(action, data), { timeoutMs, signal: o.signal });
+    return readAnswer(what, out);
+  }
+
+  /** For actions where a VM already gone is success; false when it was gone. */
+  async #unlessGone(action: GeatsAction, name: string, o: CallOptions = {}): Promise<boolean> {
+    try {
+      await this.#call(action, { vm_name: name }, o);
+      return true;
+    } catch (err) {
+      if (notFound(err)) return false;
+      throw err;
+    }
+  }
+
+  #mustBeOurs(info: DomainInfo, id: string, action: string): void {
+    if (info.vagothId !== id) {
+      throw new DriverError(
+        'not-ours',
+        `${action} ${info.name} on ${this.#t.uri}: the host's VM of that name was not created by vagoth for this VM`,
+      );
+    }
+  }
+
+  #checkVolumes(name: string, volumes: VolumeRef[], action: string): void {
+    const foreign = volumes.find((v) => !isVolumeOf(name, v));
+    if (foreign) {
+      throw new DriverError(
+        'not-ours',
+        `${action} ${name}: volume ${foreign.pool}/${foreign.name} is not this VM's geats storage`,
+      );
+    }
+  }
+
+  async status(): Promise<HostStatus> {
+    return hostStatus(await this.#call('status', {}));
+  }
+
+  async info(name: string): Promise<DomainInfo | null> {
+    try {
+      return domainInfo(name, await this.#call('info', { vm_name: name }));
+    } catch (err) {
+      if (notFound(err)) return null;
+      throw err;
+    }
+  }
+
+  volumesFor(spec: Pick<DomainSpec, 'id' | 'name' | 'definition'>): VolumeRef[] {
+    return geatsVolumes(spec);
+  }
+
+  /** Geats's define and provision both create the VM and its storage; only provision installs the template. */
+  async #create(
+    spec: DomainSpec,
+    action: 'define' | 'provision',
+    o: CallOptions,
+  ): Promise<VolumeRef[]> {
+    const volumes = spec.volumes ?? this.volumesFor(spec);
+    this.#checkVolumes(spec.name, volumes, action);
+    const definition = toGeatsDefinition(spec, volumes, this.#definition);
+    const existing = await this.info(spec.name);
+    // A VM's definition is fixed while it is deployed: vagoth's own VM is already what was asked.
+    if (existing) {
+      this.#mustBeOurs(existing, spec.id, action);
+      return volumes;
+    }
+    try {
+      await this.#call(action, { vm_name: spec.name, definition }, o);
+    } catch (err) {
+      const raced = err instanceof DriverError && err.code === 'AlreadyExistsException';
+      const now = raced ? await this.info(spec.name) : null;
+      if (!now) throw err;
+      this.#mustBeOurs(now, spec.id, action);
+    }
+    return volumes;
+  }
+
+  async provision(spec: DomainSpec, options: ProgressOptions = {}): Promise<VolumeRef[]> {
+    options.onProgress?.({ step: 'provision', done: 0, total: 1 });
+    const volumes = await this.#create(spec, 'provision', { long: true, signal: options.signal });
+    options.onProgress?.({ step: 'provision', done: 1, total: 1 });
+    return volumes;
+  }
+
+  async define(spec: DomainSpec): Promise<void> {
+    await this.#create(spec, 'define', {});
+  }
+
+  async start(name: string): Promise<void> {
+    await this.#call('start', { vm_name: name });
+  }
+
+  async stop(name: string): Promise<void> {
+    await this.#unlessGone('stop', name);
+  }
+
+  /** Null once the VM is stopped or gone; its state if it is still up at the deadline. */
+  async #waitStopped(name: string, deadline: number): Promise<DomainState | null> {
+    for (let wait = 50; ; wait = Math.min(wait * 2, 1000)) {
+      const info = await this.info(name);
+      if (!info || info.state === 'stopped') return null;
+      const left = deadline - Date.now();
+      if (left <= 0) return info.state;
+      await sleep(Math.min(wait, left));
+    }
+  }
+
+  async shutdown(name: string, options: ShutdownOptions): Promise<void> {
+    const timeoutMs = Math.max(this.#timeoutMs, options.timeoutMs);
+    if (!(await this.#unlessGone('shutdown', name, { timeoutMs }))) return;
+    const state = await this.#waitStopped(name, Date.now() + options.timeoutMs);
+    if (state === null) return;
+    if (options.force) return this.stop(name);
+    throw new DriverError(
+      'timeout',
+      `shutdown ${name} on ${this.#t.uri}: still ${state} after ${options.timeoutMs} ms`,
+    );
+  }
+
+  async reboot(name: string): Promise<void> {
+    await this.#call('reboot', { vm_name: name });
+  }
+
+  async migrate(
+    spec: DomainSpec,
+    target: HostAddress,
+    options: MigrateOptions = {},
+  ): Promise<MigrateResult> {
+    if (target.driver !== 'geats') {
+      throw new DriverError(
+        'unsupported',
+        `migrate ${spec.name}: ${target.name} is not a geats host`,
+      );
+    }
+    if (options.liveOnly) {
+      throw new DriverError(
+        'unsupported',
+        `migrate ${spec.name}: geats does not promise live migration`,
+      );
+    }
+    const info = await this.info(spec.name);
+    if (!info)
+      throw new DriverError('not-found', `migrate ${spec.name}: no such VM on ${this.#t.uri}`);
+    this.#mustBeOurs(info, spec.id, 'migrate');
+    options.onProgress?.({ step: 'migrate', done: 0, total: 1 });
+    // Geats names hosts as vagoth does (the host's name), as its mcollective identity did.
+    const data = await this.#call(
+      'migrate',
+      { vm_name: spec.name, vm_destination: target.name },
+      { long: true, signal: options.signal },
+    );
+    options.onProgress?.({ step: 'migrate', done: 1, total: 1 });
+    const live = typeof data === 'object' && data !== null && 'live' in data && data.live === true;
+    return { live };
+  }
+
+  async undefine(spec: Pick<DomainSpec, 'id' | 'name'>): Promise<void> {
+    const info = await this.info(spec.name);
+    if (!info) return;
+    this.#mustBeOurs(info, spec.id, 'undefine');
+    await this.#unlessGone('undefine', spec.name);
+  }
+
+  async deprovision(
+    spec: Pick<DomainSpec, 'id' | 'name'> & { volumes: VolumeRef[] },
+    options: ProgressOptions = {},
+  ): Promise<void> {
+    this.#checkVolumes(spec.name, spec.volumes, 'deprovision');
+    const info = await this.info(spec.name);
+    // Geats removes a VM's storage only with the VM: once it forgot the VM, nothing is left to ask for.
+    if (!info) return;
+    this.#mustBeOurs(info, spec.id, 'deprovision');
+    options.onProgress?.({ step: 'deprovision', done: 0, total: 1 });
+    await this.#unlessGone('deprovision', spec.name, { long: true, signal: options.signal });
+    options.onProgress?.({ step: 'deprovision', done: 1, total: 1 });
+  }
+
+  close(): Promise<void> {
+    return this.#t.close();
+  }
+}

@@ -1,0 +1,76 @@
+import { open, type Connection } from '../../native/libvirt/index.ts';
+import { DriverError } from '../driver.ts';
+import { classify } from './errors.ts';
+
+interface Entry {
+  leases: number;
+  connection: Promise<Connection> | undefined;
+}
+
+/** A driver's hold on the connection to one URI. */
+export interface ConnectionLease {
+  readonly uri: string;
+  /** The open connection, opened (again) when there is none. */
+  get(): Promise<Connection>;
+  /** Forget `connection` because it failed as unreachable; the next get() reopens. */
+  drop(connection: Connection): void;
+  /** Idempotent; the connection closes with the last lease. */
+  release(): Promise<void>;
+}
+
+/**
+ * One libvirt connection per URI in this process, shared by every driver holding a lease on
+ * it. Sharing matters beyond economy: each connection to a `test:///<file>` URI is a separate
+ * simulated hypervisor, so a migration to a host must use the connection its own driver uses.
+ */
+export class ConnectionRegistry {
+  readonly #entries = new Map<string, Entry>();
+
+  lease(uri: string): ConnectionLease {
+    const entry = this.#entries.get(uri) ?? { leases: 0, connection: undefined };
+    this.#entries.set(uri, entry);
+    entry.leases++;
+    let released = false;
+    return {
+      uri,
+      get: () => this.#connect(uri, entry),
+      drop: (connection) => this.#drop(entry, connection),
+      release: async () => {
+        if (released) return;
+        released = true;
+        if (--entry.leases > 0) return;
+        if (this.#entries.get(uri) === entry) this.#entries.delete(uri);
+        const connection = entry.connection;
+        entry.connection = undefined;
+        const open = await connection?.catch(() => null);
+        await open?.close();
+      },
+    };
+  }
+
+  #connect(uri: string, entry: Entry): Promise<Connection> {
+    entry.connection ??= open(uri).catch((err: unknown) => {
+      entry.connection = undefined;
+      const cause = classify(err, `cannot connect to ${uri}`);
+      // Whatever stops a connection from opening, a later attempt may get through.
+      throw new DriverError('unreachable', cause.message, { cause: err, code: cause.code });
+    });
+    return entry.connection;
+  }
+
+  #drop(entry: Entry, connection: Connection): void {
+    const current = entry.connection;
+    if (!current) return;
+    void current.then(
+      (open) => {
+        if (open !== connection || entry.connection !== current) return;
+        entry.connection = undefined;
+        void open.close().catch(() => {});
+      },
+      () => {},
+    );
+  }
+}
+
+/** The registry every libvirt driver of this process uses. */
+export const connections = new ConnectionRegistry();

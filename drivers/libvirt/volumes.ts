@@ -1,0 +1,249 @@
+import path from 'node:path';
+import {
+  constants as C,
+  type Connection,
+  type StoragePool,
+  type StorageVol,
+} from '../../native/libvirt/index.ts';
+import type { VmDefinition } from '../../registry/types.ts';
+import { DriverError, type ProgressOptions, type VolumeRef } from '../driver.ts';
+import { xmlEscape } from './domain-xml.ts';
+import { hasCode } from './errors.ts';
+
+/** The name of a VM's volume: the id in it is what lets deprovision tell it is this VM's. */
+export function volumeName(vmId: string, index: number): string {
+  return `vagoth-${vmId}-disk${index}.img`;
+}
+
+export function isNamedFor(vmId: string, name: string): boolean {
+  const prefix = `vagoth-${vmId}-disk`;
+  return name.startsWith(prefix) && /^\d+\.img$/.test(name.slice(prefix.length));
+}
+
+const GiB = 1024 ** 3;
+
+function volumeXml(name: string, bytes: number): string {
+  return `<volume>
+  <name>${xmlEscape(name)}</name>
+  <capacity unit='bytes'>${xmlEscape(bytes)}</capacity>
+  <allocation>0</allocation>
+  <target><format type='raw'/></target>
+</volume>
+`;
+}
+
+/** A pool's target directory, from its XML. */
+export function poolTargetPath(xml: string): string | null {
+  const raw = /<target>\s*<path>([^<]*)<\/path>/.exec(xml)?.[1];
+  if (raw === undefined) return null;
+  return raw.replace(/&(lt|gt|quot|apos|amp);/g, (_, e: string) =>
+    e === 'lt' ? '<' : e === 'gt' ? '>' : e === 'quot' ? '"' : e === 'apos' ? "'" : '&',
+  );
+}
+
+/** Whether `file` lies below `dir`, after resolving `.` and `..` segments. */
+export function isInside(dir: string, file: string): boolean {
+  const d = path.posix.resolve('/', dir);
+  return path.posix.resolve('/', file).startsWith(d === '/' ? '/' : `${d}/`);
+}
+
+async function freeing<T extends { free(): void }, R>(
+  object: Promise<T>,
+  fn: (o: T) => Promise<R>,
+): Promise<R> {
+  const o = await object;
+  try {
+    return await fn(o);
+  } finally {
+    o.free();
+  }
+}
+
+async function lookupPool(conn: Connection, name: string): Promise<StoragePool> {
+  try {
+    return await conn.lookupStoragePoolByName(name);
+  } catch (err) {
+    if (!hasCode(err, C.VIR_ERR_NO_STORAGE_POOL)) throw err;
+    throw new DriverError('rejected', `storage pool ${name} does not exist on ${conn.uri}`, {
+      cause: err,
+      code: err.code,
+    });
+  }
+}
+
+async function findVolume(pool: StoragePool, name: string): Promise<StorageVol | null> {
+  try {
+    return await pool.lookupVolumeByName(name);
+  } catch (err) {
+    if (hasCode(err, C.VIR_ERR_NO_STORAGE_VOL)) return null;
+    throw err;
+  }
+}
+
+/** Creates one volume of a VM, from its image when it names one; an existing one is kept. */
+export async function provisionVolume(
+  conn: Connection,
+  ref: VolumeRef,
+  definition: VmDefinition,
+): Promise<void> {
+  const { diskGiB, image } = definition;
+  if (!(diskGiB > 0) && !image) {
+    throw new DriverError('rejected', `definition.diskGiB: ${ref.name} needs a size or an image`);
+  }
+  // Cloning another VM's disk would hand its data to this one.
+  if (image && /^vagoth-[0-9a-f-]{36}-disk\d+\.img$/.test(image)) {
+    throw new DriverError('rejected', `definition.image: ${image} is a VM's volume`);
+  }
+  await freeing(lookupPool(conn, ref.pool), async (pool) => {
+    const existing = await findVolume(pool, ref.name);
+    if (existing) return existing.free();
+    try {
+      if (!image) return (await pool.createVolumeXML(volumeXml(ref.name, diskGiB * GiB))).free();
+      const source = await findVolume(pool, image);
+      if (!source) {
+        throw new DriverError(
+          'rejected',
+          `definition.image: no volume ${image} in pool ${ref.pool}`,
+        );
+      }
+      await freeing(Promise.resolve(source), async (s) => {
+        const { capacity } = await s.getInfo();
+        if (diskGiB > 0 && diskGiB * GiB < capacity) {
+          throw new DriverError(
+            'rejected',
+            `definition.diskGiB: ${diskGiB} GiB is smaller than image ${image} (${capacity} bytes)`,
+          );
+        }
+        const xml = volumeXml(ref.name, Math.max(diskGiB * GiB, capacity));
+        (await pool.createVolumeXMLFrom(xml, s)).free();
+      });
+    } catch (err) {
+      // Created meanwhile by a concurrent attempt for this same VM (the name holds its id);
+      // drivers disagree on the error number for that, the pool does not.
+      const now = await findVolume(pool, ref.name).catch(() => null);
+      if (!now) throw err;
+      now.free();
+    }
+  });
+}
+
+/** Refuses (not-ours) any volume outside the configured pools or not named for this VM. */
+export function checkOwned(vmId: string, refs: VolumeRef[], pools: readonly string[]): void {
+  for (const ref of refs) {
+    if (!pools.includes(ref.pool)) {
+      throw new DriverError(
+        'not-ours',
+        `volume ${ref.pool}/${ref.name}: pool ${ref.pool} is not one of this host's vagoth pools`,
+      );
+    }
+    if (!isNamedFor(vmId, ref.name)) {
+      throw new DriverError(
+        'not-ours',
+        `volume ${ref.pool}/${ref.name} is not named for VM ${vmId}`,
+      );
+    }
+  }
+}
+
+export interface LocatedVolume {
+  ref: VolumeRef;
+  vol: StorageVol;
+  capacity: number;
+}
+
+/**
+ * The VM's recorded volumes that still exist, each checked to be vagoth's for this VM: in a
+ * configured pool, named for the VM id and inside its pool's target directory. Any that is not
+ * refuses the whole request before anything is touched.
+ */
+export async function locateVolumes(
+  conn: Connection,
+  vmId: string,
+  refs: VolumeRef[],
+  pools: readonly string[],
+): Promise<LocatedVolume[]> {
+  checkOwned(vmId, refs, pools);
+  const located: LocatedVolume[] = [];
+  try {
+    for (const ref of refs) {
+      const found = await freeing(lookupPool(conn, ref.pool), async (pool) => {
+        const target = poolTargetPath(await pool.getXMLDesc());
+        const vol = await findVolume(pool, ref.name);
+        return vol && { vol, target };
+      });
+      if (!found) continue;
+      located.push({ ref, vol: found.vol, capacity: 0 });
+      const where = await found.vol.getPath();
+      if (found.target === null || !isInside(found.target, where)) {
+        throw new DriverError(
+          'not-ours',
+          `volume ${ref.pool}/${ref.name} lies at ${where}, outside its pool's ${found.target ?? 'unknown'} directory`,
+        );
+      }
+      located[located.length - 1]!.capacity = (await found.vol.getInfo()).capacity;
+    }
+    return located;
+  } catch (err) {
+    for (const v of located) v.vol.free();
+    throw err;
+  }
+}
+
+const WINDOW = 64 * 1024 ** 2;
+
+export interface WipeOptions extends ProgressOptions {
+  /**
+   * The test driver can neither wipe nor upload, and its volumes hold no bytes: there a volume
+   * is deleted without zeroing (the progress says so). Anywhere else that refuses.
+   */
+  simulated: boolean;
+}
+
+/** Zeroes a volume (libvirt's wipe, or streamed zeros where the pool cannot wipe), then deletes it. */
+export async function wipeAndDelete(v: LocatedVolume, options: WipeOptions): Promise<void> {
+  const step = `wipe ${v.ref.pool}/${v.ref.name}`;
+  options.onProgress?.({ step, done: 0, total: v.capacity });
+  try {
+    await v.vol.wipe(C.VIR_STORAGE_VOL_WIPE_ALG_ZERO);
+    options.onProgress?.({ step, done: v.capacity, total: v.capacity });
+  } catch (err) {
+    if (!hasCode(err, C.VIR_ERR_NO_SUPPORT)) throw err;
+    await zeroThroughStream(v, step, options);
+  }
+  options.signal?.throwIfAborted();
+  try {
+    await v.vol.delete(C.VIR_STORAGE_VOL_DELETE_NORMAL);
+  } catch (err) {
+    if (!hasCode(err, C.VIR_ERR_NO_STORAGE_VOL)) throw err;
+  }
+}
+
+async function zeroThroughStream(
+  v: LocatedVolume,
+  step: string,
+  options: WipeOptions,
+): Promise<void> {
+  for (let offset = 0; offset < v.capacity; offset += WINDOW) {
+    options.signal?.throwIfAborted();
+    const length = Math.min(WINDOW, v.capacity - offset);
+    try {
+      await v.vol.uploadZeros(offset, length);
+    } catch (err) {
+      if (!hasCode(err, C.VIR_ERR_NO_SUPPORT) || offset > 0) throw err;
+      if (options.simulated) {
+        options.onProgress?.({
+          step: `${step}: skipped, a simulated volume holds no bytes`,
+          done: v.capacity,
+          total: v.capacity,
+        });
+        return;
+      }
+      throw new DriverError(
+        'unsupported',
+        `${step}: the pool can neither wipe nor take an upload, so the volume is left in place`,
+        { cause: err, code: err.code },
+      );
+    }
+    options.onProgress?.({ step, done: offset + length, total: v.capacity });
+  }
+}

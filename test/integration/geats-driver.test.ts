@@ -1,0 +1,328 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import { DriverError, type DriverErrorKind } from '../../drivers/index.ts';
+import { createGeatsDriver, type GeatsDriver } from '../../drivers/geats/index.ts';
+import { vmSpec } from '../contract/driver-contract.ts';
+import { writeGeatsHost, type GeatsTestHost } from '../contract/geats-host.ts';
+import {
+  geatsTestOptions,
+  startGeatsSshHost,
+  type GeatsSshHost,
+} from '../contract/geats-ssh-host.ts';
+import { createDriverFactory, DEFAULT_DRIVERS_OPTIONS } from '../../drivers/index.ts';
+import { settle, startHarness, type Harness } from '../support/harness.ts';
+import { refusal } from '../support/refusal.ts';
+import { generateSshKey } from '../support/ssh-host.ts';
+
+let root: string;
+beforeAll(async () => {
+  root = await mkdtemp(path.join(tmpdir(), 'vagoth-geats-'));
+});
+afterAll(async () => {
+  await rm(root, { recursive: true, force: true });
+});
+
+let seq = 0;
+const hostName = () => `hv-${++seq}`;
+
+async function failure(promise: Promise<unknown>, kind: DriverErrorKind): Promise<DriverError> {
+  const err = await promise.then(
+    () => null,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(DriverError);
+  expect((err as DriverError).kind, (err as Error).message).toBe(kind);
+  return err as DriverError;
+}
+
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+describe('geats driver, local agent', () => {
+  let host: GeatsTestHost;
+  let driver: GeatsDriver;
+  beforeEach(async () => {
+    host = await writeGeatsHost(root, hostName(), { memoryMiB: 8192, loadAvg: [1.5, 1, 0.5] });
+    driver = createGeatsDriver(host.uri, geatsTestOptions({ timeoutMs: 2_000 }));
+  });
+  afterEach(() => driver.close());
+
+  it('hands geats its own definition: vm_type, NICs, storage, template and vagoth id', async () => {
+    const spec = vmSpec('web-1', { image: 'debian-12' });
+    const [m0, m1] = spec.definition.nics.map((n) => n.mac);
+    await driver.provision(spec);
+    const state = await host.state();
+    expect(state.vms['web-1']?.definition).toMatchObject({
+      name: 'web-1',
+      vm_type: 'kvm',
+      vagoth_id: spec.id,
+      vcpus: 2,
+      ram: 512,
+      template: 'debian-12',
+      network: [
+        { name: 'eth0', hwaddr: m0, ipaddr: '10.0.0.5', bridge: 'default' },
+        { name: 'eth1', hwaddr: m1, bridge: 'default' },
+      ],
+      storage: [{ name: 'root', type: 'local', size_gib: 1 }],
+    });
+    expect(state.volumes['web-1-root']).toEqual({ vm: 'web-1', template: 'debian-12' });
+  });
+
+  it("reads geats's kB as MiB, its load, and what running VMs take", async () => {
+    const before = await driver.status();
+    expect(before.capacity).toEqual({ vcpus: 0, memoryMiB: 8192 });
+    expect(before.load).toEqual([1.5, 1, 0.5]);
+    await driver.define(vmSpec('big', { memoryMiB: 1024 }));
+    await driver.start('big');
+    const after = await driver.status();
+    expect(before.freeMemoryMiB - after.freeMemoryMiB).toBe(1024);
+  });
+
+  it('finds its VMs again from a new driver: the host keeps them between runs', async () => {
+    const spec = vmSpec('web-1');
+    await driver.define(spec);
+    await driver.start('web-1');
+    const again = createGeatsDriver(host.uri, geatsTestOptions());
+    expect(await again.info('web-1')).toMatchObject({ vagothId: spec.id, state: 'running' });
+  });
+
+  it('maps geats errorcodes to kinds and keeps the code', async () => {
+    const spec = vmSpec('web-1');
+    const xen = createGeatsDriver(host.uri, geatsTestOptions({ vmType: 'xen' }));
+    const bad = await failure(xen.define(spec), 'rejected');
+    expect(bad.code).toBe('UnsupportedVMType');
+    expect(bad.message).toContain('Unsupported vm_type: xen');
+    expect(await driver.info('web-1')).toBeNull();
+    const cases: [string, DriverErrorKind, boolean][] = [
+      ['FailedToAcquireLockException', 'timeout', true],
+      ['NotImplementedError', 'unsupported', false],
+      ['VMLockedException', 'rejected', false],
+      ['SomethingGeatsWillSayOneDay', 'rejected', false],
+    ];
+    for (const [errorcode, kind, retryable] of cases) {
+      await host.setFaults([{ action: 'status', mode: 'error', errorcode, message: 'no' }]);
+      const err = await failure(driver.status(), kind);
+      expect([err.code, err.retryable]).toEqual([errorcode, retryable]);
+    }
+  });
+
+  it('treats a crash, garbage, or an answer of the wrong shape as errors that say what came', async () => {
+    await host.setFaults([{ action: 'status', mode: 'crash', exitCode: 3 }]);
+    const crashed = await failure(driver.status(), 'rejected');
+    expect(crashed.code).toBe('AgentCrashed');
+    expect(crashed.message).toMatch(/exited with 3.*geats crashed/);
+    await host.setFaults([{ action: 'status', mode: 'garbage' }]);
+    const garbage = await failure(driver.status(), 'rejected');
+    expect([garbage.code, garbage.message]).toEqual([
+      'BadAnswer',
+      expect.stringContaining('<html>'),
+    ]);
+    const empty = { success: true, data: { vms: {}, status: {} } };
+    await host.setFaults([{ action: 'status', mode: 'answer', answer: empty, times: 1 }]);
+    const shape = await failure(driver.status(), 'rejected');
+    expect([shape.code, shape.message]).toEqual([
+      'BadAnswer',
+      expect.stringContaining('mem_total'),
+    ]);
+    expect((await driver.status()).capacity.memoryMiB).toBe(8192);
+  });
+
+  it('kills an agent that does not answer, and the next call works', async () => {
+    await host.setFaults([{ action: 'status', mode: 'hang', times: 1 }]);
+    const err = await failure(driver.status(), 'timeout');
+    expect(err.retryable).toBe(true);
+    const [pid] = await host.hungAgents();
+    expect(pid).toBeDefined();
+    expect(alive(pid!)).toBe(false);
+    expect((await driver.status()).capacity.memoryMiB).toBe(8192);
+  });
+
+  it('kills the agent when the caller gives up on a long run', async () => {
+    await host.setFaults([{ action: 'provision', mode: 'hang', times: 1 }]);
+    const abort = new AbortController();
+    const provision = driver.provision(vmSpec('web-1'), { signal: abort.signal });
+    await vi.waitFor(async () => expect(await host.hungAgents()).toHaveLength(1));
+    abort.abort();
+    const err = await failure(provision, 'timeout');
+    expect(err.message).toContain('aborted');
+    const [pid] = await host.hungAgents();
+    expect(alive(pid!)).toBe(false);
+  });
+
+  it('shutdown waits for the guest; a guest that ignores it is a timeout, or forced off', async () => {
+    await driver.define(vmSpec('web-1'));
+    await driver.start('web-1');
+    await host.setFaults([{ action: 'shutdown', mode: 'ignore' }]);
+    await failure(driver.shutdown('web-1', { timeoutMs: 300 }), 'timeout');
+    expect((await driver.info('web-1'))?.state).toBe('running');
+    await driver.shutdown('web-1', { timeoutMs: 300, force: true });
+    expect((await driver.info('web-1'))?.state).toBe('stopped');
+  });
+
+  it('sees a VM it did not create as such, and will not take its name', async () => {
+    await host.defineForeign('theirs');
+    expect(await driver.info('theirs')).toMatchObject({ vagothId: null, state: 'running' });
+    await failure(driver.define(vmSpec('theirs')), 'not-ours');
+    expect((await host.state()).vms.theirs?.definition).not.toHaveProperty('vagoth_id');
+  });
+
+  it('migrates cold unless the agent says live, never to another driver, never live-only', async () => {
+    const live = await writeGeatsHost(root, hostName(), { liveMigration: true });
+    const spec = vmSpec('web-1');
+    await driver.define(spec);
+    const to = (name: string, driver: 'geats' | 'libvirt' = 'geats') => ({
+      name,
+      driver,
+      uri: 'x',
+    });
+    await failure(driver.migrate(spec, to(live.name, 'libvirt')), 'unsupported');
+    await failure(driver.migrate(spec, to(live.name), { liveOnly: true }), 'unsupported');
+    await failure(driver.migrate(spec, to('nowhere')), 'rejected');
+    expect(await driver.info('web-1')).not.toBeNull();
+    expect(await driver.migrate(spec, to(live.name))).toEqual({ live: false });
+    const back = createGeatsDriver(live.uri, geatsTestOptions());
+    expect(await back.migrate(spec, to(host.name))).toEqual({ live: true });
+    expect((await host.state()).vms['web-1']?.definition.vagoth_id).toBe(spec.id);
+  });
+});
+
+describe('geats driver over SSH', () => {
+  let h: GeatsSshHost;
+  let driver: GeatsDriver;
+  beforeEach(async () => {
+    h = await startGeatsSshHost(root, hostName());
+    driver = createGeatsDriver(h.uri, geatsTestOptions({ timeoutMs: 2_000 }, h.ssh));
+  });
+  afterEach(async () => {
+    await driver.close();
+    await h.sshd.close();
+  });
+
+  it('runs a whole life cycle on one connection', async () => {
+    const spec = vmSpec('web-1');
+    const volumes = await driver.provision(spec);
+    await driver.define({ ...spec, volumes });
+    await driver.start('web-1');
+    expect(await driver.info('web-1')).toMatchObject({ state: 'running', vagothId: spec.id });
+    await driver.stop('web-1');
+    await driver.deprovision({ ...spec, volumes });
+    expect(await driver.info('web-1')).toBeNull();
+    expect(await h.geats.state()).toMatchObject({ vms: {}, volumes: {} });
+    expect(h.sshd.logins()).toBe(1);
+  });
+
+  it.each([
+    ['a host whose key is not the known one', 'HOST_KEY_MISMATCH', 'refusing to connect'],
+    ['a host known_hosts does not list', 'HOST_KEY_UNKNOWN', 'is not in'],
+  ])('refuses %s, and runs nothing there', async (_what, code, says) => {
+    const other = generateSshKey().publicKey.split(' ').slice(0, 2).join(' ');
+    const line = code === 'HOST_KEY_MISMATCH' ? `[127.0.0.1]:${h.sshd.port} ${other}\n` : '';
+    await writeFile(h.knownHostsFile, line);
+    const err = await failure(driver.status(), 'rejected');
+    expect([err.code, err.retryable]).toEqual([code, false]);
+    expect(err.message).toContain(says);
+    expect(err.message).toContain('SHA256:');
+    expect(h.sshd.logins()).toBe(0);
+    expect(await h.geats.calls()).toEqual([]);
+  });
+
+  it('says so when the host refuses our key', async () => {
+    await writeFile(h.keyFile, generateSshKey().privateKey);
+    const err = await failure(driver.status(), 'rejected');
+    expect(err.code).toBe('AUTH_FAILED');
+  });
+
+  it('kills a hung agent on the host, and the connection goes on', async () => {
+    await h.geats.setFaults([{ action: 'status', mode: 'hang', times: 1 }]);
+    await failure(driver.status(), 'timeout');
+    const [pid] = await h.geats.hungAgents();
+    await vi.waitFor(() => expect(alive(pid!)).toBe(false), { timeout: 10_000 });
+    expect(h.sshd.runningAgents()).toEqual([]);
+    expect((await driver.status()).capacity.memoryMiB).toBe(16384);
+    expect(h.sshd.logins()).toBe(1);
+  });
+
+  it('reopens a dropped connection', async () => {
+    await driver.status();
+    h.sshd.dropConnections();
+    expect((await driver.status()).domains).toEqual([]);
+    expect(h.sshd.logins()).toBe(2);
+  });
+
+  it('is unreachable, and may be retried, when nothing listens', async () => {
+    await h.sshd.close();
+    const err = await failure(driver.status(), 'unreachable');
+    expect(err.retryable).toBe(true);
+  });
+});
+
+describe('geats hosts in vagoth', () => {
+  let h: Harness;
+  let remote: GeatsSshHost;
+  beforeAll(async () => {
+    remote = await startGeatsSshHost(root, 'geats-ssh', { memoryMiB: 2048 });
+    // The worker's drivers as workers/compose.ts builds them, with this host's SSH files.
+    h = await startHarness({
+      driverFactory: createDriverFactory({
+        ...DEFAULT_DRIVERS_OPTIONS,
+        geats: geatsTestOptions({}, remote.ssh),
+      }),
+    });
+  });
+  afterAll(async () => {
+    await h?.close();
+    await remote?.sshd.close();
+  });
+
+  it('registers with the memory the agent reports and the vCPUs declared, locally or over SSH', async () => {
+    const local = await writeGeatsHost(root, 'geats-local', { memoryMiB: 4096 });
+    const register = (name: string, uri: string, vcpus: number) =>
+      h.api.hosts.register({ name, driver: 'geats', uri, vcpus });
+    expect(await register('geats-local', local.uri, 6)).toMatchObject({
+      driver: 'geats',
+      uri: local.uri,
+      capacity: { vcpus: 6, memoryMiB: 4096 },
+    });
+    expect(await register('geats-ssh', remote.uri, 2)).toMatchObject({
+      capacity: { vcpus: 2, memoryMiB: 2048 },
+    });
+  });
+
+  it('refuses a geats host without vCPUs, or with a relative agent path, naming the field', async () => {
+    const missing = await refusal(
+      h.api.hosts.register({ name: 'g', driver: 'geats', uri: 'geats:///usr/bin/geats-agent' }),
+    );
+    expect(missing.code).toBe('BAD_REQUEST');
+    expect(missing.message).toContain('vcpus');
+    const relative = await refusal(
+      h.api.hosts.register({ name: 'g', driver: 'geats', uri: 'geats://bin/agent', vcpus: 2 }),
+    );
+    expect(relative.message).toContain('geats:///absolute/path');
+    await expect(h.api.hosts.get({ name: 'g' })).rejects.toMatchObject({ code: 'NOT_FOUND' });
+  });
+
+  it('runs a VM vagoth creates there, and removes it on decommission', async () => {
+    const { vm, operation } = await h.api.vms.create({
+      name: 'on-geats',
+      vcpus: 1,
+      memoryMiB: 512,
+      nics: [{ network: 'default', ip: '10.0.0.9' }],
+      placement: { host: 'geats-ssh' },
+    });
+    expect(await settle(h, operation)).toMatchObject({ status: 'completed' });
+    const held = (await remote.geats.state()).vms['on-geats'];
+    expect(held?.state[0]).toBe('running');
+    expect(held?.definition).toMatchObject({ vagoth_id: vm.id, ram: 512 });
+    const { operation: teardown } = await h.api.vms.decommission({ name: 'on-geats' });
+    expect(await settle(h, teardown)).toMatchObject({ status: 'completed' });
+    expect((await remote.geats.state()).vms).toEqual({});
+  });
+});

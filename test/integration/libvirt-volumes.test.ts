@@ -1,0 +1,119 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Progress, VolumeRef } from '../../drivers/driver.ts';
+import { simulatedPoolPath } from '../../drivers/libvirt/simulated-host.ts';
+import {
+  driverFailure as failure,
+  SimulatedHosts,
+  vmSpec as vm,
+  volumeNames,
+} from '../support/libvirt-hosts.ts';
+
+let hosts: SimulatedHosts;
+beforeAll(async () => {
+  hosts = await SimulatedHosts.create();
+});
+afterAll(async () => {
+  await hosts?.close();
+});
+
+const GiB = 1024 ** 3;
+
+describe('provision', () => {
+  it('creates the disk in the first configured pool, named for the VM, idempotently', async () => {
+    const h = await hosts.add({ pools: [{ name: 'spare' }] }, { pools: ['vagoth', 'spare'] });
+    const spec = vm({ diskGiB: 10 });
+    const volumes = h.driver.volumesFor(spec);
+    expect(volumes).toEqual([{ pool: 'vagoth', name: `vagoth-${spec.id}-disk0.img` }]);
+    expect(h.driver.volumesFor(vm({ diskGiB: 0 }))).toEqual([]);
+    expect(await h.driver.provision({ ...spec, volumes })).toEqual(volumes);
+    expect(await h.driver.provision({ ...spec, volumes })).toEqual(volumes);
+    const pool = await (await h.conn()).lookupStoragePoolByName('vagoth');
+    const vol = await pool.lookupVolumeByName(volumes[0]!.name);
+    expect((await vol.getInfo()).capacity).toBe(10 * GiB);
+    expect(await vol.getPath()).toBe(`${simulatedPoolPath(h.name, 'vagoth')}/${volumes[0]!.name}`);
+    expect(await volumeNames(await h.conn(), 'spare')).toEqual([]);
+  });
+
+  it('clones the disk from the image the definition names, and refuses a missing one', async () => {
+    const h = await hosts.add({ volumes: [{ name: 'debian-12.img', capacityGiB: 2 }] });
+    const spec = vm({ image: 'debian-12.img' });
+    const [volume] = await h.driver.provision({ ...spec, volumes: h.driver.volumesFor(spec) });
+    const pool = await (await h.conn()).lookupStoragePoolByName('vagoth');
+    const clone = await pool.lookupVolumeByName(volume!.name);
+    expect((await clone.getInfo()).capacity).toBe(2 * GiB);
+    const missing = vm({ diskGiB: 5, image: 'no-such.img' });
+    const err = await failure(
+      h.driver.provision({ ...missing, volumes: h.driver.volumesFor(missing) }),
+    );
+    expect(err.kind).toBe('rejected');
+    expect(err.message).toContain('definition.image');
+  });
+
+  it('never clones another VM’s disk as an image', async () => {
+    const h = await hosts.add();
+    const first = vm({ diskGiB: 1 });
+    const [disk] = await h.driver.provision({ ...first, volumes: h.driver.volumesFor(first) });
+    const thief = vm({ image: disk!.name });
+    const err = await failure(
+      h.driver.provision({ ...thief, volumes: h.driver.volumesFor(thief) }),
+    );
+    expect(err.kind).toBe('rejected');
+    expect(await volumeNames(await h.conn(), 'vagoth')).toEqual([disk!.name]);
+  });
+});
+
+describe('deprovision', () => {
+  it('undefines the domain, then wipes (or says why not) and deletes its disks', async () => {
+    const h = await hosts.add();
+    const spec = vm({ diskGiB: 4 });
+    const volumes = await h.driver.provision({ ...spec, volumes: h.driver.volumesFor(spec) });
+    await h.driver.define({ ...spec, volumes });
+    await h.driver.start(spec.name);
+    const domain = await (await h.conn()).lookupDomainByName(spec.name);
+    expect(await domain.getXMLDesc()).toContain(
+      `<source pool='vagoth' volume='${volumes[0]!.name}'/>`,
+    );
+    const progress: Progress[] = [];
+    await h.driver.deprovision({ ...spec, volumes }, { onProgress: (p) => progress.push(p) });
+    expect(await h.driver.info(spec.name)).toBeNull();
+    expect(await volumeNames(await h.conn(), 'vagoth')).toEqual([]);
+    // libvirt's test driver can neither wipe nor stream to a volume, and its volumes hold no bytes.
+    expect(progress.at(-1)).toEqual({
+      step: `wipe vagoth/${volumes[0]!.name}: skipped, a simulated volume holds no bytes`,
+      done: 4 * GiB,
+      total: 4 * GiB,
+    });
+    await h.driver.deprovision({ ...spec, volumes });
+  });
+
+  it('refuses any volume that is not this VM’s in a configured pool, and deletes nothing', async () => {
+    const spec = vm({ diskGiB: 1 });
+    const own = `vagoth-${spec.id}-disk0.img`;
+    const astray = `vagoth-${spec.id}-disk1.img`;
+    const h = await hosts.add({
+      volumes: [
+        { name: 'base.img', capacityGiB: 1 },
+        { name: astray, capacityGiB: 1, path: '/var/lib/important/disk.img' },
+      ],
+      pools: [{ name: 'other', volumes: [{ name: own, capacityGiB: 1 }] }],
+    });
+    const mine: VolumeRef = { pool: 'vagoth', name: own };
+    await h.driver.provision({ ...spec, volumes: [mine] });
+    await h.driver.define({ ...spec, volumes: [mine] });
+    const notNamedForIt = [mine, { pool: 'vagoth', name: 'base.img' }];
+    const notConfigured = [mine, { pool: 'other', name: own }];
+    const outsideThePool = [mine, { pool: 'vagoth', name: astray }];
+    for (const volumes of [notNamedForIt, notConfigured, outsideThePool]) {
+      const err = await failure(h.driver.deprovision({ ...spec, volumes }));
+      expect(err.kind).toBe('not-ours');
+    }
+    for (const volumes of [notNamedForIt, notConfigured]) {
+      expect((await failure(h.driver.define({ ...spec, volumes }))).kind).toBe('not-ours');
+      expect((await failure(h.driver.provision({ ...spec, volumes }))).kind).toBe('not-ours');
+    }
+    const conn = await h.conn();
+    expect(await volumeNames(conn, 'vagoth')).toEqual(['base.img', own, astray].sort());
+    expect(await volumeNames(conn, 'other')).toEqual([own]);
+    expect((await h.driver.info(spec.name))?.vagothId).toBe(spec.id);
+  });
+});
