@@ -99,10 +99,10 @@ function report(drv: Samples, bnd: Samples): void {
     `libvirt ${Math.floor(v / 1e6)}.${Math.floor(v / 1e3) % 1e3}.${v % 1e3}, ${uri}` +
       `${simulated ? ` (simulated, ${BACKGROUND} other domains)` : ''}, ${ROUNDS} rounds after ${WARMUP} warm-up`,
   );
-  const ms = (x: number) => x.toFixed(3).padStart(8);
+  const ms = (x: number) => ` ${x.toFixed(3).padStart(9)}`;
   console.log(
-    `${'operation'.padEnd(12)}${'driver p50'.padStart(11)}${'p99'.padStart(9)}` +
-      `${'binding p50'.padStart(13)}${'p99'.padStart(9)}${'ratio p50'.padStart(11)}`,
+    `${'operation'.padEnd(12)}${'driver p50'.padStart(13)}${'p99'.padStart(10)}` +
+      `${'binding p50'.padStart(16)}${'p99'.padStart(10)}${'ratio p50'.padStart(11)}`,
   );
   const ratios: number[] = [];
   for (const op of OPERATIONS) {
