@@ -2,6 +2,7 @@ import { homedir } from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 import type { DriversOptions } from './drivers/index.ts';
+import { REPORT_ONLY, type ReconcilePolicies } from './monitor/reconcile.ts';
 
 // The one place that reads process.env: every other module gets a Config.
 const port = (fallback: number) => z.coerce.number().int().min(1).max(65535).default(fallback);
@@ -17,6 +18,40 @@ const geatsType = (fallback: string) =>
     .string()
     .regex(/^[A-Za-z0-9_.-]{1,64}$/, 'must be a geats type name such as kvm')
     .default(fallback);
+
+// What each discrepancy kind may be set to besides `report`.
+const POLICY_CHOICES = {
+  missing: ['report', 'unassign'],
+  unknownOurs: ['report', 'power-off'],
+  unknownForeign: ['report', 'power-off'],
+  misplaced: ['report', 'adopt'],
+  drifted: ['report', 'adopt'],
+} as const;
+type PolicyKind = keyof typeof POLICY_CHOICES;
+
+/** `kind=policy,...`; a kind left out keeps `report`. */
+const reconcilePolicy = z
+  .string()
+  .default('')
+  .transform((text, ctx) => {
+    const policies: Partial<Record<PolicyKind, string>> = {};
+    for (const entry of text.split(',').filter((e) => e.trim() !== '')) {
+      const [kind = '', choice = ''] = entry.split('=').map((s) => s.trim());
+      const choices: readonly string[] | undefined = POLICY_CHOICES[kind as PolicyKind];
+      if (!choices) {
+        ctx.addIssue({
+          code: 'custom',
+          message: `unknown kind ${JSON.stringify(kind)} (one of ${Object.keys(POLICY_CHOICES).join(', ')})`,
+        });
+      } else if (!choices.includes(choice)) {
+        ctx.addIssue({
+          code: 'custom',
+          message: `${kind} must be ${choices.join(' or ')}, not ${JSON.stringify(choice)}`,
+        });
+      } else policies[kind as PolicyKind] = choice;
+    }
+    return policies as Partial<Omit<ReconcilePolicies, 'downAfter'>>;
+  });
 
 const schema = z.object({
   VAGOTH_API_PORT: port(7780),
@@ -53,6 +88,9 @@ const schema = z.object({
   VAGOTH_GEATS_LONG_TIMEOUT_MS: millis(600_000),
   VAGOTH_GEATS_VM_TYPE: geatsType('kvm'),
   VAGOTH_GEATS_STORAGE_TYPE: geatsType('local'),
+  VAGOTH_MONITOR_INTERVAL_S: z.coerce.number().int().min(1).max(86_400).default(30),
+  VAGOTH_MONITOR_DOWN_AFTER: z.coerce.number().int().min(1).max(1000).default(3),
+  VAGOTH_RECONCILE_POLICY: reconcilePolicy,
 });
 
 export interface Config {
@@ -78,6 +116,8 @@ export interface Config {
   logLevel: 'TRACE' | 'DEBUG' | 'INFO' | 'WARN' | 'ERROR';
   /** How drivers reach hosts: SSH credentials and geats's timeouts and types. */
   drivers: DriversOptions;
+  /** The monitor's schedule and what it may do about each discrepancy. */
+  monitor: { intervalSeconds: number; policies: ReconcilePolicies };
 }
 
 export class ConfigError extends Error {
@@ -133,6 +173,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
           ),
           connectTimeoutMs: e.VAGOTH_SSH_CONNECT_TIMEOUT_MS,
         },
+      },
+    },
+    monitor: {
+      intervalSeconds: e.VAGOTH_MONITOR_INTERVAL_S,
+      policies: {
+        ...REPORT_ONLY,
+        ...e.VAGOTH_RECONCILE_POLICY,
+        downAfter: e.VAGOTH_MONITOR_DOWN_AFTER,
       },
     },
   };

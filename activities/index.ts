@@ -9,6 +9,7 @@ import { claimVm } from '../registry/claim-vm.ts';
 import { deleteVm, getVmById, transitionVm, type VmRequest } from '../registry/vms.ts';
 import type { Host, HostAddress, OperationRef, Vm, VmState } from '../registry/types.ts';
 import { withFailureTypes } from './failures.ts';
+import { createMonitorActivities } from './monitor.ts';
 
 export type { Host, HostAddress, OperationRef, Vm, VmRequest, VmState };
 
@@ -37,6 +38,7 @@ export function createActivities({ sql, drivers, defaultPolicy = 'spread' }: Act
   }
 
   return withFailureTypes({
+    ...createMonitorActivities({ sql, drivers }),
     /** Memory comes from the host; vCPUs too, unless declared (geats reports no CPU count). */
     async registerHost({ vcpus, ...host }: HostRegistration): Promise<Host> {
       const { capacity } = await drivers.get(host).status();

@@ -2,7 +2,7 @@
 // buckets (Nomad's reconciler) and the actions the cluster's policies ask for. Pure: the
 // monitor workflow gathers the snapshot, activities apply the plan.
 import type { DomainInfo, DomainState, HostStatus } from '../drivers/driver.ts';
-import type { VmState } from '../registry/types.ts';
+import { VM_STATES, type VmState } from '../registry/types.ts';
 
 export interface RegisteredVm {
   id: string;
@@ -18,6 +18,8 @@ export interface HostPoll {
   status: HostStatus | null;
   /** Polls in a row the host has not answered, this one included. */
   failures: number;
+  /** The monitor (not an operator) marked the host down: an answer brings it back. */
+  downByMonitor?: boolean;
 }
 
 export type Discrepancy =
@@ -58,13 +60,16 @@ export type ReconcileAction =
   /** Record the host's figures (and `down` once it has failed too often). */
   | { kind: 'host-figures'; host: string; freeMemoryMiB: number; load: HostStatus['load'] }
   | { kind: 'host-down'; host: string }
+  /** A host the monitor had marked down answers again. */
+  | { kind: 'host-up'; host: string }
   /** Forget where a missing VM was: it needs placing again. */
   | { kind: 'unassign'; vmId: string; host: string }
   /** Record the host the VM really runs on. */
   | { kind: 'adopt-host'; vmId: string; host: string }
   /** Record the state the host reports. */
   | { kind: 'adopt-state'; vmId: string; state: VmState }
-  | { kind: 'power-off'; host: string; domain: string };
+  /** `vagothId` lets the applier check again that the registry still does not know it. */
+  | { kind: 'power-off'; host: string; domain: string; vagothId: string | null };
 
 export interface ReconcilePlan {
   discrepancies: Discrepancy[];
@@ -73,11 +78,19 @@ export interface ReconcilePlan {
 
 // A VM in these states is in the middle of an operation: the host may lag or lead the
 // registry, and the operation's workflow, not the monitor, settles it.
-const SETTLED: ReadonlySet<VmState> = new Set(['running', 'failed']);
+// `stopped` joins them once the VM entity workflow records it (a stopped domain is then fine).
+const hasStopped = (VM_STATES as readonly string[]).includes('stopped');
+const STOPPED = 'stopped' as VmState;
+const SETTLED: ReadonlySet<VmState> = new Set<VmState>([
+  'running',
+  'failed',
+  ...(hasStopped ? [STOPPED] : []),
+]);
 
 /** The registry's state for what a host reports, when it is a settled one. */
 function registryStateOf(actual: DomainState): VmState | null {
-  return actual === 'running' ? 'running' : null;
+  if (actual === 'running') return 'running';
+  return actual === 'stopped' && hasStopped ? STOPPED : null;
 }
 
 export function reconcile(
@@ -99,6 +112,7 @@ export function reconcile(
       continue;
     }
     answered.add(poll.host);
+    if (poll.downByMonitor) actions.push({ kind: 'host-up', host: poll.host });
     const { freeMemoryMiB, load } = poll.status;
     actions.push({ kind: 'host-figures', host: poll.host, freeMemoryMiB, load });
     for (const domain of poll.status.domains) {
@@ -118,7 +132,12 @@ export function reconcile(
         !(!ours && byName.has(domain.name)) &&
         domain.state !== 'stopped'
       ) {
-        actions.push({ kind: 'power-off', host: poll.host, domain: domain.name });
+        actions.push({
+          kind: 'power-off',
+          host: poll.host,
+          domain: domain.name,
+          vagothId: domain.vagothId,
+        });
       }
     }
   }

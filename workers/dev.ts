@@ -10,6 +10,7 @@ import {
   restoreSimulatedDomains,
 } from './simulated-hosts.ts';
 import { runUntilSignal } from './lifecycle.ts';
+import { ensureMonitorSchedule } from './schedules.ts';
 
 // `npm start`: all of vagoth in one process for a laptop. Whatever is not configured
 // (TEMPORAL_ADDRESS, DATABASE_URL) is started here and stopped on Ctrl-C.
@@ -63,6 +64,8 @@ await runUntilSignal(async (onStop) => {
   await ensureDefaultNetwork(caller);
   const hosts = await registerSimulatedHosts(caller, config.dataDir, config.simulatedHosts);
   const restored = await restoreSimulatedDomains(sql, worker.drivers);
+  // Only now: a run before the simulated domains are back would find every VM missing.
+  await ensureMonitorSchedule(temporal, { taskQueue: t.taskQueue, ...config.monitor });
 
   console.log(`vagoth is running
   API:          ${api.url}

@@ -1,6 +1,7 @@
 import { loadConfig } from '../config.ts';
-import { installLogging, openRegistry, startWorker } from './compose.ts';
+import { connectClient, installLogging, openRegistry, startWorker } from './compose.ts';
 import { requireSetting, runUntilSignal } from './lifecycle.ts';
+import { ensureMonitorSchedule } from './schedules.ts';
 
 // `npm run worker`: a worker alone, against TEMPORAL_ADDRESS and DATABASE_URL.
 await runUntilSignal(async (onStop) => {
@@ -19,6 +20,10 @@ await runUntilSignal(async (onStop) => {
     drivers: config.drivers,
   });
   onStop(worker.shutdown);
+  const client = await connectClient(address, config.temporal.namespace);
+  onStop(() => client.connection.close());
+  const { taskQueue } = config.temporal;
+  await ensureMonitorSchedule(client, { taskQueue, ...config.monitor });
   console.log(`vagoth worker polling task queue ${config.temporal.taskQueue} on ${address}`);
   await worker.running;
 });

@@ -47,6 +47,17 @@ describe('loadConfig', () => {
           },
         },
       },
+      monitor: {
+        intervalSeconds: 30,
+        policies: {
+          missing: 'report',
+          unknownOurs: 'report',
+          unknownForeign: 'report',
+          misplaced: 'report',
+          drifted: 'report',
+          downAfter: 3,
+        },
+      },
     });
   });
 
@@ -77,6 +88,10 @@ describe('loadConfig', () => {
       VAGOTH_GEATS_LONG_TIMEOUT_MS: '1200000',
       VAGOTH_GEATS_VM_TYPE: 'lxc',
       VAGOTH_GEATS_STORAGE_TYPE: 'lvm',
+      VAGOTH_MONITOR_INTERVAL_S: '10',
+      VAGOTH_MONITOR_DOWN_AFTER: '5',
+      VAGOTH_RECONCILE_POLICY:
+        'missing=unassign, unknownOurs=power-off,unknownForeign=power-off,misplaced=adopt,drifted=adopt',
     });
     expect(config).toEqual({
       api: { host: '0.0.0.0', port: 8080, url: 'https://vagoth.example.com/trpc' },
@@ -111,6 +126,17 @@ describe('loadConfig', () => {
           },
         },
       },
+      monitor: {
+        intervalSeconds: 10,
+        policies: {
+          missing: 'unassign',
+          unknownOurs: 'power-off',
+          unknownForeign: 'power-off',
+          misplaced: 'adopt',
+          drifted: 'adopt',
+          downAfter: 5,
+        },
+      },
     });
   });
 
@@ -137,6 +163,12 @@ describe('loadConfig', () => {
     ['VAGOTH_LIBVIRT_POOLS', '../etc'],
     ['VAGOTH_GEATS_TIMEOUT_MS', '10'],
     ['VAGOTH_GEATS_VM_TYPE', 'kvm; rm -rf /'],
+    ['VAGOTH_MONITOR_INTERVAL_S', '0'],
+    ['VAGOTH_MONITOR_INTERVAL_S', '1.5'],
+    ['VAGOTH_MONITOR_DOWN_AFTER', '0'],
+    ['VAGOTH_RECONCILE_POLICY', 'missing=power-off'],
+    ['VAGOTH_RECONCILE_POLICY', 'orphans=report'],
+    ['VAGOTH_RECONCILE_POLICY', 'drifted'],
   ])('refuses %s=%j, naming it', (name, value) => {
     const error = configError({ [name]: value });
     expect(error.problems).toHaveLength(1);
@@ -159,6 +191,25 @@ describe('loadConfig', () => {
       expect(error.message).toContain(name);
     expect(error.message).toContain('must be host:port');
     expect(error.message).toContain('must be a postgres:// URL');
+  });
+
+  it('keeps report for every kind the reconcile policy leaves out', () => {
+    expect(
+      loadConfig({ VAGOTH_RECONCILE_POLICY: 'unknownOurs=power-off' }).monitor.policies,
+    ).toEqual({
+      missing: 'report',
+      unknownOurs: 'power-off',
+      unknownForeign: 'report',
+      misplaced: 'report',
+      drifted: 'report',
+      downAfter: 3,
+    });
+  });
+
+  it('names the reconcile policy’s bad kind and the choices it has', () => {
+    expect(configError({ VAGOTH_RECONCILE_POLICY: 'missing=adopt' }).problems).toEqual([
+      'VAGOTH_RECONCILE_POLICY: missing must be report or unassign, not "adopt"',
+    ]);
   });
 
   it('ignores variables it does not know', () => {

@@ -165,3 +165,14 @@ describe('reconcile: what the policies do', () => {
     expect(plan.actions).toContainEqual({ kind: 'adopt-state', vmId: id(1), state: 'running' });
   });
 });
+
+describe('reconcile: hosts the monitor marked down', () => {
+  it('brings back a host it marked down once it answers, and only such a host', () => {
+    const back = { ...up('a'), downByMonitor: true };
+    expect(reconcile([], [back]).actions).toContainEqual({ kind: 'host-up', host: 'a' });
+    expect(reconcile([], [up('b')]).actions.map((a) => a.kind)).toEqual(['host-figures']);
+    expect(reconcile([], [{ ...silent('c', 5), downByMonitor: true }]).actions).toEqual([
+      { kind: 'host-down', host: 'c' },
+    ]);
+  });
+});

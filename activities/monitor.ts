@@ -1,0 +1,160 @@
+// The monitor's activities: poll one host, read the registry's snapshot, decide (the pure
+// reconcile), apply one action, record the report. The workflow (workflows/monitor.ts)
+// orchestrates them; each is one side effect that is safe to retry.
+import { activityInfo } from '@temporalio/activity';
+import type { DriverPool, HostStatus } from '../drivers/index.ts';
+import {
+  reconcile,
+  REPORT_ONLY,
+  type HostPoll,
+  type ReconcileAction,
+  type ReconcilePlan,
+  type ReconcilePolicies,
+  type RegisteredVm,
+} from '../monitor/reconcile.ts';
+import type { ActorOptions } from '../registry/context.ts';
+import type { Sql } from '../registry/db.ts';
+import {
+  adoptVmHost,
+  adoptVmState,
+  markHostDown,
+  markHostUp,
+  monitorTargets,
+  recordPoll,
+  recordReport,
+  unassignVm,
+  updateHostMetadata,
+  vmExists,
+  vmSnapshot,
+  type MonitorTarget,
+  type PollRecord,
+} from '../registry/monitor.ts';
+import { withFailureTypes } from './failures.ts';
+
+export type { HostPoll, HostStatus, MonitorTarget, PollRecord, ReconcileAction, ReconcilePlan };
+export type { ReconcilePolicies, RegisteredVm };
+
+export interface MonitorDeps {
+  sql: Sql;
+  drivers: DriverPool;
+}
+
+/** What one action came to: done, or left alone and why (the VM moved on since the snapshot). */
+export type ActionOutcome = 'applied' | `skipped: ${string}`;
+
+/** Changes the monitor makes are logged as its own, under its workflow run. */
+function actor(): ActorOptions {
+  const run = activityInfo().workflowExecution;
+  return { actor: 'monitor', operation: run ? `${run.workflowId}/${run.runId}` : null };
+}
+
+export function createMonitorActivities({ sql, drivers }: MonitorDeps) {
+  async function apply(action: ReconcileAction, vm?: RegisteredVm): Promise<ActionOutcome> {
+    const skipped = (why: string): ActionOutcome => `skipped: ${why}`;
+    switch (action.kind) {
+      case 'host-figures':
+        await updateHostMetadata(
+          sql,
+          action.host,
+          { freeMemoryMiB: action.freeMemoryMiB, load: action.load, reachable: true },
+          actor(),
+        );
+        return 'applied';
+      case 'host-down':
+        await updateHostMetadata(sql, action.host, { reachable: false }, actor());
+        return (await markHostDown(sql, action.host, actor()))
+          ? 'applied'
+          : skipped('the host is not active (down already, or in maintenance)');
+      case 'host-up':
+        return (await markHostUp(sql, action.host, actor()))
+          ? 'applied'
+          : skipped('the host has left down since');
+      case 'unassign':
+        if (!vm) return skipped('not in the snapshot');
+        return (await unassignVm(
+          sql,
+          { id: vm.id, host: action.host, state: vm.state },
+          `missing from host ${action.host} (found by the monitor)`,
+          actor(),
+        ))
+          ? 'applied'
+          : skipped('the VM changed since the snapshot');
+      case 'adopt-host':
+        if (!vm) return skipped('not in the snapshot');
+        return (await adoptVmHost(sql, vm, action.host, actor()))
+          ? 'applied'
+          : skipped('the VM changed since the snapshot');
+      case 'adopt-state':
+        if (!vm) return skipped('not in the snapshot');
+        return (await adoptVmState(sql, vm.id, vm.state, action.state, actor()))
+          ? 'applied'
+          : skipped('the VM changed since the snapshot');
+      case 'power-off':
+        return powerOff(action);
+    }
+  }
+
+  async function powerOff(action: Extract<ReconcileAction, { kind: 'power-off' }>) {
+    // The domain may belong to a VM created after the snapshot was taken; and its name may
+    // have been taken by another domain since the poll.
+    if (action.vagothId && (await vmExists(sql, action.vagothId))) {
+      return 'skipped: the registry knows it now' as const;
+    }
+    const [target] = await monitorTargets(sql, [action.host]);
+    const driver = drivers.get(target!);
+    const info = await driver.info(action.domain);
+    if (!info || info.vagothId !== action.vagothId) return 'skipped: the domain changed' as const;
+    await driver.stop(action.domain);
+    return 'applied' as const;
+  }
+
+  return withFailureTypes({
+    async monitorTargets(names?: string[]): Promise<MonitorTarget[]> {
+      return monitorTargets(sql, names);
+    },
+
+    async monitorSnapshot(): Promise<RegisteredVm[]> {
+      return vmSnapshot(sql);
+    },
+
+    async pollHost(host: MonitorTarget): Promise<HostStatus> {
+      return drivers.get(host).status();
+    },
+
+    async recordPolls(outcomes: Array<{ host: string; error: string | null }>) {
+      const records: PollRecord[] = [];
+      for (const o of outcomes) records.push(await recordPoll(sql, o.host, o.error));
+      return records;
+    },
+
+    /** The pure decision, in an activity only because workflow code may not import it. */
+    async planReconcile(
+      vms: RegisteredVm[],
+      polls: HostPoll[],
+      policies: ReconcilePolicies = REPORT_ONLY,
+    ): Promise<ReconcilePlan> {
+      return reconcile(vms, polls, policies);
+    },
+
+    async applyMonitorAction(action: ReconcileAction, vm?: RegisteredVm): Promise<ActionOutcome> {
+      return apply(action, vm);
+    },
+
+    /**
+     * The run's report for the API, and each polled host's discrepancy counts in its
+     * metadata (so the node event log shows when they change, attributed to the monitor).
+     */
+    async recordMonitorReport(
+      report: object,
+      perHost: Record<string, Record<string, number>>,
+    ): Promise<void> {
+      const a = actor();
+      await recordReport(sql, report, a.operation);
+      for (const [host, counts] of Object.entries(perHost)) {
+        await updateHostMetadata(sql, host, { discrepancies: counts }, a);
+      }
+    },
+  });
+}
+
+export type MonitorActivities = ReturnType<typeof createMonitorActivities>;
