@@ -1,6 +1,6 @@
-import { activityInfo, heartbeat, sleep } from '@temporalio/activity';
+import { activityInfo } from '@temporalio/activity';
 import type { PlacementPolicy } from '../allocator/place.ts';
-import { DriverError, type DriverPool } from '../drivers/index.ts';
+import type { DriverPool } from '../drivers/index.ts';
 import type { ActorOptions } from '../registry/context.ts';
 import type { Sql } from '../registry/db.ts';
 import { getHost, insertHost, type NewHost } from '../registry/hosts.ts';
@@ -8,10 +8,12 @@ import { placeVm } from '../registry/allocate.ts';
 import { claimVm } from '../registry/claim-vm.ts';
 import { deleteVm, getVmById, transitionVm, type VmRequest } from '../registry/vms.ts';
 import type { Host, HostAddress, OperationRef, Vm, VmState } from '../registry/types.ts';
+import { NotFoundError } from '../registry/errors.ts';
 import { withFailureTypes } from './failures.ts';
+import { createVmActivities, type ShutdownRequest } from './vm.ts';
 import { createMonitorActivities } from './monitor.ts';
 
-export type { Host, HostAddress, OperationRef, Vm, VmRequest, VmState };
+export type { Host, HostAddress, OperationRef, ShutdownRequest, Vm, VmRequest, VmState };
 
 /** A host to record, as hosts.register takes it. */
 export type HostRegistration = Omit<NewHost, 'capacity'> & { vcpus?: number | undefined };
@@ -30,15 +32,10 @@ function actor(): ActorOptions {
 }
 
 export function createActivities({ sql, drivers, defaultPolicy = 'spread' }: ActivityDeps) {
-  async function domainOf(vmId: string) {
-    const vm = await getVmById(sql, vmId);
-    if (!vm.host) return null;
-    const host = await getHost(sql, vm.host);
-    return { vm, driver: drivers.get(host) };
-  }
-
   return withFailureTypes({
+    ...createVmActivities({ sql, drivers, defaultPolicy, actor }),
     ...createMonitorActivities({ sql, drivers }),
+
     /** Memory comes from the host; vCPUs too, unless declared (geats reports no CPU count). */
     async registerHost({ vcpus, ...host }: HostRegistration): Promise<Host> {
       const { capacity } = await drivers.get(host).status();
@@ -55,9 +52,9 @@ export function createActivities({ sql, drivers, defaultPolicy = 'spread' }: Act
 
     async transitionVm(
       vmId: string,
-      from: VmState[],
+      from: VmState[] | 'any',
       to: VmState,
-      patch: { operation?: OperationRef; error?: string } = {},
+      patch: { operation?: OperationRef; error?: string | null } = {},
     ): Promise<void> {
       await transitionVm(sql, vmId, from, to, patch, actor());
     },
@@ -66,52 +63,15 @@ export function createActivities({ sql, drivers, defaultPolicy = 'spread' }: Act
       return (await placeVm(sql, vm, defaultPolicy, actor())).host;
     },
 
-    async defineDomain(vmId: string): Promise<void> {
-      const found = await domainOf(vmId);
-      if (!found) throw new DriverError('rejected', `VM ${vmId} has no host`);
-      await found.driver.define({
-        id: found.vm.id,
-        name: found.vm.name,
-        definition: found.vm.definition,
-      });
-    },
-
-    async startDomain(vmId: string): Promise<void> {
-      const found = await domainOf(vmId);
-      if (!found) throw new DriverError('rejected', `VM ${vmId} has no host`);
-      await found.driver.start(found.vm.name);
-    },
-
-    /** Polls the host until it reports the domain running; heartbeats so a lost worker is noticed. */
-    async waitRunning(vmId: string): Promise<void> {
-      const found = await domainOf(vmId);
-      if (!found) throw new DriverError('rejected', `VM ${vmId} has no host`);
-      for (
-        let attempt = (activityInfo().heartbeatDetails as number | undefined) ?? 0;
-        ;
-        attempt++
-      ) {
-        const info = await found.driver.info(found.vm.name);
-        if (!info)
-          throw new DriverError('not-found', `${found.vm.name} vanished from ${found.vm.host}`);
-        if (info.state === 'running') return;
-        heartbeat(attempt);
-        await sleep(Math.min(250 * 2 ** attempt, 5000));
-      }
-    },
-
-    async stopDomain(vmId: string): Promise<void> {
-      const found = await domainOf(vmId);
-      if (found) await found.driver.stop(found.vm.name);
-    },
-
     /** Idempotent: a VM never placed, or a domain already gone, is success. */
     async undefineDomain(vmId: string): Promise<void> {
-      const found = await domainOf(vmId).catch((err: unknown) => {
-        if (err instanceof Error && err.name === 'NotFoundError') return null;
+      const vm = await getVmById(sql, vmId).catch((err: unknown) => {
+        if (err instanceof NotFoundError) return null;
         throw err;
       });
-      if (found) await found.driver.undefine({ id: found.vm.id, name: found.vm.name });
+      if (!vm?.host) return;
+      const driver = drivers.get(await getHost(sql, vm.host));
+      await driver.undefine({ id: vm.id, name: vm.name });
     },
 
     async deleteVm(vmId: string): Promise<void> {

@@ -9,6 +9,8 @@ const CODES: Record<string, TRPC_ERROR_CODE_KEY> = {
   NotFound: 'NOT_FOUND',
   NoCapacity: 'PRECONDITION_FAILED',
   StateConflict: 'PRECONDITION_FAILED',
+  // A VM's entity workflow refused an operation its state does not allow (an update validator).
+  OperationRejected: 'PRECONDITION_FAILED',
   DriverRejected: 'BAD_REQUEST',
   NotOurs: 'FORBIDDEN',
   // vagoth is the gateway to the hypervisor, and the hypervisor did not answer.

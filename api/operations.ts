@@ -1,16 +1,23 @@
 import type { Client } from '@temporalio/client';
+import { NotFoundError } from '../registry/errors.ts';
 import type { OperationRef } from '../registry/types.ts';
+import { operationQuery } from '../workflows/index.ts';
 
+/**
+ * An operation is a workflow run (`id`, `runId`) or, on a VM, an Update within the VM's
+ * entity workflow `vm:<name>`: then `updateId` names it (`create` for the create saga).
+ */
 export interface Operation {
   id: string;
   runId: string;
+  updateId?: string;
   kind: string;
   /** The operation's page in the Temporal Web UI: its history, and a retry button. */
   url: string;
 }
 
 export type OperationStatus =
-  'running' | 'completed' | 'failed' | 'cancelled' | 'terminated' | 'timed_out';
+  'queued' | 'running' | 'completed' | 'failed' | 'cancelled' | 'terminated' | 'timed_out';
 
 export interface OperationDetail extends Operation {
   status: OperationStatus;
@@ -32,6 +39,7 @@ export function toOperation(ref: OperationRef, uiUrl: string, namespace: string)
   return {
     id: ref.workflowId,
     runId: ref.runId,
+    ...(ref.updateId === undefined ? {} : { updateId: ref.updateId }),
     kind: ref.kind,
     url: operationUrl(uiUrl, namespace, ref.workflowId, ref.runId),
   };
@@ -48,8 +56,7 @@ const STATUS: Record<string, OperationStatus> = {
 };
 
 const KINDS: Record<string, string> = {
-  createVm: 'create',
-  decommissionVm: 'decommission',
+  vmEntity: 'vm',
   registerHost: 'register',
 };
 
@@ -66,13 +73,41 @@ function reason(err: unknown): { type: string | null; message: string } {
   return { type, message: last instanceof Error ? last.message : String(last) };
 }
 
+/** An Update within a VM's entity workflow, as that workflow records it (queried, not stored). */
+async function describeUpdate(
+  temporal: Client,
+  uiUrl: string,
+  namespace: string,
+  id: string,
+  runId: string | undefined,
+  updateId: string,
+): Promise<OperationDetail> {
+  const record = await temporal.workflow.getHandle(id, runId).query(operationQuery, updateId);
+  if (!record) throw new NotFoundError('operation', `${id}/${updateId}`);
+  return {
+    ...toOperation(
+      { kind: record.kind, workflowId: id, runId: record.runId, updateId },
+      uiUrl,
+      namespace,
+    ),
+    status: record.status,
+    startedAt: record.acceptedAt,
+    closedAt: record.closedAt,
+    error: record.error,
+  };
+}
+
 export async function describeOperation(
   temporal: Client,
   uiUrl: string,
   namespace: string,
   id: string,
   runId?: string,
+  updateId?: string,
 ): Promise<OperationDetail> {
+  if (updateId !== undefined) {
+    return describeUpdate(temporal, uiUrl, namespace, id, runId, updateId);
+  }
   const handle = temporal.workflow.getHandle(id, runId);
   const d = await handle.describe();
   const status = STATUS[d.status.name] ?? 'running';

@@ -104,6 +104,8 @@ export const vmCreateInput = z
     nics: z.array(nicSchema).max(16).default([]),
     tags: tagsSchema.default({}),
     placement: placementSchema.default({}),
+    /** What a failed create leaves: nothing (default), or the VM `failed` with the reason. */
+    onFailure: z.enum(['remove', 'keep']).default('remove'),
   })
   .superRefine((vm, ctx) => {
     // Two NICs of one VM asking for the same key would conflict with themselves.
@@ -128,6 +130,24 @@ export const byName = z.object({ name: nameSchema });
 export const operationGetInput = z.object({
   id: z.string().min(1).max(300),
   runId: z.string().uuid().optional(),
+  /** An operation on a VM is an Update within its entity workflow: its id there. */
+  updateId: z.string().min(1).max(200).optional(),
+});
+
+export const vmShutdownInput = z.object({
+  name: nameSchema,
+  /** How long the guest may take to power itself off; default 60 s. */
+  timeoutMs: z.number().int().min(0).max(3_600_000).optional(),
+  /** Power off once the timeout has passed; otherwise the VM stays running and the operation fails. */
+  force: z.boolean().optional(),
+});
+
+export const vmMigrateInput = z.object({
+  name: nameSchema,
+  /** The target; by default the allocator picks one, the current host excluded. */
+  host: nameSchema.optional(),
+  /** Live where the driver can (default), else cold; false: always cold. */
+  live: z.boolean().optional(),
 });
 
 export const placementExplainInput = z.object({

@@ -17,10 +17,12 @@ const USAGE = `usage: vagoth <command>
   vms list
   vms get <name>
   vms create <name> --vcpus N --memory MiB [--disk GiB] [--nic network[,ip=A.B.C.D][,mac=M]]...
-             [--tag k=v]... [PLACEMENT] [--wait]
-  vms decommission <name> [--wait]
+             [--tag k=v]... [PLACEMENT] [--keep-on-failure] [--wait]
+  vms start|stop|reboot|reprovision|decommission <name> [--wait]
+  vms shutdown <name> [--timeout MS] [--force] [--wait]
+  vms migrate <name> [--to HOST] [--cold] [--wait]
   placement explain --vcpus N --memory MiB [--disk GiB] [PLACEMENT]
-  operations get <id> [<run-id>]
+  operations get <id> [<run-id>] [--update ID]
 
 PLACEMENT: [--host H] [--require k=v]... [--anti-affinity G]... [--affinity G]... [--policy spread|pack]
 
@@ -45,6 +47,12 @@ const { values, positionals } = parseArgs({
     gateway: { type: 'string' },
     reserve: { type: 'string', multiple: true },
     wait: { type: 'boolean' },
+    'keep-on-failure': { type: 'boolean' },
+    timeout: { type: 'string' },
+    force: { type: 'boolean' },
+    to: { type: 'string' },
+    cold: { type: 'boolean' },
+    update: { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   },
 });
@@ -67,15 +75,18 @@ function placement() {
 const api = createTRPCClient<AppRouter>({ links: [httpBatchLink({ url: loadConfig().api.url })] });
 const print = (value: unknown) => console.log(JSON.stringify(value, null, 2));
 
-async function waitFor(op: { id: string; runId: string }) {
+type OperationId = { id: string; runId: string; updateId?: string };
+
+async function waitFor(op: OperationId) {
   for (;;) {
-    const detail = await api.operations.get.query(op);
-    if (detail.status !== 'running') return detail;
+    const { id, runId, updateId } = op;
+    const detail = await api.operations.get.query({ id, runId, updateId });
+    if (detail.status !== 'running' && detail.status !== 'queued') return detail;
     await new Promise((r) => setTimeout(r, 250));
   }
 }
 
-async function finish(op: { id: string; runId: string }, then?: () => Promise<unknown>) {
+async function finish(op: OperationId, then?: () => Promise<unknown>) {
   if (!values.wait) return print(op);
   const detail = await waitFor(op);
   if (detail.status !== 'completed')
@@ -153,14 +164,49 @@ async function run(): Promise<void> {
         nics: (values.nic ?? []).map(parseNic),
         tags: pairs(values.tag),
         placement: placement(),
+        ...(values['keep-on-failure'] ? { onFailure: 'keep' as const } : {}),
       });
       return finish(operation, () => api.vms.get.query({ name }));
     }
-    case 'vms decommission':
-      return finish((await api.vms.decommission.mutate({ name: needs(1)[0]! })).operation);
+    case 'vms start':
+    case 'vms stop':
+    case 'vms reboot':
+    case 'vms reprovision':
+    case 'vms decommission': {
+      const name = needs(1)[0]!;
+      const { operation } = await api.vms[verb as 'start'].mutate({ name });
+      return finish(
+        operation,
+        verb === 'decommission' ? undefined : () => api.vms.get.query({ name }),
+      );
+    }
+    case 'vms shutdown': {
+      const name = needs(1)[0]!;
+      const { operation } = await api.vms.shutdown.mutate({
+        name,
+        timeoutMs: num(values.timeout),
+        ...(values.force ? { force: true } : {}),
+      });
+      return finish(operation, () => api.vms.get.query({ name }));
+    }
+    case 'vms migrate': {
+      const name = needs(1)[0]!;
+      const { operation } = await api.vms.migrate.mutate({
+        name,
+        ...(values.to ? { host: values.to } : {}),
+        ...(values.cold ? { live: false } : {}),
+      });
+      return finish(operation, () => api.vms.get.query({ name }));
+    }
     case 'operations get': {
       const [id, runId] = needs(1);
-      return print(await api.operations.get.query({ id: id!, ...(runId ? { runId } : {}) }));
+      return print(
+        await api.operations.get.query({
+          id: id!,
+          ...(runId ? { runId } : {}),
+          ...(values.update ? { updateId: values.update } : {}),
+        }),
+      );
     }
     default:
       throw new Error(USAGE);

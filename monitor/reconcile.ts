@@ -2,7 +2,7 @@
 // buckets (Nomad's reconciler) and the actions the cluster's policies ask for. Pure: the
 // monitor workflow gathers the snapshot, activities apply the plan.
 import type { DomainInfo, DomainState, HostStatus } from '../drivers/driver.ts';
-import { VM_STATES, type VmState } from '../registry/types.ts';
+import type { VmState } from '../registry/types.ts';
 
 export interface RegisteredVm {
   id: string;
@@ -76,21 +76,14 @@ export interface ReconcilePlan {
   actions: ReconcileAction[];
 }
 
-// A VM in these states is in the middle of an operation: the host may lag or lead the
+// A VM in any other state is in the middle of an operation: the host may lag or lead the
 // registry, and the operation's workflow, not the monitor, settles it.
-// `stopped` joins them once the VM entity workflow records it (a stopped domain is then fine).
-const hasStopped = (VM_STATES as readonly string[]).includes('stopped');
-const STOPPED = 'stopped' as VmState;
-const SETTLED: ReadonlySet<VmState> = new Set<VmState>([
-  'running',
-  'failed',
-  ...(hasStopped ? [STOPPED] : []),
-]);
+const SETTLED: ReadonlySet<VmState> = new Set<VmState>(['running', 'stopped', 'failed']);
 
 /** The registry's state for what a host reports, when it is a settled one. */
 function registryStateOf(actual: DomainState): VmState | null {
   if (actual === 'running') return 'running';
-  return actual === 'stopped' && hasStopped ? STOPPED : null;
+  return actual === 'stopped' ? 'stopped' : null;
 }
 
 export function reconcile(

@@ -27,22 +27,36 @@ export interface VmDefinition {
   placement: PlacementConstraints;
 }
 
+/**
+ * Where a VM is in its life, as the registry records it: each operation sets the state it is
+ * in (with itself as `operation`), and the state it leaves the VM in.
+ */
 export const VM_STATES = [
   'pending',
   'placing',
+  'provisioning',
   'defining',
   'starting',
   'running',
+  'stopping',
+  'stopped',
+  'rebooting',
+  'migrating',
+  'reprovisioning',
   'decommissioning',
   'failed',
 ] as const;
 export type VmState = (typeof VM_STATES)[number];
 
-/** The Temporal workflow run that last changed a node. */
+/**
+ * The operation that last changed a node: a Temporal workflow run, and within a VM's entity
+ * workflow the Update that carries the operation (`create` is the update that started it).
+ */
 export interface OperationRef {
   kind: string;
   workflowId: string;
   runId: string;
+  updateId?: string;
 }
 
 export interface Vm {

@@ -1,4 +1,4 @@
-import { actorSource, type ActorOptions } from './context.ts';
+import { actorSource, withActor, type ActorOptions } from './context.ts';
 import { jsonb, type Queryable, type Sql } from './db.ts';
 import { NotFoundError, StateConflictError } from './errors.ts';
 import type {
@@ -81,20 +81,21 @@ export async function holderOf(sql: Queryable, key: string): Promise<string> {
 
 /**
  * Moves the VM to `to` only from one of `from` (compare-and-set), so two operations
- * racing on one VM cannot both proceed.
+ * racing on one VM cannot both proceed; `any` is for teardown, which must win over anything.
  */
 export async function transitionVm(
   sql: Sql,
   id: string,
-  from: readonly VmState[],
+  from: readonly VmState[] | 'any',
   to: VmState,
-  patch: { operation?: OperationRef; error?: string } = {},
+  patch: { operation?: OperationRef; error?: string | null } = {},
   actor?: ActorOptions,
 ): Promise<void> {
   const rows = await sql`
     UPDATE nodes SET metadata = metadata || ${jsonb(sql, { ...patch, state: to })}, updated_at = now()
     FROM ${actorSource(sql, actor)}
-    WHERE id = ${id} AND type = 'vm' AND metadata->>'state' IN ${sql(from as VmState[])}
+    WHERE id = ${id} AND type = 'vm'
+      ${from === 'any' ? sql`` : sql`AND metadata->>'state' IN ${sql(from as VmState[])}`}
     RETURNING id`;
   if (rows.length > 0) return;
   const vm = await getVmById(sql, id);
@@ -105,4 +106,15 @@ export async function transitionVm(
 /** Removes the VM; its keys go with it (ON DELETE CASCADE), and so does its share of its host. */
 export async function deleteVm(sql: Sql, id: string, actor?: ActorOptions): Promise<void> {
   await sql`DELETE FROM nodes USING ${actorSource(sql, actor)} WHERE id = ${id} AND type = 'vm'`;
+}
+
+/**
+ * Gives back the VM's room on its host and detaches it from the host, keeping the VM (a
+ * failed create the caller asked to keep). A retry is a no-op.
+ */
+export async function releaseAllocation(sql: Sql, id: string, actor?: ActorOptions): Promise<void> {
+  await withActor(sql, actor ?? { actor: null, operation: null }, async (tx) => {
+    await tx`DELETE FROM allocations WHERE vm_id = ${id}`;
+    await tx`UPDATE nodes SET parent_id = NULL, updated_at = now() WHERE id = ${id} AND type = 'vm'`;
+  });
 }

@@ -1,5 +1,6 @@
 import path from 'node:path';
 import type { createCaller } from '../api/router.ts';
+import { volumesOf } from '../registry/vm-volumes.ts';
 import type { DriverPool } from '../drivers/index.ts';
 import { writeSimulatedHost } from '../drivers/libvirt/simulated-host.ts';
 import type { Sql } from '../registry/db.ts';
@@ -60,11 +61,18 @@ export async function restoreSimulatedDomains(sql: Sql, drivers: DriverPool): Pr
   let restored = 0;
   for (const vm of await listVms(sql)) {
     const host = vm.host ? simulated.get(vm.host) : undefined;
-    if (!host || vm.state !== 'running') continue;
+    if (!host || (vm.state !== 'running' && vm.state !== 'stopped')) continue;
     const driver = drivers.get(host);
     if (await driver.info(vm.name)) continue;
-    await driver.define({ id: vm.id, name: vm.name, definition: vm.definition });
-    await driver.start(vm.name);
+    const spec = {
+      id: vm.id,
+      name: vm.name,
+      definition: vm.definition,
+      volumes: volumesOf(vm.keys),
+    };
+    if (spec.volumes.length > 0) await driver.provision(spec);
+    await driver.define(spec);
+    if (vm.state === 'running') await driver.start(vm.name);
     restored++;
   }
   return restored;

@@ -1,6 +1,22 @@
 import { proxyActivities } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.ts';
 
+/**
+ * Failures retrying cannot cure. activities/failures.ts already raises them non-retryable;
+ * naming them here too keeps that true for any activity that forgets, and shows it in the UI.
+ */
+const PERMANENT = [
+  'NoCapacity',
+  'KeyConflict',
+  'InvalidRequest',
+  'StateConflict',
+  'NotFound',
+  'DriverRejected',
+  'DomainNotFound',
+  'NotOurs',
+  'Unsupported',
+];
+
 /** Forward steps: transient errors retry with backoff, then the saga compensates. */
 export const steps = proxyActivities<Activities>({
   startToCloseTimeout: '30 seconds',
@@ -9,21 +25,56 @@ export const steps = proxyActivities<Activities>({
     backoffCoefficient: 2,
     maximumInterval: '10 seconds',
     maximumAttempts: 8,
+    nonRetryableErrorTypes: PERMANENT,
   },
 });
 
 /** Steps a caller waits on (registering a host): a few quick tries, then the answer. */
 export const probe = proxyActivities<Activities>({
   startToCloseTimeout: '20 seconds',
-  retry: { initialInterval: '500 milliseconds', maximumAttempts: 3 },
+  retry: {
+    initialInterval: '500 milliseconds',
+    maximumAttempts: 3,
+    nonRetryableErrorTypes: PERMANENT,
+  },
 });
 
-/** Waiting for a domain to boot: long, so it heartbeats. */
+/** Waiting for a domain to boot: long, so it heartbeats (and resumes its backoff from it). */
 export const boot = proxyActivities<Activities>({
   startToCloseTimeout: '5 minutes',
   heartbeatTimeout: '20 seconds',
-  retry: { initialInterval: '1 second', maximumInterval: '10 seconds', maximumAttempts: 3 },
+  retry: {
+    initialInterval: '1 second',
+    maximumInterval: '10 seconds',
+    maximumAttempts: 3,
+    nonRetryableErrorTypes: PERMANENT,
+  },
 });
+
+/**
+ * Provisioning and wiping volumes, moving a domain: minutes on real disks. They heartbeat the
+ * driver's progress, so a lost worker is noticed in a minute, not at the half-hour limit.
+ */
+export const long = proxyActivities<Activities>({
+  startToCloseTimeout: '30 minutes',
+  heartbeatTimeout: '1 minute',
+  retry: {
+    initialInterval: '2 seconds',
+    backoffCoefficient: 2,
+    maximumInterval: '1 minute',
+    maximumAttempts: 5,
+    nonRetryableErrorTypes: PERMANENT,
+  },
+});
+
+/** A graceful shutdown waits as long as the caller allowed the guest, plus a margin. */
+export function shutdownProxy(timeoutMs: number) {
+  return proxyActivities<Activities>({
+    startToCloseTimeout: timeoutMs + 30_000,
+    heartbeatTimeout: '20 seconds',
+    retry: { initialInterval: '1 second', maximumAttempts: 3, nonRetryableErrorTypes: PERMANENT },
+  });
+}
 
 /**
  * Compensations and teardown never give up on a transient error: leaking a domain or a
@@ -32,4 +83,11 @@ export const boot = proxyActivities<Activities>({
 export const cleanup = proxyActivities<Activities>({
   startToCloseTimeout: '30 seconds',
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute' },
+});
+
+/** Teardown of volumes (wipe): as persistent as cleanup, as patient as `long`. */
+export const wipe = proxyActivities<Activities>({
+  startToCloseTimeout: '30 minutes',
+  heartbeatTimeout: '1 minute',
+  retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '1 minute' },
 });

@@ -6,6 +6,13 @@ export const operationsRouter = router({
   get: publicProcedure
     .input(operationGetInput)
     .query(({ ctx, input }) =>
-      describeOperation(ctx.temporal, ctx.temporalUiUrl, ctx.namespace, input.id, input.runId),
+      describeOperation(
+        ctx.temporal,
+        ctx.temporalUiUrl,
+        ctx.namespace,
+        input.id,
+        input.runId,
+        input.updateId,
+      ),
     ),
 });

@@ -1,15 +1,31 @@
-import { WithStartWorkflowOperation } from '@temporalio/client';
+import { WithStartWorkflowOperation, type Client } from '@temporalio/client';
 import { TRPCError } from '@trpc/server';
 import type { Sql } from '../../registry/db.ts';
 import { hostExists } from '../../registry/hosts.ts';
 import { checkedPool } from '../../registry/claim-vm.ts';
 import { getVm, listVms, type VmRequest } from '../../registry/vms.ts';
 import { InvalidRequestError, KeyConflictError, NotFoundError } from '../../registry/errors.ts';
-import { claimedUpdate, createVm, decommissionVm } from '../../workflows/index.ts';
+import {
+  claimedUpdate,
+  decommissionUpdate,
+  migrateUpdate,
+  operationQuery,
+  rebootUpdate,
+  reprovisionUpdate,
+  shutdownUpdate,
+  startUpdate,
+  stopUpdate,
+  vmEntity,
+  type OperationOutcome,
+} from '../../workflows/index.ts';
 import { toOperation } from '../operations.ts';
-import { byName, vmCreateInput } from '../schemas.ts';
+import { byName, vmCreateInput, vmMigrateInput, vmShutdownInput } from '../schemas.ts';
 import type { z } from 'zod';
+import type { UpdateDefinition } from '@temporalio/common';
 import { publicProcedure, router } from '../trpc.ts';
+
+/** The VM's entity workflow: one per VM, serialising everything done to it. */
+export const vmWorkflowId = (name: string) => `vm:${name}`;
 
 /**
  * What the schema cannot see: the named host and networks exist and each given IP is usable.
@@ -23,18 +39,63 @@ async function checkReferences(sql: Sql, input: z.infer<typeof vmCreateInput>): 
   for (const [i, nic] of input.nics.entries()) await checkedPool(sql, nic, i);
 }
 
+interface OperationContext {
+  sql: Sql;
+  temporal: Client;
+  temporalUiUrl: string;
+  namespace: string;
+}
+
+/**
+ * Sends the operation to the VM's entity workflow and answers once it is accepted (validated
+ * and in history), not when it is done: `operations.get` follows it, so a long migrate or
+ * wipe holds no HTTP request open. A validator's refusal (OperationRejected) becomes
+ * PRECONDITION_FAILED with the reason, and nothing is recorded.
+ */
+async function operate<A extends unknown[]>(
+  ctx: OperationContext,
+  name: string,
+  update: UpdateDefinition<OperationOutcome, A>,
+  args: A,
+  updateId?: string,
+) {
+  await getVm(ctx.sql, name); // NOT_FOUND for a VM that does not exist
+  const workflow = ctx.temporal.workflow.getHandle(vmWorkflowId(name));
+  const options = {
+    waitForStage: 'ACCEPTED' as const,
+    ...(updateId === undefined ? {} : { updateId }),
+  };
+  const handle =
+    args.length === 0
+      ? await workflow.startUpdate<OperationOutcome, []>(update.name, options)
+      : await workflow.startUpdate<OperationOutcome, [unknown]>(update.name, {
+          ...options,
+          args: [args[0]],
+        });
+  // A validator's refusal also answers at the ACCEPTED stage, carrying its failure: an
+  // accepted operation is always in the workflow's record, a refused one never is.
+  if (!(await workflow.query(operationQuery, handle.updateId))) await handle.result();
+  const ref = {
+    kind: update.name,
+    workflowId: handle.workflowId,
+    runId: handle.workflowRunId ?? '',
+    updateId: handle.updateId,
+  };
+  return { operation: toOperation(ref, ctx.temporalUiUrl, ctx.namespace) };
+}
+
 export const vmsRouter = router({
   /**
    * Returns once the VM's name and keys are claimed (or refused, with CONFLICT); placing and
-   * booting go on in the workflow, which `operation` names.
+   * booting go on in the VM's workflow, whose `create` operation `operation` names.
    */
   create: publicProcedure.input(vmCreateInput).mutation(async ({ ctx, input }) => {
     const existing = await getVm(ctx.sql, input.name).catch((err: unknown) => {
       if (err instanceof NotFoundError) return null;
       throw err;
     });
-    // Settled VMs have no create running to join: refuse at once rather than start a doomed run.
-    if (existing && (existing.state === 'running' || existing.state === 'failed')) {
+    // A VM past its create has no claim to join: refuse at once rather than ask its workflow.
+    if (existing && existing.operation?.kind !== 'create') {
       throw new KeyConflictError(`name:${input.name}`, `vm ${input.name}`);
     }
     await checkReferences(ctx.sql, input);
@@ -47,11 +108,11 @@ export const vmsRouter = router({
       tags: input.tags,
       placement: input.placement,
     };
-    const start = new WithStartWorkflowOperation(createVm, {
-      args: [{ request }],
+    const start = new WithStartWorkflowOperation(vmEntity, {
+      args: [{ request, onFailure: input.onFailure }],
       taskQueue: ctx.taskQueue,
-      workflowId: `vm:${input.name}:create`,
-      staticSummary: `create VM ${input.name}: ${input.vcpus} vCPU, ${input.memoryMiB} MiB, ${input.nics.length} NIC`,
+      workflowId: vmWorkflowId(input.name),
+      staticSummary: `VM ${input.name}: ${input.vcpus} vCPU, ${input.memoryMiB} MiB, ${input.nics.length} NIC`,
       // A retried request reaches the run already under way (its update checks it is the same).
       workflowIdConflictPolicy: 'USE_EXISTING',
     });
@@ -68,26 +129,42 @@ export const vmsRouter = router({
 
   list: publicProcedure.query(({ ctx }) => listVms(ctx.sql)),
 
-  decommission: publicProcedure.input(byName).mutation(async ({ ctx, input }) => {
-    const vm = await getVm(ctx.sql, input.name);
-    if (vm.state !== 'running' && vm.state !== 'failed' && vm.state !== 'decommissioning') {
-      throw new TRPCError({
-        code: 'PRECONDITION_FAILED',
-        message: `vm ${vm.name} is ${vm.state}; wait for its ${vm.operation?.kind ?? 'operation'} to finish`,
-      });
-    }
-    const handle = await ctx.temporal.workflow.start(decommissionVm, {
-      args: [{ vmId: vm.id, name: vm.name }],
-      taskQueue: ctx.taskQueue,
-      workflowId: `vm:${vm.name}:decommission`,
-      staticSummary: `decommission VM ${vm.name}${vm.host ? ` on ${vm.host}` : ''}`,
-      workflowIdConflictPolicy: 'USE_EXISTING',
-    });
-    const ref = {
-      kind: 'decommission',
-      workflowId: handle.workflowId,
-      runId: handle.firstExecutionRunId,
-    };
-    return { operation: toOperation(ref, ctx.temporalUiUrl, ctx.namespace) };
-  }),
+  /** Idempotent (running: nothing to do). */
+  start: publicProcedure
+    .input(byName)
+    .mutation(({ ctx, input }) => operate(ctx, input.name, startUpdate, [])),
+
+  /** Power off; idempotent (stopped: nothing to do). */
+  stop: publicProcedure
+    .input(byName)
+    .mutation(({ ctx, input }) => operate(ctx, input.name, stopUpdate, [])),
+
+  shutdown: publicProcedure
+    .input(vmShutdownInput)
+    .mutation(({ ctx, input: { name, ...args } }) => operate(ctx, name, shutdownUpdate, [args])),
+
+  reboot: publicProcedure
+    .input(byName)
+    .mutation(({ ctx, input }) => operate(ctx, input.name, rebootUpdate, [])),
+
+  migrate: publicProcedure
+    .input(vmMigrateInput)
+    .mutation(async ({ ctx, input: { name, ...args } }) => {
+      if (args.host !== undefined && !(await hostExists(ctx.sql, args.host))) {
+        throw new InvalidRequestError('host', `no host named ${args.host}`);
+      }
+      return operate(ctx, name, migrateUpdate, [args]);
+    }),
+
+  reprovision: publicProcedure
+    .input(byName)
+    .mutation(({ ctx, input }) => operate(ctx, input.name, reprovisionUpdate, [])),
+
+  /**
+   * A VM is decommissioned once: the update id is fixed, so a retried request joins the one
+   * already accepted instead of being refused.
+   */
+  decommission: publicProcedure
+    .input(byName)
+    .mutation(({ ctx, input }) => operate(ctx, input.name, decommissionUpdate, [], 'decommission')),
 });

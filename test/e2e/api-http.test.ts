@@ -28,7 +28,7 @@ describe('the HTTP API, as a cloud layer uses it', () => {
       tags: { role: 'db' },
     });
     expect(created.operation.url).toBe(
-      `${UI_URL}/namespaces/default/workflows/vm%3Adb-1%3Acreate/${created.operation.runId}/history`,
+      `${UI_URL}/namespaces/default/workflows/vm%3Adb-1/${created.operation.runId}/history`,
     );
     expect(await waitForOperation(api, created.operation)).toMatchObject({
       status: 'completed',
@@ -99,9 +99,7 @@ describe('the HTTP API, as a cloud layer uses it', () => {
   });
 
   it('reports an unknown operation as NOT_FOUND', async () => {
-    const err = await api.operations.get
-      .query({ id: 'vm:nothing:create' })
-      .catch((e: unknown) => e);
+    const err = await api.operations.get.query({ id: 'vm:nothing' }).catch((e: unknown) => e);
     expect(errorCode(err)).toBe('NOT_FOUND');
   });
 });

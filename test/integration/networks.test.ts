@@ -61,9 +61,9 @@ async function expectNothingLeft(name: string, keysBefore: number, { workflowRan
   expect(await keyCount()).toBe(keysBefore);
   expect(await domainNames()).not.toContain(name);
   if (!workflowRan) {
-    await expect(
-      h.temporal.workflow.getHandle(`vm:${name}:create`).describe(),
-    ).rejects.toBeInstanceOf(WorkflowNotFoundError);
+    await expect(h.temporal.workflow.getHandle(`vm:${name}`).describe()).rejects.toBeInstanceOf(
+      WorkflowNotFoundError,
+    );
   }
 }
 

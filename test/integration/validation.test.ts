@@ -38,7 +38,7 @@ async function claimedKeys(): Promise<{ key: string; holder: string }[]> {
 
 async function createWorkflowIds(): Promise<string[]> {
   const ids: string[] = [];
-  const query = `TaskQueue = '${h.taskQueue}' AND WorkflowType = 'createVm'`;
+  const query = `TaskQueue = '${h.taskQueue}' AND WorkflowType = 'vmEntity'`;
   for await (const wf of h.temporal.workflow.list({ query })) ids.push(wf.workflowId);
   return ids.sort();
 }
@@ -47,9 +47,9 @@ async function createWorkflowIds(): Promise<string[]> {
 async function expectNothingCreated(name: string) {
   expect(await vmNames()).toEqual([]);
   expect(await claimedKeys()).toEqual([]);
-  await expect(
-    h.temporal.workflow.getHandle(`vm:${name}:create`).describe(),
-  ).rejects.toBeInstanceOf(WorkflowNotFoundError);
+  await expect(h.temporal.workflow.getHandle(`vm:${name}`).describe()).rejects.toBeInstanceOf(
+    WorkflowNotFoundError,
+  );
 }
 
 // Each bad input also asks for a well-formed IP, so a create that got as far as claiming keys
@@ -155,7 +155,7 @@ describe('after the refusals, a valid create', () => {
     // started would have started earlier and be listed by then.
     await expect
       .poll(createWorkflowIds, { timeout: 10_000, interval: 200 })
-      .toContain('vm:valid-1:create');
-    expect(await createWorkflowIds()).toEqual(['vm:valid-1:create']);
+      .toContain('vm:valid-1');
+    expect(await createWorkflowIds()).toEqual(['vm:valid-1']);
   });
 });

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { statusQuery } from '../../workflows/index.ts';
 import { settle, startHarness, type Harness } from '../support/harness.ts';
 
 let h: Harness;
@@ -49,17 +50,16 @@ describe('a VM through its whole life', () => {
     });
     expect(vm.keys).toContain('ip:10.0.0.5');
     expect(vm.definition.nics[0]?.mac).toMatch(/^52:54:00(:[0-9a-f]{2}){3}$/);
-    expect(operation.url).toContain(encodeURIComponent('vm:web-1:create'));
+    expect(operation).toMatchObject({ id: 'vm:web-1', updateId: 'create', kind: 'create' });
+    expect(operation.url).toContain(encodeURIComponent('vm:web-1'));
 
     const done = await settle(h, operation);
     expect(done).toMatchObject({ status: 'completed', kind: 'create', error: null });
     const running = await h.api.vms.get({ name: 'web-1' });
     expect(running.state).toBe('running');
-    // The operation's result (what the Temporal UI shows) is the VM as it ended up.
-    const result = (await h.temporal.workflow
-      .getHandle(operation.id, operation.runId)
-      .result()) as typeof running;
-    expect(result).toMatchObject({ name: 'web-1', state: 'running', host: running.host });
+    // The VM's workflow says the same, and goes on serving it.
+    const status = await h.temporal.workflow.getHandle(operation.id).query(statusQuery);
+    expect(status).toMatchObject({ name: 'web-1', state: 'running', host: running.host });
     const onHosts = [...(await domainsOn('hv1')), ...(await domainsOn('hv2'))].filter(
       (d) => d.name === 'web-1',
     );
@@ -83,16 +83,15 @@ describe('a VM through its whole life', () => {
 
     // The VM's history outlives it, and every change leads back to the workflow run that made it.
     const history = (await h.api.nodes.events({ id: vm.id, limit: 100 })).items;
+    // One workflow served it all: create and decommission are operations within it.
     const createdBy = `${operation.id}/${operation.runId}`;
-    const removedBy = `${teardown.id}/${teardown.runId}`;
+    expect(teardown).toMatchObject({ id: 'vm:web-1', updateId: 'decommission' });
     expect(history.map((e) => e.action)).toContain('create');
     expect(history.map((e) => e.action)).toContain('delete');
     for (const e of history) {
       expect(e.actor).toBe('worker');
-      expect([createdBy, removedBy]).toContain(e.operation);
+      expect(e.operation).toBe(createdBy);
     }
-    expect(history.find((e) => e.action === 'create')?.operation).toBe(createdBy);
-    expect(history.find((e) => e.action === 'delete')?.operation).toBe(removedBy);
 
     const again = await h.api.vms.create({
       name: 'web-2',

@@ -11,13 +11,14 @@ export type ApiClient = ReturnType<typeof apiClient>;
 /** Polls an operation until it leaves `running`. */
 export async function waitForOperation(
   api: ApiClient,
-  op: { id: string; runId: string },
+  op: { id: string; runId: string; updateId?: string | undefined },
   timeoutMs = 30_000,
 ) {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const detail = await api.operations.get.query({ id: op.id, runId: op.runId });
-    if (detail.status !== 'running') return detail;
+    const { id, runId, updateId } = op;
+    const detail = await api.operations.get.query({ id, runId, updateId });
+    if (detail.status !== 'running' && detail.status !== 'queued') return detail;
     if (Date.now() > deadline)
       throw new Error(`operation ${op.id} still running after ${timeoutMs} ms`);
     await new Promise((r) => setTimeout(r, 100));

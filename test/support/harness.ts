@@ -105,9 +105,39 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
   };
 }
 
-/** Waits for an operation to leave `running`. */
-export async function settle(h: Harness, op: { id: string; runId: string }) {
-  const handle = h.temporal.workflow.getHandle(op.id, op.runId);
-  await handle.result().catch(() => {});
-  return h.api.operations.get({ id: op.id, runId: op.runId });
+/**
+ * Waits for an operation to end. A VM's operation is an Update in its entity workflow: its
+ * result is awaited, except `create`, which the workflow runs itself and records (polled).
+ */
+export async function settle(h: Harness, op: { id: string; runId: string; updateId?: string }) {
+  const { id, runId, updateId } = op;
+  if (updateId === undefined) {
+    await h.temporal.workflow
+      .getHandle(id, runId)
+      .result()
+      .catch(() => {});
+    return h.api.operations.get({ id, runId });
+  }
+  if (updateId !== 'create') {
+    await h.temporal.workflow
+      .getHandle(id)
+      .getUpdateHandle(updateId, { workflowRunId: runId })
+      .result()
+      .catch(() => {});
+  } else {
+    // The saga ends with the VM running, failed or removed: watch the registry (cheap), not
+    // the workflow (each query is a workflow task), then ask the workflow once or twice.
+    const name = id.replace(/^vm:/, '');
+    for (;;) {
+      const [row] = await h.sql<{ state: string }[]>`
+        SELECT metadata->>'state' AS state FROM nodes WHERE type = 'vm' AND name = ${name}`;
+      if (!row || row.state === 'running' || row.state === 'failed') break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  for (;;) {
+    const detail = await h.api.operations.get({ id, runId, updateId });
+    if (detail.status !== 'running' && detail.status !== 'queued') return detail;
+    await new Promise((r) => setTimeout(r, 100));
+  }
 }

@@ -79,6 +79,24 @@ describe('reconcile: the buckets', () => {
       kinds: ['duplicated'],
     },
     {
+      case: 'a VM recorded stopped whose domain is stopped: nothing to report',
+      vms: [vm(1, 'a', 'stopped')],
+      polls: [up('a', domain('vm-1', id(1), 'stopped'))],
+      kinds: [],
+    },
+    {
+      case: 'a VM recorded stopped that runs has drifted',
+      vms: [vm(1, 'a', 'stopped')],
+      polls: [up('a', domain('vm-1', id(1), 'running'))],
+      kinds: ['drifted'],
+    },
+    {
+      case: 'a stopped VM whose domain is gone is missing',
+      vms: [vm(1, 'a', 'stopped')],
+      polls: [up('a')],
+      kinds: ['missing'],
+    },
+    {
       case: 'a VM recorded running that its host has stopped has drifted',
       vms: [vm(1, 'a')],
       polls: [up('a', domain('vm-1', id(1), 'stopped'))],

@@ -1,0 +1,178 @@
+import { activityInfo, cancellationSignal, heartbeat, sleep } from '@temporalio/activity';
+import type { PlacementPolicy } from '../allocator/place.ts';
+import { DriverError, type DriverPool, type Progress, type VolumeRef } from '../drivers/index.ts';
+import type { ActorOptions } from '../registry/context.ts';
+import type { Sql } from '../registry/db.ts';
+import { getHost } from '../registry/hosts.ts';
+import {
+  commitMigration,
+  releaseMigrationTarget,
+  reserveMigrationTarget,
+} from '../registry/vm-migration.ts';
+import { claimVolumes, releaseVolumes, volumesOf } from '../registry/vm-volumes.ts';
+import { getVmById, releaseAllocation } from '../registry/vms.ts';
+import type { Vm } from '../registry/types.ts';
+
+export interface VmActivityDeps {
+  sql: Sql;
+  drivers: DriverPool;
+  defaultPolicy: PlacementPolicy;
+  actor: () => ActorOptions;
+}
+
+export interface ShutdownRequest {
+  timeoutMs: number;
+  force: boolean;
+}
+
+/**
+ * Long driver calls report progress as heartbeats, so a lost worker is noticed within the
+ * heartbeat timeout and the next attempt (and the Temporal UI) can see how far it got.
+ * A call that reports nothing for a while still heartbeats, from a timer.
+ */
+async function heartbeating<T>(fn: (onProgress: (p: Progress) => void) => Promise<T>): Promise<T> {
+  let last: Progress | undefined;
+  const timer = setInterval(() => heartbeat(last), 5_000);
+  try {
+    return await fn((p) => {
+      last = p;
+      heartbeat(p);
+    });
+  } finally {
+    clearInterval(timer);
+  }
+}
+
+/** Activities of the VM entity workflow: one side effect each, safe to retry. */
+export function createVmActivities({ sql, drivers, defaultPolicy, actor }: VmActivityDeps) {
+  /** The VM and the driver of its host (or of `hostName`, for the far side of a move). */
+  async function onHost(vmId: string, hostName?: string) {
+    const vm = await getVmById(sql, vmId);
+    const name = hostName ?? vm.host;
+    if (!name) throw new DriverError('rejected', `vm ${vm.name} is on no host`);
+    const host = await getHost(sql, name);
+    return { vm, host, driver: drivers.get(host), volumes: volumesOf(vm.keys) };
+  }
+  const spec = (vm: Vm, volumes: VolumeRef[]) => ({
+    id: vm.id,
+    name: vm.name,
+    definition: vm.definition,
+    volumes,
+  });
+
+  return {
+    /** Claims the `vol:` keys of the volumes provision will create, before anything exists. */
+    async claimVolumes(vmId: string): Promise<VolumeRef[]> {
+      const { vm, driver } = await onHost(vmId);
+      const refs = driver.volumesFor(vm);
+      await claimVolumes(sql, vmId, refs, actor());
+      return refs;
+    },
+
+    async releaseVolumes(vmId: string): Promise<void> {
+      await releaseVolumes(sql, vmId, actor());
+    },
+
+    /** Creates the recorded volumes; ones already there are kept, so a retry resumes. */
+    async provisionVolumes(vmId: string, hostName?: string): Promise<void> {
+      const { vm, driver, volumes } = await onHost(vmId, hostName);
+      await heartbeating((onProgress) =>
+        driver.provision(spec(vm, volumes), { onProgress, signal: cancellationSignal() }),
+      );
+    },
+
+    /**
+     * Undefines the domain and wipes the recorded volumes on the VM's host (or `hostName`);
+     * volumes already gone are success, so a retry goes on where the last attempt stopped.
+     */
+    async deprovisionVolumes(vmId: string, hostName?: string): Promise<void> {
+      const { vm, driver, volumes } = await onHost(vmId, hostName);
+      await heartbeating((onProgress) =>
+        driver.deprovision(
+          { id: vm.id, name: vm.name, volumes },
+          { onProgress, signal: cancellationSignal() },
+        ),
+      );
+    },
+
+    async defineDomain(vmId: string): Promise<void> {
+      const { vm, driver, volumes } = await onHost(vmId);
+      await driver.define(spec(vm, volumes));
+    },
+
+    async startDomain(vmId: string): Promise<void> {
+      const { vm, driver } = await onHost(vmId);
+      await driver.start(vm.name);
+    },
+
+    /** Polls until the host reports the domain running; resumes its backoff from the heartbeat. */
+    async waitRunning(vmId: string): Promise<void> {
+      const { vm, driver } = await onHost(vmId);
+      const from = (activityInfo().heartbeatDetails as number | undefined) ?? 0;
+      for (let attempt = from; ; attempt++) {
+        const info = await driver.info(vm.name);
+        if (!info) throw new DriverError('not-found', `${vm.name} vanished from ${vm.host}`);
+        if (info.state === 'running') return;
+        heartbeat(attempt);
+        await sleep(Math.min(250 * 2 ** attempt, 5000));
+      }
+    },
+
+    async stopDomain(vmId: string): Promise<void> {
+      const vm = await getVmById(sql, vmId);
+      if (!vm.host) return; // never placed: nothing runs
+      const { driver } = await onHost(vmId);
+      await driver.stop(vm.name);
+    },
+
+    async shutdownDomain(vmId: string, request: ShutdownRequest): Promise<void> {
+      const { vm, driver } = await onHost(vmId);
+      await heartbeating(() => driver.shutdown(vm.name, request));
+    },
+
+    async rebootDomain(vmId: string): Promise<void> {
+      const { vm, driver } = await onHost(vmId);
+      await driver.reboot(vm.name);
+    },
+
+    /** Holds room on the target (named, or the allocator's pick with the current host excluded). */
+    async reserveMigration(vmId: string, target: string | undefined): Promise<string> {
+      const vm = await getVmById(sql, vmId);
+      if (!vm.host) throw new DriverError('rejected', `vm ${vm.name} is on no host`);
+      return reserveMigrationTarget(sql, vm, vm.host, target, defaultPolicy, actor());
+    },
+
+    async releaseMigration(vmId: string): Promise<void> {
+      const vm = await getVmById(sql, vmId);
+      await releaseMigrationTarget(sql, vm.name, actor());
+    },
+
+    /**
+     * Creates the VM's volumes on the target, then moves the domain (live where the driver can,
+     * cold otherwise). The driver's migration is safe to retry from any point.
+     */
+    async migrateDomain(vmId: string, target: string, live: boolean): Promise<{ live: boolean }> {
+      const { vm, driver, volumes } = await onHost(vmId);
+      const to = await getHost(sql, target);
+      const targetDriver = drivers.get(to);
+      return heartbeating(async (onProgress) => {
+        await targetDriver.provision(spec(vm, volumes), { onProgress });
+        return driver.migrate(spec(vm, volumes), to, {
+          live,
+          onProgress,
+          signal: cancellationSignal(),
+        });
+      });
+    },
+
+    /** Moves the VM's allocation to the target and releases the source's room. */
+    async commitMigration(vmId: string): Promise<void> {
+      const vm = await getVmById(sql, vmId);
+      await commitMigration(sql, vm, actor());
+    },
+
+    async releaseAllocation(vmId: string): Promise<void> {
+      await releaseAllocation(sql, vmId, actor());
+    },
+  };
+}

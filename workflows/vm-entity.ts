@@ -1,0 +1,252 @@
+import {
+  ApplicationFailure,
+  allHandlersFinished,
+  condition,
+  continueAsNew,
+  currentUpdateInfo,
+  defineQuery,
+  defineUpdate,
+  setHandler,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { OperationRef, Vm, VmRequest } from '../activities/index.ts';
+import { rootFailure } from './failure.ts';
+import { createSaga, type Claim, type OnFailure } from './vm-create.ts';
+import * as ops from './vm-operations.ts';
+import type { OperationOutcome, VmFacts } from './vm-operations.ts';
+import {
+  rejection,
+  targetOf,
+  type EntityState,
+  type MigrateRequest,
+  type OperationKind,
+  type ShutdownArgs,
+} from './vm-rules.ts';
+
+export interface OperationRecord {
+  updateId: string;
+  kind: OperationKind;
+  runId: string;
+  status: 'queued' | 'running' | 'completed' | 'failed';
+  /** What the VM will be once this and every operation before it have run. */
+  projected: EntityState;
+  error: { type: string | null; message: string } | null;
+  acceptedAt: string;
+  closedAt: string | null;
+}
+
+export interface VmStatus {
+  name: string;
+  vmId: string | null;
+  state: EntityState;
+  host: string | null;
+  error: string | null;
+  /** The operation in progress, if any, then those waiting their turn, in arrival order. */
+  operation: OperationRecord | null;
+  queued: OperationRecord[];
+  /** Recent operations, oldest first (the last RECENT, carried across continueAsNew). */
+  operations: OperationRecord[];
+}
+
+export interface VmEntityInput {
+  request: VmRequest;
+  /** What a failed create leaves: nothing (`remove`, the default) or the VM `failed`, with why. */
+  onFailure?: OnFailure;
+  /** For tests of continueAsNew: continue after this many operations, not only when suggested. */
+  continueAfter?: number;
+  /** Set by continueAsNew: the VM as the last run left it, and its recent operations. */
+  carried?: { vm: VmFacts; claimed: Vm | null; operations: OperationRecord[] };
+}
+
+/** Resolves once the VM's name and keys are claimed, or fails with why they could not be. */
+export const claimedUpdate = defineUpdate<Vm, [VmRequest]>('claimed');
+export const startUpdate = defineUpdate<OperationOutcome>('start');
+export const stopUpdate = defineUpdate<OperationOutcome>('stop');
+export const shutdownUpdate = defineUpdate<OperationOutcome, [ShutdownArgs]>('shutdown');
+export const rebootUpdate = defineUpdate<OperationOutcome>('reboot');
+export const migrateUpdate = defineUpdate<OperationOutcome, [MigrateRequest]>('migrate');
+export const reprovisionUpdate = defineUpdate<OperationOutcome>('reprovision');
+export const decommissionUpdate = defineUpdate<OperationOutcome>('decommission');
+export const statusQuery = defineQuery<VmStatus>('status');
+export const operationQuery = defineQuery<OperationRecord | null, [string]>('operation');
+
+const RECENT = 50;
+
+function rejected(message: string): ApplicationFailure {
+  return ApplicationFailure.create({ type: 'OperationRejected', message, nonRetryable: true });
+}
+
+/**
+ * One long-lived workflow per VM (`vm:<name>`): it runs the create saga, then serves the VM's
+ * operations as Updates until it is decommissioned. Updates, not signals, because a caller
+ * must learn at once whether its request was accepted: validators reject what the VM's state
+ * does not allow before anything reaches history. Accepted operations run one at a time in
+ * arrival order (the queue below is the per-VM mutex), so none ever interleave.
+ */
+export async function vmEntity(input: VmEntityInput): Promise<VmStatus> {
+  const { request } = input;
+  const onFailure = input.onFailure ?? 'remove';
+  const { workflowId, runId } = workflowInfo();
+  const vm: VmFacts = input.carried?.vm ?? {
+    name: request.name,
+    vmId: null,
+    state: 'pending',
+    host: null,
+    error: null,
+  };
+  const records: OperationRecord[] = [...(input.carried?.operations ?? [])];
+  const queue: OperationRecord[] = [];
+  let claim: Claim | undefined;
+  if (input.carried) {
+    const { claimed } = input.carried;
+    claim = claimed ? { vm: claimed } : { failure: rejected(vm.error ?? 'create failed') };
+  }
+  let finished = 0;
+
+  const ref = (r: OperationRecord): OperationRef => ({
+    kind: r.kind,
+    workflowId,
+    runId: r.runId,
+    updateId: r.updateId,
+  });
+  const projected = (): EntityState => queue.at(-1)?.projected ?? vm.state;
+
+  function accept(kind: OperationKind, updateId: string): OperationRecord {
+    const record: OperationRecord = {
+      updateId,
+      kind,
+      runId,
+      status: 'queued',
+      projected: targetOf(kind, projected()),
+      error: null,
+      // Workflow time: deterministic on replay.
+      acceptedAt: new Date().toISOString(),
+      closedAt: null,
+    };
+    queue.push(record);
+    records.push(record);
+    if (records.length > RECENT) records.splice(0, records.length - RECENT);
+    return record;
+  }
+
+  async function inTurn(record: OperationRecord, fn: (op: OperationRef) => Promise<void>) {
+    await condition(() => queue[0] === record);
+    record.status = 'running';
+    try {
+      await fn(ref(record));
+      record.status = 'completed';
+    } catch (err) {
+      const failure = rootFailure(err);
+      record.status = 'failed';
+      record.error = { type: failure.type ?? null, message: failure.message };
+      throw failure;
+    } finally {
+      record.closedAt = new Date().toISOString();
+      queue.shift();
+      finished++;
+    }
+  }
+
+  function serve<A extends unknown[]>(
+    update: ReturnType<typeof defineUpdate<OperationOutcome, A>>,
+    kind: OperationKind,
+    fn: (op: OperationRef, ...args: A) => Promise<void>,
+    check: (...args: A) => Parameters<typeof rejection>[4] = () => ({}),
+  ) {
+    setHandler(
+      update,
+      async (...args: A) => {
+        const record = accept(kind, currentUpdateInfo()?.id ?? kind);
+        await inTurn(record, (op) => fn(op, ...args));
+        return { operation: ref(record), state: vm.state, host: vm.host };
+      },
+      {
+        validator: (...args: A) => {
+          const why = rejection(vm.name, kind, projected(), vm.host, check(...args));
+          if (why !== null) throw rejected(why);
+        },
+      },
+    );
+  }
+
+  // Before the first await: an update-with-start's update finds its handler.
+  const create = input.carried ? null : accept('create', 'create');
+  setHandler(statusQuery, () => ({
+    ...vm,
+    operation: queue[0]?.status === 'running' ? queue[0] : null,
+    queued: queue.filter((r) => r.status === 'queued'),
+    operations: records,
+  }));
+  setHandler(operationQuery, (id) => records.find((r) => r.updateId === id) ?? null);
+  setHandler(
+    claimedUpdate,
+    async () => {
+      await condition(() => claim !== undefined);
+      if (claim && 'failure' in claim) throw claim.failure;
+      return claim!.vm;
+    },
+    {
+      // A retried request finds this run; a different one under the same name is a conflict.
+      validator: (asked) => {
+        if (JSON.stringify(asked) !== JSON.stringify(request)) {
+          throw ApplicationFailure.create({
+            type: 'KeyConflict',
+            message: `name:${request.name} is already held by vm ${request.name}`,
+            details: [{ key: `name:${request.name}`, holder: `vm ${request.name}` }],
+            nonRetryable: true,
+          });
+        }
+        if (projected() === 'gone' && create?.status !== 'running') {
+          throw rejected(`vm ${request.name} is being decommissioned; create it again once gone`);
+        }
+      },
+    },
+  );
+  serve(startUpdate, 'start', (op) => ops.start(vm, op));
+  serve(stopUpdate, 'stop', (op) => ops.stop(vm, op));
+  serve(
+    shutdownUpdate,
+    'shutdown',
+    (op, args) => ops.shutdown(vm, op, args ?? {}),
+    (args) => ({ shutdown: args ?? {} }),
+  );
+  serve(rebootUpdate, 'reboot', (op) => ops.reboot(vm, op));
+  serve(
+    migrateUpdate,
+    'migrate',
+    (op, args) => ops.migrate(vm, op, args ?? {}),
+    (args) => ({ migrate: args ?? {} }),
+  );
+  serve(reprovisionUpdate, 'reprovision', (op) => ops.reprovision(vm, op));
+  serve(decommissionUpdate, 'decommission', (op) => ops.decommission(vm, op));
+
+  let createFailure: unknown = null;
+  if (create) {
+    await inTurn(create, (op) => createSaga(vm, request, onFailure, op, (c) => (claim = c))).catch(
+      (err: unknown) => (createFailure = err),
+    );
+  }
+
+  for (;;) {
+    await condition(
+      () =>
+        vm.state === 'gone' ||
+        (queue.length === 0 &&
+          (workflowInfo().continueAsNewSuggested || finished >= (input.continueAfter ?? Infinity))),
+    );
+    // Every accepted operation gets its answer before this run ends.
+    await condition(allHandlersFinished);
+    if (vm.state === 'gone') {
+      if (createFailure) throw createFailure;
+      return { ...vm, operation: null, queued: [], operations: records };
+    }
+    if (queue.length === 0) break;
+  }
+  const { continueAfter } = input;
+  return continueAsNew<typeof vmEntity>({
+    request,
+    onFailure,
+    ...(continueAfter === undefined ? {} : { continueAfter }),
+    carried: { vm, claimed: claim && 'vm' in claim ? claim.vm : null, operations: records },
+  });
+}

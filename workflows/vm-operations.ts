@@ -1,0 +1,166 @@
+import { ApplicationFailure, CancellationScope, log } from '@temporalio/workflow';
+import type { OperationRef } from '../activities/index.ts';
+import { rootFailure } from './failure.ts';
+import { boot, cleanup, long, shutdownProxy, steps, wipe } from './proxies.ts';
+import { move } from './vm-create.ts';
+import type { EntityState, MigrateRequest, ShutdownArgs } from './vm-rules.ts';
+
+/** What the entity workflow knows of its VM; carried across continueAsNew. */
+export interface VmFacts {
+  name: string;
+  vmId: string | null;
+  state: EntityState;
+  host: string | null;
+  error: string | null;
+}
+
+export interface OperationOutcome {
+  operation: OperationRef;
+  state: EntityState;
+  host: string | null;
+}
+
+/** Raised when an operation that was valid when accepted finds the VM no longer fits it. */
+function stateConflict(vm: VmFacts, what: string): ApplicationFailure {
+  return ApplicationFailure.create({
+    type: 'StateConflict',
+    message: `vm ${vm.name} is ${vm.state}; cannot ${what}`,
+    nonRetryable: true,
+  });
+}
+
+function mustBe(vm: VmFacts, what: string, ...allowed: EntityState[]): string {
+  if (!allowed.includes(vm.state) || vm.vmId === null) throw stateConflict(vm, what);
+  return vm.vmId;
+}
+
+export async function start(vm: VmFacts, op: OperationRef): Promise<void> {
+  if (vm.state === 'running') return; // idempotent: already where asked
+  const id = mustBe(vm, 'start', 'stopped');
+  await move(vm, ['stopped'], 'starting', op);
+  await recovering(vm, op, 'stopped', async () => {
+    await steps.startDomain(id);
+    await boot.waitRunning(id);
+  });
+  await move(vm, ['starting'], 'running', op);
+}
+
+export async function stop(vm: VmFacts, op: OperationRef): Promise<void> {
+  if (vm.state === 'stopped') return;
+  const id = mustBe(vm, 'stop', 'running');
+  await move(vm, ['running'], 'stopping', op);
+  await recovering(vm, op, 'running', () => steps.stopDomain(id));
+  await move(vm, ['stopping'], 'stopped', op);
+}
+
+/** Graceful; after `timeoutMs` the guest is powered off if `force`, else the VM stays running. */
+export async function shutdown(vm: VmFacts, op: OperationRef, args: ShutdownArgs): Promise<void> {
+  if (vm.state === 'stopped') return;
+  const id = mustBe(vm, 'shut down', 'running');
+  const timeoutMs = args.timeoutMs ?? 60_000;
+  await move(vm, ['running'], 'stopping', op);
+  await recovering(vm, op, 'running', () =>
+    shutdownProxy(timeoutMs).shutdownDomain(id, { timeoutMs, force: args.force ?? false }),
+  );
+  await move(vm, ['stopping'], 'stopped', op);
+}
+
+export async function reboot(vm: VmFacts, op: OperationRef): Promise<void> {
+  const id = mustBe(vm, 'reboot', 'running');
+  await move(vm, ['running'], 'rebooting', op);
+  await recovering(vm, op, 'running', async () => {
+    await steps.rebootDomain(id);
+    await boot.waitRunning(id);
+  });
+  await move(vm, ['rebooting'], 'running', op);
+}
+
+/**
+ * Room on the target is claimed before anything moves and released on the source only after
+ * the domain runs there, so the VM is never without a place and no host is over-committed.
+ */
+export async function migrate(vm: VmFacts, op: OperationRef, args: MigrateRequest): Promise<void> {
+  const id = mustBe(vm, 'migrate', 'running', 'stopped');
+  const before = vm.state as 'running' | 'stopped';
+  const source = vm.host!;
+  await move(vm, [before], 'migrating', op);
+  let target: string;
+  try {
+    target = await steps.reserveMigration(id, args.host);
+    await long.migrateDomain(id, target, args.live ?? true);
+  } catch (err) {
+    await CancellationScope.nonCancellable(async () => {
+      await cleanup.releaseMigration(id);
+      await move(vm, ['migrating'], before, op, rootFailure(err).message);
+    });
+    throw err;
+  }
+  await cleanup.commitMigration(id);
+  vm.host = target;
+  // The source's copies of the volumes are this VM's alone (their vol: keys say so): wipe them.
+  await wipe.deprovisionVolumes(id, source);
+  await move(vm, ['migrating'], before, op);
+}
+
+/** Wipe and reinstall: the same VM, keys and host, fresh volumes, booted again. */
+export async function reprovision(vm: VmFacts, op: OperationRef): Promise<void> {
+  const id = mustBe(vm, 'reprovision', 'running', 'stopped');
+  await move(vm, ['running', 'stopped'], 'reprovisioning', op);
+  try {
+    await steps.stopDomain(id);
+    await long.deprovisionVolumes(id);
+    await long.provisionVolumes(id);
+    await steps.defineDomain(id);
+    await steps.startDomain(id);
+    await boot.waitRunning(id);
+  } catch (err) {
+    // Half wiped is not running: say so, with why, and let decommission (or a retry) go on.
+    const reason = `reprovision failed: ${rootFailure(err).message}`;
+    await CancellationScope.nonCancellable(() =>
+      move(vm, ['reprovisioning'], 'failed', op, reason),
+    );
+    throw err;
+  }
+  await move(vm, ['reprovisioning'], 'running', op);
+}
+
+/**
+ * Power off (the volumes are about to be wiped, so a graceful shutdown protects nothing),
+ * undefine, wipe the volumes, then remove the VM: its keys and its allocation go with it.
+ * Teardown retries transient errors without end: a leak is worse than a wait.
+ */
+export async function decommission(vm: VmFacts, op: OperationRef): Promise<void> {
+  if (vm.vmId === null || vm.state === 'gone') throw stateConflict(vm, 'decommission');
+  const id = vm.vmId;
+  await cleanup.transitionVm(id, 'any', 'decommissioning', { operation: op });
+  vm.state = 'decommissioning';
+  if (vm.host !== null) {
+    await cleanup.stopDomain(id);
+    await wipe.deprovisionVolumes(id);
+  }
+  await cleanup.deleteVm(id);
+  vm.state = 'gone';
+  vm.host = null;
+}
+
+/** A step failed with the VM where it was: put its state back, with the reason. */
+async function recovering(
+  vm: VmFacts,
+  op: OperationRef,
+  back: 'running' | 'stopped',
+  fn: () => Promise<void>,
+): Promise<void> {
+  const during = vm.state;
+  try {
+    await fn();
+  } catch (err) {
+    await CancellationScope.nonCancellable(async () => {
+      try {
+        await move(vm, [during], back, op, rootFailure(err).message);
+      } catch (e) {
+        log.error('could not restore the state', { error: String(e) });
+      }
+    });
+    throw err;
+  }
+}

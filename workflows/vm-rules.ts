@@ -1,0 +1,86 @@
+import type { VmState } from '../activities/index.ts';
+
+/** The operations a VM's entity workflow serves, each as an Update of that name. */
+export type OperationKind =
+  'create' | 'start' | 'stop' | 'shutdown' | 'reboot' | 'migrate' | 'reprovision' | 'decommission';
+
+/** A VM as its entity workflow sees it; `gone` once decommissioned or removed. */
+export type EntityState = VmState | 'gone';
+
+export interface MigrateRequest {
+  host?: string | undefined;
+  live?: boolean | undefined;
+}
+
+export interface ShutdownArgs {
+  timeoutMs?: number | undefined;
+  force?: boolean | undefined;
+}
+
+/** The state an accepted operation leaves the VM in, if it succeeds. */
+export function targetOf(kind: OperationKind, before: EntityState): EntityState {
+  switch (kind) {
+    case 'create':
+    case 'start':
+    case 'reboot':
+    case 'reprovision':
+      return 'running';
+    case 'stop':
+    case 'shutdown':
+      return 'stopped';
+    case 'migrate':
+      return before;
+    case 'decommission':
+      return 'gone';
+  }
+}
+
+/**
+ * The state the VM will be in once every accepted operation has run: what a new request is
+ * judged against, since it runs after them (a stop queued behind a start sees `running`).
+ */
+export function projectedState(
+  current: EntityState,
+  queued: readonly OperationKind[],
+): EntityState {
+  return queued.reduce<EntityState>((state, kind) => targetOf(kind, state), current);
+}
+
+/**
+ * Why `kind` cannot be accepted now, or null when it can. Pure, so the validators (which must
+ * not touch history) and the tests share it. Asking for the state a VM is already headed to is
+ * accepted and does nothing: stop on a stopped VM, start on a running one.
+ */
+export function rejection(
+  name: string,
+  kind: OperationKind,
+  projected: EntityState,
+  host: string | null,
+  args: { migrate?: MigrateRequest; shutdown?: ShutdownArgs } = {},
+): string | null {
+  if (projected === 'gone') return `vm ${name} is being decommissioned or is gone`;
+  if (kind === 'decommission') return null;
+  if (projected === 'failed') return `vm ${name} failed; only decommission is possible`;
+  switch (kind) {
+    case 'create':
+      return `vm ${name} already exists`;
+    case 'start':
+    case 'stop':
+    case 'reprovision':
+      return null;
+    case 'shutdown': {
+      const t = args.shutdown?.timeoutMs;
+      if (t !== undefined && (!Number.isInteger(t) || t < 0 || t > 3_600_000)) {
+        return 'timeoutMs: must be an integer from 0 to 3600000';
+      }
+      return null;
+    }
+    case 'reboot':
+      return projected === 'running' ? null : `vm ${name} is ${projected}; start it instead`;
+    case 'migrate': {
+      const to = args.migrate?.host;
+      if (to !== undefined && to === host) return `vm ${name} already runs on ${to}`;
+      return null;
+    }
+  }
+}
