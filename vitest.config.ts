@@ -30,6 +30,29 @@ export default defineConfig({
           hookTimeout: 300_000,
         },
       },
+      {
+        // Committed histories replayed against today's workflow code: a non-deterministic change fails.
+        test: {
+          name: 'replay',
+          include: ['test/replay/**/*.test.ts'],
+          pool: 'forks',
+          testTimeout: 120_000,
+        },
+      },
+      {
+        test: {
+          // Killed workers, restarted servers, faulty hypervisors: minutes each, one file at a
+          // time after the integration tier (they start daemons and servers of their own).
+          name: 'chaos',
+          include: ['test/chaos/**/*.test.ts'],
+          globalSetup: ['test/support/global-setup.ts'],
+          pool: 'forks',
+          fileParallelism: false,
+          sequence: { groupOrder: 1 },
+          testTimeout: 600_000,
+          hookTimeout: 300_000,
+        },
+      },
     ],
   },
 });

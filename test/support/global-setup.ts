@@ -14,7 +14,8 @@ import { workflowsPath } from '../../workers/compose.ts';
 export default async function setup(project: TestProject) {
   const config = loadConfig();
   const databaseUrl = config.databaseUrl ?? 'postgres://postgres@127.0.0.1:5432/postgres';
-  const templateDatabase = `vagoth_template_${process.pid}`;
+  // One per project and run: projects sharing this setup (integration, chaos) run it each.
+  const templateDatabase = `vagoth_template_${project.name.replace(/\W/g, '_')}_${process.pid}`;
   const admin = connect(databaseUrl, { max: 1 });
   await admin.unsafe(`CREATE DATABASE ${templateDatabase}`);
   const template = connect(withDatabase(databaseUrl, templateDatabase), { max: 1 });

@@ -1,0 +1,236 @@
+// bench/lifecycle: whole VM lifecycles (create, running, decommission) through the API on a
+// local Temporal dev server, the real worker and PostgreSQL, hosts simulated by libvirt's test
+// driver in the worker's process; against the Temporal floor measured in the same run.
+//
+//   npx tsx bench/lifecycle.ts [--vms 1000] [--hosts 50] [--concurrency 200]
+//
+// Figures are printed, never asserted. TEMPORAL_ADDRESS names a server to use instead of a
+// dev server of the bench's own; DATABASE_URL the PostgreSQL (a scratch database is dropped).
+import { randomUUID } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { WithStartWorkflowOperation, type Client } from '@temporalio/client';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
+import { createContextInner } from '../api/context.ts';
+import { createCaller } from '../api/router.ts';
+import { loadConfig } from '../config.ts';
+import { writeSimulatedHost } from '../drivers/libvirt/simulated-host.ts';
+import type { Sql } from '../registry/db.ts';
+import { connectClient, startWorker } from '../workers/compose.ts';
+import { floorClaimed, floorDecommission, floorLifecycle, floorRunning } from './floor-workflow.ts';
+import { benchDatabase, percentile } from './support.ts';
+
+const { values } = parseArgs({
+  options: {
+    vms: { type: 'string', default: '1000' },
+    hosts: { type: 'string', default: '50' },
+    concurrency: { type: 'string', default: '200' },
+  },
+});
+const VMS = Number(values.vms);
+const HOSTS = Number(values.hosts);
+const CONCURRENCY = Number(values.concurrency);
+const POLL_MS = 25;
+
+interface Figures {
+  seconds: number;
+  latencies: number[]; // create call to running, ms
+}
+
+/** Runs `lifecycle(i)` for every VM on CONCURRENCY loops; returns wall time and latencies. */
+async function drive(lifecycle: (i: number) => Promise<number>): Promise<Figures> {
+  const latencies: number[] = [];
+  let next = 0;
+  const t0 = performance.now();
+  await Promise.all(
+    Array.from({ length: CONCURRENCY }, async () => {
+      for (let i = next++; i < VMS; i = next++) latencies.push(await lifecycle(i));
+    }),
+  );
+  return { seconds: (performance.now() - t0) / 1000, latencies: latencies.sort((a, b) => a - b) };
+}
+
+/**
+ * One query per tick for every VM's state, instead of a poll per VM: waiters learn when their
+ * VM is running or gone within POLL_MS, whatever workflow shape runs it.
+ */
+function registryWatch(sql: Sql) {
+  const waiters = new Map<string, { want: 'running' | 'gone'; resolve(): void }>();
+  let stopped = false;
+  const loop = (async () => {
+    while (!stopped) {
+      if (waiters.size > 0) {
+        const rows = await sql<{ name: string; state: string }[]>`
+          SELECT name, metadata->>'state' AS state FROM nodes WHERE type = 'vm'`;
+        const states = new Map(rows.map((r) => [r.name, r.state]));
+        for (const [name, w] of waiters) {
+          const state = states.get(name);
+          if (state === 'failed') throw new Error(`vm ${name} failed`);
+          if ((w.want === 'gone' && state === undefined) || state === w.want) {
+            waiters.delete(name);
+            w.resolve();
+          }
+        }
+      }
+      await new Promise((r) => setTimeout(r, POLL_MS));
+    }
+  })();
+  return {
+    until: (name: string, want: 'running' | 'gone') =>
+      new Promise<void>((resolve) => waiters.set(name, { want, resolve })),
+    async stop() {
+      stopped = true;
+      await loop;
+    },
+  };
+}
+
+async function vagoth(
+  address: string,
+  temporal: Client,
+): Promise<Figures & { steps: [number, number] }> {
+  const db = await benchDatabase(40);
+  const hostsDir = await mkdtemp(path.join(tmpdir(), 'vagoth-bench-hosts-'));
+  const taskQueue = `bench-${randomUUID()}`;
+  const worker = await startWorker({ sql: db.sql, address, namespace: 'default', taskQueue });
+  const api = createCaller(
+    createContextInner({
+      sql: db.sql,
+      temporal,
+      taskQueue,
+      namespace: 'default',
+      temporalUiUrl: 'http://ui',
+    }),
+  );
+  const watch = registryWatch(db.sql);
+  try {
+    await api.networks.create({ name: 'default', cidr: '10.0.0.0/16', gateway: '10.0.0.1' });
+    for (let i = 1; i <= HOSTS; i++) {
+      const uri = await writeSimulatedHost(hostsDir, `sim-${i}`, { cpus: 16, memoryMiB: 65536 });
+      await api.hosts.register({ name: `sim-${i}`, driver: 'libvirt', uri, cpuRatio: 4 });
+    }
+    let sample: { id: string; runId: string } | null = null;
+    const figures = await drive(async (i) => {
+      const name = `bench-${i}`;
+      const t0 = performance.now();
+      const { operation } = await api.vms.create({
+        name,
+        vcpus: 1,
+        memoryMiB: 256,
+        nics: [{ network: 'default' }],
+      });
+      sample ??= operation;
+      await watch.until(name, 'running');
+      const latency = performance.now() - t0;
+      await api.vms.decommission({ name });
+      await watch.until(name, 'gone');
+      return latency;
+    });
+    return { ...figures, steps: await activitySteps(temporal, sample!) };
+  } finally {
+    await watch.stop();
+    await worker.shutdown();
+    await db.drop();
+    await rm(hostsDir, { recursive: true, force: true });
+  }
+}
+
+/** Activities one real lifecycle ran, before and after its decommission: the floor's shape. */
+async function activitySteps(
+  temporal: Client,
+  op: { id: string; runId: string },
+): Promise<[number, number]> {
+  const events = (await temporal.workflow.getHandle(op.id).fetchHistory()).events ?? [];
+  let before = 0;
+  let after = 0;
+  let decommissioning = false;
+  for (const e of events) {
+    if (
+      e.workflowExecutionUpdateAcceptedEventAttributes?.acceptedRequest?.input?.name ===
+      'decommission'
+    )
+      decommissioning = true;
+    if (e.activityTaskScheduledEventAttributes) {
+      if (decommissioning) after++;
+      else before++;
+    }
+  }
+  return [before, after];
+}
+
+async function floor(address: string, temporal: Client, steps: [number, number]): Promise<Figures> {
+  const taskQueue = `floor-${randomUUID()}`;
+  const connection = await NativeConnection.connect({ address });
+  const worker = await Worker.create({
+    connection,
+    namespace: 'default',
+    taskQueue,
+    workflowsPath: fileURLToPath(new URL('./floor-workflow.ts', import.meta.url)),
+    activities: { noop: async () => {} },
+  });
+  const running = worker.run();
+  try {
+    return await drive(async (i) => {
+      const t0 = performance.now();
+      const workflowId = `floor-${taskQueue}-${i}`;
+      const start = new WithStartWorkflowOperation(floorLifecycle, {
+        args: [{ createSteps: steps[0], decommissionSteps: steps[1] }],
+        taskQueue,
+        workflowId,
+        workflowIdConflictPolicy: 'USE_EXISTING',
+      });
+      await temporal.workflow.executeUpdateWithStart(floorClaimed, {
+        startWorkflowOperation: start,
+      });
+      const handle = temporal.workflow.getHandle(workflowId);
+      await handle.executeUpdate(floorRunning);
+      const latency = performance.now() - t0;
+      await handle.executeUpdate(floorDecommission);
+      await handle.result();
+      return latency;
+    });
+  } finally {
+    worker.shutdown();
+    await running;
+    await connection.close();
+  }
+}
+
+Runtime.install({ logger: new DefaultLogger('ERROR') });
+const config = loadConfig();
+const env = config.temporal.address
+  ? null
+  : await TestWorkflowEnvironment.createLocal({
+      server: {
+        executable: { type: 'existing-path', path: path.resolve(config.temporal.cli) },
+        ui: false,
+        log: { format: 'pretty', level: 'error' },
+      },
+    });
+const address = config.temporal.address ?? env!.address;
+const temporal = await connectClient(address, 'default');
+try {
+  console.log(`${VMS} VM lifecycles on ${HOSTS} simulated hosts, ${CONCURRENCY} at a time`);
+  const real = await vagoth(address, temporal);
+  const base = await floor(address, temporal, real.steps);
+  const rate = (f: Figures) => VMS / f.seconds;
+  const row = (label: string, f: Figures) =>
+    console.log(
+      `${label.padEnd(10)} ${rate(f).toFixed(1).padStart(7)} lifecycles/s   create->running p50 ${percentile(f.latencies, 50).toFixed(0)} ms, p99 ${percentile(f.latencies, 99).toFixed(0)} ms`,
+    );
+  row('vagoth', real);
+  row('floor', base);
+  console.log(
+    `activities per lifecycle: ${real.steps[0]} create + ${real.steps[1]} decommission (the floor runs as many no-ops)`,
+  );
+  const ratio = base.seconds > 0 ? real.seconds / base.seconds : NaN;
+  console.log(`throughput: ${rate(real).toFixed(1)} lifecycles/s (target >= 30)`);
+  console.log(`vagoth / floor (wall time): ${ratio.toFixed(2)}x (target <= 1.5x)`);
+} finally {
+  await temporal.connection.close();
+  await env?.teardown();
+}

