@@ -107,7 +107,11 @@ describe('npm start', () => {
     expect((await api.hosts.list.query()).map((h) => h.name)).toEqual(['sim-1', 'sim-2']);
     // The workflow history outlived the restart too.
     expect(
-      await api.operations.get.query({ id: operation.id, runId: operation.runId }),
+      await api.operations.get.query({
+        id: operation.id,
+        runId: operation.runId,
+        updateId: operation.updateId,
+      }),
     ).toMatchObject({ status: 'completed' });
     const teardown = await api.vms.decommission.mutate({ name: 'app-1' });
     expect(await waitForOperation(api, teardown.operation)).toMatchObject({ status: 'completed' });

@@ -135,13 +135,14 @@ describe('hostRegisterInput refuses a bad geats host and names the field', () =>
 });
 
 describe('good inputs parse', () => {
-  it('fills in no disk, NICs, tags or placement rules by default', () => {
+  it('fills in no disk, NICs, tags or placement rules by default; a failed create is removed', () => {
     expect(vmCreateInput.parse(vm)).toEqual({
       ...vm,
       diskGiB: 0,
       nics: [],
       tags: {},
       placement: {},
+      onFailure: 'remove',
     });
   });
 
@@ -156,6 +157,7 @@ describe('good inputs parse', () => {
       ],
       tags: { role: 'web', team: '' },
       placement: { host: 'hv1' },
+      onFailure: 'keep',
     };
     expect(vmCreateInput.parse(input)).toEqual({
       ...input,
