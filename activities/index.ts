@@ -12,6 +12,7 @@ import { NotFoundError } from '../registry/errors.ts';
 import { withFailureTypes } from './failures.ts';
 import { createVmActivities, type ShutdownRequest } from './vm.ts';
 import { createMonitorActivities } from './monitor.ts';
+import { createHostActivities } from './host.ts';
 
 export type { Host, HostAddress, OperationRef, ShutdownRequest, Vm, VmRequest, VmState };
 
@@ -35,6 +36,7 @@ export function createActivities({ sql, drivers, defaultPolicy = 'spread' }: Act
   return withFailureTypes({
     ...createVmActivities({ sql, drivers, defaultPolicy, actor }),
     ...createMonitorActivities({ sql, drivers }),
+    ...createHostActivities({ sql, drivers, actor }),
 
     /** Memory comes from the host; vCPUs too, unless declared (geats reports no CPU count). */
     async registerHost({ vcpus, ...host }: HostRegistration): Promise<Host> {

@@ -298,3 +298,11 @@ export const nodeChangeKeysInput = z
         ctx.addIssue({ code: 'custom', path: ['release', i], message: `${key} is also claimed` });
     });
   });
+
+/** Evacuation restarts a host's VMs elsewhere: only safe once the host is known to be off. */
+export const hostEvacuateInput = z.object({
+  name: nameSchema,
+  fenced: z.literal(true, {
+    error: 'must be true: confirm the host is powered off or cut off (fenced) before evacuating',
+  }),
+});

@@ -12,6 +12,10 @@ const USAGE = `usage: vagoth <command>
                  [--memory-ratio R] [--disk GiB] [--tag k=v]...
       uri: a libvirt URI, geats:///path/to/agent or geats+ssh://user@host[:port]/path/to/agent;
       a geats host reports no CPU count, so it needs --vcpus
+  hosts maintenance|activate|remove <name>
+      maintenance: no new placements, and its VMs migrate away (prints what moved and what stayed)
+  hosts evacuate <name> --fenced
+      restarts a dead host's VMs elsewhere on fresh volumes; --fenced confirms the host is off
   networks list
   networks create <name> <cidr> [--gateway A.B.C.D] [--reserve FIRST-LAST]...
   vms list
@@ -32,6 +36,7 @@ const { values, positionals } = parseArgs({
   allowPositionals: true,
   options: {
     vcpus: { type: 'string' },
+    fenced: { type: 'boolean' },
     memory: { type: 'string' },
     nic: { type: 'string', multiple: true },
     tag: { type: 'string', multiple: true },
@@ -124,6 +129,17 @@ async function run(): Promise<void> {
           tags: pairs(values.tag),
         }),
       );
+    }
+    case 'hosts maintenance':
+      return print(await api.hosts.maintenance.mutate({ name: needs(1)[0]! }));
+    case 'hosts activate':
+      return print(await api.hosts.activate.mutate({ name: needs(1)[0]! }));
+    case 'hosts remove':
+      return print(await api.hosts.remove.mutate({ name: needs(1)[0]! }));
+    case 'hosts evacuate': {
+      if (!values.fenced)
+        throw new Error('hosts evacuate: --fenced is required (is the host off?)');
+      return print(await api.hosts.evacuate.mutate({ name: needs(1)[0]!, fenced: true }));
     }
     case 'networks list':
       return print(await api.networks.list.query());

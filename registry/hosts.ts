@@ -1,6 +1,6 @@
-import { actorSource, type ActorOptions } from './context.ts';
+import { actorSource, withActor, type ActorOptions } from './context.ts';
 import { jsonb, type Sql } from './db.ts';
-import { KeyConflictError, NotFoundError } from './errors.ts';
+import { KeyConflictError, NotFoundError, StateConflictError } from './errors.ts';
 import type { Host, HostCapacity, HostDriver, HostState } from './types.ts';
 
 export interface NewHost {
@@ -114,4 +114,45 @@ export async function setHostState(sql: Sql, name: string, state: HostState): Pr
     UPDATE host_capacity c SET state = ${state} FROM nodes n
     WHERE n.id = c.host_id AND n.name = ${name} RETURNING c.host_id`;
   if (rows.length === 0) throw new NotFoundError('host', name);
+}
+
+/** A VM whose room is on a host (migration holds excluded: they belong to a VM elsewhere). */
+export interface HostedVm {
+  id: string;
+  name: string;
+}
+
+export async function vmsOnHost(sql: Sql, name: string): Promise<HostedVm[]> {
+  return sql<HostedVm[]>`
+    SELECT v.id, v.name FROM allocations a
+    JOIN nodes v ON v.id = a.vm_id JOIN nodes h ON h.id = a.host_id
+    WHERE h.name = ${name} AND h.type = 'host' AND v.type = 'vm'
+    ORDER BY v.name`;
+}
+
+/**
+ * Forgets a host: its node, its capacity row and the monitor's rows for it (both cascade from
+ * the node). Refused while anything still holds room on it or hangs under it in the tree: a
+ * host is removed once drained, never with VMs on it. The host row is locked first, so a
+ * placement racing the removal either lands before (and is counted) or finds no host.
+ */
+export async function removeHost(sql: Sql, name: string, actor?: ActorOptions): Promise<void> {
+  await withActor(sql, actor ?? { actor: null, operation: null }, async (tx) => {
+    const [host] = await tx<{ id: string }[]>`
+      SELECT c.host_id AS id FROM host_capacity c JOIN nodes n ON n.id = c.host_id
+      WHERE n.name = ${name} AND n.type = 'host' FOR UPDATE OF c`;
+    if (!host) throw new NotFoundError('host', name);
+    const [held] = await tx<{ allocations: number; children: number }[]>`
+      SELECT (SELECT count(*)::int FROM allocations WHERE host_id = ${host.id}) AS allocations,
+             (SELECT count(*)::int FROM nodes WHERE parent_id = ${host.id}) AS children`;
+    const remaining = Math.max(held!.allocations, held!.children);
+    if (remaining > 0) {
+      throw new StateConflictError(
+        `host ${name}`,
+        `still holding ${remaining} VM(s) or allocation(s)`,
+        'remove it; drain it first (hosts maintenance)',
+      );
+    }
+    await tx`DELETE FROM nodes WHERE id = ${host.id}`;
+  });
 }

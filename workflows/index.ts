@@ -8,6 +8,7 @@ export {
   migrateUpdate,
   reprovisionUpdate,
   decommissionUpdate,
+  evacuateUpdate,
   statusQuery,
   operationQuery,
   type OperationRecord,
@@ -15,6 +16,8 @@ export {
   type VmStatus,
 } from './vm-entity.ts';
 export type { OperationOutcome } from './vm-operations.ts';
-export type { MigrateRequest, OperationKind, ShutdownArgs } from './vm-rules.ts';
+export type { EvacuateRequest, MigrateRequest, OperationKind, ShutdownArgs } from './vm-rules.ts';
 export { registerHost } from './register-host.ts';
 export { monitorCluster, type MonitorInput, type MonitorReport } from './monitor.ts';
+export { hostMaintenance, type DrainReport } from './host-maintenance.ts';
+export { hostEvacuate, type EvacuationReport } from './host-evacuate.ts';

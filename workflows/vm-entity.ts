@@ -18,6 +18,7 @@ import {
   rejection,
   targetOf,
   type EntityState,
+  type EvacuateRequest,
   type MigrateRequest,
   type OperationKind,
   type ShutdownArgs,
@@ -67,6 +68,8 @@ export const rebootUpdate = defineUpdate<OperationOutcome>('reboot');
 export const migrateUpdate = defineUpdate<OperationOutcome, [MigrateRequest]>('migrate');
 export const reprovisionUpdate = defineUpdate<OperationOutcome>('reprovision');
 export const decommissionUpdate = defineUpdate<OperationOutcome>('decommission');
+/** Sent by a host's evacuation (workflows/host-evacuate.ts) once the host is fenced. */
+export const evacuateUpdate = defineUpdate<OperationOutcome, [EvacuateRequest]>('evacuate');
 export const statusQuery = defineQuery<VmStatus>('status');
 export const operationQuery = defineQuery<OperationRecord | null, [string]>('operation');
 
@@ -219,6 +222,7 @@ export async function vmEntity(input: VmEntityInput): Promise<VmStatus> {
   );
   serve(reprovisionUpdate, 'reprovision', (op) => ops.reprovision(vm, op));
   serve(decommissionUpdate, 'decommission', (op) => ops.decommission(vm, op));
+  serve(evacuateUpdate, 'evacuate', (op, args) => ops.evacuate(vm, op, args));
 
   let createFailure: unknown = null;
   if (create) {

@@ -3,7 +3,7 @@ import type { OperationRef } from '../activities/index.ts';
 import { rootFailure } from './failure.ts';
 import { boot, cleanup, long, shutdownProxy, steps, wipe } from './proxies.ts';
 import { move } from './vm-create.ts';
-import type { EntityState, MigrateRequest, ShutdownArgs } from './vm-rules.ts';
+import type { EntityState, EvacuateRequest, MigrateRequest, ShutdownArgs } from './vm-rules.ts';
 
 /** What the entity workflow knows of its VM; carried across continueAsNew. */
 export interface VmFacts {
@@ -99,6 +99,47 @@ export async function migrate(vm: VmFacts, op: OperationRef, args: MigrateReques
   vm.host = target;
   // The source's copies of the volumes are this VM's alone (their vol: keys say so): wipe them.
   await wipe.deprovisionVolumes(id, source);
+  await move(vm, ['migrating'], before, op);
+}
+
+/**
+ * Restarts the VM on another host after its own was fenced: room is claimed elsewhere, the
+ * record moves there (releasing the dead host's room) before anything starts, then volumes
+ * are provisioned afresh (local disks on the dead host are lost), the domain defined and, if
+ * it was running, started. The fenced host is never called: its leftovers are the monitor's
+ * `duplicated`/`unknownOurs` findings should it come back.
+ */
+export async function evacuate(
+  vm: VmFacts,
+  op: OperationRef,
+  args: EvacuateRequest,
+): Promise<void> {
+  if (vm.host !== args.from) return; // already elsewhere: a retried evacuation
+  const id = mustBe(vm, 'evacuate', 'running', 'stopped');
+  const before = vm.state as 'running' | 'stopped';
+  await move(vm, [before], 'migrating', op);
+  try {
+    await steps.reserveMigration(id, undefined);
+  } catch (err) {
+    await CancellationScope.nonCancellable(async () => {
+      await cleanup.releaseMigration(id);
+      await move(vm, ['migrating'], before, op, rootFailure(err).message);
+    });
+    throw err;
+  }
+  vm.host = await cleanup.commitEvacuation(id);
+  try {
+    await long.provisionVolumes(id);
+    await steps.defineDomain(id);
+    if (before === 'running') {
+      await steps.startDomain(id);
+      await boot.waitRunning(id);
+    }
+  } catch (err) {
+    const reason = `evacuated to ${vm.host} but not restarted: ${rootFailure(err).message}`;
+    await CancellationScope.nonCancellable(() => move(vm, ['migrating'], 'failed', op, reason));
+    throw err;
+  }
   await move(vm, ['migrating'], before, op);
 }
 

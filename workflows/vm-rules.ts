@@ -2,7 +2,15 @@ import type { VmState } from '../activities/index.ts';
 
 /** The operations a VM's entity workflow serves, each as an Update of that name. */
 export type OperationKind =
-  'create' | 'start' | 'stop' | 'shutdown' | 'reboot' | 'migrate' | 'reprovision' | 'decommission';
+  | 'create'
+  | 'start'
+  | 'stop'
+  | 'shutdown'
+  | 'reboot'
+  | 'migrate'
+  | 'reprovision'
+  | 'decommission'
+  | 'evacuate';
 
 /** A VM as its entity workflow sees it; `gone` once decommissioned or removed. */
 export type EntityState = VmState | 'gone';
@@ -10,6 +18,11 @@ export type EntityState = VmState | 'gone';
 export interface MigrateRequest {
   host?: string | undefined;
   live?: boolean | undefined;
+}
+
+/** Restart the VM elsewhere: `from` is the fenced host it must be on (else nothing to do). */
+export interface EvacuateRequest {
+  from: string;
 }
 
 export interface ShutdownArgs {
@@ -29,6 +42,7 @@ export function targetOf(kind: OperationKind, before: EntityState): EntityState 
     case 'shutdown':
       return 'stopped';
     case 'migrate':
+    case 'evacuate':
       return before;
     case 'decommission':
       return 'gone';
@@ -67,6 +81,7 @@ export function rejection(
     case 'start':
     case 'stop':
     case 'reprovision':
+    case 'evacuate':
       return null;
     case 'shutdown': {
       const t = args.shutdown?.timeoutMs;

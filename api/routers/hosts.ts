@@ -1,11 +1,17 @@
 import { ScheduleNotFoundError, type Client } from '@temporalio/client';
 import { z } from 'zod';
 import type { ReconcilePolicies } from '../../monitor/reconcile.ts';
-import { getHost, listHosts } from '../../registry/hosts.ts';
+import { getHost, listHosts, removeHost, setHostState } from '../../registry/hosts.ts';
 import { lastReport } from '../../registry/monitor.ts';
 import { MONITOR_SCHEDULE_ID } from '../../workers/schedules.ts';
-import { monitorCluster, registerHost, type MonitorInput } from '../../workflows/index.ts';
-import { byName, hostRegisterInput, nameSchema } from '../schemas.ts';
+import {
+  hostEvacuate,
+  hostMaintenance,
+  monitorCluster,
+  registerHost,
+  type MonitorInput,
+} from '../../workflows/index.ts';
+import { byName, hostEvacuateInput, hostRegisterInput, nameSchema } from '../schemas.ts';
 import { publicProcedure, router } from '../trpc.ts';
 
 /**
@@ -60,6 +66,53 @@ export const hostsRouter = router({
         staticSummary: `poll ${input.name ? `host ${input.name}` : 'every host'}`,
       });
     }),
+
+  /**
+   * Takes the host out of placement and migrates its VMs away; answers the drain's report
+   * (moved, and those that stayed with why). A retried request joins the drain under way.
+   */
+  maintenance: publicProcedure.input(byName).mutation(async ({ ctx, input }) => {
+    await getHost(ctx.sql, input.name); // NOT_FOUND before any workflow starts
+    return ctx.temporal.workflow.execute(hostMaintenance, {
+      args: [{ name: input.name }],
+      taskQueue: ctx.taskQueue,
+      workflowId: `host:${input.name}:maintenance`,
+      workflowIdConflictPolicy: 'USE_EXISTING',
+      staticSummary: `drain host ${input.name}`,
+    });
+  }),
+
+  /**
+   * Back into placement. Whatever the state (maintenance, or down whether the monitor or an
+   * operator set it), the operator's word is taken: the monitor marks it down again if it
+   * still does not answer. Leaving `down` also clears the monitor's own mark (a trigger).
+   */
+  activate: publicProcedure.input(byName).mutation(async ({ ctx, input }) => {
+    await setHostState(ctx.sql, input.name, 'active');
+    return getHost(ctx.sql, input.name);
+  }),
+
+  /** Forgets an empty host; PRECONDITION_FAILED, with how many remain, while VMs are on it. */
+  remove: publicProcedure.input(byName).mutation(async ({ ctx, input }) => {
+    await removeHost(ctx.sql, input.name, { actor: 'api', operation: null });
+    return { removed: input.name };
+  }),
+
+  /**
+   * Restarts a fenced host's VMs elsewhere; answers the report. `fenced: true` is the caller's
+   * word that the host can run nothing any more (powered off, cut off): without fencing a
+   * host that is merely unreachable may still run its VMs, and evacuating makes two copies.
+   */
+  evacuate: publicProcedure.input(hostEvacuateInput).mutation(async ({ ctx, input }) => {
+    await getHost(ctx.sql, input.name);
+    return ctx.temporal.workflow.execute(hostEvacuate, {
+      args: [{ name: input.name }],
+      taskQueue: ctx.taskQueue,
+      workflowId: `host:${input.name}:evacuate`,
+      workflowIdConflictPolicy: 'USE_EXISTING',
+      staticSummary: `evacuate fenced host ${input.name}`,
+    });
+  }),
 
   /** The last monitor run's report (scheduled or asked for), or null before the first. */
   monitor: publicProcedure.query(({ ctx }) => lastReport(ctx.sql)),
