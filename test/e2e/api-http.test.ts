@@ -28,7 +28,7 @@ describe('the HTTP API, as a cloud layer uses it', () => {
       tags: { role: 'db' },
     });
     expect(created.operation.url).toBe(
-      `${UI_URL}/namespaces/default/workflows/vm%3Adb-1/${created.operation.runId}/history`,
+      `${UI_URL}/namespaces/${h.namespace}/workflows/vm%3Adb-1/${created.operation.runId}/history`,
     );
     expect(await waitForOperation(api, created.operation)).toMatchObject({
       status: 'completed',

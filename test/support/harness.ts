@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import type { Client } from '@temporalio/client';
+import { Client as TemporalClient, WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { inject } from 'vitest';
 import { createContextInner } from '../../api/context.ts';
@@ -50,6 +50,9 @@ export interface Harness {
   sql: Sql;
   databaseUrl: string;
   temporal: Client;
+  /** A Temporal namespace of this harness's own: entity workflow ids (`vm:<name>`) live on,
+   * so another test file's VM of the same name must not be the same workflow. */
+  namespace: string;
   taskQueue: string;
   worker: VagothWorker;
   api: ReturnType<typeof createCaller>;
@@ -66,22 +69,49 @@ export interface HarnessOptions {
   http?: boolean;
 }
 
-/** Real Postgres, real Temporal, a real worker on a task queue of its own. */
+/** Registers a fresh namespace and waits until the server answers for it (a fraction of a second). */
+async function createNamespace(address: string): Promise<string> {
+  const namespace = `test-${randomUUID()}`;
+  const admin = await connectClient(address, 'default');
+  try {
+    await admin.connection.workflowService.registerNamespace({
+      namespace,
+      // protobufjs encodes a plain number for an int64 field; the type asks for a Long.
+      workflowExecutionRetentionPeriod: { seconds: 86_400 as never },
+    });
+    const client = new TemporalClient({ connection: admin.connection, namespace });
+    for (let i = 0; ; i++) {
+      const outcome = await client.workflow
+        .getHandle('namespace-probe')
+        .describe()
+        .catch((err: unknown) => err);
+      if (outcome instanceof WorkflowNotFoundError) return namespace;
+      if (i === 100)
+        throw new Error(`namespace ${namespace} never became usable`, { cause: outcome });
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  } finally {
+    await admin.connection.close();
+  }
+}
+
+/** Real Postgres, real Temporal, a real worker on a task queue and namespace of its own. */
 export async function startHarness(options: HarnessOptions = {}): Promise<Harness> {
   const db = await createTestDatabase();
   const address = inject('temporalAddress');
   const taskQueue = `test-${randomUUID()}`;
-  const temporal = await connectClient(address, 'default');
+  const namespace = await createNamespace(address);
+  const temporal = await connectClient(address, namespace);
   const worker = await startWorker({
     sql: db.sql,
     address,
-    namespace: 'default',
+    namespace,
     taskQueue,
     workflowBundle: { code: inject('workflowBundle') },
     ...(options.driverFactory ? { driverFactory: options.driverFactory } : {}),
   });
   const hostsDir = await mkdtemp(path.join(tmpdir(), 'vagoth-hosts-'));
-  const deps = { sql: db.sql, temporal, taskQueue, namespace: 'default', temporalUiUrl: UI_URL };
+  const deps = { sql: db.sql, temporal, taskQueue, namespace, temporalUiUrl: UI_URL };
   const server = options.http ? await startApiServer(deps, { host: '127.0.0.1', port: 0 }) : null;
   // Every test can put NICs on `default` (10.0.0.0/8) without creating it.
   await createNetwork(db.sql, { name: 'default', cidr: '10.0.0.0/8' });
@@ -89,6 +119,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     sql: db.sql,
     databaseUrl: db.url,
     temporal,
+    namespace,
     taskQueue,
     worker,
     api: createCaller(createContextInner(deps)),
