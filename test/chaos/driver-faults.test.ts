@@ -31,7 +31,9 @@ describe(`libvirt hosts failing 10% of calls (seed ${seed})`, () => {
     expect(vms.filter((v) => v.state === 'running').length).toBeGreaterThan(VMS * 0.9);
     await decommissionAll(env);
     const total = [...faults.injected.values()].reduce((a, b) => a + b, 0);
-    expect(total).toBeGreaterThan(VMS / 2); // the faults really happened
+    // The faults really happened: about rate x calls of them (a third of that is far below
+    // what any seed gives, so the check is not at the mercy of the draw).
+    expect(total).toBeGreaterThan((faults.calls * 0.1) / 3);
     expect([...faults.injected.keys()].some((k) => k.endsWith(':after'))).toBe(true);
   });
 

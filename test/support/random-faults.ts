@@ -23,6 +23,8 @@ export interface RandomFaults {
   armed: boolean;
   /** Faults injected so far, by `operation:kind:when`. */
   injected: Map<string, number>;
+  /** Calls that could have failed (armed, of a faulty operation): the draws made. */
+  calls: number;
 }
 
 // mulberry32: a tiny seeded generator, so a failing run can be replayed from its seed.
@@ -60,9 +62,16 @@ export function randomFaults(real: DriverFactory, options: RandomFaultsOptions):
       'deprovision',
     ],
   );
-  const faults: RandomFaults = { factory: () => null as never, armed: false, injected: new Map() };
+  const faults: RandomFaults = {
+    factory: () => null as never,
+    armed: false,
+    injected: new Map(),
+    calls: 0,
+  };
   const draw = (op: Operation) => {
-    if (!faults.armed || !ops.has(op) || random() >= options.rate) return null;
+    if (!faults.armed || !ops.has(op)) return null;
+    faults.calls++;
+    if (random() >= options.rate) return null;
     const kind = options.kinds[Math.floor(random() * options.kinds.length)]!;
     const retryable = kind === 'unreachable' || kind === 'timeout';
     const when = retryable && random() < 0.5 ? 'after' : 'before';
