@@ -1,9 +1,15 @@
-import { claimOrder, planPlacement, type PlacementPolicy } from '../allocator/place.ts';
+import {
+  claimOrder,
+  planPlacement,
+  type PlacementPolicy,
+  type PlacementRequest,
+  type PlacementSnapshot,
+} from '../allocator/place.ts';
 import type { ActorOptions } from './context.ts';
 import type { Sql } from './db.ts';
 import { NoCapacityError } from './errors.ts';
 import { claimAllocation, placementCandidates, placementSnapshot } from './placement.ts';
-import type { Vm } from './types.ts';
+import type { Vm, VmDefinition } from './types.ts';
 
 // How many hosts the index hands the allocator, all of which the claim may try in its one
 // round trip: enough to survive lost races and to pass over hosts other claims hold locked.
@@ -15,43 +21,67 @@ export interface Placed {
   retries: number;
 }
 
+/** What a VM's definition asks of a host, and the policy it is placed by. */
+export function placementRequest(
+  definition: VmDefinition,
+  defaultPolicy: PlacementPolicy,
+): PlacementRequest {
+  const { vcpus, memoryMiB, diskGiB, placement } = definition;
+  return { vcpus, memoryMiB, diskGiB, ...placement, policy: placement.policy ?? defaultPolicy };
+}
+
 /**
- * Places a claimed VM (its definition as claimVm returned it: fixed from then on): plans on the
- * best few hosts from the index, then claims on the first of them that takes it, in one
- * transaction. Idempotent: a placed VM stays put (place_vm answers with its host).
+ * Plans on the best few hosts from the index (never `exclude`), then claims room for
+ * `claimant` (a VM, or a migration's hold) on the first of them that takes it, in one
+ * transaction. With no room anywhere it fails with every host's reason. Idempotent: a
+ * claimant already placed gets its host back (place_vm answers with it).
  */
-export async function placeVm(
+export async function placeClaimant(
+  sql: Sql,
+  claimant: string,
+  request: PlacementRequest,
+  exclude: string | null,
+  actor?: ActorOptions,
+): Promise<Placed> {
+  const without = (s: PlacementSnapshot): PlacementSnapshot =>
+    exclude === null ? s : { ...s, hosts: s.hosts.filter((h) => h.name !== exclude) };
+  const limit = exclude === null ? CANDIDATES : CANDIDATES + 1;
+  const plan = planPlacement(without(await placementCandidates(sql, request, limit)), request);
+  const allocation = {
+    vcpus: request.vcpus,
+    memoryMiB: request.memoryMiB,
+    diskGiB: request.diskGiB,
+    antiAffinity: request.antiAffinity ?? [],
+    affinity: request.affinity ?? [],
+  };
+  // Called even with no candidates: a retried placement that already landed gets its host.
+  const claim = await claimAllocation(
+    sql,
+    claimant,
+    claimOrder(plan, Math.random),
+    allocation,
+    actor,
+  );
+  if (claim.host !== null) return { host: claim.host, retries: Object.keys(claim.reasons).length };
+  const reasons = { ...plan.rejected, ...claim.reasons };
+  if (plan.candidates.length === 0) {
+    // The index found nobody with room, and says nothing of the hosts it skipped: explain
+    // over every host, for the real reasons.
+    const all = without(await placementSnapshot(sql, request));
+    Object.assign(reasons, planPlacement(all, request).rejected);
+  }
+  throw new NoCapacityError(reasons);
+}
+
+/**
+ * Places a claimed VM (its definition as claimVm returned it: fixed from then on).
+ * Idempotent: a placed VM stays put.
+ */
+export function placeVm(
   sql: Sql,
   vm: Pick<Vm, 'id' | 'definition'>,
   defaultPolicy: PlacementPolicy,
   actor?: ActorOptions,
 ): Promise<Placed> {
-  const vmId = vm.id;
-  const { vcpus, memoryMiB, diskGiB, placement } = vm.definition;
-  const request = {
-    vcpus,
-    memoryMiB,
-    diskGiB,
-    ...placement,
-    policy: placement.policy ?? defaultPolicy,
-  };
-  const plan = planPlacement(await placementCandidates(sql, request, CANDIDATES), request);
-  const reasons = { ...plan.rejected };
-  const allocation = {
-    vcpus,
-    memoryMiB,
-    diskGiB,
-    antiAffinity: placement.antiAffinity ?? [],
-    affinity: placement.affinity ?? [],
-  };
-  // Called even with no candidates: a retried placement that already landed gets its host.
-  const claim = await claimAllocation(sql, vmId, claimOrder(plan, Math.random), allocation, actor);
-  if (claim.host !== null) return { host: claim.host, retries: Object.keys(claim.reasons).length };
-  Object.assign(reasons, claim.reasons);
-  if (plan.candidates.length === 0) {
-    // The index found nobody with room, and says nothing of the hosts it skipped: explain
-    // over every host, for the real reasons.
-    Object.assign(reasons, planPlacement(await placementSnapshot(sql, request), request).rejected);
-  }
-  throw new NoCapacityError(reasons);
+  return placeClaimant(sql, vm.id, placementRequest(vm.definition, defaultPolicy), null, actor);
 }

@@ -1,11 +1,9 @@
-import { claimOrder, planPlacement, type PlacementPolicy } from '../allocator/place.ts';
+import type { PlacementPolicy } from '../allocator/place.ts';
+import { placeClaimant, placementRequest } from './allocate.ts';
 import { actorSource, withActor, type ActorOptions } from './context.ts';
 import { jsonb, type Sql } from './db.ts';
 import { InvalidRequestError, NoCapacityError } from './errors.ts';
-import { claimAllocation, placementCandidates, placementSnapshot } from './placement.ts';
 import type { Vm } from './types.ts';
-
-const CANDIDATES = 16;
 
 /**
  * While a VM moves it needs room on both hosts, and an allocation belongs to one node (its
@@ -40,47 +38,15 @@ export async function reserveMigrationTarget(
       (SELECT h.name FROM allocations a JOIN nodes h ON h.id = a.host_id WHERE a.vm_id = n.id) AS host`;
   if (holdRow!.host) return holdRow!.host;
 
-  const { vcpus, memoryMiB, diskGiB, placement } = vm.definition;
   // The VM's own pin names the host it was created on: a move ignores it unless asked again.
-  const { host: _pin, ...rules } = placement;
-  const request = {
-    vcpus,
-    memoryMiB,
-    diskGiB,
-    ...rules,
-    ...(target === undefined ? {} : { host: target }),
-    policy: placement.policy ?? defaultPolicy,
-  };
-  const withoutSource = <T extends { hosts: { name: string }[] }>(s: T): T => ({
-    ...s,
-    hosts: s.hosts.filter((h) => h.name !== source),
-  });
-  const plan = planPlacement(
-    withoutSource(await placementCandidates(sql, request, CANDIDATES + 1)),
-    request,
-  );
-  const allocation = {
-    vcpus,
-    memoryMiB,
-    diskGiB,
-    antiAffinity: placement.antiAffinity ?? [],
-    affinity: placement.affinity ?? [],
-  };
-  const claim = await claimAllocation(
-    sql,
-    holdRow!.id,
-    claimOrder(plan, Math.random),
-    allocation,
-    actor,
-  );
-  if (claim.host !== null) return claim.host;
-  await releaseMigrationTarget(sql, vm.name, actor);
-  const reasons = { ...plan.rejected, ...claim.reasons };
-  if (plan.candidates.length === 0) {
-    const all = withoutSource(await placementSnapshot(sql, request));
-    Object.assign(reasons, planPlacement(all, request).rejected);
+  const { host: _pin, ...rules } = placementRequest(vm.definition, defaultPolicy);
+  const request = { ...rules, ...(target === undefined ? {} : { host: target }) };
+  try {
+    return (await placeClaimant(sql, holdRow!.id, request, source, actor)).host;
+  } catch (err) {
+    if (err instanceof NoCapacityError) await releaseMigrationTarget(sql, vm.name, actor);
+    throw err;
   }
-  throw new NoCapacityError(reasons);
 }
 
 /** Gives the held room back (a move that did not happen); a retry is a no-op. */
