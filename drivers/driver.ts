@@ -1,16 +1,8 @@
-import type { HostAddress, HostCapacity, VmDefinition } from '../registry/types.ts';
+import type { HostAddress, HostCapacity, VmDefinition, VolumeRef } from '../registry/types.ts';
+
+export type { VolumeRef };
 
 export type DomainState = 'running' | 'stopped' | 'paused' | 'shutting-down' | 'crashed' | 'other';
-
-/**
- * A storage volume vagoth created for a VM. The registry records it as the VM's unique key
- * `vol:<pool>/<name>`, so no two VMs ever hold one, and a destructive call only ever acts on a
- * volume that record names.
- */
-export interface VolumeRef {
-  pool: string;
-  name: string;
-}
 
 /** What vagoth gives a driver to deploy: the registry's VM, by its stable id. */
 export interface DomainSpec {

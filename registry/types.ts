@@ -165,3 +165,13 @@ export interface Page<T> {
   items: T[];
   nextCursor: string | null;
 }
+
+/**
+ * A storage volume vagoth created for a VM. The registry records it as the VM's unique key
+ * `vol:<pool>/<name>`, so no two VMs ever hold one, and a destructive call only ever acts on a
+ * volume that record names.
+ */
+export interface VolumeRef {
+  pool: string;
+  name: string;
+}

@@ -2,12 +2,9 @@ import { withActor, type ActorOptions } from './context.ts';
 import type { Sql } from './db.ts';
 import { NotFoundError } from './errors.ts';
 import { claimKeys } from './node-keys.ts';
+import type { VolumeRef } from './types.ts';
 
-/** A volume in a host's storage pool (the drivers' VolumeRef). */
-export interface VolumeRef {
-  pool: string;
-  name: string;
-}
+export type { VolumeRef };
 
 /**
  * A VM's volumes are recorded as its unique keys `vol:<pool>/<name>`: the UNIQUE constraint
