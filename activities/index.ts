@@ -10,11 +10,27 @@ import { deleteVm, getVmById, transitionVm, type VmRequest } from '../registry/v
 import type { Host, HostAddress, OperationRef, Vm, VmState } from '../registry/types.ts';
 import { NotFoundError } from '../registry/errors.ts';
 import { withFailureTypes } from './failures.ts';
-import { createVmActivities, type ShutdownRequest } from './vm.ts';
+import {
+  createVmActivities,
+  type ShutdownRequest,
+  type StepStates,
+  type Transition,
+} from './vm.ts';
+import { volumesOf } from '../registry/vm-volumes.ts';
 import { createMonitorActivities } from './monitor.ts';
 import { createHostActivities } from './host.ts';
 
-export type { Host, HostAddress, OperationRef, ShutdownRequest, Vm, VmRequest, VmState };
+export type {
+  Host,
+  HostAddress,
+  OperationRef,
+  ShutdownRequest,
+  StepStates,
+  Transition,
+  Vm,
+  VmRequest,
+  VmState,
+};
 
 /** A host to record, as hosts.register takes it. */
 export type HostRegistration = Omit<NewHost, 'capacity'> & { vcpus?: number | undefined };
@@ -61,19 +77,28 @@ export function createActivities({ sql, drivers, defaultPolicy = 'spread' }: Act
       await transitionVm(sql, vmId, from, to, patch, actor());
     },
 
-    async placeVm(vm: Pick<Vm, 'id' | 'definition'>): Promise<string> {
+    /** Enters `placing` (if asked) and places the VM: its host. */
+    async placeVm(vm: Pick<Vm, 'id' | 'definition'>, enter?: Transition): Promise<string> {
+      if (enter) {
+        const { from, to, operation, error } = enter;
+        await transitionVm(sql, vm.id, from, to, { operation, error: error ?? null }, actor());
+      }
       return (await placeVm(sql, vm, defaultPolicy, actor())).host;
     },
 
-    /** Idempotent: a VM never placed, or a domain already gone, is success. */
-    async undefineDomain(vmId: string): Promise<void> {
+    /**
+     * Idempotent: a VM never placed, or a domain already gone, is success. Answers how many
+     * volumes the registry records for the VM, still to be wiped (none for a VM without disks).
+     */
+    async undefineDomain(vmId: string): Promise<number> {
       const vm = await getVmById(sql, vmId).catch((err: unknown) => {
         if (err instanceof NotFoundError) return null;
         throw err;
       });
-      if (!vm?.host) return;
+      if (!vm?.host) return 0;
       const driver = drivers.get(await getHost(sql, vm.host));
       await driver.undefine({ id: vm.id, name: vm.name });
+      return volumesOf(vm.keys).length;
     },
 
     async deleteVm(vmId: string): Promise<void> {

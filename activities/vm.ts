@@ -10,14 +10,32 @@ import {
   reserveMigrationTarget,
 } from '../registry/vm-migration.ts';
 import { claimVolumes, releaseVolumes, volumesOf } from '../registry/vm-volumes.ts';
-import { getVmById, releaseAllocation } from '../registry/vms.ts';
-import type { Vm } from '../registry/types.ts';
+import { StateConflictError } from '../registry/errors.ts';
+import { getVmById, releaseAllocation, transitionVm } from '../registry/vms.ts';
+import type { OperationRef, Vm, VmState } from '../registry/types.ts';
 
 export interface VmActivityDeps {
   sql: Sql;
   drivers: DriverPool;
   defaultPolicy: PlacementPolicy;
   actor: () => ActorOptions;
+}
+
+/** A change of the VM's registry state, compare-and-set from `from` (as transitionVm). */
+export interface Transition {
+  from: VmState[] | 'any';
+  to: VmState;
+  operation: OperationRef;
+  error?: string | null;
+}
+
+/**
+ * The registry states a step moves the VM through: `enter` before its side effect, `done`
+ * after it. Made inside the step, they cost the workflow no step of their own.
+ */
+export interface StepStates {
+  enter?: Transition;
+  done?: Transition;
 }
 
 export interface ShutdownRequest {
@@ -53,6 +71,46 @@ export function createVmActivities({ sql, drivers, defaultPolicy, actor }: VmAct
     const host = await getHost(sql, name);
     return { vm, host, driver: drivers.get(host), volumes: volumesOf(vm.keys) };
   }
+  const transition = (vmId: string, t: Transition) =>
+    transitionVm(
+      sql,
+      vmId,
+      t.from,
+      t.to,
+      { operation: t.operation, error: t.error ?? null },
+      actor(),
+    );
+
+  /**
+   * Runs `fn` between the step's `enter` and `done` states (`done` only if `reached` says the
+   * step got there). A retry of a step whose `done` already landed (its answer lost) finds
+   * the VM there and does nothing again: it answers `skipped`.
+   */
+  async function withStates<T>(
+    vmId: string,
+    states: StepStates | undefined,
+    fn: () => Promise<T>,
+    skipped: () => T | Promise<T>,
+    reached: (result: T) => boolean = () => true,
+  ): Promise<T> {
+    if (states?.enter) {
+      try {
+        await transition(vmId, states.enter);
+      } catch (err) {
+        const done = states.done?.to;
+        if (
+          err instanceof StateConflictError &&
+          done &&
+          (await getVmById(sql, vmId)).state === done
+        )
+          return skipped();
+        throw err;
+      }
+    }
+    const result = await fn();
+    if (states?.done && reached(result)) await transition(vmId, states.done);
+    return result;
+  }
   const spec = (vm: Vm, volumes: VolumeRef[]) => ({
     id: vm.id,
     name: vm.name,
@@ -62,11 +120,18 @@ export function createVmActivities({ sql, drivers, defaultPolicy, actor }: VmAct
 
   return {
     /** Claims the `vol:` keys of the volumes provision will create, before anything exists. */
-    async claimVolumes(vmId: string): Promise<VolumeRef[]> {
-      const { vm, driver } = await onHost(vmId);
-      const refs = driver.volumesFor(vm);
-      await claimVolumes(sql, vmId, refs, actor());
-      return refs;
+    async claimVolumes(vmId: string, states?: StepStates): Promise<VolumeRef[]> {
+      return withStates(
+        vmId,
+        states,
+        async () => {
+          const { vm, driver } = await onHost(vmId);
+          const refs = driver.volumesFor(vm);
+          await claimVolumes(sql, vmId, refs, actor());
+          return refs;
+        },
+        async () => volumesOf((await getVmById(sql, vmId)).keys),
+      );
     },
 
     async releaseVolumes(vmId: string): Promise<void> {
@@ -95,14 +160,34 @@ export function createVmActivities({ sql, drivers, defaultPolicy, actor }: VmAct
       );
     },
 
-    async defineDomain(vmId: string): Promise<void> {
-      const { vm, driver, volumes } = await onHost(vmId);
-      await driver.define(spec(vm, volumes));
+    async defineDomain(vmId: string, states?: StepStates): Promise<void> {
+      await withStates(
+        vmId,
+        states,
+        async () => {
+          const { vm, driver, volumes } = await onHost(vmId);
+          await driver.define(spec(vm, volumes));
+        },
+        () => undefined,
+      );
     },
 
-    async startDomain(vmId: string): Promise<void> {
-      const { vm, driver } = await onHost(vmId);
-      await driver.start(vm.name);
+    /**
+     * Starts the domain; true if the host reports it running at once (most do), and only then
+     * is `done` recorded: otherwise the workflow waits for it (waitRunning) and records it.
+     */
+    async startDomain(vmId: string, states?: StepStates): Promise<boolean> {
+      return withStates(
+        vmId,
+        states,
+        async () => {
+          const { vm, driver } = await onHost(vmId);
+          await driver.start(vm.name);
+          return (await driver.info(vm.name))?.state === 'running';
+        },
+        () => true,
+        (running) => running,
+      );
     },
 
     /** Polls until the host reports the domain running; resumes its backoff from the heartbeat. */
@@ -118,11 +203,18 @@ export function createVmActivities({ sql, drivers, defaultPolicy, actor }: VmAct
       }
     },
 
-    async stopDomain(vmId: string): Promise<void> {
-      const vm = await getVmById(sql, vmId);
-      if (!vm.host) return; // never placed: nothing runs
-      const { driver } = await onHost(vmId);
-      await driver.stop(vm.name);
+    async stopDomain(vmId: string, states?: StepStates): Promise<void> {
+      await withStates(
+        vmId,
+        states,
+        async () => {
+          const vm = await getVmById(sql, vmId);
+          if (!vm.host) return; // never placed: nothing runs
+          const { driver } = await onHost(vmId);
+          await driver.stop(vm.name);
+        },
+        () => undefined,
+      );
     },
 
     async shutdownDomain(vmId: string, request: ShutdownRequest): Promise<void> {

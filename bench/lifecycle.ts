@@ -21,7 +21,12 @@ import { loadConfig } from '../config.ts';
 import { writeSimulatedHost } from '../drivers/libvirt/simulated-host.ts';
 import type { Sql } from '../registry/db.ts';
 import { connectClient, startWorker } from '../workers/compose.ts';
-import { floorClaimed, floorDecommission, floorLifecycle, floorRunning } from './floor-workflow.ts';
+import {
+  floorClaimed,
+  floorDecommission,
+  floorLifecycle,
+  type StepKind,
+} from './floor-workflow.ts';
 import { benchDatabase, percentile } from './support.ts';
 
 const { values } = parseArgs({
@@ -55,22 +60,23 @@ async function drive(lifecycle: (i: number) => Promise<number>): Promise<Figures
 }
 
 /**
- * One query per tick for every VM's state, instead of a poll per VM: waiters learn when their
+ * One read per tick of every VM's state, instead of a poll per VM: waiters learn when their
  * VM is running or gone within POLL_MS, whatever workflow shape runs it.
  */
-function registryWatch(sql: Sql) {
+function watch(read: () => Promise<Map<string, string>>) {
   const waiters = new Map<string, { want: 'running' | 'gone'; resolve(): void }>();
   let stopped = false;
   const loop = (async () => {
     while (!stopped) {
       if (waiters.size > 0) {
-        const rows = await sql<{ name: string; state: string }[]>`
-          SELECT name, metadata->>'state' AS state FROM nodes WHERE type = 'vm'`;
-        const states = new Map(rows.map((r) => [r.name, r.state]));
+        const states = await read();
         for (const [name, w] of waiters) {
           const state = states.get(name);
           if (state === 'failed') throw new Error(`vm ${name} failed`);
-          if ((w.want === 'gone' && state === undefined) || state === w.want) {
+          if (
+            (w.want === 'gone' && (state === undefined || state === 'gone')) ||
+            state === w.want
+          ) {
             waiters.delete(name);
             w.resolve();
           }
@@ -89,10 +95,14 @@ function registryWatch(sql: Sql) {
   };
 }
 
-async function vagoth(
-  address: string,
-  temporal: Client,
-): Promise<Figures & { steps: [number, number] }> {
+const registryWatch = (sql: Sql) =>
+  watch(async () => {
+    const rows = await sql<{ name: string; state: string }[]>`
+      SELECT name, metadata->>'state' AS state FROM nodes WHERE type = 'vm'`;
+    return new Map(rows.map((r) => [r.name, r.state]));
+  });
+
+async function vagoth(address: string, temporal: Client): Promise<Figures & { steps: Steps }> {
   const db = await benchDatabase(40);
   const hostsDir = await mkdtemp(path.join(tmpdir(), 'vagoth-bench-hosts-'));
   const taskQueue = `bench-${randomUUID()}`;
@@ -139,38 +149,44 @@ async function vagoth(
   }
 }
 
-/** Activities one real lifecycle ran, before and after its decommission: the floor's shape. */
-async function activitySteps(
-  temporal: Client,
-  op: { id: string; runId: string },
-): Promise<[number, number]> {
+type Steps = [StepKind[], StepKind[]];
+
+/**
+ * The steps one real lifecycle ran, before and after its decommission, each a local activity
+ * (a marker) or an ordinary one: the floor's shape.
+ */
+async function activitySteps(temporal: Client, op: { id: string; runId: string }): Promise<Steps> {
   const events = (await temporal.workflow.getHandle(op.id).fetchHistory()).events ?? [];
-  let before = 0;
-  let after = 0;
-  let decommissioning = false;
+  const steps: Steps = [[], []];
+  let phase = 0;
   for (const e of events) {
     if (
       e.workflowExecutionUpdateAcceptedEventAttributes?.acceptedRequest?.input?.name ===
       'decommission'
     )
-      decommissioning = true;
-    if (e.activityTaskScheduledEventAttributes) {
-      if (decommissioning) after++;
-      else before++;
-    }
+      phase = 1;
+    if (e.activityTaskScheduledEventAttributes) steps[phase]!.push('activity');
+    if (e.markerRecordedEventAttributes?.markerName === 'core_local_activity')
+      steps[phase]!.push('local');
   }
-  return [before, after];
+  return steps;
 }
 
-async function floor(address: string, temporal: Client, steps: [number, number]): Promise<Figures> {
+async function floor(address: string, temporal: Client, steps: Steps): Promise<Figures> {
   const taskQueue = `floor-${randomUUID()}`;
+  const states = new Map<string, string>();
+  const floorWatch = watch(async () => states);
   const connection = await NativeConnection.connect({ address });
   const worker = await Worker.create({
     connection,
     namespace: 'default',
     taskQueue,
     workflowsPath: fileURLToPath(new URL('./floor-workflow.ts', import.meta.url)),
-    activities: { noop: async () => {} },
+    activities: {
+      noop: async (_step: number, mark?: { id: string; state: string }) => {
+        if (mark) states.set(mark.id, mark.state);
+      },
+    },
   });
   const running = worker.run();
   try {
@@ -186,14 +202,16 @@ async function floor(address: string, temporal: Client, steps: [number, number])
       await temporal.workflow.executeUpdateWithStart(floorClaimed, {
         startWorkflowOperation: start,
       });
-      const handle = temporal.workflow.getHandle(workflowId);
-      await handle.executeUpdate(floorRunning);
+      await floorWatch.until(workflowId, 'running');
       const latency = performance.now() - t0;
-      await handle.executeUpdate(floorDecommission);
-      await handle.result();
+      await temporal.workflow
+        .getHandle(workflowId)
+        .startUpdate(floorDecommission, { waitForStage: 'ACCEPTED' });
+      await floorWatch.until(workflowId, 'gone');
       return latency;
     });
   } finally {
+    await floorWatch.stop();
     worker.shutdown();
     await running;
     await connection.close();
@@ -224,8 +242,10 @@ try {
     );
   row('vagoth', real);
   row('floor', base);
+  const shape = (kinds: StepKind[]) =>
+    `${kinds.filter((k) => k === 'local').length} local + ${kinds.filter((k) => k === 'activity').length} ordinary`;
   console.log(
-    `activities per lifecycle: ${real.steps[0]} create + ${real.steps[1]} decommission (the floor runs as many no-ops)`,
+    `activities per lifecycle: create ${shape(real.steps[0])}, decommission ${shape(real.steps[1])} (the floor runs as many no-ops, of the same kinds)`,
   );
   const ratio = base.seconds > 0 ? real.seconds / base.seconds : NaN;
   console.log(`throughput: ${rate(real).toFixed(1)} lifecycles/s (target >= 30)`);

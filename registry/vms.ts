@@ -100,7 +100,21 @@ export async function transitionVm(
   if (rows.length > 0) return;
   const vm = await getVmById(sql, id);
   if (vm.state === to) return; // a retried transition that already landed
+  // A step of this same operation run again after the operation went further (local
+  // activities since the last workflow task are re-run after a worker crash): it already
+  // happened. Not past `failed`: a failed operation's steps must not carry on.
+  if (vm.state !== 'failed' && patch.operation && sameOperation(vm.operation, patch.operation))
+    return;
   throw new StateConflictError(`vm ${vm.name}`, vm.state, to);
+}
+
+function sameOperation(a: OperationRef | null, b: OperationRef): boolean {
+  return (
+    a !== null &&
+    a.workflowId === b.workflowId &&
+    a.runId === b.runId &&
+    (a.updateId ?? null) === (b.updateId ?? null)
+  );
 }
 
 /** Removes the VM; its keys go with it (ON DELETE CASCADE), and so does its share of its host. */

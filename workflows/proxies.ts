@@ -1,4 +1,4 @@
-import { proxyActivities } from '@temporalio/workflow';
+import { proxyActivities, proxyLocalActivities } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.ts';
 
 /**
@@ -17,8 +17,15 @@ const PERMANENT = [
   'Unsupported',
 ];
 
-/** Forward steps: transient errors retry with backoff, then the saga compensates. */
-export const steps = proxyActivities<Activities>({
+/**
+ * Forward steps: registry changes and quick driver calls (define, start, stop). They run as
+ * local activities, in the worker that runs the workflow task, and are recorded as markers:
+ * a chain of them costs the server no round trip a step, so a lifecycle is a few workflow
+ * tasks rather than three events and a task per step. Transient errors retry with backoff
+ * (past a minute, the backoff is a durable timer), then the saga compensates. Anything that
+ * takes minutes or must heartbeat stays an ordinary activity (`boot`, `long`, `wipe`).
+ */
+export const steps = proxyLocalActivities<Activities>({
   startToCloseTimeout: '30 seconds',
   retry: {
     initialInterval: '500 milliseconds',
@@ -78,9 +85,9 @@ export function shutdownProxy(timeoutMs: number) {
 
 /**
  * Compensations and teardown never give up on a transient error: leaking a domain or a
- * claimed key is worse than waiting for a host to come back.
+ * claimed key is worse than waiting for a host to come back. Quick, so local like `steps`.
  */
-export const cleanup = proxyActivities<Activities>({
+export const cleanup = proxyLocalActivities<Activities>({
   startToCloseTimeout: '30 seconds',
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute' },
 });

@@ -1,5 +1,5 @@
 import { ApplicationFailure, CancellationScope, log } from '@temporalio/workflow';
-import type { OperationRef, Vm, VmRequest } from '../activities/index.ts';
+import type { OperationRef, StepStates, Transition, Vm, VmRequest } from '../activities/index.ts';
 import { rootFailure } from './failure.ts';
 import { boot, cleanup, long, steps, wipe } from './proxies.ts';
 import type { VmFacts } from './vm-operations.ts';
@@ -34,29 +34,25 @@ export async function createSaga(
     const id = record.id;
 
     step = 'placing';
-    await move(vm, ['pending'], 'placing', operation);
     undo.unshift(() => cleanup.releaseAllocation(id));
-    vm.host = await steps.placeVm({ id, definition: record.definition });
+    const placing = entering(vm, ['pending'], 'placing', operation);
+    vm.host = await steps.placeVm({ id, definition: record.definition }, placing);
 
     step = 'provisioning';
-    await move(vm, ['placing'], 'provisioning', operation);
     undo.unshift(() => cleanup.releaseVolumes(id));
+    const provisioning = entering(vm, ['placing'], 'provisioning', operation);
     // A VM without disk or image has no volumes: then there is nothing to provision or wipe.
-    if ((await steps.claimVolumes(id)).length > 0) {
+    if ((await steps.claimVolumes(id, { enter: provisioning })).length > 0) {
       undo.unshift(() => wipe.deprovisionVolumes(id));
       await long.provisionVolumes(id);
     }
 
     step = 'defining';
-    await move(vm, ['provisioning'], 'defining', operation);
-    undo.unshift(() => cleanup.undefineDomain(id));
-    await steps.defineDomain(id);
+    undo.unshift(async () => void (await cleanup.undefineDomain(id)));
+    await steps.defineDomain(id, { enter: entering(vm, ['provisioning'], 'defining', operation) });
 
     step = 'starting';
-    await move(vm, ['defining'], 'starting', operation);
-    await steps.startDomain(id);
-    await boot.waitRunning(id);
-    await move(vm, ['starting'], 'running', operation);
+    await startAndWait(vm, operation, ['defining']);
   } catch (err) {
     const failure = rootFailure(err);
     if (!claimed) onClaim({ failure });
@@ -102,16 +98,71 @@ const CREATE_STATES = [
   'running',
 ] as const;
 
-/** Compare-and-set in the registry, then in the entity's own view. */
+type Live = Exclude<VmFacts['state'], 'gone'>;
+
+/** A registry state change made inside a step, compare-and-set from `from`. */
+export function transition(
+  from: VmFacts['state'][] | 'any',
+  to: Live,
+  operation: OperationRef,
+  error: string | null = null,
+): Transition {
+  const live = from === 'any' ? from : from.filter((s): s is Live => s !== 'gone');
+  return { from: live, to, operation, error };
+}
+
+/**
+ * The state a step enters before its side effect: mirrored at once in the entity's own view
+ * (the entity is its VM's only writer), recorded in the registry by the step itself.
+ */
+export function entering(
+  vm: VmFacts,
+  from: VmFacts['state'][] | 'any',
+  to: Live,
+  operation: OperationRef,
+  error: string | null = null,
+): Transition {
+  vm.state = to;
+  vm.error = error;
+  return transition(from, to, operation, error);
+}
+
+/**
+ * Starts the domain and waits until its host reports it running: a heartbeating activity,
+ * needed only when the host does not say so at once (a slow host, an agent that boots late).
+ * With `from`, the VM goes from there to `starting`, then `running`; without, its state is
+ * the caller's to keep.
+ */
+export async function startAndWait(
+  vm: VmFacts,
+  operation: OperationRef,
+  from?: VmFacts['state'][],
+): Promise<void> {
+  const id = vm.vmId!;
+  const states: StepStates = from
+    ? {
+        enter: entering(vm, from, 'starting', operation),
+        done: transition(['starting'], 'running', operation),
+      }
+    : {};
+  if (await steps.startDomain(id, states)) {
+    if (from) vm.state = 'running';
+    return;
+  }
+  await boot.waitRunning(id);
+  if (from) await move(vm, ['starting'], 'running', operation);
+}
+
+/** Compare-and-set in the registry, then in the entity's own view: a step of its own. */
 export async function move(
   vm: VmFacts,
   from: VmFacts['state'][],
-  to: Exclude<VmFacts['state'], 'gone'>,
+  to: Live,
   operation: OperationRef,
   error: string | null = null,
 ): Promise<void> {
-  const fromStates = from.filter((s): s is Exclude<typeof s, 'gone'> => s !== 'gone');
-  await steps.transitionVm(vm.vmId!, fromStates, to, { operation, error });
+  const t = transition(from, to, operation, error);
+  await steps.transitionVm(vm.vmId!, t.from, to, { operation, error });
   vm.state = to;
   vm.error = error;
 }

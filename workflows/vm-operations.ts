@@ -2,7 +2,7 @@ import { ApplicationFailure, CancellationScope, log } from '@temporalio/workflow
 import type { OperationRef } from '../activities/index.ts';
 import { rootFailure } from './failure.ts';
 import { boot, cleanup, long, shutdownProxy, steps, wipe } from './proxies.ts';
-import { move } from './vm-create.ts';
+import { entering, move, startAndWait, transition } from './vm-create.ts';
 import type { EntityState, EvacuateRequest, MigrateRequest, ShutdownArgs } from './vm-rules.ts';
 
 /** What the entity workflow knows of its VM; carried across continueAsNew. */
@@ -36,21 +36,20 @@ function mustBe(vm: VmFacts, what: string, ...allowed: EntityState[]): string {
 
 export async function start(vm: VmFacts, op: OperationRef): Promise<void> {
   if (vm.state === 'running') return; // idempotent: already where asked
-  const id = mustBe(vm, 'start', 'stopped');
-  await move(vm, ['stopped'], 'starting', op);
-  await recovering(vm, op, 'stopped', async () => {
-    await steps.startDomain(id);
-    await boot.waitRunning(id);
-  });
-  await move(vm, ['starting'], 'running', op);
+  mustBe(vm, 'start', 'stopped');
+  await recovering(vm, op, 'stopped', () => startAndWait(vm, op, ['stopped']));
 }
 
 export async function stop(vm: VmFacts, op: OperationRef): Promise<void> {
   if (vm.state === 'stopped') return;
   const id = mustBe(vm, 'stop', 'running');
-  await move(vm, ['running'], 'stopping', op);
-  await recovering(vm, op, 'running', () => steps.stopDomain(id));
-  await move(vm, ['stopping'], 'stopped', op);
+  await recovering(vm, op, 'running', () =>
+    steps.stopDomain(id, {
+      enter: entering(vm, ['running'], 'stopping', op),
+      done: transition(['stopping'], 'stopped', op),
+    }),
+  );
+  vm.state = 'stopped';
 }
 
 /** Graceful; after `timeoutMs` the guest is powered off if `force`, else the VM stays running. */
@@ -131,10 +130,7 @@ export async function evacuate(
   try {
     await long.provisionVolumes(id);
     await steps.defineDomain(id);
-    if (before === 'running') {
-      await steps.startDomain(id);
-      await boot.waitRunning(id);
-    }
+    if (before === 'running') await startAndWait(vm, op);
   } catch (err) {
     const reason = `evacuated to ${vm.host} but not restarted: ${rootFailure(err).message}`;
     await CancellationScope.nonCancellable(() => move(vm, ['migrating'], 'failed', op, reason));
@@ -152,8 +148,7 @@ export async function reprovision(vm: VmFacts, op: OperationRef): Promise<void> 
     await long.deprovisionVolumes(id);
     await long.provisionVolumes(id);
     await steps.defineDomain(id);
-    await steps.startDomain(id);
-    await boot.waitRunning(id);
+    await startAndWait(vm, op);
   } catch (err) {
     // Half wiped is not running: say so, with why, and let decommission (or a retry) go on.
     const reason = `reprovision failed: ${rootFailure(err).message}`;
@@ -173,11 +168,13 @@ export async function reprovision(vm: VmFacts, op: OperationRef): Promise<void> 
 export async function decommission(vm: VmFacts, op: OperationRef): Promise<void> {
   if (vm.vmId === null || vm.state === 'gone') throw stateConflict(vm, 'decommission');
   const id = vm.vmId;
-  await cleanup.transitionVm(id, 'any', 'decommissioning', { operation: op });
-  vm.state = 'decommissioning';
+  const decommissioning = entering(vm, 'any', 'decommissioning', op);
   if (vm.host !== null) {
-    await cleanup.stopDomain(id);
-    await wipe.deprovisionVolumes(id);
+    await cleanup.stopDomain(id, { enter: decommissioning });
+    // Wiping is long and heartbeats: only for a VM that has volumes left to wipe.
+    if ((await cleanup.undefineDomain(id)) > 0) await wipe.deprovisionVolumes(id);
+  } else {
+    await cleanup.transitionVm(id, 'any', 'decommissioning', { operation: op });
   }
   await cleanup.deleteVm(id);
   vm.state = 'gone';
@@ -191,13 +188,15 @@ async function recovering(
   back: 'running' | 'stopped',
   fn: () => Promise<void>,
 ): Promise<void> {
-  const during = vm.state;
+  const before = vm.state;
   try {
     await fn();
   } catch (err) {
+    // The state the step entered, if it got that far; else still where it was.
+    const during = vm.state;
     await CancellationScope.nonCancellable(async () => {
       try {
-        await move(vm, [during], back, op, rootFailure(err).message);
+        await move(vm, [during, before], back, op, rootFailure(err).message);
       } catch (e) {
         log.error('could not restore the state', { error: String(e) });
       }

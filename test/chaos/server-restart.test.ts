@@ -86,9 +86,15 @@ describe('Temporal and PostgreSQL restarted in the middle of a batch of creates'
     const names = Array.from({ length: VMS }, (_, i) => `restart-${i}`);
     const firstWave = Promise.all(names.slice(0, VMS / 2).map(createWithRetries));
 
-    await sleep(1500);
-    const [row] = await env!.sql<{ n: number }[]>`
-      SELECT count(*)::int AS n FROM nodes WHERE type = 'vm' AND metadata->>'state' = 'running'`;
+    // Stop Temporal as soon as the first VM is claimed: creates are then surely under way.
+    let row: { n: number; claimed: number } | undefined;
+    do {
+      await sleep(10);
+      [row] = await env!.sql<{ n: number; claimed: number }[]>`
+        SELECT count(*) FILTER (WHERE metadata->>'state' = 'running')::int AS n,
+               count(*)::int AS claimed
+        FROM nodes WHERE type = 'vm'`;
+    } while (row!.claimed === 0);
     await temporal!.stop();
     // The second wave asks while Temporal is down.
     const secondWave = Promise.all(names.slice(VMS / 2).map(createWithRetries));

@@ -1,5 +1,7 @@
 import type { TRPCError } from '@trpc/server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { StateConflictError } from '../../registry/errors.ts';
+import { getVm, transitionVm } from '../../registry/vms.ts';
 import { settle, startHarness, type Harness } from '../support/harness.ts';
 
 let h: Harness;
@@ -88,5 +90,34 @@ describe('two creates asking for the same key: exactly one wins', () => {
     expect(second.vm.id).toBe(first.vm.id);
     expect(await settle(h, first.operation)).toMatchObject({ status: 'completed' });
     expect((await h.api.vms.list()).filter((v) => v.name === 'retried')).toHaveLength(1);
+  });
+});
+
+describe("a VM's state is compare-and-set", () => {
+  it('a step re-run by the operation that has gone on is a no-op; any other operation is refused', async () => {
+    const { operation } = await h.api.vms.create({ name: 'cas', vcpus: 1, memoryMiB: 256 });
+    await settle(h, operation);
+    const vm = await getVm(h.sql, 'cas');
+    expect(vm.state).toBe('running');
+    const create = vm.operation!;
+
+    // The create's first step, re-run after the create reached `running` (as local activities
+    // are, after a worker crash): nothing changes.
+    await transitionVm(h.sql, vm.id, ['pending'], 'placing', { operation: create });
+    expect((await getVm(h.sql, 'cas')).state).toBe('running');
+
+    // The same step from an operation that never moved the VM: refused.
+    const other = { ...create, updateId: 'someone-else' };
+    await expect(
+      transitionVm(h.sql, vm.id, ['pending'], 'placing', { operation: other }),
+    ).rejects.toBeInstanceOf(StateConflictError);
+
+    // Once the operation has failed the VM, its own steps cannot carry it on.
+    await transitionVm(h.sql, vm.id, 'any', 'failed', { operation: create, error: 'test' });
+    await expect(
+      transitionVm(h.sql, vm.id, ['starting'], 'running', { operation: create }),
+    ).rejects.toBeInstanceOf(StateConflictError);
+    expect((await getVm(h.sql, 'cas')).state).toBe('failed');
+    await settle(h, (await h.api.vms.decommission({ name: 'cas' })).operation);
   });
 });
