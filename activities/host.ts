@@ -1,13 +1,13 @@
-import { Context, activityInfo, heartbeat } from '@temporalio/activity';
+import { Context, heartbeat } from '@temporalio/activity';
 import { WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
 import type { DriverPool } from '../drivers/index.ts';
 import type { ActorOptions } from '../registry/context.ts';
 import type { Sql } from '../registry/db.ts';
-import { StateConflictError } from '../registry/errors.ts';
+import { NotFoundError, StateConflictError } from '../registry/errors.ts';
 import { getHost, setHostState, vmsOnHost, type HostedVm } from '../registry/hosts.ts';
 import { commitMigration } from '../registry/vm-migration.ts';
 import { getVmById } from '../registry/vms.ts';
-import type { HostState } from '../registry/types.ts';
+import type { HostState, Vm } from '../registry/types.ts';
 import type { OperationOutcome } from '../workflows/vm-operations.ts';
 
 export interface HostActivityDeps {
@@ -19,9 +19,32 @@ export interface HostActivityDeps {
 /** How long a host in maintenance gets to answer before it counts as unreachable. */
 const ANSWER_WITHIN_MS = 5_000;
 
-/** One VM of a drain: where it went, or why it stayed (its state untouched by the attempt). */
+export type { HostedVm };
+
+/**
+ * One VM of a drain or an evacuation: where it went; or why it stayed (still on the host, its
+ * state untouched by the attempt); or, having left the host, why it failed where it went.
+ */
 export type DrainOutcome =
-  { vm: string; moved: true; to: string } | { vm: string; moved: false; reason: string };
+  | { vm: string; moved: true; to: string }
+  | { vm: string; moved: false; reason: string }
+  | { vm: string; moved: false; reason: string; failedOn: string }
+  | { vm: string; moved: false; reason: string; gone: true };
+
+/** The VM, or null if it is gone (decommissioned while the drain ran). */
+async function vmIfAny(sql: Sql, id: string): Promise<Vm | null> {
+  return getVmById(sql, id).catch((err: unknown) => {
+    if (err instanceof NotFoundError) return null;
+    throw err;
+  });
+}
+
+const goneOutcome = (vm: HostedVm): DrainOutcome => ({
+  vm: vm.name,
+  moved: false,
+  reason: 'decommissioned before it could be moved',
+  gone: true,
+});
 
 /** The first message in a failure's cause chain that says more than "update failed". */
 function reasonOf(err: unknown): string {
@@ -82,28 +105,34 @@ export function createHostActivities({ sql, drivers, actor }: HostActivityDeps) 
      * Sends the VM's entity workflow `migrate` (off `host`; the allocator picks the target,
      * live where the driver can) or `evacuate` (from fenced `host`), and waits for the outcome.
      * Going through the entity queues it behind the VM's other operations, never interleaved.
-     * The Update's id is fixed by the calling run, so a retried attempt joins the same Update
-     * instead of sending another. A refusal or a failed move is an answer, not an error: the
-     * entity has already put the VM back where it was (or marked it failed, saying why).
+     * The Update's id is fixed by the calling run and its `key` (one per drain or evacuation
+     * of that run), so a retried attempt joins the same Update instead of sending another,
+     * and a later drain never finds an earlier one's. A refusal or a failed move is an answer,
+     * not an error: the entity has already put the VM back where it was, or marked it failed
+     * where it went, saying why; the registry says which.
      */
     async moveVmOff(
       vm: HostedVm,
       host: string,
       kind: 'migrate' | 'evacuate',
+      key: string,
     ): Promise<DrainOutcome> {
-      const now = await getVmById(sql, vm.id);
-      if (now.host !== host) return { vm: vm.name, moved: true, to: now.host ?? '(none)' };
-      const run = activityInfo().workflowExecution;
+      const before = await vmIfAny(sql, vm.id);
+      if (!before) return goneOutcome(vm);
+      if (before.host !== host) return whereItIs(before);
       const handle = Context.current().client.workflow.getHandle(`vm:${vm.name}`);
       const timer = setInterval(() => heartbeat(), 5_000);
       try {
         const outcome = await handle.executeUpdate<OperationOutcome, [unknown]>(kind, {
           args: [kind === 'migrate' ? { live: true } : { from: host }],
-          updateId: `${kind}:${host}:${run?.runId ?? activityInfo().activityId}`,
+          updateId: `${kind}:${host}:${key}`,
         });
         return { vm: vm.name, moved: true, to: outcome.host ?? '(none)' };
       } catch (err) {
         if (err instanceof WorkflowUpdateFailedError || err instanceof WorkflowNotFoundError) {
+          const after = await vmIfAny(sql, vm.id);
+          if (!after) return goneOutcome(vm);
+          if (after.host !== host) return whereItIs(after, reasonOf(err));
           return { vm: vm.name, moved: false, reason: reasonOf(err) };
         }
         throw err;
@@ -112,4 +141,11 @@ export function createHostActivities({ sql, drivers, actor }: HostActivityDeps) 
       }
     },
   };
+}
+
+/** A VM no longer on the host it was moved off: moved, or failed where it went (with why). */
+function whereItIs(vm: Vm, why?: string): DrainOutcome {
+  const on = vm.host ?? '(none)';
+  if (vm.state !== 'failed') return { vm: vm.name, moved: true, to: on };
+  return { vm: vm.name, moved: false, reason: vm.error ?? why ?? 'failed', failedOn: on };
 }

@@ -1,41 +1,35 @@
-import type { DrainOutcome } from '../activities/host.ts';
 import { rootFailure } from './failure.ts';
-import { moves, registry } from './host-maintenance.ts';
+import { moveAll, moves, registry, sortOutcomes, type DrainReport } from './host-maintenance.ts';
 
-export interface EvacuationReport {
-  host: string;
-  /** Restarted elsewhere (or defined there, if it was stopped) on fresh volumes. */
-  moved: { vm: string; to: string }[];
-  /** Still recorded on the fenced host (no room elsewhere, failed, refused), with why. */
-  stayed: { vm: string; reason: string }[];
+export interface EvacuationReport extends DrainReport {
+  /** `moved`: restarted elsewhere (or defined there, if it was stopped) on fresh volumes.
+   * `stayed`: still recorded on the fenced host (no room elsewhere, refused), with why; an
+   * evacuation run again once there is room takes them, and only them.
+   * `failed`: recorded on another host but not restarted there (its driver failed), with why. */
   /** Local storage does not survive its host: evacuated VMs start from freshly provisioned volumes. */
   note: string;
 }
 
 /**
- * `host:<name>:evacuate`: restarts a fenced host's VMs on other hosts, each through its own
- * entity workflow (the `evacuate` Update), never calling the fenced host. The API only starts
- * it with `fenced: true`; the first step refuses a host that is plainly alive anyway.
+ * Restarts a fenced host's VMs on other hosts, each through its own entity workflow (the
+ * `evacuate` Update), never calling the fenced host. The API only asks for it with
+ * `fenced: true`; the first step refuses a host that is plainly alive anyway. `key` makes the
+ * Update ids unique to this evacuation (see drainHost).
  */
-export async function hostEvacuate({ name }: { name: string }): Promise<EvacuationReport> {
+export async function evacuateHost(name: string, key: string): Promise<EvacuationReport> {
   try {
     await registry.checkEvacuable(name);
   } catch (err) {
     throw rootFailure(err); // its type (StateConflict, NotFound) reaches the caller
   }
   const vms = await registry.vmsOnHost(name);
-  const outcomes: DrainOutcome[] = await Promise.all(
-    vms.map((vm) => moves.moveVmOff(vm, name, 'evacuate')),
+  const outcomes = await moveAll(
+    vms,
+    () => null, // an evacuation is never stopped half-way: activate is refused while it runs
+    (vm) => moves.moveVmOff(vm, name, 'evacuate', key),
   );
-  const report: EvacuationReport = {
-    host: name,
-    moved: [],
-    stayed: [],
+  return {
+    ...sortOutcomes(name, outcomes),
     note: `volumes on ${name} were not copied: evacuated VMs run on freshly provisioned volumes`,
   };
-  for (const o of outcomes) {
-    if (o.moved) report.moved.push({ vm: o.vm, to: o.to });
-    else report.stayed.push({ vm: o.vm, reason: o.reason });
-  }
-  return report;
 }

@@ -19,5 +19,13 @@ export type { OperationOutcome } from './vm-operations.ts';
 export type { EvacuateRequest, MigrateRequest, OperationKind, ShutdownArgs } from './vm-rules.ts';
 export { registerHost } from './register-host.ts';
 export { monitorCluster, type MonitorInput, type MonitorReport } from './monitor.ts';
-export { hostMaintenance, type DrainReport } from './host-maintenance.ts';
-export { hostEvacuate, type EvacuationReport } from './host-evacuate.ts';
+export {
+  hostEntity,
+  hostMaintenanceUpdate,
+  hostActivateUpdate,
+  hostEvacuateUpdate,
+  hostOperationsQuery,
+  type HostOperationsStatus,
+} from './host-entity.ts';
+export type { DrainReport } from './host-maintenance.ts';
+export type { EvacuationReport } from './host-evacuate.ts';

@@ -1,17 +1,27 @@
-import { ScheduleNotFoundError, type Client } from '@temporalio/client';
+import {
+  ScheduleNotFoundError,
+  WithStartWorkflowOperation,
+  WorkflowNotFoundError,
+  WorkflowUpdateFailedError,
+  type Client,
+} from '@temporalio/client';
+import type { UpdateDefinition } from '@temporalio/common';
 import { z } from 'zod';
 import type { ReconcilePolicies } from '../../monitor/reconcile.ts';
-import { getHost, listHosts, removeHost, setHostState } from '../../registry/hosts.ts';
+import { getHost, listHosts, removeHost } from '../../registry/hosts.ts';
 import { lastReport } from '../../registry/monitor.ts';
 import { MONITOR_SCHEDULE_ID } from '../../workers/schedules.ts';
 import {
-  hostEvacuate,
-  hostMaintenance,
+  hostActivateUpdate,
+  hostEntity,
+  hostEvacuateUpdate,
+  hostMaintenanceUpdate,
   monitorCluster,
   registerHost,
   type MonitorInput,
 } from '../../workflows/index.ts';
 import { byName, hostEvacuateInput, hostRegisterInput, nameSchema } from '../schemas.ts';
+import type { Context } from '../context.ts';
 import { publicProcedure, router } from '../trpc.ts';
 
 /**
@@ -27,6 +37,42 @@ async function clusterPolicies(temporal: Client): Promise<ReconcilePolicies | un
   } catch (err) {
     if (err instanceof ScheduleNotFoundError) return undefined;
     throw err;
+  }
+}
+
+/** The Update reached a run of the host's workflow as it ended: a new run will take it. */
+function endedUnderIt(err: unknown): boolean {
+  if (err instanceof WorkflowUpdateFailedError) return false; // the operation's own answer
+  for (let e: unknown = err; e instanceof Error; e = e.cause) {
+    if (e instanceof WorkflowNotFoundError || /already completed/i.test(e.message)) return true;
+  }
+  return false;
+}
+
+/**
+ * Sends one of the host's operations to its workflow `host:<name>` (workflows/host-entity.ts),
+ * starting it if none runs: every state change of one host goes through that one workflow,
+ * which runs them one at a time and decides how they meet (a second drain joins the first,
+ * activate stops a drain). It ends once idle, so an Update can arrive just as a run ends;
+ * that one is sent again, to the next run.
+ */
+async function onHost<R>(ctx: Context, name: string, update: UpdateDefinition<R, []>) {
+  for (let attempt = 1; ; attempt++) {
+    const start = new WithStartWorkflowOperation(hostEntity, {
+      args: [{ name }],
+      taskQueue: ctx.taskQueue,
+      workflowId: `host:${name}`,
+      workflowIdConflictPolicy: 'USE_EXISTING',
+      staticSummary: `operations on host ${name}`,
+    });
+    try {
+      return await ctx.temporal.workflow.executeUpdateWithStart(update, {
+        startWorkflowOperation: start,
+      });
+    } catch (err) {
+      if (attempt < 5 && endedUnderIt(err)) continue;
+      throw err;
+    }
   }
 }
 
@@ -69,26 +115,25 @@ export const hostsRouter = router({
 
   /**
    * Takes the host out of placement and migrates its VMs away; answers the drain's report
-   * (moved, and those that stayed with why). A retried request joins the drain under way.
+   * (moved, and those that stayed with why). A request while a drain is under way (a retry,
+   * or another operator) joins it.
    */
   maintenance: publicProcedure.input(byName).mutation(async ({ ctx, input }) => {
     await getHost(ctx.sql, input.name); // NOT_FOUND before any workflow starts
-    return ctx.temporal.workflow.execute(hostMaintenance, {
-      args: [{ name: input.name }],
-      taskQueue: ctx.taskQueue,
-      workflowId: `host:${input.name}:maintenance`,
-      workflowIdConflictPolicy: 'USE_EXISTING',
-      staticSummary: `drain host ${input.name}`,
-    });
+    return onHost(ctx, input.name, hostMaintenanceUpdate);
   }),
 
   /**
-   * Back into placement. Whatever the state (maintenance, or down whether the monitor or an
-   * operator set it), the operator's word is taken: the monitor marks it down again if it
-   * still does not answer. Leaving `down` also clears the monitor's own mark (a trigger).
+   * Back into placement. During a drain it stops the drain first: no further VM starts moving,
+   * those moving finish, then the host is active (the drain's report lists the rest as
+   * stayed). Refused (PRECONDITION_FAILED) while the host is being evacuated. Whatever the
+   * state (maintenance, or down whether the monitor or an operator set it), the operator's
+   * word is taken: the monitor marks it down again if it still does not answer. Leaving
+   * `down` also clears the monitor's own mark (a trigger).
    */
   activate: publicProcedure.input(byName).mutation(async ({ ctx, input }) => {
-    await setHostState(ctx.sql, input.name, 'active');
+    await getHost(ctx.sql, input.name);
+    await onHost(ctx, input.name, hostActivateUpdate);
     return getHost(ctx.sql, input.name);
   }),
 
@@ -105,13 +150,7 @@ export const hostsRouter = router({
    */
   evacuate: publicProcedure.input(hostEvacuateInput).mutation(async ({ ctx, input }) => {
     await getHost(ctx.sql, input.name);
-    return ctx.temporal.workflow.execute(hostEvacuate, {
-      args: [{ name: input.name }],
-      taskQueue: ctx.taskQueue,
-      workflowId: `host:${input.name}:evacuate`,
-      workflowIdConflictPolicy: 'USE_EXISTING',
-      staticSummary: `evacuate fenced host ${input.name}`,
-    });
+    return onHost(ctx, input.name, hostEvacuateUpdate);
   }),
 
   /** The last monitor run's report (scheduled or asked for), or null before the first. */

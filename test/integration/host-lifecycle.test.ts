@@ -139,6 +139,7 @@ describe('maintenance', () => {
       host: 'mt-src',
       moved: [],
       stayed: [],
+      failed: [],
     });
     expect((await h.api.hosts.activate({ name: 'mt-src' })).state).toBe('active');
     await running('mt-back', 'mt-src');

@@ -71,6 +71,8 @@ try {
     await api.networks.create({ name: 'default', cidr: '10.0.0.0/16', gateway: '10.0.0.1' });
     const uri = await writeSimulatedHost(hostsDir, 'hist-host', { cpus: 8, memoryMiB: 16384 });
     await api.hosts.register({ name: 'hist-host', driver: 'libvirt', uri });
+    const uri2 = await writeSimulatedHost(hostsDir, 'hist-host-2', { cpus: 8, memoryMiB: 16384 });
+    await api.hosts.register({ name: 'hist-host-2', driver: 'libvirt', uri: uri2 });
     const vm = { vcpus: 1, memoryMiB: 256, nics: [{ network: 'default' }] };
     await api.vms.create({ name: 'hist-ok', ...vm });
     await api.vms.create({ name: 'hist-refused', ...vm });
@@ -82,6 +84,10 @@ try {
     await state('stopped');
     await api.vms.start({ name: 'hist-ok' });
     await state('running');
+    // The host's workflow: a drain (the VM's migrate) then activate.
+    const from = (await api.vms.get({ name: 'hist-ok' })).host!;
+    await api.hosts.maintenance({ name: from });
+    await api.hosts.activate({ name: from });
     await api.hosts.poll({});
     await api.vms.decommission({ name: 'hist-ok' });
     await until(async () => (await api.vms.list()).every((v) => v.state === 'failed'));
@@ -113,9 +119,14 @@ async function saveHistories(): Promise<void> {
     if (f.endsWith('.json')) await rm(path.join(HISTORIES_DIR, f));
   }
   const prettier = await resolveConfig(path.join(HISTORIES_DIR, 'x.json'));
+  const taken = new Set<string>();
   for await (const wf of temporal.workflow.list({ query: `TaskQueue = "${taskQueue}"` })) {
     const history = await temporal.workflow.getHandle(wf.workflowId, wf.runId).fetchHistory();
-    const file = `${wf.type}.${wf.workflowId.replace(/[^\w.-]+/g, '_')}.json`;
+    // A workflow id may have had several runs (a host's workflow, one per burst of operations).
+    let base = `${wf.type}.${wf.workflowId.replace(/[^\w.-]+/g, '_')}`;
+    if (taken.has(base)) base += `.${wf.runId.slice(0, 8)}`;
+    taken.add(base);
+    const file = `${base}.json`;
     // Prettier-formatted, as `npm run lint` checks every JSON file in the tree.
     const text = await format(historyToJSON(history), { ...prettier, parser: 'json' });
     await writeFile(path.join(HISTORIES_DIR, file), text);
