@@ -139,10 +139,14 @@ export async function evacuate(
   await move(vm, ['migrating'], before, op);
 }
 
-/** Wipe and reinstall: the same VM, keys and host, fresh volumes, booted again. */
+/**
+ * Wipe and reinstall: the same VM, keys and host, fresh volumes, booted again. Also the way
+ * back for a VM that failed on its host (a restart after evacuation, an earlier reprovision).
+ */
 export async function reprovision(vm: VmFacts, op: OperationRef): Promise<void> {
-  const id = mustBe(vm, 'reprovision', 'running', 'stopped');
-  await move(vm, ['running', 'stopped'], 'reprovisioning', op);
+  const id = mustBe(vm, 'reprovision', 'running', 'stopped', 'failed');
+  if (vm.host === null) throw stateConflict(vm, 'reprovision on no host');
+  await move(vm, ['running', 'stopped', 'failed'], 'reprovisioning', op);
   try {
     await steps.stopDomain(id);
     await long.deprovisionVolumes(id);

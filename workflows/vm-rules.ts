@@ -74,7 +74,13 @@ export function rejection(
 ): string | null {
   if (projected === 'gone') return `vm ${name} is being decommissioned or is gone`;
   if (kind === 'decommission') return null;
-  if (projected === 'failed') return `vm ${name} failed; only decommission is possible`;
+  if (projected === 'failed') {
+    // A failed VM that still has its host can be reinstalled there: its room is still held.
+    if (kind === 'reprovision' && host !== null) return null;
+    return host === null
+      ? `vm ${name} failed; only decommission is possible`
+      : `vm ${name} failed; only reprovision or decommission is possible`;
+  }
   switch (kind) {
     case 'create':
       return `vm ${name} already exists`;

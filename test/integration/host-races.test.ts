@@ -500,6 +500,24 @@ describe('evacuate failing half-way', () => {
     });
     await hostWorkflowEnded('eh-dead');
     await expectConsistent();
+
+    // The VM that failed where it went is reinstalled there once its hypervisor is fixed.
+    const failedOn = report.failed[0]!.on;
+    await expect(h.api.vms.start({ name: 'eh-broken' })).rejects.toThrow(
+      /only reprovision or decommission/,
+    );
+    watch.faults.delete('provision:eh-broken');
+    await h.api.vms.reprovision({ name: 'eh-broken' });
+    await until(
+      async () => (await h.api.vms.get({ name: 'eh-broken' })).state === 'running',
+      'eh-broken running again',
+    );
+    expect(await h.api.vms.get({ name: 'eh-broken' })).toMatchObject({
+      host: failedOn,
+      error: null,
+    });
+    expect(await runningOn('eh-broken', ['eh-c', ...survivors])).toEqual([failedOn]);
+    await expectConsistent();
     await lease.release();
   });
 });

@@ -9,13 +9,20 @@ describe('which operation a VM accepts', () => {
     ['reboot', 'stopped', 'vm v is stopped; start it instead'],
     ['reboot', 'running', null],
     ['migrate', 'stopped', null],
-    ['start', 'failed', 'vm v failed; only decommission is possible'],
+    ['start', 'failed', 'vm v failed; only reprovision or decommission is possible'],
+    ['reprovision', 'failed', null], // reinstalled on the host it failed on
     ['decommission', 'failed', null],
     ['start', 'gone', 'vm v is being decommissioned or is gone'],
     ['decommission', 'gone', 'vm v is being decommissioned or is gone'],
   ];
   it.each(cases)('%s when %s: %s', (kind, state, why) => {
     expect(rejection('v', kind, state, 'hv1')).toBe(why);
+  });
+
+  it('lets a failed VM be reprovisioned only where it has a host', () => {
+    expect(rejection('v', 'reprovision', 'failed', null)).toBe(
+      'vm v failed; only decommission is possible',
+    );
   });
 
   it('refuses a move to the host the VM is on, and a shutdown timeout out of range', () => {
