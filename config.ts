@@ -80,6 +80,9 @@ const schema = z.object({
     .string()
     .regex(/^[A-Za-z0-9_.+-]+(,[A-Za-z0-9_.+-]+)*$/, 'must be pool names separated by commas')
     .default('vagoth'),
+  // libvirt's wipe by default; `stream` zeroes through uploads that report (and resume) by offset.
+  VAGOTH_LIBVIRT_WIPE: z.enum(['libvirt', 'stream']).default('libvirt'),
+  VAGOTH_LIBVIRT_WIPE_MIB_S: z.coerce.number().int().min(0).max(1_000_000).default(0),
   VAGOTH_SSH_KEY: z.string().min(1).optional(),
   VAGOTH_SSH_KEY_PASSPHRASE: z.string().optional(),
   VAGOTH_SSH_KNOWN_HOSTS: z.string().min(1).optional(),
@@ -159,7 +162,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     logLevel: e.VAGOTH_LOG_LEVEL,
     placementPolicy: e.VAGOTH_PLACEMENT_POLICY,
     drivers: {
-      libvirt: { pools: e.VAGOTH_LIBVIRT_POOLS.split(',') },
+      libvirt: {
+        pools: e.VAGOTH_LIBVIRT_POOLS.split(','),
+        wipe: e.VAGOTH_LIBVIRT_WIPE,
+        wipeMiBPerSecond: e.VAGOTH_LIBVIRT_WIPE_MIB_S,
+      },
       geats: {
         timeoutMs: e.VAGOTH_GEATS_TIMEOUT_MS,
         longTimeoutMs: e.VAGOTH_GEATS_LONG_TIMEOUT_MS,

@@ -1,6 +1,12 @@
 import { activityInfo, cancellationSignal, heartbeat, sleep } from '@temporalio/activity';
 import type { PlacementPolicy } from '../allocator/place.ts';
-import { DriverError, type DriverPool, type Progress, type VolumeRef } from '../drivers/index.ts';
+import {
+  DriverError,
+  type DriverPool,
+  type Progress,
+  type ProgressOptions,
+  type VolumeRef,
+} from '../drivers/index.ts';
 import type { ActorOptions } from '../registry/context.ts';
 import type { Sql } from '../registry/db.ts';
 import { getHost } from '../registry/hosts.ts';
@@ -43,23 +49,51 @@ export interface ShutdownRequest {
   force: boolean;
 }
 
+/** The driver progress an earlier attempt of this activity heartbeated last, if any. */
+function lastProgress(): Progress | undefined {
+  const d = activityInfo().heartbeatDetails as Partial<Progress> | null | undefined;
+  if (typeof d !== 'object' || d === null) return undefined;
+  if (typeof d.step !== 'string' || !Number.isFinite(d.done) || !Number.isFinite(d.total)) {
+    return undefined;
+  }
+  const v = d.volume as Partial<VolumeRef> | undefined;
+  const volume =
+    v && typeof v.pool === 'string' && typeof v.name === 'string'
+      ? { volume: { pool: v.pool, name: v.name } }
+      : {};
+  return { step: d.step, done: d.done!, total: d.total!, ...volume };
+}
+
 /**
  * Long driver calls report progress as heartbeats, so a lost worker is noticed within the
- * heartbeat timeout and the next attempt (and the Temporal UI) can see how far it got.
- * A call that reports nothing for a while still heartbeats, from a timer.
+ * heartbeat timeout and the next attempt (and the Temporal UI) can see how far it got; the next
+ * attempt hands that progress to the driver as `resumeFrom`, to go on from there. A call that
+ * reports nothing for a while still heartbeats, from a timer, the last progress known (the
+ * earlier attempt's, until this one reports): a resumed attempt never erases it.
  */
-async function heartbeating<T>(fn: (onProgress: (p: Progress) => void) => Promise<T>): Promise<T> {
-  let last: Progress | undefined;
+async function heartbeating<T>(fn: (options: ProgressOptions) => Promise<T>): Promise<T> {
+  const resumeFrom = lastProgress();
+  let last = resumeFrom;
   const timer = setInterval(() => heartbeat(last), 5_000);
   try {
-    return await fn((p) => {
-      last = p;
-      heartbeat(p);
+    return await fn({
+      onProgress: (p) => {
+        last = p;
+        heartbeat(p);
+      },
+      signal: cancellationSignal(),
+      ...(resumeFrom ? { resumeFrom } : {}),
     });
   } finally {
     clearInterval(timer);
   }
 }
+
+/**
+ * The step migrateDomain heartbeats once the target's volumes are there; the drivers' own
+ * migration steps start with it too (`migrate live`, `migrate cold: ...`).
+ */
+const MOVING = 'migrate';
 
 /** Activities of the VM entity workflow: one side effect each, safe to retry. */
 export function createVmActivities({ sql, drivers, defaultPolicy, actor }: VmActivityDeps) {
@@ -141,22 +175,18 @@ export function createVmActivities({ sql, drivers, defaultPolicy, actor }: VmAct
     /** Creates the recorded volumes; ones already there are kept, so a retry resumes. */
     async provisionVolumes(vmId: string, hostName?: string): Promise<void> {
       const { vm, driver, volumes } = await onHost(vmId, hostName);
-      await heartbeating((onProgress) =>
-        driver.provision(spec(vm, volumes), { onProgress, signal: cancellationSignal() }),
-      );
+      await heartbeating((progress) => driver.provision(spec(vm, volumes), progress));
     },
 
     /**
      * Undefines the domain and wipes the recorded volumes on the VM's host (or `hostName`);
-     * volumes already gone are success, so a retry goes on where the last attempt stopped.
+     * volumes already gone are success, and the wipe under way when an attempt was lost goes on
+     * from the offset it heartbeated, only ever on a volume the registry records for this VM.
      */
     async deprovisionVolumes(vmId: string, hostName?: string): Promise<void> {
       const { vm, driver, volumes } = await onHost(vmId, hostName);
-      await heartbeating((onProgress) =>
-        driver.deprovision(
-          { id: vm.id, name: vm.name, volumes },
-          { onProgress, signal: cancellationSignal() },
-        ),
+      await heartbeating((progress) =>
+        driver.deprovision({ id: vm.id, name: vm.name, volumes }, progress),
       );
     },
 
@@ -241,18 +271,26 @@ export function createVmActivities({ sql, drivers, defaultPolicy, actor }: VmAct
 
     /**
      * Creates the VM's volumes on the target, then moves the domain (live where the driver can,
-     * cold otherwise). The driver's migration is safe to retry from any point.
+     * cold otherwise). The driver's migration is safe to retry from any point; an attempt after
+     * one that had got to the move does not provision the target again.
      */
     async migrateDomain(vmId: string, target: string, live: boolean): Promise<{ live: boolean }> {
       const { vm, driver, volumes } = await onHost(vmId);
       const to = await getHost(sql, target);
       const targetDriver = drivers.get(to);
-      return heartbeating(async (onProgress) => {
-        await targetDriver.provision(spec(vm, volumes), { onProgress });
+      return heartbeating(async ({ resumeFrom, ...progress }) => {
+        const moving = resumeFrom?.step.startsWith(MOVING) ?? false;
+        if (!moving) {
+          await targetDriver.provision(spec(vm, volumes), {
+            ...progress,
+            ...(resumeFrom ? { resumeFrom } : {}),
+          });
+          progress.onProgress?.({ step: MOVING, done: 0, total: 1 });
+        }
         return driver.migrate(spec(vm, volumes), to, {
           live,
-          onProgress,
-          signal: cancellationSignal(),
+          ...progress,
+          ...(moving && resumeFrom ? { resumeFrom } : {}),
         });
       });
     },

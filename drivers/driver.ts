@@ -40,11 +40,20 @@ export interface Progress {
   step: string;
   done: number;
   total: number;
+  /** The volume the step works on (a wipe's bytes, a provision's creation), when it is one. */
+  volume?: VolumeRef;
 }
 
 export interface ProgressOptions {
   onProgress?: (progress: Progress) => void;
   signal?: AbortSignal;
+  /**
+   * The last progress an earlier attempt of this same call reported (its heartbeat), so the
+   * driver can go on from there rather than start over. Only a hint: the driver still checks
+   * what the host holds, acts only on the volumes of the spec it is given, and ignores a
+   * progress it cannot match to them. A driver that cannot resume ignores it.
+   */
+  resumeFrom?: Progress;
 }
 
 export interface ShutdownOptions {

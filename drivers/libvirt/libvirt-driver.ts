@@ -32,6 +32,7 @@ import {
   provisionVolume,
   volumeName,
   wipeAndDelete,
+  type WipeMethod,
 } from './volumes.ts';
 import { hostStatus } from './status.ts';
 
@@ -47,6 +48,14 @@ export interface LibvirtDriverOptions {
   pollMs?: number;
   /** Where connections are shared; the process-wide registry by default. */
   connections?: ConnectionRegistry;
+  /**
+   * How deprovision zeroes a volume: `libvirt` (the default) uses libvirt's wipe where the pool
+   * has one (sparse-aware, but silent until done: a wipe cut short by a crash starts over);
+   * `stream` always streams zeros, reporting each window so a crash resumes from the last.
+   */
+  wipe?: WipeMethod;
+  /** Cap on streamed zeros in MiB/s, so a wipe leaves the host's guests some disk; 0: none. */
+  wipeMiBPerSecond?: number;
 }
 
 export class LibvirtDriver implements Driver {
@@ -55,6 +64,8 @@ export class LibvirtDriver implements Driver {
   readonly #domainType: string;
   readonly #consoleLogDir: string | undefined;
   readonly #pollMs: number;
+  readonly #wipe: WipeMethod;
+  readonly #wipeBytesPerSecond: number;
   readonly #registry: ConnectionRegistry;
   readonly #lease: ConnectionLease;
   /** Hosts this driver migrated to, held until close so their connections stay shared. */
@@ -70,6 +81,12 @@ export class LibvirtDriver implements Driver {
     this.#domainType = options.domainType ?? (options.uri.startsWith('test:') ? 'test' : 'kvm');
     this.#consoleLogDir = options.consoleLogDir;
     this.#pollMs = options.pollMs ?? 500;
+    const rate = options.wipeMiBPerSecond ?? 0;
+    if (!Number.isFinite(rate) || rate < 0) {
+      throw new Error('LibvirtDriverOptions.wipeMiBPerSecond: give a number >= 0');
+    }
+    this.#wipe = options.wipe ?? 'libvirt';
+    this.#wipeBytesPerSecond = rate * 1024 ** 2;
     this.#registry = options.connections ?? connections;
     this.#lease = this.#registry.lease(options.uri);
   }
@@ -242,7 +259,12 @@ export class LibvirtDriver implements Driver {
         await this.#undefine(conn, spec);
         for (const v of located) {
           options.signal?.throwIfAborted();
-          await wipeAndDelete(v, { ...options, simulated: this.#simulated });
+          await wipeAndDelete(v, {
+            ...options,
+            simulated: this.#simulated,
+            method: this.#wipe,
+            bytesPerSecond: this.#wipeBytesPerSecond,
+          });
         }
       } finally {
         for (const v of located) v.vol.free();

@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import {
   constants as C,
   type Connection,
@@ -6,7 +7,7 @@ import {
   type StorageVol,
 } from '../../native/libvirt/index.ts';
 import type { VmDefinition } from '../../registry/types.ts';
-import { DriverError, type ProgressOptions, type VolumeRef } from '../driver.ts';
+import { DriverError, type Progress, type ProgressOptions, type VolumeRef } from '../driver.ts';
 import { xmlEscape } from './domain-xml.ts';
 import { hasCode } from './errors.ts';
 
@@ -189,7 +190,14 @@ export async function locateVolumes(
   }
 }
 
-const WINDOW = 64 * 1024 ** 2;
+const MiB = 1024 ** 2;
+const WINDOW = 64 * MiB;
+
+/**
+ * How a volume is zeroed: `libvirt` is libvirt's own wipe (virStorageVolWipe) where the pool
+ * has one, streamed zeros where it has none; `stream` is always streamed zeros.
+ */
+export type WipeMethod = 'libvirt' | 'stream';
 
 export interface WipeOptions extends ProgressOptions {
   /**
@@ -197,19 +205,40 @@ export interface WipeOptions extends ProgressOptions {
    * is deleted without zeroing (the progress says so). Anywhere else that refuses.
    */
   simulated: boolean;
+  /** `libvirt` by default. */
+  method?: WipeMethod;
+  /** Streamed zeros go no faster than this, so a wipe leaves the host's guests some disk; 0: no cap. */
+  bytesPerSecond?: number;
 }
 
-/** Zeroes a volume (libvirt's wipe, or streamed zeros where the pool cannot wipe), then deletes it. */
+export function wipeStep(ref: VolumeRef): string {
+  return `wipe ${ref.pool}/${ref.name}`;
+}
+
+/**
+ * Where the wipe of `v` starts: the offset an earlier attempt reported zeroed (it reports one
+ * only once libvirt has finished the stream up to there), else 0. Only a progress that names
+ * this very volume, as located, with its capacity, counts: `v` is one of the VM's recorded
+ * volumes, checked to be vagoth's, so a resumed wipe never skips bytes of any other.
+ */
+export function resumeOffset(v: LocatedVolume, from: Progress | undefined): number {
+  if (!from?.volume || from.step !== wipeStep(v.ref)) return 0;
+  if (from.volume.pool !== v.ref.pool || from.volume.name !== v.ref.name) return 0;
+  const { done, total } = from;
+  if (total !== v.capacity || !Number.isSafeInteger(done) || done < 0 || done > total) return 0;
+  return done;
+}
+
+/**
+ * Zeroes a volume, then deletes it. Resumable: an attempt after a crash goes on from the
+ * progress the last one reported. libvirt's own wipe reports none until it ends, so a wipe cut
+ * short there starts again from the first byte; streamed zeros go on from the last offset.
+ */
 export async function wipeAndDelete(v: LocatedVolume, options: WipeOptions): Promise<void> {
-  const step = `wipe ${v.ref.pool}/${v.ref.name}`;
-  options.onProgress?.({ step, done: 0, total: v.capacity });
-  try {
-    await v.vol.wipe(C.VIR_STORAGE_VOL_WIPE_ALG_ZERO);
-    options.onProgress?.({ step, done: v.capacity, total: v.capacity });
-  } catch (err) {
-    if (!hasCode(err, C.VIR_ERR_NO_SUPPORT)) throw err;
-    await zeroThroughStream(v, step, options);
-  }
+  const step = wipeStep(v.ref);
+  const from = resumeOffset(v, options.resumeFrom);
+  options.onProgress?.({ step, done: from, total: v.capacity, volume: v.ref });
+  if (from < v.capacity) await zero(v, from, step, options);
   options.signal?.throwIfAborted();
   try {
     await v.vol.delete(C.VIR_STORAGE_VOL_DELETE_NORMAL);
@@ -218,18 +247,41 @@ export async function wipeAndDelete(v: LocatedVolume, options: WipeOptions): Pro
   }
 }
 
+async function zero(v: LocatedVolume, from: number, step: string, options: WipeOptions) {
+  // A partial offset only ever comes from streamed zeros: those go on from there.
+  if (from === 0 && (options.method ?? 'libvirt') === 'libvirt') {
+    try {
+      await v.vol.wipe(C.VIR_STORAGE_VOL_WIPE_ALG_ZERO);
+      options.onProgress?.({ step, done: v.capacity, total: v.capacity, volume: v.ref });
+      return;
+    } catch (err) {
+      if (!hasCode(err, C.VIR_ERR_NO_SUPPORT)) throw err;
+    }
+  }
+  await zeroThroughStream(v, from, step, options);
+}
+
+/** About a second of writing at the cap, so progress (and heartbeats) stay frequent. */
+function windowFor(bytesPerSecond: number | undefined): number {
+  if (!bytesPerSecond) return WINDOW;
+  return Math.min(WINDOW, Math.max(MiB, Math.floor(bytesPerSecond / MiB) * MiB));
+}
+
 async function zeroThroughStream(
   v: LocatedVolume,
+  from: number,
   step: string,
   options: WipeOptions,
 ): Promise<void> {
-  for (let offset = 0; offset < v.capacity; offset += WINDOW) {
+  const window = windowFor(options.bytesPerSecond);
+  const started = performance.now();
+  for (let offset = from; offset < v.capacity; offset += window) {
     options.signal?.throwIfAborted();
-    const length = Math.min(WINDOW, v.capacity - offset);
+    const length = Math.min(window, v.capacity - offset);
     try {
       await v.vol.uploadZeros(offset, length);
     } catch (err) {
-      if (!hasCode(err, C.VIR_ERR_NO_SUPPORT) || offset > 0) throw err;
+      if (!hasCode(err, C.VIR_ERR_NO_SUPPORT) || offset > from) throw err;
       if (options.simulated) {
         options.onProgress?.({
           step: `${step}: skipped, a simulated volume holds no bytes`,
@@ -244,6 +296,14 @@ async function zeroThroughStream(
         { cause: err, code: err.code },
       );
     }
-    options.onProgress?.({ step, done: offset + length, total: v.capacity });
+    // Reported only once libvirt finished the stream: a resumed wipe trusts every byte before it.
+    options.onProgress?.({ step, done: offset + length, total: v.capacity, volume: v.ref });
+    if (options.bytesPerSecond) {
+      const due = ((offset + length - from) / options.bytesPerSecond) * 1000;
+      const ahead = due - (performance.now() - started);
+      if (ahead > 0 && offset + length < v.capacity) {
+        await sleep(ahead, undefined, options.signal ? { signal: options.signal } : {});
+      }
+    }
   }
 }

@@ -54,7 +54,8 @@ export function withDatabase(url: string, database: string): string {
 }
 
 const noop = () => {};
-const quietLogger = {
+/** A bundler logger that keeps warnings and errors only. */
+export const quietLogger = {
   trace: noop,
   debug: noop,
   info: noop,

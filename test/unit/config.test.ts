@@ -33,7 +33,7 @@ describe('loadConfig', () => {
       logLevel: 'WARN',
       placementPolicy: 'spread',
       drivers: {
-        libvirt: { pools: ['vagoth'] },
+        libvirt: { pools: ['vagoth'], wipe: 'libvirt', wipeMiBPerSecond: 0 },
         geats: {
           timeoutMs: 15_000,
           longTimeoutMs: 600_000,
@@ -112,7 +112,7 @@ describe('loadConfig', () => {
       logLevel: 'DEBUG',
       placementPolicy: 'pack',
       drivers: {
-        libvirt: { pools: ['vagoth', 'fast-ssd'] },
+        libvirt: { pools: ['vagoth', 'fast-ssd'], wipe: 'libvirt', wipeMiBPerSecond: 0 },
         geats: {
           timeoutMs: 20_000,
           longTimeoutMs: 1_200_000,
