@@ -8,6 +8,7 @@ import {
 import type { ActorOptions } from './context.ts';
 import type { Sql } from './db.ts';
 import { NoCapacityError } from './errors.ts';
+import { capacityChanged } from './housekeeping.ts';
 import { claimAllocation, placementCandidates, placementSnapshot } from './placement.ts';
 import type { Vm, VmDefinition } from './types.ts';
 
@@ -62,7 +63,10 @@ export async function placeClaimant(
     allocation,
     actor,
   );
-  if (claim.host !== null) return { host: claim.host, retries: Object.keys(claim.reasons).length };
+  if (claim.host !== null) {
+    capacityChanged(sql);
+    return { host: claim.host, retries: Object.keys(claim.reasons).length };
+  }
   const reasons = { ...plan.rejected, ...claim.reasons };
   if (plan.candidates.length === 0) {
     // The index found nobody with room, and says nothing of the hosts it skipped: explain

@@ -1,6 +1,7 @@
 import { actorSource, withActor, type ActorOptions } from './context.ts';
 import { jsonb, type Queryable, type Sql } from './db.ts';
 import { NotFoundError, StateConflictError } from './errors.ts';
+import { capacityChanged } from './housekeeping.ts';
 import type {
   NicDefinition,
   OperationRef,
@@ -120,6 +121,7 @@ function sameOperation(a: OperationRef | null, b: OperationRef): boolean {
 /** Removes the VM; its keys go with it (ON DELETE CASCADE), and so does its share of its host. */
 export async function deleteVm(sql: Sql, id: string, actor?: ActorOptions): Promise<void> {
   await sql`DELETE FROM nodes USING ${actorSource(sql, actor)} WHERE id = ${id} AND type = 'vm'`;
+  capacityChanged(sql);
 }
 
 /**
@@ -131,4 +133,5 @@ export async function releaseAllocation(sql: Sql, id: string, actor?: ActorOptio
     await tx`DELETE FROM allocations WHERE vm_id = ${id}`;
     await tx`UPDATE nodes SET parent_id = NULL, updated_at = now() WHERE id = ${id} AND type = 'vm'`;
   });
+  capacityChanged(sql);
 }
