@@ -8,6 +8,7 @@ import {
   type LogLevel,
 } from '@temporalio/worker';
 import { createActivities } from '../activities/index.ts';
+import { updateOutcomes } from '../api/update-outcomes.ts';
 import type { PlacementPolicy } from '../allocator/place.ts';
 import { loadConfig } from '../config.ts';
 import {
@@ -35,7 +36,7 @@ export async function openRegistry(url: string): Promise<Sql> {
 
 export async function connectClient(address: string, namespace: string): Promise<Client> {
   const connection = await Connection.connect({ address });
-  return new Client({ connection, namespace });
+  return new Client({ connection, namespace, interceptors: { workflow: [updateOutcomes] } });
 }
 
 export interface VagothWorkerOptions {

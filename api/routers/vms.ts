@@ -1,3 +1,4 @@
+import { isRefusal, seesUpdateOutcomes, settledAtOnce } from '../update-outcomes.ts';
 import { WithStartWorkflowOperation, type Client } from '@temporalio/client';
 import { TRPCError } from '@trpc/server';
 import type { Sql } from '../../registry/db.ts';
@@ -72,9 +73,19 @@ async function operate<A extends unknown[]>(
           ...options,
           args: [args[0]],
         });
-  // A validator's refusal also answers at the ACCEPTED stage, carrying its failure: an
-  // accepted operation is always in the workflow's record, a refused one never is.
-  if (!(await workflow.query(operationQuery, handle.updateId))) await handle.result();
+  // A validator's refusal also answers at the ACCEPTED stage, carrying its failure.
+  if (seesUpdateOutcomes(ctx.temporal)) {
+    if (settledAtOnce(handle.updateId)) {
+      // Refused, or already done: an accepted operation that failed is operations.get's to tell.
+      await handle.result().catch((err: unknown) => {
+        if (isRefusal(err)) throw err;
+      });
+    }
+  } else if (!(await workflow.query(operationQuery, handle.updateId))) {
+    // A client without the interceptor asks the workflow: an accepted operation is always in
+    // its record, a refused one never is.
+    await handle.result();
+  }
   const ref = {
     kind: update.name,
     workflowId: handle.workflowId,
