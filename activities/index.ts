@@ -12,6 +12,7 @@ import { NotFoundError } from '../registry/errors.ts';
 import { withFailureTypes } from './failures.ts';
 import {
   createVmActivities,
+  recordTransition,
   type ShutdownRequest,
   type StepStates,
   type Transition,
@@ -79,10 +80,7 @@ export function createActivities({ sql, drivers, defaultPolicy = 'spread' }: Act
 
     /** Enters `placing` (if asked) and places the VM: its host. */
     async placeVm(vm: Pick<Vm, 'id' | 'definition'>, enter?: Transition): Promise<string> {
-      if (enter) {
-        const { from, to, operation, error } = enter;
-        await transitionVm(sql, vm.id, from, to, { operation, error: error ?? null }, actor());
-      }
+      if (enter) await recordTransition(sql, vm.id, enter, actor());
       return (await placeVm(sql, vm, defaultPolicy, actor())).host;
     },
 

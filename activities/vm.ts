@@ -35,6 +35,23 @@ export interface Transition {
   error?: string | null;
 }
 
+/** Records a step's state change in the registry, as the worker's. */
+export function recordTransition(
+  sql: Sql,
+  vmId: string,
+  t: Transition,
+  actor: ActorOptions,
+): Promise<void> {
+  return transitionVm(
+    sql,
+    vmId,
+    t.from,
+    t.to,
+    { operation: t.operation, error: t.error ?? null },
+    actor,
+  );
+}
+
 /**
  * The registry states a step moves the VM through: `enter` before its side effect, `done`
  * after it. Made inside the step, they cost the workflow no step of their own.
@@ -105,15 +122,7 @@ export function createVmActivities({ sql, drivers, defaultPolicy, actor }: VmAct
     const host = await getHost(sql, name);
     return { vm, host, driver: drivers.get(host), volumes: volumesOf(vm.keys) };
   }
-  const transition = (vmId: string, t: Transition) =>
-    transitionVm(
-      sql,
-      vmId,
-      t.from,
-      t.to,
-      { operation: t.operation, error: t.error ?? null },
-      actor(),
-    );
+  const transition = (vmId: string, t: Transition) => recordTransition(sql, vmId, t, actor());
 
   /**
    * Runs `fn` between the step's `enter` and `done` states (`done` only if `reached` says the

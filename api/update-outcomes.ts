@@ -13,11 +13,16 @@ import { ApplicationFailure } from '@temporalio/common';
  * workflow work of every operation (measured: 21 activations a lifecycle instead of 10).
  */
 const settled = new Set<string>();
+/** An id nobody asks about (an update started elsewhere with this client) is dropped in time. */
+const REMEMBERED = 10_000;
 
 export const updateOutcomes: WorkflowClientInterceptor = {
   async startUpdate(input, next) {
     const output = await next(input);
-    if (output.outcome) settled.add(output.updateId);
+    if (output.outcome) {
+      settled.add(output.updateId);
+      if (settled.size > REMEMBERED) settled.delete(settled.values().next().value!);
+    }
     return output;
   },
 };

@@ -6,6 +6,7 @@
 //
 // Figures are printed, never asserted. TEMPORAL_ADDRESS names a server to use instead of a
 // dev server of the bench's own; DATABASE_URL the PostgreSQL (a scratch database is dropped).
+import { localTemporal } from '../test/support/local-temporal.ts';
 import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -13,11 +14,9 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { WithStartWorkflowOperation, type Client } from '@temporalio/client';
-import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import { createContextInner } from '../api/context.ts';
 import { createCaller } from '../api/router.ts';
-import { loadConfig } from '../config.ts';
 import { writeSimulatedHost } from '../drivers/libvirt/simulated-host.ts';
 import type { Sql } from '../registry/db.ts';
 import { connectClient, startWorker } from '../workers/compose.ts';
@@ -219,17 +218,8 @@ async function floor(address: string, temporal: Client, steps: Steps): Promise<F
 }
 
 Runtime.install({ logger: new DefaultLogger('ERROR') });
-const config = loadConfig();
-const env = config.temporal.address
-  ? null
-  : await TestWorkflowEnvironment.createLocal({
-      server: {
-        executable: { type: 'existing-path', path: path.resolve(config.temporal.cli) },
-        ui: false,
-        log: { format: 'pretty', level: 'error' },
-      },
-    });
-const address = config.temporal.address ?? env!.address;
+const env = await localTemporal({ format: 'pretty', level: 'error' });
+const { address } = env;
 const temporal = await connectClient(address, 'default');
 try {
   console.log(`${VMS} VM lifecycles on ${HOSTS} simulated hosts, ${CONCURRENCY} at a time`);
@@ -252,5 +242,5 @@ try {
   console.log(`vagoth / floor (wall time): ${ratio.toFixed(2)}x (target <= 1.5x)`);
 } finally {
   await temporal.connection.close();
-  await env?.teardown();
+  await env.teardown();
 }

@@ -10,13 +10,13 @@
  * the API, as a client would, so it records whatever workflows today's API starts; add a step
  * here when a new operation appears (stop, migrate, the monitor's poll, ...).
  */
+import { localTemporal } from '../support/local-temporal.ts';
 import { randomUUID } from 'node:crypto';
 import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils.js';
-import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { format, resolveConfig } from 'prettier';
 import { createContextInner } from '../../api/context.ts';
@@ -34,16 +34,8 @@ export const HISTORIES_DIR = fileURLToPath(new URL('../histories/', import.meta.
 
 Runtime.install({ logger: new DefaultLogger('ERROR') });
 const config = loadConfig();
-const env = config.temporal.address
-  ? null
-  : await TestWorkflowEnvironment.createLocal({
-      server: {
-        executable: { type: 'existing-path', path: path.resolve(config.temporal.cli) },
-        ui: false,
-        log: { format: 'pretty', level: 'error' },
-      },
-    });
-const address = config.temporal.address ?? env!.address;
+const env = await localTemporal({ format: 'pretty', level: 'error' });
+const { address } = env;
 const adminUrl = config.databaseUrl ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const dbName = `vagoth_histories_${process.pid}`;
 const admin = connect(adminUrl, { max: 1 });
@@ -101,7 +93,7 @@ try {
   await sql.end();
   await admin.unsafe(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
   await admin.end();
-  await env?.teardown();
+  await env.teardown();
   await rm(hostsDir, { recursive: true, force: true });
 }
 

@@ -1,5 +1,4 @@
-import path from 'node:path';
-import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { localTemporal } from './local-temporal.ts';
 import { bundleWorkflowCode } from '@temporalio/worker';
 import type { TestProject } from 'vitest/node';
 import { loadConfig } from '../../config.ts';
@@ -22,17 +21,8 @@ export default async function setup(project: TestProject) {
   await migrate(template);
   await template.end();
 
-  let env: TestWorkflowEnvironment | undefined;
-  let temporalAddress = config.temporal.address;
-  if (!temporalAddress) {
-    env = await TestWorkflowEnvironment.createLocal({
-      server: {
-        executable: { type: 'existing-path', path: path.resolve(config.temporal.cli) },
-        ui: false,
-      },
-    });
-    temporalAddress = env.address;
-  }
+  const temporal = await localTemporal();
+  const temporalAddress = temporal.address;
   const { code } = await bundleWorkflowCode({ workflowsPath, logger: quietLogger });
 
   project.provide('databaseUrl', databaseUrl);
@@ -41,7 +31,7 @@ export default async function setup(project: TestProject) {
   project.provide('workflowBundle', code);
 
   return async () => {
-    await env?.teardown();
+    await temporal.teardown();
     await admin.unsafe(`DROP DATABASE IF EXISTS ${templateDatabase} WITH (FORCE)`);
     await admin.end();
   };
