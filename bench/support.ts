@@ -65,3 +65,32 @@ export async function runClients(
   );
   return latencies.sort((a, b) => a - b);
 }
+
+/**
+ * Runs `work(i)` for i in 0..total-1 offered at `perSecond` in all, from `clients` concurrent
+ * loops: call i is due at start + i / perSecond. Each latency counts from when the call was
+ * due, not from when a free loop got to it, so a server that falls behind shows it (no
+ * coordinated omission). Returns each call's ms, sorted.
+ */
+export async function runPaced(
+  total: number,
+  clients: number,
+  perSecond: number,
+  work: (i: number) => Promise<void>,
+): Promise<number[]> {
+  const latencies: number[] = [];
+  const start = performance.now();
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: clients }, async () => {
+      for (let i = next++; i < total; i = next++) {
+        const due = start + (i * 1000) / perSecond;
+        const wait = due - performance.now();
+        if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+        await work(i);
+        latencies.push(performance.now() - due);
+      }
+    }),
+  );
+  return latencies.sort((a, b) => a - b);
+}
