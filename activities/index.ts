@@ -3,10 +3,10 @@ import type { PlacementPolicy } from '../allocator/place.ts';
 import type { DriverPool } from '../drivers/index.ts';
 import type { ActorOptions } from '../registry/context.ts';
 import type { Sql } from '../registry/db.ts';
-import { getHost, insertHost, type NewHost } from '../registry/hosts.ts';
+import { insertHost, type NewHost } from '../registry/hosts.ts';
 import { placeVm } from '../registry/allocate.ts';
 import { claimVm } from '../registry/claim-vm.ts';
-import { deleteVm, getVmById, transitionVm, type VmRequest } from '../registry/vms.ts';
+import { deleteVm, getVmAndHost, transitionVm, type VmRequest } from '../registry/vms.ts';
 import type { Host, HostAddress, OperationRef, Vm, VmState } from '../registry/types.ts';
 import { NotFoundError } from '../registry/errors.ts';
 import { withFailureTypes } from './failures.ts';
@@ -89,13 +89,13 @@ export function createActivities({ sql, drivers, defaultPolicy = 'spread' }: Act
      * volumes the registry records for the VM, still to be wiped (none for a VM without disks).
      */
     async undefineDomain(vmId: string): Promise<number> {
-      const vm = await getVmById(sql, vmId).catch((err: unknown) => {
+      const found = await getVmAndHost(sql, vmId).catch((err: unknown) => {
         if (err instanceof NotFoundError) return null;
         throw err;
       });
-      if (!vm?.host) return 0;
-      const driver = drivers.get(await getHost(sql, vm.host));
-      await driver.undefine({ id: vm.id, name: vm.name });
+      if (!found?.host) return 0;
+      const { vm, host } = found;
+      await drivers.get(host).undefine({ id: vm.id, name: vm.name });
       return volumesOf(vm.keys).length;
     },
 

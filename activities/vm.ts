@@ -17,7 +17,13 @@ import {
 } from '../registry/vm-migration.ts';
 import { claimVolumes, releaseVolumes, volumesOf } from '../registry/vm-volumes.ts';
 import { StateConflictError } from '../registry/errors.ts';
-import { getVmById, releaseAllocation, transitionVm } from '../registry/vms.ts';
+import {
+  getVmAndHost,
+  getVmById,
+  releaseAllocation,
+  transitionVm,
+  type VmAndHost,
+} from '../registry/vms.ts';
 import type { OperationRef, Vm, VmState } from '../registry/types.ts';
 
 export interface VmActivityDeps {
@@ -41,7 +47,7 @@ export function recordTransition(
   vmId: string,
   t: Transition,
   actor: ActorOptions,
-): Promise<void> {
+): Promise<VmAndHost> {
   return transitionVm(
     sql,
     vmId,
@@ -114,31 +120,34 @@ const MOVING = 'migrate';
 
 /** Activities of the VM entity workflow: one side effect each, safe to retry. */
 export function createVmActivities({ sql, drivers, defaultPolicy, actor }: VmActivityDeps) {
-  /** The VM and the driver of its host (or of `hostName`, for the far side of a move). */
-  async function onHost(vmId: string, hostName?: string) {
-    const vm = await getVmById(sql, vmId);
-    const name = hostName ?? vm.host;
-    if (!name) throw new DriverError('rejected', `vm ${vm.name} is on no host`);
-    const host = await getHost(sql, name);
-    return { vm, host, driver: drivers.get(host), volumes: volumesOf(vm.keys) };
+  /**
+   * The VM and the driver of its host (or of `hostName`, for the far side of a move); `read`
+   * is the VM as the step's own state change just returned it, read again otherwise.
+   */
+  async function onHost(vmId: string, hostName?: string, read?: VmAndHost) {
+    const { vm, host } = read ?? (await getVmAndHost(sql, vmId, hostName));
+    if (!host) throw new DriverError('rejected', `vm ${vm.name} is on no host`);
+    return { vm, driver: drivers.get(host), volumes: volumesOf(vm.keys) };
   }
   const transition = (vmId: string, t: Transition) => recordTransition(sql, vmId, t, actor());
 
   /**
    * Runs `fn` between the step's `enter` and `done` states (`done` only if `reached` says the
-   * step got there). A retry of a step whose `done` already landed (its answer lost) finds
-   * the VM there and does nothing again: it answers `skipped`.
+   * step got there), handing it the VM as `enter` left it. A retry of a step whose `done`
+   * already landed (its answer lost) finds the VM there and does nothing again: it answers
+   * `skipped`.
    */
   async function withStates<T>(
     vmId: string,
     states: StepStates | undefined,
-    fn: () => Promise<T>,
+    fn: (read?: VmAndHost) => Promise<T>,
     skipped: () => T | Promise<T>,
     reached: (result: T) => boolean = () => true,
   ): Promise<T> {
+    let read: VmAndHost | undefined;
     if (states?.enter) {
       try {
-        await transition(vmId, states.enter);
+        read = await transition(vmId, states.enter);
       } catch (err) {
         const done = states.done?.to;
         if (
@@ -150,7 +159,7 @@ export function createVmActivities({ sql, drivers, defaultPolicy, actor }: VmAct
         throw err;
       }
     }
-    const result = await fn();
+    const result = await fn(read);
     if (states?.done && reached(result)) await transition(vmId, states.done);
     return result;
   }
@@ -167,10 +176,10 @@ export function createVmActivities({ sql, drivers, defaultPolicy, actor }: VmAct
       return withStates(
         vmId,
         states,
-        async () => {
-          const { vm, driver } = await onHost(vmId);
+        async (read) => {
+          const { vm, driver } = await onHost(vmId, undefined, read);
           const refs = driver.volumesFor(vm);
-          await claimVolumes(sql, vmId, refs, actor());
+          if (refs.length > 0) await claimVolumes(sql, vmId, refs, actor());
           return refs;
         },
         async () => volumesOf((await getVmById(sql, vmId)).keys),
@@ -203,8 +212,8 @@ export function createVmActivities({ sql, drivers, defaultPolicy, actor }: VmAct
       await withStates(
         vmId,
         states,
-        async () => {
-          const { vm, driver, volumes } = await onHost(vmId);
+        async (read) => {
+          const { vm, driver, volumes } = await onHost(vmId, undefined, read);
           await driver.define(spec(vm, volumes));
         },
         () => undefined,
@@ -219,8 +228,8 @@ export function createVmActivities({ sql, drivers, defaultPolicy, actor }: VmAct
       return withStates(
         vmId,
         states,
-        async () => {
-          const { vm, driver } = await onHost(vmId);
+        async (read) => {
+          const { vm, driver } = await onHost(vmId, undefined, read);
           await driver.start(vm.name);
           return (await driver.info(vm.name))?.state === 'running';
         },
@@ -246,11 +255,10 @@ export function createVmActivities({ sql, drivers, defaultPolicy, actor }: VmAct
       await withStates(
         vmId,
         states,
-        async () => {
-          const vm = await getVmById(sql, vmId);
-          if (!vm.host) return; // never placed: nothing runs
-          const { driver } = await onHost(vmId);
-          await driver.stop(vm.name);
+        async (read) => {
+          const { vm, host } = read ?? (await getVmAndHost(sql, vmId));
+          if (!host) return; // never placed: nothing runs
+          await drivers.get(host).stop(vm.name);
         },
         () => undefined,
       );

@@ -3,6 +3,7 @@ import { jsonb, type Queryable, type Sql } from './db.ts';
 import { NotFoundError, StateConflictError } from './errors.ts';
 import { capacityChanged } from './housekeeping.ts';
 import type {
+  HostAddress,
   NicDefinition,
   OperationRef,
   PlacementConstraints,
@@ -47,11 +48,33 @@ function toVm(r: VmRow): Vm {
   };
 }
 
-const selectVms = (sql: Queryable) => sql`
-  SELECT v.id, v.name, v.definition, v.metadata, v.tags, v.created_at, h.name AS host,
-    COALESCE((SELECT array_agg(k.key ORDER BY k.key) FROM node_keys k WHERE k.node_id = v.id),
-             '{}') AS keys
-  FROM nodes v LEFT JOIN nodes h ON h.id = v.parent_id`;
+// A VM's columns as of its row `v`; its host and keys by subquery, so an UPDATE can return them.
+const vmColumns = (sql: Queryable) => sql`
+  v.id, v.name, v.definition, v.metadata, v.tags, v.created_at,
+  (SELECT h.name FROM nodes h WHERE h.id = v.parent_id) AS host,
+  COALESCE((SELECT array_agg(k.key ORDER BY k.key) FROM node_keys k WHERE k.node_id = v.id),
+           '{}') AS keys`;
+
+const selectVms = (sql: Queryable) => sql`SELECT ${vmColumns(sql)} FROM nodes v`;
+
+/** How to reach the VM's host (or the host named `hostName`), as column `address`. */
+const addressColumn = (sql: Queryable, hostName?: string) => sql`
+  (SELECT jsonb_build_object('name', h.name, 'driver', h.definition->'driver',
+                             'uri', h.definition->'uri')
+   FROM nodes h
+   WHERE ${hostName === undefined ? sql`h.id = v.parent_id` : sql`h.type = 'host' AND h.name = ${hostName}`}
+  ) AS address`;
+
+/** A VM and how to reach its host: what a step that calls the host needs. */
+export interface VmAndHost {
+  vm: Vm;
+  /** Null for a VM on no host. */
+  host: HostAddress | null;
+}
+
+type VmAndHostRow = VmRow & { address: HostAddress | null };
+
+const toVmAndHost = (r: VmAndHostRow): VmAndHost => ({ vm: toVm(r), host: r.address });
 
 export async function getVm(sql: Sql, name: string): Promise<Vm> {
   const rows = await sql<VmRow[]>`${selectVms(sql)} WHERE v.type = 'vm' AND v.name = ${name}`;
@@ -63,6 +86,20 @@ export async function getVmById(sql: Queryable, id: string): Promise<Vm> {
   const rows = await sql<VmRow[]>`${selectVms(sql)} WHERE v.type = 'vm' AND v.id = ${id}`;
   if (!rows[0]) throw new NotFoundError('vm', id);
   return toVm(rows[0]);
+}
+
+/** The VM and how to reach its host, or `hostName`'s (the far side of a move), in one read. */
+export async function getVmAndHost(
+  sql: Queryable,
+  id: string,
+  hostName?: string,
+): Promise<VmAndHost> {
+  const rows = await sql<VmAndHostRow[]>`
+    SELECT ${vmColumns(sql)}, ${addressColumn(sql, hostName)}
+    FROM nodes v WHERE v.type = 'vm' AND v.id = ${id}`;
+  if (!rows[0]) throw new NotFoundError('vm', id);
+  if (hostName !== undefined && !rows[0].address) throw new NotFoundError('host', hostName);
+  return toVmAndHost(rows[0]);
 }
 
 export async function listVms(sql: Sql): Promise<Vm[]> {
@@ -91,21 +128,22 @@ export async function transitionVm(
   to: VmState,
   patch: { operation?: OperationRef; error?: string | null } = {},
   actor?: ActorOptions,
-): Promise<void> {
-  const rows = await sql`
-    UPDATE nodes SET metadata = metadata || ${jsonb(sql, { ...patch, state: to })}, updated_at = now()
+): Promise<VmAndHost> {
+  const rows = await sql<VmAndHostRow[]>`
+    UPDATE nodes v SET metadata = metadata || ${jsonb(sql, { ...patch, state: to })}, updated_at = now()
     FROM ${actorSource(sql, actor)}
-    WHERE id = ${id} AND type = 'vm'
-      ${from === 'any' ? sql`` : sql`AND metadata->>'state' IN ${sql(from as VmState[])}`}
-    RETURNING id`;
-  if (rows.length > 0) return;
-  const vm = await getVmById(sql, id);
-  if (vm.state === to) return; // a retried transition that already landed
+    WHERE v.id = ${id} AND v.type = 'vm'
+      ${from === 'any' ? sql`` : sql`AND v.metadata->>'state' IN ${sql(from as VmState[])}`}
+    RETURNING ${vmColumns(sql)}, ${addressColumn(sql)}`;
+  if (rows[0]) return toVmAndHost(rows[0]);
+  const found = await getVmAndHost(sql, id);
+  const { vm } = found;
+  if (vm.state === to) return found; // a retried transition that already landed
   // A step of this same operation run again after the operation went further (local
   // activities since the last workflow task are re-run after a worker crash): it already
   // happened. Not past `failed`: a failed operation's steps must not carry on.
   if (vm.state !== 'failed' && patch.operation && sameOperation(vm.operation, patch.operation))
-    return;
+    return found;
   throw new StateConflictError(`vm ${vm.name}`, vm.state, to);
 }
 
