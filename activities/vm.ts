@@ -9,6 +9,7 @@ import {
 } from '../drivers/index.ts';
 import type { ActorOptions } from '../registry/context.ts';
 import type { Sql } from '../registry/db.ts';
+import { placeVm } from '../registry/allocate.ts';
 import { getHost } from '../registry/hosts.ts';
 import {
   commitMigration,
@@ -122,10 +123,12 @@ const MOVING = 'migrate';
 export function createVmActivities({ sql, drivers, defaultPolicy, actor }: VmActivityDeps) {
   /**
    * The VM and the driver of its host (or of `hostName`, for the far side of a move); `read`
-   * is the VM as the step's own state change just returned it, read again otherwise.
+   * is the VM as the step's own state change just returned it (with its own host), read
+   * again otherwise.
    */
   async function onHost(vmId: string, hostName?: string, read?: VmAndHost) {
-    const { vm, host } = read ?? (await getVmAndHost(sql, vmId, hostName));
+    const known = hostName === undefined ? read : undefined;
+    const { vm, host } = known ?? (await getVmAndHost(sql, vmId, hostName));
     if (!host) throw new DriverError('rejected', `vm ${vm.name} is on no host`);
     return { vm, driver: drivers.get(host), volumes: volumesOf(vm.keys) };
   }
@@ -171,6 +174,24 @@ export function createVmActivities({ sql, drivers, defaultPolicy, actor }: VmAct
   });
 
   return {
+    /**
+     * The create's allocation as one step: enters `placing` (if asked), places the VM (room on
+     * a host), then claims the `vol:` keys of the volumes provision will create there, before
+     * anything exists. Answers the host and those volumes (none for a VM without disks).
+     * Idempotent: a placed VM stays put and its keys are claimed again without complaint.
+     */
+    async allocateVm(
+      vm: Pick<Vm, 'id' | 'definition'>,
+      enter?: Transition,
+    ): Promise<{ host: string; volumes: VolumeRef[] }> {
+      if (enter) await transition(vm.id, enter);
+      const { host } = await placeVm(sql, vm, defaultPolicy, actor());
+      const { vm: placed, driver } = await onHost(vm.id);
+      const volumes = driver.volumesFor(placed);
+      if (volumes.length > 0) await claimVolumes(sql, vm.id, volumes, actor());
+      return { host, volumes };
+    },
+
     /** Claims the `vol:` keys of the volumes provision will create, before anything exists. */
     async claimVolumes(vmId: string, states?: StepStates): Promise<VolumeRef[]> {
       return withStates(
@@ -190,10 +211,20 @@ export function createVmActivities({ sql, drivers, defaultPolicy, actor }: VmAct
       await releaseVolumes(sql, vmId, actor());
     },
 
-    /** Creates the recorded volumes; ones already there are kept, so a retry resumes. */
-    async provisionVolumes(vmId: string, hostName?: string): Promise<void> {
-      const { vm, driver, volumes } = await onHost(vmId, hostName);
-      await heartbeating((progress) => driver.provision(spec(vm, volumes), progress));
+    /**
+     * Creates the recorded volumes (entering `states.enter` first, if given); ones already
+     * there are kept, so a retry resumes.
+     */
+    async provisionVolumes(vmId: string, hostName?: string, states?: StepStates): Promise<void> {
+      await withStates(
+        vmId,
+        states,
+        async (read) => {
+          const { vm, driver, volumes } = await onHost(vmId, hostName, read);
+          await heartbeating((progress) => driver.provision(spec(vm, volumes), progress));
+        },
+        () => undefined,
+      );
     },
 
     /**

@@ -1,10 +1,17 @@
-import { ApplicationFailure, CancellationScope, log } from '@temporalio/workflow';
+import { ApplicationFailure, CancellationScope, log, patched } from '@temporalio/workflow';
 import type { OperationRef, StepStates, Transition, Vm, VmRequest } from '../activities/index.ts';
 import { rootFailure } from './failure.ts';
 import { boot, cleanup, long, steps, wipe } from './proxies.ts';
 import type { VmFacts } from './vm-operations.ts';
 
 export type OnFailure = 'remove' | 'keep';
+
+/**
+ * Since this patch, placing a VM and claiming its volume keys are one step (allocateVm) and a
+ * VM without volumes goes from `placing` straight to `defining`. Runs begun before it replay
+ * on the old path (a VM's entity workflow lives as long as its VM).
+ */
+const ALLOCATE_IN_ONE_STEP = 'allocate-in-one-step';
 
 export type Claim = { vm: Vm } | { failure: ApplicationFailure };
 
@@ -36,20 +43,33 @@ export async function createSaga(
     step = 'placing';
     undo.unshift(() => cleanup.releaseAllocation(id));
     const placing = entering(vm, ['pending'], 'placing', operation);
-    vm.host = await steps.placeVm({ id, definition: record.definition }, placing);
-
-    step = 'provisioning';
-    undo.unshift(() => cleanup.releaseVolumes(id));
-    const provisioning = entering(vm, ['placing'], 'provisioning', operation);
-    // A VM without disk or image has no volumes: then there is nothing to provision or wipe.
-    if ((await steps.claimVolumes(id, { enter: provisioning })).length > 0) {
-      undo.unshift(() => wipe.deprovisionVolumes(id));
-      await long.provisionVolumes(id);
+    if (patched(ALLOCATE_IN_ONE_STEP)) {
+      undo.unshift(() => cleanup.releaseVolumes(id));
+      const allocated = await steps.allocateVm({ id, definition: record.definition }, placing);
+      vm.host = allocated.host;
+      // A VM without disk or image has no volumes: then there is nothing to provision or wipe.
+      if (allocated.volumes.length > 0) {
+        step = 'provisioning';
+        undo.unshift(() => wipe.deprovisionVolumes(id));
+        const provisioning = entering(vm, ['placing'], 'provisioning', operation);
+        await long.provisionVolumes(id, undefined, { enter: provisioning });
+      }
+    } else {
+      // Runs created before ALLOCATE_IN_ONE_STEP: placed, then volume keys claimed, apart.
+      vm.host = await steps.placeVm({ id, definition: record.definition }, placing);
+      step = 'provisioning';
+      undo.unshift(() => cleanup.releaseVolumes(id));
+      const provisioning = entering(vm, ['placing'], 'provisioning', operation);
+      if ((await steps.claimVolumes(id, { enter: provisioning })).length > 0) {
+        undo.unshift(() => wipe.deprovisionVolumes(id));
+        await long.provisionVolumes(id);
+      }
     }
 
     step = 'defining';
     undo.unshift(async () => void (await cleanup.undefineDomain(id)));
-    await steps.defineDomain(id, { enter: entering(vm, ['provisioning'], 'defining', operation) });
+    const defining = entering(vm, ['placing', 'provisioning'], 'defining', operation);
+    await steps.defineDomain(id, { enter: defining });
 
     step = 'starting';
     await startAndWait(vm, operation, ['defining']);

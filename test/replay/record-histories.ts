@@ -104,11 +104,15 @@ async function openWorkflows(): Promise<string[]> {
   return ids;
 }
 
-/** One file per workflow run, named `<workflow type>.<workflow id>.json`, replacing the old set. */
+/**
+ * One file per workflow run, named `<workflow type>.<workflow id>.json`, replacing the old set.
+ * Files named `*.before-<patch>.json` are kept: runs recorded before a workflow change made
+ * under `patched(<patch>)`, which the code must go on replaying until the patch is deprecated.
+ */
 async function saveHistories(): Promise<void> {
   await mkdir(HISTORIES_DIR, { recursive: true });
   for (const f of await readdir(HISTORIES_DIR)) {
-    if (f.endsWith('.json')) await rm(path.join(HISTORIES_DIR, f));
+    if (f.endsWith('.json') && !f.includes('.before-')) await rm(path.join(HISTORIES_DIR, f));
   }
   const prettier = await resolveConfig(path.join(HISTORIES_DIR, 'x.json'));
   const taken = new Set<string>();
