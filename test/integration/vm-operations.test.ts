@@ -210,6 +210,45 @@ describe('concurrent operations on one VM', () => {
   });
 });
 
+describe('the states a create records', () => {
+  /** The VM's states as its registry log recorded them, oldest first. */
+  async function states(id: string): Promise<string[]> {
+    const events = (await h.api.nodes.events({ id, limit: 100 })).items.reverse();
+    return events.flatMap((e) => {
+      const after = e.changes.metadata?.after as { state?: string } | undefined;
+      return after?.state === undefined ? [] : [after.state];
+    });
+  }
+
+  it('passes through provisioning only for a VM with volumes', async () => {
+    const withDisk = await create('states-disk');
+    const diskless = await create('states-nodisk', { diskGiB: 0 });
+    expect(withDisk.outcome).toMatchObject({ status: 'completed' });
+    expect(diskless.outcome).toMatchObject({ status: 'completed' });
+    expect(await states(withDisk.vm.id)).toEqual([
+      'pending',
+      'placing',
+      'provisioning',
+      'defining',
+      'starting',
+      'running',
+    ]);
+    expect(await states(diskless.vm.id)).toEqual([
+      'pending',
+      'placing',
+      'defining',
+      'starting',
+      'running',
+    ]);
+    expect(
+      (await h.api.vms.get({ name: 'states-disk' })).keys.some((k) => k.startsWith('vol:')),
+    ).toBe(true);
+    expect(
+      (await h.api.vms.get({ name: 'states-nodisk' })).keys.some((k) => k.startsWith('vol:')),
+    ).toBe(false);
+  });
+});
+
 describe('a create that fails', () => {
   it('ends failed with the reason when asked to keep the VM, holding no room', async () => {
     const { vm, operation, outcome } = await create('keep-1', {
