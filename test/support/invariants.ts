@@ -101,6 +101,11 @@ export async function takeSnapshot(src: SnapshotSources): Promise<ClusterSnapsho
   const domains = new Map([...statuses].map(([host, st]) => [host, st.domains]));
   const openWorkflows: string[] = [];
   const query = `ExecutionStatus = "Running" AND TaskQueue = "${src.taskQueue}"`;
-  for await (const wf of src.temporal.workflow.list({ query })) openWorkflows.push(wf.workflowId);
+  for await (const wf of src.temporal.workflow.list({ query })) {
+    // Visibility lags the workflow's own state (seen under load: a run that had closed, listed
+    // as running): the run itself has the last word.
+    const { status } = await src.temporal.workflow.getHandle(wf.workflowId, wf.runId).describe();
+    if (status.name === 'RUNNING') openWorkflows.push(wf.workflowId);
+  }
   return { vms: [...vms], keys: [...keys], allocations: [...allocations], domains, openWorkflows };
 }
