@@ -166,6 +166,13 @@ export function createVmActivities({ sql, drivers, defaultPolicy, actor }: VmAct
     if (states?.done && reached(result)) await transition(vmId, states.done);
     return result;
   }
+  /** Claims the `vol:` keys of the volumes the VM will have on its host; answers them. */
+  async function claimVolumesOnHost(vmId: string, read?: VmAndHost): Promise<VolumeRef[]> {
+    const { vm, driver } = await onHost(vmId, undefined, read);
+    const refs = driver.volumesFor(vm);
+    if (refs.length > 0) await claimVolumes(sql, vmId, refs, actor());
+    return refs;
+  }
   const spec = (vm: Vm, volumes: VolumeRef[]) => ({
     id: vm.id,
     name: vm.name,
@@ -186,10 +193,7 @@ export function createVmActivities({ sql, drivers, defaultPolicy, actor }: VmAct
     ): Promise<{ host: string; volumes: VolumeRef[] }> {
       if (enter) await transition(vm.id, enter);
       const { host } = await placeVm(sql, vm, defaultPolicy, actor());
-      const { vm: placed, driver } = await onHost(vm.id);
-      const volumes = driver.volumesFor(placed);
-      if (volumes.length > 0) await claimVolumes(sql, vm.id, volumes, actor());
-      return { host, volumes };
+      return { host, volumes: await claimVolumesOnHost(vm.id) };
     },
 
     /** Claims the `vol:` keys of the volumes provision will create, before anything exists. */
@@ -197,12 +201,7 @@ export function createVmActivities({ sql, drivers, defaultPolicy, actor }: VmAct
       return withStates(
         vmId,
         states,
-        async (read) => {
-          const { vm, driver } = await onHost(vmId, undefined, read);
-          const refs = driver.volumesFor(vm);
-          if (refs.length > 0) await claimVolumes(sql, vmId, refs, actor());
-          return refs;
-        },
+        (read) => claimVolumesOnHost(vmId, read),
         async () => volumesOf((await getVmById(sql, vmId)).keys),
       );
     },
