@@ -1,4 +1,4 @@
-import { homedir } from 'node:os';
+import { availableParallelism, homedir } from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 import type { DriversOptions } from './drivers/index.ts';
@@ -76,6 +76,12 @@ const schema = z.object({
   VAGOTH_API_URL: z.url().optional(),
   VAGOTH_PLACEMENT_POLICY: z.enum(['spread', 'pack']).default('spread'),
   VAGOTH_LOG_LEVEL: z.enum(['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR']).default('WARN'),
+  VAGOTH_WORKFLOW_THREADS: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(64)
+    .default(Math.min(4, availableParallelism())),
   VAGOTH_LIBVIRT_POOLS: z
     .string()
     .regex(/^[A-Za-z0-9_.+-]+(,[A-Za-z0-9_.+-]+)*$/, 'must be pool names separated by commas')
@@ -117,6 +123,8 @@ export interface Config {
   placementPolicy: 'spread' | 'pack';
   /** The worker's log level (Temporal's runtime logger). */
   logLevel: 'TRACE' | 'DEBUG' | 'INFO' | 'WARN' | 'ERROR';
+  /** Threads the worker runs workflow code on (each a V8 context of its own). */
+  workflowThreads: number;
   /** How drivers reach hosts: SSH credentials and geats's timeouts and types. */
   drivers: DriversOptions;
   /** The monitor's schedule and what it may do about each discrepancy. */
@@ -160,6 +168,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     embeddedPostgresPort: e.VAGOTH_POSTGRES_PORT,
     simulatedHosts: e.VAGOTH_SIMULATED_HOSTS,
     logLevel: e.VAGOTH_LOG_LEVEL,
+    workflowThreads: e.VAGOTH_WORKFLOW_THREADS,
     placementPolicy: e.VAGOTH_PLACEMENT_POLICY,
     drivers: {
       libvirt: {

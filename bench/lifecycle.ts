@@ -16,6 +16,7 @@ import { parseArgs } from 'node:util';
 import { WithStartWorkflowOperation, type Client } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import { createContextInner } from '../api/context.ts';
+import { loadConfig } from '../config.ts';
 import { createCaller } from '../api/router.ts';
 import { writeSimulatedHost } from '../drivers/libvirt/simulated-host.ts';
 import type { Sql } from '../registry/db.ts';
@@ -39,6 +40,8 @@ const VMS = Number(values.vms);
 const HOSTS = Number(values.hosts);
 const CONCURRENCY = Number(values.concurrency);
 const POLL_MS = 25;
+// As `npm run worker` would run (VAGOTH_WORKFLOW_THREADS); the floor's worker the same.
+const WORKFLOW_THREADS = loadConfig().workflowThreads;
 
 interface Figures {
   seconds: number;
@@ -105,7 +108,13 @@ async function vagoth(address: string, temporal: Client): Promise<Figures & { st
   const db = await benchDatabase(40);
   const hostsDir = await mkdtemp(path.join(tmpdir(), 'vagoth-bench-hosts-'));
   const taskQueue = `bench-${randomUUID()}`;
-  const worker = await startWorker({ sql: db.sql, address, namespace: 'default', taskQueue });
+  const worker = await startWorker({
+    sql: db.sql,
+    address,
+    namespace: 'default',
+    taskQueue,
+    workflowThreads: WORKFLOW_THREADS,
+  });
   const api = createCaller(
     createContextInner({
       sql: db.sql,
@@ -180,6 +189,7 @@ async function floor(address: string, temporal: Client, steps: Steps): Promise<F
     connection,
     namespace: 'default',
     taskQueue,
+    workflowThreadPoolSize: WORKFLOW_THREADS,
     workflowsPath: fileURLToPath(new URL('./floor-workflow.ts', import.meta.url)),
     activities: {
       noop: async (_step: number, mark?: { id: string; state: string }) => {
@@ -222,7 +232,9 @@ const env = await localTemporal({ format: 'pretty', level: 'error' });
 const { address } = env;
 const temporal = await connectClient(address, 'default');
 try {
-  console.log(`${VMS} VM lifecycles on ${HOSTS} simulated hosts, ${CONCURRENCY} at a time`);
+  console.log(
+    `${VMS} VM lifecycles on ${HOSTS} simulated hosts, ${CONCURRENCY} at a time, ${WORKFLOW_THREADS} workflow threads`,
+  );
   const real = await vagoth(address, temporal);
   const base = await floor(address, temporal, real.steps);
   const rate = (f: Figures) => VMS / f.seconds;

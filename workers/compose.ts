@@ -48,6 +48,12 @@ export interface VagothWorkerOptions {
   /** Builds the driver factory when none is given; config.ts's `drivers` by default. */
   drivers?: DriversOptions;
   placementPolicy?: PlacementPolicy;
+  /**
+   * Threads that run workflow code; 1 by default (tests run many workers at once). With one,
+   * that thread is the worker's bottleneck under load (80-90% busy at 30 lifecycles/s, most of
+   * it the SDK's own work per activation), so a worker of its own takes config.ts's value.
+   */
+  workflowThreads?: number;
   /** A prebuilt workflow bundle (tests build one once); otherwise bundled from source. */
   workflowBundle?: { code: string };
 }
@@ -69,6 +75,7 @@ export async function startWorker(options: VagothWorkerOptions): Promise<VagothW
     connection,
     namespace: options.namespace,
     taskQueue: options.taskQueue,
+    workflowThreadPoolSize: options.workflowThreads ?? 1,
     ...(options.workflowBundle ? { workflowBundle: options.workflowBundle } : { workflowsPath }),
     activities: createActivities({
       sql: options.sql,

@@ -46,6 +46,7 @@ await runUntilSignal(async (onStop) => {
     taskQueue: t.taskQueue,
     placementPolicy: config.placementPolicy,
     drivers: config.drivers,
+    workflowThreads: config.workflowThreads,
   });
   onStop(worker.shutdown);
   const temporal = await connectClient(address, t.namespace);

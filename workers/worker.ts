@@ -18,6 +18,7 @@ await runUntilSignal(async (onStop) => {
     taskQueue: config.temporal.taskQueue,
     placementPolicy: config.placementPolicy,
     drivers: config.drivers,
+    workflowThreads: config.workflowThreads,
   });
   onStop(worker.shutdown);
   const client = await connectClient(address, config.temporal.namespace);

@@ -1,4 +1,4 @@
-import { homedir } from 'node:os';
+import { availableParallelism, homedir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../config.ts';
@@ -31,6 +31,7 @@ describe('loadConfig', () => {
       embeddedPostgresPort: 5433,
       simulatedHosts: 3,
       logLevel: 'WARN',
+      workflowThreads: Math.min(4, availableParallelism()),
       placementPolicy: 'spread',
       drivers: {
         libvirt: { pools: ['vagoth'], wipe: 'libvirt', wipeMiBPerSecond: 0 },
@@ -77,6 +78,7 @@ describe('loadConfig', () => {
       VAGOTH_TEMPORAL_UI_PORT: '18233',
       VAGOTH_POSTGRES_PORT: '15433',
       VAGOTH_LOG_LEVEL: 'DEBUG',
+      VAGOTH_WORKFLOW_THREADS: '3',
       VAGOTH_PLACEMENT_POLICY: 'pack',
       VAGOTH_API_URL: 'https://vagoth.example.com/trpc',
       VAGOTH_LIBVIRT_POOLS: 'vagoth,fast-ssd',
@@ -110,6 +112,7 @@ describe('loadConfig', () => {
       embeddedPostgresPort: 15433,
       simulatedHosts: 0,
       logLevel: 'DEBUG',
+      workflowThreads: 3,
       placementPolicy: 'pack',
       drivers: {
         libvirt: { pools: ['vagoth', 'fast-ssd'], wipe: 'libvirt', wipeMiBPerSecond: 0 },
@@ -159,6 +162,8 @@ describe('loadConfig', () => {
     ['VAGOTH_SIMULATED_HOSTS', '-1'],
     ['TEMPORAL_NAMESPACE', ''],
     ['VAGOTH_LOG_LEVEL', 'debug'],
+    ['VAGOTH_WORKFLOW_THREADS', '0'],
+    ['VAGOTH_WORKFLOW_THREADS', 'many'],
     ['VAGOTH_LIBVIRT_POOLS', 'vagoth,,other'],
     ['VAGOTH_LIBVIRT_POOLS', '../etc'],
     ['VAGOTH_GEATS_TIMEOUT_MS', '10'],
