@@ -29,6 +29,8 @@ import { migrateDomain } from './migrate.ts';
 import {
   checkOwned,
   locateVolumes,
+  PROVISION_STEP,
+  provisionedBefore,
   provisionVolume,
   volumeName,
   wipeAndDelete,
@@ -141,10 +143,23 @@ export class LibvirtDriver implements Driver {
     const refs = spec.volumes ?? this.volumesFor(spec);
     return this.#call(`provision ${spec.name}`, async (conn) => {
       checkOwned(spec.id, refs, this.#pools);
+      // A volume that is there but that no earlier attempt reported done may be one an attempt
+      // was creating when it was lost (a clone cut short): it is built again. Never while the
+      // VM's domain is on this host: then the volume is in use (a migration that got further
+      // than its last heartbeat said), and kept.
+      const reported = provisionedBefore(options.resumeFrom, refs.length);
+      const inUse =
+        reported < refs.length &&
+        (await withDomain(await lookup(conn, spec.name), async (d) => d !== null));
       for (const [i, ref] of refs.entries()) {
         options.signal?.throwIfAborted();
-        await provisionVolume(conn, ref, spec.definition);
-        options.onProgress?.({ step: 'provision', done: i + 1, total: refs.length });
+        await provisionVolume(
+          conn,
+          ref,
+          spec.definition,
+          i < reported || inUse ? 'keep' : 'rebuild',
+        );
+        options.onProgress?.({ step: PROVISION_STEP, done: i + 1, total: refs.length });
       }
       return refs;
     });

@@ -81,11 +81,18 @@ async function findVolume(pool: StoragePool, name: string): Promise<StorageVol |
   }
 }
 
-/** Creates one volume of a VM, from its image when it names one; an existing one is kept. */
+/**
+ * Creates one volume of a VM, from its image when it names one. An existing one is kept, or,
+ * with `existing: 'rebuild'`, deleted and created again: the caller's say for a volume that an
+ * attempt lost mid-way may have left half-built (a clone cut short). libvirt refuses to delete
+ * a volume it is still building, so a rebuild waits for the build under way (by failing, to
+ * be retried), never races it.
+ */
 export async function provisionVolume(
   conn: Connection,
   ref: VolumeRef,
   definition: VmDefinition,
+  existing: 'keep' | 'rebuild' = 'keep',
 ): Promise<void> {
   const { diskGiB, image } = definition;
   if (!(diskGiB > 0) && !image) {
@@ -96,8 +103,10 @@ export async function provisionVolume(
     throw new DriverError('rejected', `definition.image: ${image} is a VM's volume`);
   }
   await freeing(lookupPool(conn, ref.pool), async (pool) => {
-    const existing = await findVolume(pool, ref.name);
-    if (existing) return existing.free();
+    const found = await findVolume(pool, ref.name);
+    if (found && existing === 'keep') return found.free();
+    if (found)
+      await freeing(Promise.resolve(found), (v) => v.delete(C.VIR_STORAGE_VOL_DELETE_NORMAL));
     try {
       if (!image) return (await pool.createVolumeXML(volumeXml(ref.name, diskGiB * GiB))).free();
       const source = await findVolume(pool, image);
@@ -209,6 +218,18 @@ export interface WipeOptions extends ProgressOptions {
   method?: WipeMethod;
   /** Streamed zeros go no faster than this, so a wipe leaves the host's guests some disk; 0: no cap. */
   bytesPerSecond?: number;
+}
+
+export const PROVISION_STEP = 'provision';
+
+/**
+ * How many of a VM's `total` volumes an earlier attempt reported created, in order (the
+ * provision step's progress), else 0: only those are known to be whole.
+ */
+export function provisionedBefore(from: Progress | undefined, total: number): number {
+  if (from?.step !== PROVISION_STEP || from.total !== total) return 0;
+  const { done } = from;
+  return Number.isSafeInteger(done) && done >= 0 && done <= total ? done : 0;
 }
 
 export function wipeStep(ref: VolumeRef): string {

@@ -49,6 +49,44 @@ describe('provision', () => {
     expect(err.message).toContain('definition.image');
   });
 
+  it('builds again a volume that a lost attempt may have left half-made, never one reported whole or in use', async () => {
+    const h = await hosts.add({ volumes: [{ name: 'debian-12.img', capacityGiB: 2 }] });
+    const spec = vm({ image: 'debian-12.img', diskGiB: 3 });
+    const volumes = h.driver.volumesFor(spec);
+    const pool = await (await h.conn()).lookupStoragePoolByName('vagoth');
+    const capacity = async () =>
+      (await (await pool.lookupVolumeByName(volumes[0]!.name)).getInfo()).capacity;
+    // What an attempt lost mid-clone leaves: the VM's volume, not what it should be.
+    const leftHalfMade = async () => {
+      const old = await pool.lookupVolumeByName(volumes[0]!.name).catch(() => null);
+      await old?.delete(0);
+      const xml = `<volume><name>${volumes[0]!.name}</name><capacity>${GiB}</capacity></volume>`;
+      (await pool.createVolumeXML(xml)).free();
+    };
+
+    // The next attempt, with no progress on record (the default; a first attempt too).
+    await leftHalfMade();
+    await h.driver.provision({ ...spec, volumes });
+    expect(await capacity()).toBe(3 * GiB);
+
+    // An earlier attempt reported it created: kept as it is.
+    await leftHalfMade();
+    await h.driver.provision(
+      { ...spec, volumes },
+      { resumeFrom: { step: 'provision', done: 1, total: 1 } },
+    );
+    expect(await capacity()).toBe(GiB);
+
+    // The VM's domain is on the host (a migration further on than its heartbeat said): the
+    // volume is in use and kept, whatever the progress says.
+    await h.driver.define({ ...spec, volumes });
+    await h.driver.provision({ ...spec, volumes });
+    expect(await capacity()).toBe(GiB);
+    expect(await volumeNames(await h.conn(), 'vagoth')).toEqual(
+      ['debian-12.img', volumes[0]!.name].sort(),
+    );
+  });
+
   it('never clones another VM’s disk as an image', async () => {
     const h = await hosts.add();
     const first = vm({ diskGiB: 1 });
