@@ -228,7 +228,11 @@ export const PROVISION_STEP = 'provision';
  */
 export function provisionedBefore(from: Progress | undefined, total: number): number {
   if (from?.step !== PROVISION_STEP || from.total !== total) return 0;
-  const { done } = from;
+  return doneWithin(from);
+}
+
+/** A progress's `done` when it is a whole count within its `total`, else 0: start over. */
+function doneWithin({ done, total }: Progress): number {
   return Number.isSafeInteger(done) && done >= 0 && done <= total ? done : 0;
 }
 
@@ -245,9 +249,7 @@ export function wipeStep(ref: VolumeRef): string {
 export function resumeOffset(v: LocatedVolume, from: Progress | undefined): number {
   if (!from?.volume || from.step !== wipeStep(v.ref)) return 0;
   if (from.volume.pool !== v.ref.pool || from.volume.name !== v.ref.name) return 0;
-  const { done, total } = from;
-  if (total !== v.capacity || !Number.isSafeInteger(done) || done < 0 || done > total) return 0;
-  return done;
+  return from.total === v.capacity ? doneWithin(from) : 0;
 }
 
 /**
