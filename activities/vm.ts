@@ -260,8 +260,7 @@ export function createVmActivities({ sql, drivers, defaultPolicy, actor }: VmAct
         states,
         async (read) => {
           const { vm, driver } = await onHost(vmId, undefined, read);
-          await driver.start(vm.name);
-          return (await driver.info(vm.name))?.state === 'running';
+          return (await driver.start(vm.name)) === 'running';
         },
         () => true,
         (running) => running,

@@ -89,7 +89,11 @@ export interface Driver {
   /** Creates the VM's volumes (from its image when the definition names one); existing ones of this VM are kept. */
   provision(spec: DomainSpec, options?: ProgressOptions): Promise<VolumeRef[]>;
   define(spec: DomainSpec): Promise<void>;
-  start(name: string): Promise<void>;
+  /**
+   * Boots the domain (already running is success); answers the state the host reports right
+   * after, so a caller learns without another call whether it is running yet.
+   */
+  start(name: string): Promise<DomainState>;
   /** Power off. A domain already stopped or gone is success. */
   stop(name: string): Promise<void>;
   /** Graceful (ACPI) shutdown, waiting for the guest. */

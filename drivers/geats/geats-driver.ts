@@ -152,8 +152,11 @@ export class GeatsDriver implements Driver {
     await this.#create(spec, 'define', {});
   }
 
-  async start(name: string): Promise<void> {
+  async start(name: string): Promise<DomainState> {
     await this.#call('start', { vm_name: name });
+    const info = await this.info(name);
+    if (!info) throw new DriverError('not-found', `start ${name}: the VM vanished from the host`);
+    return info.state;
   }
 
   async stop(name: string): Promise<void> {

@@ -5,6 +5,7 @@ import {
   type Driver,
   type DomainInfo,
   type DomainSpec,
+  type DomainState,
   type HostStatus,
   type MigrateOptions,
   type MigrateResult,
@@ -21,6 +22,7 @@ import {
   powerOff,
   powerOn,
   shutDown,
+  stateOf,
   undefineDomain,
   withDomain,
 } from './domains.ts';
@@ -183,9 +185,12 @@ export class LibvirtDriver implements Driver {
     });
   }
 
-  start(name: string): Promise<void> {
+  start(name: string): Promise<DomainState> {
     return this.#call(`start ${name}`, async (conn) =>
-      withDomain(await this.#required(conn, name), (d) => powerOn(d)),
+      withDomain(await this.#required(conn, name), async (d) => {
+        await powerOn(d);
+        return stateOf(d);
+      }),
     );
   }
 

@@ -118,10 +118,10 @@ export function driverContract(o: DriverContractOptions): void {
       expect((await d().info('web-1'))?.vagothId).toBe(theirs.id);
     });
 
-    it('start twice runs the VM; stop twice stops it; stop of a VM gone is success', async () => {
+    it('start twice runs the VM and says so; stop twice stops it; stop of a VM gone is success', async () => {
       await d().define(vmSpec('web-1'));
-      await d().start('web-1');
-      await d().start('web-1');
+      expect(await d().start('web-1')).toBe('running');
+      expect(await d().start('web-1')).toBe('running');
       expect((await d().info('web-1'))?.state).toBe('running');
       await d().stop('web-1');
       await d().stop('web-1');

@@ -33,7 +33,7 @@ export function faultyDriverFactory(
       },
       start: async (name) => {
         check('start', name);
-        await driver.start(name);
+        return driver.start(name);
       },
       stop: async (name) => {
         check('stop', name);
