@@ -85,14 +85,18 @@ export function createActivities({ sql, drivers, defaultPolicy = 'spread' }: Act
     },
 
     /**
-     * Idempotent: a VM never placed, or a domain already gone, is success. Answers how many
-     * volumes the registry records for the VM, still to be wiped (none for a VM without disks).
+     * Powers the domain off and forgets it, once the driver has checked it is this VM's;
+     * entering `enter` first, if given (decommissioning). Idempotent: a VM never placed, or a
+     * domain already gone, is success. Answers how many volumes the registry records for the
+     * VM, still to be wiped (none for a VM without disks).
      */
-    async undefineDomain(vmId: string): Promise<number> {
-      const found = await getVmAndHost(sql, vmId).catch((err: unknown) => {
-        if (err instanceof NotFoundError) return null;
-        throw err;
-      });
+    async undefineDomain(vmId: string, enter?: Transition): Promise<number> {
+      const found = enter
+        ? await recordTransition(sql, vmId, enter, actor())
+        : await getVmAndHost(sql, vmId).catch((err: unknown) => {
+            if (err instanceof NotFoundError) return null;
+            throw err;
+          });
       if (!found?.host) return 0;
       const { vm, host } = found;
       await drivers.get(host).undefine({ id: vm.id, name: vm.name });

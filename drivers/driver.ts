@@ -101,7 +101,10 @@ export interface Driver {
   reboot(name: string): Promise<void>;
   /** Moves the domain to another host of the same driver; the target's volumes are its concern. */
   migrate(spec: DomainSpec, target: HostAddress, options?: MigrateOptions): Promise<MigrateResult>;
-  /** Forget the domain, keep its storage; a domain already gone is success. Refuses a domain vagoth did not create. */
+  /**
+   * Power the domain off and forget it, keep its storage; a domain already gone is success.
+   * Refuses a domain vagoth did not create, before touching it.
+   */
   undefine(spec: Pick<DomainSpec, 'id' | 'name'>): Promise<void>;
   /**
    * Undefine, then wipe and delete the VM's recorded volumes. Refuses any volume that is not

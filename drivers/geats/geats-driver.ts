@@ -227,6 +227,8 @@ export class GeatsDriver implements Driver {
     const info = await this.info(spec.name);
     if (!info) return;
     this.#mustBeOurs(info, spec.id, 'undefine');
+    // The protocol does not say that undefine stops a running VM: power it off first.
+    if (info.state !== 'stopped') await this.#unlessGone('stop', spec.name);
     await this.#unlessGone('undefine', spec.name);
   }
 

@@ -154,11 +154,12 @@ export function driverContract(o: DriverContractOptions): void {
       expect(await named(host, 'web-1')).toHaveLength(0);
     });
 
-    it('undefine refuses a VM created for another VM, and removes nothing', async () => {
+    it('undefine refuses a VM created for another VM, and leaves it defined and running', async () => {
       const theirs = vmSpec('web-1');
       await d().define(theirs);
+      await d().start('web-1');
       await failsWith(d().undefine({ id: randomUUID(), name: 'web-1' }), 'not-ours');
-      expect((await d().info('web-1'))?.vagothId).toBe(theirs.id);
+      expect(await d().info('web-1')).toMatchObject({ vagothId: theirs.id, state: 'running' });
     });
 
     it.skipIf(!o.defineForeign)(
