@@ -6,7 +6,13 @@ import type { Sql } from '../registry/db.ts';
 import { insertHost, type NewHost } from '../registry/hosts.ts';
 import { placeVm } from '../registry/allocate.ts';
 import { claimVm } from '../registry/claim-vm.ts';
-import { deleteVm, getVmAndHost, transitionVm, type VmRequest } from '../registry/vms.ts';
+import {
+  deleteVm,
+  getVmAndHost,
+  transitionVm,
+  type VmAndHost,
+  type VmRequest,
+} from '../registry/vms.ts';
 import type { Host, HostAddress, OperationRef, Vm, VmState } from '../registry/types.ts';
 import { NotFoundError } from '../registry/errors.ts';
 import { withFailureTypes } from './failures.ts';
@@ -49,7 +55,20 @@ function actor(): ActorOptions {
   return { actor: 'worker', operation: run ? `${run.workflowId}/${run.runId}` : null };
 }
 
+/** A VM no longer in the registry, where a step tolerates that: null. */
+function goneAsNull(err: unknown): null {
+  if (err instanceof NotFoundError) return null;
+  throw err;
+}
+
 export function createActivities({ sql, drivers, defaultPolicy = 'spread' }: ActivityDeps) {
+  /** Undefines the VM's domain on its host, if placed; answers its volumes left to wipe. */
+  async function undefineOnHost({ vm, host }: VmAndHost): Promise<number> {
+    if (!host) return 0;
+    await drivers.get(host).undefine({ id: vm.id, name: vm.name });
+    return volumesOf(vm.keys).length;
+  }
+
   return withFailureTypes({
     ...createVmActivities({ sql, drivers, defaultPolicy, actor }),
     ...createMonitorActivities({ sql, drivers }),
@@ -85,22 +104,28 @@ export function createActivities({ sql, drivers, defaultPolicy = 'spread' }: Act
     },
 
     /**
-     * Powers the domain off and forgets it, once the driver has checked it is this VM's;
-     * entering `enter` first, if given (decommissioning). Idempotent: a VM never placed, or a
-     * domain already gone, is success. Answers how many volumes the registry records for the
-     * VM, still to be wiped (none for a VM without disks).
+     * Powers the domain off and forgets it, once the driver has checked it is this VM's.
+     * Idempotent: a VM never placed, or a domain already gone, is success. Answers how many
+     * volumes the registry records for the VM, still to be wiped (none for a VM without disks).
      */
-    async undefineDomain(vmId: string, enter?: Transition): Promise<number> {
-      const found = enter
-        ? await recordTransition(sql, vmId, enter, actor())
-        : await getVmAndHost(sql, vmId).catch((err: unknown) => {
-            if (err instanceof NotFoundError) return null;
-            throw err;
-          });
-      if (!found?.host) return 0;
-      const { vm, host } = found;
-      await drivers.get(host).undefine({ id: vm.id, name: vm.name });
-      return volumesOf(vm.keys).length;
+    async undefineDomain(vmId: string): Promise<number> {
+      const found = await getVmAndHost(sql, vmId).catch(goneAsNull);
+      return found ? undefineOnHost(found) : 0;
+    },
+
+    /**
+     * Decommission's first step: enters `enter` (decommissioning), powers the domain off and
+     * undefines it as undefineDomain does, then removes a VM that has no volumes left to wipe
+     * (its keys and its room on the host go with it). Answers how many volumes are left: if
+     * any, the caller wipes them, then removes the VM. A VM already removed is success (a
+     * retry whose first attempt finished).
+     */
+    async retireVm(vmId: string, enter: Transition): Promise<number> {
+      const found = await recordTransition(sql, vmId, enter, actor()).catch(goneAsNull);
+      if (!found) return 0;
+      const volumes = await undefineOnHost(found);
+      if (volumes === 0) await deleteVm(sql, vmId, actor());
+      return volumes;
     },
 
     async deleteVm(vmId: string): Promise<void> {

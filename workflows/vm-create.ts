@@ -1,17 +1,11 @@
-import { ApplicationFailure, CancellationScope, log, patched } from '@temporalio/workflow';
+import { ApplicationFailure, CancellationScope, log } from '@temporalio/workflow';
 import type { OperationRef, StepStates, Transition, Vm, VmRequest } from '../activities/index.ts';
 import { rootFailure } from './failure.ts';
 import { boot, cleanup, long, steps, wipe } from './proxies.ts';
+import { since } from './revisions.ts';
 import type { VmFacts } from './vm-operations.ts';
 
 export type OnFailure = 'remove' | 'keep';
-
-/**
- * Since this patch, placing a VM and claiming its volume keys are one step (allocateVm) and a
- * VM without volumes goes from `placing` straight to `defining`. Runs begun before it replay
- * on the old path (a VM's entity workflow lives as long as its VM).
- */
-const ALLOCATE_IN_ONE_STEP = 'allocate-in-one-step';
 
 export type Claim = { vm: Vm } | { failure: ApplicationFailure };
 
@@ -43,7 +37,7 @@ export async function createSaga(
     step = 'placing';
     undo.unshift(() => cleanup.releaseAllocation(id));
     const placing = entering(vm, ['pending'], 'placing', operation);
-    if (patched(ALLOCATE_IN_ONE_STEP)) {
+    if (since('allocate-in-one-step')) {
       undo.unshift(() => cleanup.releaseVolumes(id));
       const allocated = await steps.allocateVm({ id, definition: record.definition }, placing);
       vm.host = allocated.host;
@@ -55,7 +49,7 @@ export async function createSaga(
         await long.provisionVolumes(id, undefined, { enter: provisioning });
       }
     } else {
-      // Runs created before ALLOCATE_IN_ONE_STEP: placed, then volume keys claimed, apart.
+      // Runs created before allocate-in-one-step: placed, then volume keys claimed, apart.
       vm.host = await steps.placeVm({ id, definition: record.definition }, placing);
       step = 'provisioning';
       undo.unshift(() => cleanup.releaseVolumes(id));

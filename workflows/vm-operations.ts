@@ -1,7 +1,8 @@
-import { ApplicationFailure, CancellationScope, log, patched } from '@temporalio/workflow';
+import { ApplicationFailure, CancellationScope, log } from '@temporalio/workflow';
 import type { OperationRef } from '../activities/index.ts';
 import { rootFailure } from './failure.ts';
 import { boot, cleanup, long, shutdownProxy, steps, wipe } from './proxies.ts';
+import { since } from './revisions.ts';
 import { entering, move, startAndWait, transition } from './vm-create.ts';
 import type { EntityState, EvacuateRequest, MigrateRequest, ShutdownArgs } from './vm-rules.ts';
 
@@ -165,13 +166,6 @@ export async function reprovision(vm: VmFacts, op: OperationRef): Promise<void> 
 }
 
 /**
- * Since this patch, decommission powers the domain off and undefines it in one step
- * (undefineDomain entering `decommissioning`), which checks the domain is this VM's before
- * touching it. Runs begun before it replay on the old path: stopDomain, then undefineDomain.
- */
-const RETIRE_IN_ONE_STEP = 'retire-in-one-step';
-
-/**
  * Power off (the volumes are about to be wiped, so a graceful shutdown protects nothing),
  * undefine, wipe the volumes, then remove the VM: its keys and its allocation go with it.
  * Teardown retries transient errors without end: a leak is worse than a wait.
@@ -180,20 +174,23 @@ export async function decommission(vm: VmFacts, op: OperationRef): Promise<void>
   if (vm.vmId === null || vm.state === 'gone') throw stateConflict(vm, 'decommission');
   const id = vm.vmId;
   const decommissioning = entering(vm, 'any', 'decommissioning', op);
-  if (vm.host !== null) {
-    let volumes: number;
-    if (patched(RETIRE_IN_ONE_STEP)) {
-      volumes = await cleanup.undefineDomain(id, decommissioning);
-    } else {
-      await cleanup.stopDomain(id, { enter: decommissioning });
-      volumes = await cleanup.undefineDomain(id);
+  if (since('retire-in-one-step')) {
+    // One step powers off, undefines and, for a VM without volumes, removes it.
+    if ((await cleanup.retireVm(id, decommissioning)) > 0) {
+      // Wiping is long and heartbeats: only for a VM that has volumes left to wipe.
+      await wipe.deprovisionVolumes(id);
+      await cleanup.deleteVm(id);
     }
-    // Wiping is long and heartbeats: only for a VM that has volumes left to wipe.
-    if (volumes > 0) await wipe.deprovisionVolumes(id);
   } else {
-    await cleanup.transitionVm(id, 'any', 'decommissioning', { operation: op });
+    // Runs begun before retire-in-one-step: power off, undefine, wipe, remove, apart.
+    if (vm.host !== null) {
+      await cleanup.stopDomain(id, { enter: decommissioning });
+      if ((await cleanup.undefineDomain(id)) > 0) await wipe.deprovisionVolumes(id);
+    } else {
+      await cleanup.transitionVm(id, 'any', 'decommissioning', { operation: op });
+    }
+    await cleanup.deleteVm(id);
   }
-  await cleanup.deleteVm(id);
   vm.state = 'gone';
   vm.host = null;
 }
