@@ -6,6 +6,7 @@ import {
   type Progress,
   type ProgressOptions,
   type VolumeRef,
+  wantsStorage,
 } from '../drivers/index.ts';
 import type { ActorOptions } from '../registry/context.ts';
 import type { Sql } from '../registry/db.ts';
@@ -184,8 +185,9 @@ export function createVmActivities({ sql, drivers, defaultPolicy, actor }: VmAct
     /**
      * The create's allocation as one step: enters `placing` (if asked), places the VM (room on
      * a host), then claims the `vol:` keys of the volumes provision will create there, before
-     * anything exists. Answers the host and those volumes (none for a VM without disks).
-     * Idempotent: a placed VM stays put and its keys are claimed again without complaint.
+     * anything exists. Answers the host and those volumes (none for a VM without disks, whose
+     * host is then not asked). Idempotent: a placed VM stays put and its keys are claimed
+     * again without complaint.
      */
     async allocateVm(
       vm: Pick<Vm, 'id' | 'definition'>,
@@ -193,7 +195,8 @@ export function createVmActivities({ sql, drivers, defaultPolicy, actor }: VmAct
     ): Promise<{ host: string; volumes: VolumeRef[] }> {
       if (enter) await transition(vm.id, enter);
       const { host } = await placeVm(sql, vm, defaultPolicy, actor());
-      return { host, volumes: await claimVolumesOnHost(vm.id) };
+      const volumes = wantsStorage(vm.definition) ? await claimVolumesOnHost(vm.id) : [];
+      return { host, volumes };
     },
 
     /** Claims the `vol:` keys of the volumes provision will create, before anything exists. */

@@ -13,6 +13,14 @@ export interface DomainSpec {
   volumes?: VolumeRef[];
 }
 
+/**
+ * Whether a definition asks for storage: a disk, or an image to install. A VM whose
+ * definition does not has no volumes on any driver (volumesFor answers none).
+ */
+export function wantsStorage(definition: Pick<VmDefinition, 'diskGiB' | 'image'>): boolean {
+  return definition.diskGiB > 0 || Boolean(definition.image);
+}
+
 /** A VM as the host sees it: its state and the definition the host holds. */
 export interface DomainInfo {
   name: string;
@@ -82,8 +90,9 @@ export interface Driver {
   /** Null when the host has no such domain. */
   info(name: string): Promise<DomainInfo | null>;
   /**
-   * The volumes provision will create for this VM on this host, named from its id. Pure: the
-   * registry claims their `vol:` keys before anything is created.
+   * The volumes provision will create for this VM on this host, named from its id; none
+   * unless the definition wantsStorage. Pure: the registry claims their `vol:` keys before
+   * anything is created.
    */
   volumesFor(spec: Pick<DomainSpec, 'id' | 'name' | 'definition'>): VolumeRef[];
   /** Creates the VM's volumes (from its image when the definition names one); existing ones of this VM are kept. */

@@ -102,7 +102,7 @@ export async function placementCandidates(
     LIMIT ${limit}`;
   return {
     hosts: rows.map(toView),
-    affinityHosts: await affinityHosts(sql, request.affinity ?? []),
+    affinityHosts: affinity,
   };
 }
 

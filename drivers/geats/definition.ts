@@ -6,6 +6,7 @@ import {
   type DomainState,
   type HostStatus,
   type VolumeRef,
+  wantsStorage,
 } from '../driver.ts';
 
 /** Geats keeps a VM's storage itself; vagoth records it under this pool name. */
@@ -21,8 +22,7 @@ export interface GeatsDefinitionOptions {
 
 /** Geats names a VM's storage volume `<vm name>-<storage name>`; vagoth asks for one, `root`. */
 export function geatsVolumes(spec: Pick<DomainSpec, 'name' | 'definition'>): VolumeRef[] {
-  const { diskGiB, image } = spec.definition;
-  return diskGiB > 0 || image ? [{ pool: GEATS_POOL, name: `${spec.name}-${ROOT}` }] : [];
+  return wantsStorage(spec.definition) ? [{ pool: GEATS_POOL, name: `${spec.name}-${ROOT}` }] : [];
 }
 
 export function isVolumeOf(vmName: string, volume: VolumeRef): boolean {

@@ -12,6 +12,7 @@ import {
   type ProgressOptions,
   type ShutdownOptions,
   type VolumeRef,
+  wantsStorage,
 } from '../driver.ts';
 import { connections, type ConnectionLease, type ConnectionRegistry } from './connections.ts';
 import { domainXml, vagothIdOf } from './domain-xml.ts';
@@ -137,8 +138,9 @@ export class LibvirtDriver implements Driver {
   }
 
   volumesFor(spec: Pick<DomainSpec, 'id' | 'name' | 'definition'>): VolumeRef[] {
-    const { diskGiB, image } = spec.definition;
-    return diskGiB > 0 || image ? [{ pool: this.#pools[0]!, name: volumeName(spec.id, 0) }] : [];
+    return wantsStorage(spec.definition)
+      ? [{ pool: this.#pools[0]!, name: volumeName(spec.id, 0) }]
+      : [];
   }
 
   provision(spec: DomainSpec, options: ProgressOptions = {}): Promise<VolumeRef[]> {

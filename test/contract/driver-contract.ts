@@ -181,6 +181,8 @@ export function driverContract(o: DriverContractOptions): void {
       const volumes = d().volumesFor(spec);
       expect(volumes.length).toBeGreaterThan(0);
       expect(d().volumesFor(spec), 'volumesFor is pure').toEqual(volumes);
+      // allocateVm claims no volumes, without asking the host, for a VM that wants no storage.
+      expect(d().volumesFor(vmSpec('web-2', { diskGiB: 0, image: undefined }))).toEqual([]);
       expect(await d().provision(spec)).toEqual(volumes);
       expect(await d().provision(spec)).toEqual(volumes);
       await d().define({ ...spec, volumes });
