@@ -174,6 +174,23 @@ export function createVmActivities({ sql, drivers, defaultPolicy, actor }: VmAct
     if (refs.length > 0) await claimVolumes(sql, vmId, refs, actor());
     return refs;
   }
+  /**
+   * Starts the domain; true if the host reports it running at once (most do), and only then
+   * is `done` recorded: otherwise the workflow waits for it (waitRunning) and records it.
+   */
+  function startDomain(vmId: string, states?: StepStates): Promise<boolean> {
+    return withStates(
+      vmId,
+      states,
+      async (read) => {
+        const { vm, driver } = await onHost(vmId, undefined, read);
+        return (await driver.start(vm.name)) === 'running';
+      },
+      () => true,
+      (running) => running,
+    );
+  }
+
   const spec = (vm: Vm, volumes: VolumeRef[]) => ({
     id: vm.id,
     name: vm.name,
@@ -241,7 +258,13 @@ export function createVmActivities({ sql, drivers, defaultPolicy, actor }: VmAct
       );
     },
 
-    async defineDomain(vmId: string, states?: StepStates): Promise<void> {
+    /**
+     * Defines the domain on its host; then, with `boot`, starts it as startDomain does: the
+     * create's define and boot in one step. Answers whether the host reports it running (never,
+     * without `boot`). A retry after the start failed defines again (vagoth's own domain is
+     * kept) and starts again.
+     */
+    async defineDomain(vmId: string, states?: StepStates, boot?: StepStates): Promise<boolean> {
       await withStates(
         vmId,
         states,
@@ -251,24 +274,10 @@ export function createVmActivities({ sql, drivers, defaultPolicy, actor }: VmAct
         },
         () => undefined,
       );
+      return boot ? startDomain(vmId, boot) : false;
     },
 
-    /**
-     * Starts the domain; true if the host reports it running at once (most do), and only then
-     * is `done` recorded: otherwise the workflow waits for it (waitRunning) and records it.
-     */
-    async startDomain(vmId: string, states?: StepStates): Promise<boolean> {
-      return withStates(
-        vmId,
-        states,
-        async (read) => {
-          const { vm, driver } = await onHost(vmId, undefined, read);
-          return (await driver.start(vm.name)) === 'running';
-        },
-        () => true,
-        (running) => running,
-      );
-    },
+    startDomain,
 
     /** Polls until the host reports the domain running; resumes its backoff from the heartbeat. */
     async waitRunning(vmId: string): Promise<void> {

@@ -7,11 +7,12 @@ import { patched } from '@temporalio/workflow';
  *
  * - `allocate-in-one-step`: placing a VM and claiming its volume keys are one step, and a VM
  *   without volumes goes from `placing` straight to `defining`.
- * - `retire-in-one-step`: decommission enters `decommissioning`, powers off and undefines the
- *   domain (which the driver first checks is this VM's) in one step, and removes a VM with no
- *   volumes to wipe in that same step.
+ * - `boot-and-retire-in-one-step`: the create defines and starts the domain in one step; and
+ *   decommission enters `decommissioning`, powers off and undefines the domain (which the
+ *   driver first checks is this VM's) in one step, which also removes a VM with no volumes to
+ *   wipe.
  */
-const REVISIONS = ['allocate-in-one-step', 'retire-in-one-step'] as const;
+const REVISIONS = ['allocate-in-one-step', 'boot-and-retire-in-one-step'] as const;
 
 export type Revision = (typeof REVISIONS)[number];
 

@@ -63,10 +63,17 @@ export async function createSaga(
     step = 'defining';
     undo.unshift(async () => void (await cleanup.undefineDomain(id)));
     const defining = entering(vm, ['placing', 'provisioning'], 'defining', operation);
-    await steps.defineDomain(id, { enter: defining });
-
-    step = 'starting';
-    await startAndWait(vm, operation, ['defining']);
+    if (since('boot-and-retire-in-one-step')) {
+      // Defined and started in one step; the host's error says which of its calls failed.
+      step = 'defining and starting';
+      await startAndWait(vm, operation, ['defining'], (boot) =>
+        steps.defineDomain(id, { enter: defining }, boot),
+      );
+    } else {
+      await steps.defineDomain(id, { enter: defining });
+      step = 'starting';
+      await startAndWait(vm, operation, ['defining']);
+    }
   } catch (err) {
     const failure = rootFailure(err);
     if (!claimed) onClaim({ failure });
@@ -145,12 +152,14 @@ export function entering(
  * Starts the domain and waits until its host reports it running: a heartbeating activity,
  * needed only when the host does not say so at once (a slow host, an agent that boots late).
  * With `from`, the VM goes from there to `starting`, then `running`; without, its state is
- * the caller's to keep.
+ * the caller's to keep. `start` is the step that boots it (startDomain, unless the caller's
+ * own step boots as it goes).
  */
 export async function startAndWait(
   vm: VmFacts,
   operation: OperationRef,
   from?: VmFacts['state'][],
+  start: (states: StepStates) => Promise<boolean> = (states) => steps.startDomain(vm.vmId!, states),
 ): Promise<void> {
   const id = vm.vmId!;
   const states: StepStates = from
@@ -159,7 +168,7 @@ export async function startAndWait(
         done: transition(['starting'], 'running', operation),
       }
     : {};
-  if (await steps.startDomain(id, states)) {
+  if (await start(states)) {
     if (from) vm.state = 'running';
     return;
   }

@@ -174,7 +174,7 @@ export async function decommission(vm: VmFacts, op: OperationRef): Promise<void>
   if (vm.vmId === null || vm.state === 'gone') throw stateConflict(vm, 'decommission');
   const id = vm.vmId;
   const decommissioning = entering(vm, 'any', 'decommissioning', op);
-  if (since('retire-in-one-step')) {
+  if (since('boot-and-retire-in-one-step')) {
     // One step powers off, undefines and, for a VM without volumes, removes it.
     if ((await cleanup.retireVm(id, decommissioning)) > 0) {
       // Wiping is long and heartbeats: only for a VM that has volumes left to wipe.
@@ -182,7 +182,7 @@ export async function decommission(vm: VmFacts, op: OperationRef): Promise<void>
       await cleanup.deleteVm(id);
     }
   } else {
-    // Runs begun before retire-in-one-step: power off, undefine, wipe, remove, apart.
+    // Runs begun before boot-and-retire-in-one-step: power off, undefine, wipe, remove, apart.
     if (vm.host !== null) {
       await cleanup.stopDomain(id, { enter: decommissioning });
       if ((await cleanup.undefineDomain(id)) > 0) await wipe.deprovisionVolumes(id);
