@@ -3,7 +3,7 @@ import { WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/cl
 import type { DriverPool } from '../drivers/index.ts';
 import type { ActorOptions } from '../registry/context.ts';
 import type { Sql } from '../registry/db.ts';
-import { NotFoundError, StateConflictError } from '../registry/errors.ts';
+import { nullIfNotFound, StateConflictError } from '../registry/errors.ts';
 import { getHost, setHostState, vmsOnHost, type HostedVm } from '../registry/hosts.ts';
 import { commitMigration } from '../registry/vm-migration.ts';
 import { getVmById } from '../registry/vms.ts';
@@ -33,10 +33,7 @@ export type DrainOutcome =
 
 /** The VM, or null if it is gone (decommissioned while the drain ran). */
 async function vmIfAny(sql: Sql, id: string): Promise<Vm | null> {
-  return getVmById(sql, id).catch((err: unknown) => {
-    if (err instanceof NotFoundError) return null;
-    throw err;
-  });
+  return getVmById(sql, id).catch(nullIfNotFound);
 }
 
 const goneOutcome = (vm: HostedVm): DrainOutcome => ({

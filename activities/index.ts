@@ -14,7 +14,7 @@ import {
   type VmRequest,
 } from '../registry/vms.ts';
 import type { Host, HostAddress, OperationRef, Vm, VmState } from '../registry/types.ts';
-import { NotFoundError } from '../registry/errors.ts';
+import { nullIfNotFound } from '../registry/errors.ts';
 import { withFailureTypes } from './failures.ts';
 import {
   createVmActivities,
@@ -53,12 +53,6 @@ export interface ActivityDeps {
 function actor(): ActorOptions {
   const run = activityInfo().workflowExecution;
   return { actor: 'worker', operation: run ? `${run.workflowId}/${run.runId}` : null };
-}
-
-/** A VM no longer in the registry, where a step tolerates that: null. */
-function goneAsNull(err: unknown): null {
-  if (err instanceof NotFoundError) return null;
-  throw err;
 }
 
 export function createActivities({ sql, drivers, defaultPolicy = 'spread' }: ActivityDeps) {
@@ -109,7 +103,7 @@ export function createActivities({ sql, drivers, defaultPolicy = 'spread' }: Act
      * volumes the registry records for the VM, still to be wiped (none for a VM without disks).
      */
     async undefineDomain(vmId: string): Promise<number> {
-      const found = await getVmAndHost(sql, vmId).catch(goneAsNull);
+      const found = await getVmAndHost(sql, vmId).catch(nullIfNotFound);
       return found ? undefineOnHost(found) : 0;
     },
 
@@ -121,7 +115,7 @@ export function createActivities({ sql, drivers, defaultPolicy = 'spread' }: Act
      * retry whose first attempt finished).
      */
     async retireVm(vmId: string, enter: Transition): Promise<number> {
-      const found = await recordTransition(sql, vmId, enter, actor()).catch(goneAsNull);
+      const found = await recordTransition(sql, vmId, enter, actor()).catch(nullIfNotFound);
       if (!found) return 0;
       const volumes = await undefineOnHost(found);
       if (volumes === 0) await deleteVm(sql, vmId, actor());

@@ -9,6 +9,12 @@ export class NotFoundError extends Error {
   }
 }
 
+/** For a caller to whom a row already gone is an answer: null for NotFoundError, else rethrows. */
+export function nullIfNotFound(err: unknown): null {
+  if (err instanceof NotFoundError) return null;
+  throw err;
+}
+
 export class KeyConflictError extends Error {
   override name = 'KeyConflictError';
   constructor(

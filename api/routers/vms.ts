@@ -5,7 +5,7 @@ import type { Sql } from '../../registry/db.ts';
 import { hostExists } from '../../registry/hosts.ts';
 import { checkedPool } from '../../registry/claim-vm.ts';
 import { getVm, listVms, type VmRequest } from '../../registry/vms.ts';
-import { InvalidRequestError, KeyConflictError, NotFoundError } from '../../registry/errors.ts';
+import { InvalidRequestError, KeyConflictError, nullIfNotFound } from '../../registry/errors.ts';
 import {
   claimedUpdate,
   decommissionUpdate,
@@ -101,10 +101,7 @@ export const vmsRouter = router({
    * booting go on in the VM's workflow, whose `create` operation `operation` names.
    */
   create: publicProcedure.input(vmCreateInput).mutation(async ({ ctx, input }) => {
-    const existing = await getVm(ctx.sql, input.name).catch((err: unknown) => {
-      if (err instanceof NotFoundError) return null;
-      throw err;
-    });
+    const existing = await getVm(ctx.sql, input.name).catch(nullIfNotFound);
     // A VM past its create has no claim to join: refuse at once rather than ask its workflow.
     if (existing && existing.operation?.kind !== 'create') {
       throw new KeyConflictError(`name:${input.name}`, `vm ${input.name}`);
