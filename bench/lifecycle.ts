@@ -6,6 +6,9 @@
 //
 // Figures are printed, never asserted. TEMPORAL_ADDRESS names a server to use instead of a
 // dev server of the bench's own; DATABASE_URL the PostgreSQL (a scratch database is dropped).
+// CPU per lifecycle (this process, the dev server, PostgreSQL) is printed beside the rates: it
+// shows where the time goes and how far from the target the run is (2 cores at 30/s leave 66
+// ms a lifecycle); on a shared machine it too rises and falls with the other tenants' load.
 import { localTemporal } from '../test/support/local-temporal.ts';
 import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -27,7 +30,7 @@ import {
   floorLifecycle,
   type StepKind,
 } from './floor-workflow.ts';
-import { benchDatabase, percentile } from './support.ts';
+import { benchDatabase, cpuPer, cpuTimes, percentile } from './support.ts';
 
 const { values } = parseArgs({
   options: {
@@ -46,6 +49,7 @@ const WORKFLOW_THREADS = loadConfig().workflowThreads;
 interface Figures {
   seconds: number;
   latencies: number[]; // create call to running, ms
+  cpu: string; // CPU per lifecycle, by process
 }
 
 /** Runs `lifecycle(i)` for every VM on CONCURRENCY loops; returns wall time and latencies. */
@@ -53,12 +57,17 @@ async function drive(lifecycle: (i: number) => Promise<number>): Promise<Figures
   const latencies: number[] = [];
   let next = 0;
   const t0 = performance.now();
+  const cpu0 = cpuTimes();
   await Promise.all(
     Array.from({ length: CONCURRENCY }, async () => {
       for (let i = next++; i < VMS; i = next++) latencies.push(await lifecycle(i));
     }),
   );
-  return { seconds: (performance.now() - t0) / 1000, latencies: latencies.sort((a, b) => a - b) };
+  return {
+    seconds: (performance.now() - t0) / 1000,
+    latencies: latencies.sort((a, b) => a - b),
+    cpu: cpuPer(cpu0, cpuTimes(), VMS),
+  };
 }
 
 /**
@@ -244,6 +253,8 @@ try {
     );
   row('vagoth', real);
   row('floor', base);
+  console.log(`CPU per lifecycle: vagoth ${real.cpu}`);
+  console.log(`                   floor  ${base.cpu}`);
   const shape = (kinds: StepKind[]) =>
     `${kinds.filter((k) => k === 'local').length} local + ${kinds.filter((k) => k === 'activity').length} ordinary`;
   console.log(
