@@ -2,15 +2,16 @@ import {
   ApplicationFailure,
   allHandlersFinished,
   condition,
-  continueAsNew,
   currentUpdateInfo,
   defineQuery,
   defineUpdate,
+  makeContinueAsNewFunc,
   setHandler,
   workflowInfo,
 } from '@temporalio/workflow';
 import type { OperationRef, Vm, VmRequest } from '../activities/index.ts';
 import { rootFailure } from './failure.ts';
+import { revisionMemo } from './revisions.ts';
 import { createSaga, type Claim, type OnFailure } from './vm-create.ts';
 import * as ops from './vm-operations.ts';
 import type { OperationOutcome, VmFacts } from './vm-operations.ts';
@@ -247,7 +248,8 @@ export async function vmEntity(input: VmEntityInput): Promise<VmStatus> {
     if (queue.length === 0) break;
   }
   const { continueAfter } = input;
-  return continueAsNew<typeof vmEntity>({
+  // The next run is new: it begins at the newest revision this code knows.
+  return makeContinueAsNewFunc<typeof vmEntity>({ memo: revisionMemo() })({
     request,
     onFailure,
     ...(continueAfter === undefined ? {} : { continueAfter }),

@@ -19,6 +19,7 @@ import {
   vmEntity,
   type OperationOutcome,
 } from '../../workflows/index.ts';
+import { revisionMemo } from '../../workflows/revisions.ts';
 import { toOperation } from '../operations.ts';
 import { byName, vmCreateInput, vmMigrateInput, vmShutdownInput } from '../schemas.ts';
 import type { z } from 'zod';
@@ -120,6 +121,7 @@ export const vmsRouter = router({
       args: [{ request, onFailure: input.onFailure }],
       taskQueue: ctx.taskQueue,
       workflowId: vmWorkflowId(input.name),
+      memo: revisionMemo(),
       staticSummary: `VM ${input.name}: ${input.vcpus} vCPU, ${input.memoryMiB} MiB, ${input.nics.length} NIC`,
       // A retried request reaches the run already under way (its update checks it is the same).
       workflowIdConflictPolicy: 'USE_EXISTING',

@@ -64,5 +64,17 @@ describe('a VM workflow that continues as new', () => {
     });
     const gone = await h.api.vms.decommission({ name: 'long-lived' });
     expect(await settle(h, gone.operation)).toMatchObject({ status: 'completed' });
+
+    // The first run began with no revision in its memo (as runs begun before there was one):
+    // its create went by a patch marker. The run it continued into is pinned to the newest
+    // revision, and its decommission took that path with no marker.
+    const patchMarkers = async (runId: string) =>
+      ((await h.temporal.workflow.getHandle(workflowId, runId).fetchHistory()).events ?? []).filter(
+        (e) => e.markerRecordedEventAttributes?.markerName === 'core_patch',
+      ).length;
+    expect(await patchMarkers(firstRun)).toBe(1);
+    const second = await handle.describe();
+    expect(second.memo).toEqual({ revision: 'boot-and-retire-in-one-step' });
+    expect(await patchMarkers(second.runId)).toBe(0);
   });
 });

@@ -106,8 +106,9 @@ async function openWorkflows(): Promise<string[]> {
 
 /**
  * One file per workflow run, named `<workflow type>.<workflow id>.json`, replacing the old set.
- * Files named `*.before-<patch>.json` are kept: runs recorded before a workflow change made
- * under `patched(<patch>)`, which the code must go on replaying until the patch is deprecated.
+ * Files named `*.before-<change>.json` are kept: runs recorded before a workflow change made
+ * under `patched(<change>)`, or before a change in how runs are versioned, which the code must
+ * go on replaying while such runs may still be open.
  */
 async function saveHistories(): Promise<void> {
   await mkdir(HISTORIES_DIR, { recursive: true });
