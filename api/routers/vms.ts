@@ -61,19 +61,24 @@ async function operate<A extends unknown[]>(
   args: A,
   updateId?: string,
 ) {
-  await getVm(ctx.sql, name); // NOT_FOUND for a VM that does not exist
   const workflow = ctx.temporal.workflow.getHandle(vmWorkflowId(name));
   const options = {
     waitForStage: 'ACCEPTED' as const,
     ...(updateId === undefined ? {} : { updateId }),
   };
-  const handle =
+  const handle = await (
     args.length === 0
-      ? await workflow.startUpdate<OperationOutcome, []>(update.name, options)
-      : await workflow.startUpdate<OperationOutcome, [unknown]>(update.name, {
+      ? workflow.startUpdate<OperationOutcome, []>(update.name, options)
+      : workflow.startUpdate<OperationOutcome, [unknown]>(update.name, {
           ...options,
           args: [args[0]],
-        });
+        })
+  ).catch(async (err: unknown) => {
+    // The registry says whether the VM exists (NOT_FOUND, by its name), asked only when the
+    // update could not be sent: no round trip before every operation.
+    await getVm(ctx.sql, name);
+    throw err;
+  });
   // A validator's refusal also answers at the ACCEPTED stage, carrying its failure.
   if (seesUpdateOutcomes(ctx.temporal)) {
     if (settledAtOnce(handle.updateId)) {

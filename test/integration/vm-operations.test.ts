@@ -139,6 +139,13 @@ describe('a VM through every operation', () => {
     const described = await h.temporal.workflow.getHandle('vm:life-1').describe();
     expect(described.status.name).toBe('COMPLETED');
     expect(vm.id).toBeTruthy();
+    // An operation on the VM now gone, or on one never created, is NOT_FOUND by its name.
+    for (const name of ['life-1', 'never-1']) {
+      expect(await refusal(h.api.vms.start({ name }))).toMatchObject({
+        code: 'NOT_FOUND',
+        message: `vm "${name}" not found`,
+      });
+    }
   });
 });
 
