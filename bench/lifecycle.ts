@@ -258,24 +258,22 @@ Runtime.install({ logger: new DefaultLogger('ERROR') });
 console.log(
   `${VMS} VM lifecycles on ${HOSTS} simulated hosts, ${CONCURRENCY} at a time, ${WORKFLOW_THREADS} workflow threads`,
 );
-{
-  const real = await onServer(vagoth);
-  const base = await onServer((address, temporal) => floor(address, temporal, real.steps));
-  const rate = (f: Figures) => VMS / f.seconds;
-  const row = (label: string, f: Figures) =>
-    console.log(
-      `${label.padEnd(10)} ${rate(f).toFixed(1).padStart(7)} lifecycles/s   create->running p50 ${percentile(f.latencies, 50).toFixed(0)} ms, p99 ${percentile(f.latencies, 99).toFixed(0)} ms`,
-    );
-  row('vagoth', real);
-  row('floor', base);
-  console.log(`CPU per lifecycle: vagoth ${real.cpu}`);
-  console.log(`                   floor  ${base.cpu}`);
-  const shape = (kinds: StepKind[]) =>
-    `${kinds.filter((k) => k === 'local').length} local + ${kinds.filter((k) => k === 'activity').length} ordinary`;
+const real = await onServer(vagoth);
+const base = await onServer((address, temporal) => floor(address, temporal, real.steps));
+const rate = (f: Figures) => VMS / f.seconds;
+const row = (label: string, f: Figures) =>
   console.log(
-    `activities per lifecycle: create ${shape(real.steps[0])}, decommission ${shape(real.steps[1])} (the floor runs as many no-ops, of the same kinds)`,
+    `${label.padEnd(10)} ${rate(f).toFixed(1).padStart(7)} lifecycles/s   create->running p50 ${percentile(f.latencies, 50).toFixed(0)} ms, p99 ${percentile(f.latencies, 99).toFixed(0)} ms`,
   );
-  const ratio = base.seconds > 0 ? real.seconds / base.seconds : NaN;
-  console.log(`throughput: ${rate(real).toFixed(1)} lifecycles/s (target >= 30)`);
-  console.log(`vagoth / floor (wall time): ${ratio.toFixed(2)}x (target <= 1.5x)`);
-}
+row('vagoth', real);
+row('floor', base);
+console.log(`CPU per lifecycle: vagoth ${real.cpu}`);
+console.log(`                   floor  ${base.cpu}`);
+const shape = (kinds: StepKind[]) =>
+  `${kinds.filter((k) => k === 'local').length} local + ${kinds.filter((k) => k === 'activity').length} ordinary`;
+console.log(
+  `activities per lifecycle: create ${shape(real.steps[0])}, decommission ${shape(real.steps[1])} (the floor runs as many no-ops, of the same kinds)`,
+);
+const ratio = base.seconds > 0 ? real.seconds / base.seconds : NaN;
+console.log(`throughput: ${rate(real).toFixed(1)} lifecycles/s (target >= 30)`);
+console.log(`vagoth / floor (wall time): ${ratio.toFixed(2)}x (target <= 1.5x)`);

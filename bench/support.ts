@@ -129,12 +129,12 @@ export function cpuTimes(): CpuTimes {
     const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     const ms = (Number(f[11]) + Number(f[12])) * tickMs;
     if (comm === 'temporal' && Number(f[1]) === process.pid) times.temporal += ms;
-    else if (comm === 'postgres' || comm.startsWith('postgres:')) times.postgres += ms;
+    else if (comm === 'postgres') times.postgres += ms; // comm is the program, not the title
   }
   return times;
 }
 
-/** CPU per unit of work between two readings, as `bench 27.1 + temporal 23.0 + ...` (ms). */
+/** CPU per unit of work between two readings, as `91.1 ms (bench 45.2, temporal 35.2, postgres 10.8)`. */
 export function cpuPer(before: CpuTimes, after: CpuTimes, units: number): string {
   const part = (k: keyof CpuTimes) => (after[k] - before[k]) / units;
   const parts = (['bench', 'temporal', 'postgres'] as const).map((k) => [k, part(k)] as const);
