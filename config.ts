@@ -74,6 +74,15 @@ const schema = z.object({
   VAGOTH_TEMPORAL_UI_PORT: port(8233),
   VAGOTH_POSTGRES_PORT: port(5433),
   VAGOTH_API_URL: z.url().optional(),
+  VAGOTH_API_MAX_BODY_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1024)
+    .max(256 * 1024 * 1024)
+    .default(1024 * 1024),
+  VAGOTH_API_MAX_BATCH: z.coerce.number().int().min(1).max(1000).default(10),
+  VAGOTH_TOKEN_CACHE_MS: z.coerce.number().int().min(0).max(300_000).default(5_000),
+  VAGOTH_TOKEN: z.string().regex(/^\S+$/, 'must be a token without spaces').optional(),
   VAGOTH_PLACEMENT_POLICY: z.enum(['spread', 'pack']).default('spread'),
   VAGOTH_LOG_LEVEL: z.enum(['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR']).default('WARN'),
   VAGOTH_WORKFLOW_THREADS: z.coerce
@@ -103,7 +112,20 @@ const schema = z.object({
 });
 
 export interface Config {
-  api: { host: string; port: number; /** Where clients (the CLI) reach the API. */ url: string };
+  api: {
+    host: string;
+    port: number;
+    /** Where clients (the CLI) reach the API. */
+    url: string;
+    maxBodyBytes: number;
+    maxBatchSize: number;
+    /** How long a token's check is trusted before the registry is asked again. */
+    tokenCacheMs: number;
+  };
+  /** How the CLI authenticates: this token, else the one in `adminTokenFile`. */
+  token: string | undefined;
+  /** Where the first API process writes the admin token it makes (mode 0600). */
+  adminTokenFile: string;
   temporal: {
     /** Unset: `npm start` runs a dev server of its own. */
     address: string | undefined;
@@ -150,7 +172,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       host: e.VAGOTH_API_HOST,
       port: e.VAGOTH_API_PORT,
       url: e.VAGOTH_API_URL ?? `http://127.0.0.1:${e.VAGOTH_API_PORT}/trpc`,
+      maxBodyBytes: e.VAGOTH_API_MAX_BODY_BYTES,
+      maxBatchSize: e.VAGOTH_API_MAX_BATCH,
+      tokenCacheMs: e.VAGOTH_TOKEN_CACHE_MS,
     },
+    token: e.VAGOTH_TOKEN,
+    adminTokenFile: path.join(dataDir, 'admin-token'),
     temporal: {
       address: e.TEMPORAL_ADDRESS,
       namespace: e.TEMPORAL_NAMESPACE,

@@ -1,5 +1,7 @@
 import type { Client } from '@temporalio/client';
 import type { Sql } from '../registry/db.ts';
+import type { Principal } from './authorize.ts';
+import type { TokenVerifier } from './token-verifier.ts';
 
 export interface ApiDeps {
   sql: Sql;
@@ -8,11 +10,24 @@ export interface ApiDeps {
   namespace: string;
   /** Base URL of the Temporal Web UI, for links to each operation. */
   temporalUiUrl: string;
+  tokens: TokenVerifier;
 }
 
-export type Context = ApiDeps;
+/**
+ * Who is calling. Over HTTP, always the request's `Authorization` header; a caller that
+ * vagoth runs in its own process (the embedded stack registering its simulated hosts) may be
+ * given a principal instead, which no request can set.
+ */
+export type Credentials = { authorization: string | undefined } | { principal: Principal };
+
+export type Context = ApiDeps & { credentials: Credentials };
 
 /** Pure: tests build the same context the HTTP adapter does. */
-export function createContextInner(deps: ApiDeps): Context {
-  return { ...deps };
+export function createContextInner(deps: ApiDeps, credentials: Credentials): Context {
+  return { ...deps, credentials };
+}
+
+/** The context of a caller holding `token`, checked as an HTTP request's would be. */
+export function bearer(token: string): Credentials {
+  return { authorization: `Bearer ${token}` };
 }

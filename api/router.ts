@@ -3,6 +3,7 @@ import { networksRouter } from './routers/networks.ts';
 import { nodesRouter } from './routers/nodes.ts';
 import { operationsRouter } from './routers/operations.ts';
 import { placementRouter } from './routers/placement.ts';
+import { tokensRouter } from './routers/tokens.ts';
 import { vmsRouter } from './routers/vms.ts';
 import { createCallerFactory, router } from './trpc.ts';
 
@@ -13,6 +14,7 @@ export const appRouter = router({
   networks: networksRouter,
   placement: placementRouter,
   nodes: nodesRouter,
+  tokens: tokensRouter,
 });
 
 export type AppRouter = typeof appRouter;

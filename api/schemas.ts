@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { isGeatsUri, parseGeatsUri } from '../drivers/geats/uri.ts';
 import { MAX_PAGE_SIZE } from '../registry/pagination.ts';
+import { ROLES } from '../registry/tokens.ts';
 
 // Names become libvirt domain names and parts of workflow ids: a narrow alphabet keeps
 // them safe in both and in XML.
@@ -306,3 +307,29 @@ export const hostEvacuateInput = z.object({
     error: 'must be true: confirm the host is powered off or cut off (fenced) before evacuating',
   }),
 });
+
+// API tokens (tokens.*, an admin's).
+
+export const tokenCreateInput = z
+  .object({
+    /** A label for the holder, shown by tokens.list. */
+    name: nameSchema,
+    role: z.enum(ROLES, { error: `must be one of ${ROLES.join(', ')}` }),
+    /** Lifetime; none: valid until revoked. */
+    expiresInSeconds: z
+      .number()
+      .int()
+      .min(1)
+      .max(10 * 365 * 86_400)
+      .optional(),
+  })
+  .strict();
+
+export const tokenListInput = z
+  .object({ includeRevoked: z.boolean().optional() })
+  .strict()
+  .default({});
+
+export const tokenRevokeInput = z
+  .object({ id: z.uuid({ error: 'must be a token id (a UUID)' }) })
+  .strict();

@@ -1,11 +1,16 @@
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createHTTPServer } from '@trpc/server/adapters/standalone';
+import { createHTTPHandler } from '@trpc/server/adapters/standalone';
 import { createContextInner, type ApiDeps } from './context.ts';
 import { appRouter } from './router.ts';
 
 export interface ApiServerOptions {
   host: string;
   port: number;
+  /** The largest request body, in bytes: a larger one is refused (413) before it is read. */
+  maxBodyBytes: number;
+  /** The most calls one batched request may carry. */
+  maxBatchSize: number;
 }
 
 export interface ApiServer {
@@ -13,16 +18,42 @@ export interface ApiServer {
   close(): Promise<void>;
 }
 
+/** A 413 in tRPC's shape, sent without reading the body; the connection is closed after it. */
+function refuseTooLarge(res: ServerResponse, maxBodyBytes: number): void {
+  const body = JSON.stringify({
+    error: {
+      message: `request body larger than ${maxBodyBytes} bytes`,
+      code: -32013,
+      data: { code: 'PAYLOAD_TOO_LARGE', httpStatus: 413 },
+    },
+  });
+  res.writeHead(413, { 'content-type': 'application/json', connection: 'close' });
+  res.end(body);
+}
+
 /** Serves the tRPC API over HTTP under /trpc. */
 export async function startApiServer(deps: ApiDeps, options: ApiServerOptions): Promise<ApiServer> {
-  const server = createHTTPServer({
+  const handler = createHTTPHandler({
     router: appRouter,
     basePath: '/trpc/',
-    createContext: () => createContextInner(deps),
+    // A body that declares no length (chunked) is cut off by tRPC once it passes the limit.
+    maxBodySize: options.maxBodyBytes,
+    maxBatchSize: options.maxBatchSize,
+    createContext: ({ req }) =>
+      createContextInner(deps, { authorization: req.headers.authorization }),
     onError: ({ error, path }) => {
       if (error.code === 'INTERNAL_SERVER_ERROR')
         console.error(`api ${path ?? '?'}:`, error.cause ?? error);
     },
+  });
+  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    const declared = Number(req.headers['content-length'] ?? 0);
+    if (declared > options.maxBodyBytes) {
+      refuseTooLarge(res, options.maxBodyBytes);
+      req.destroy();
+      return;
+    }
+    handler(req, res);
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

@@ -1,7 +1,9 @@
-import { initTRPC } from '@trpc/server';
+import { initTRPC, TRPCError } from '@trpc/server';
 import { z } from 'zod';
+import { authorize } from './authorize.ts';
 import type { Context } from './context.ts';
 import { toTRPCError, vagothErrorData } from './errors.ts';
+import { MAX_INPUT_DEPTH, inputDepthExceeds } from './input-depth.ts';
 
 // Plain JSON, no transformer: any HTTP client in any language can call the API.
 const t = initTRPC.context<Context>().create({
@@ -35,6 +37,38 @@ const mapErrors = t.middleware(async ({ next }) => {
   return result;
 });
 
+const BEARER = /^Bearer ([^\s]+)$/;
+
+/** Every call carries a token its holder may make the call with; checked before its input. */
+const authenticate = t.middleware(async ({ ctx, path, type, next }) => {
+  const { credentials } = ctx;
+  const principal =
+    'principal' in credentials
+      ? credentials.principal
+      : await ctx.tokens.verify(BEARER.exec(credentials.authorization ?? '')?.[1]);
+  if (!principal) {
+    throw new TRPCError({
+      code: 'UNAUTHORIZED',
+      message: 'needs an Authorization: Bearer header with a valid token',
+    });
+  }
+  const decision = authorize(principal, path, type);
+  if (!decision.allowed) throw new TRPCError({ code: 'FORBIDDEN', message: decision.reason });
+  return next({ ctx: { ...ctx, principal } });
+});
+
+/** Validation recurses: input nested deeper than any procedure takes is refused before it. */
+const boundDepth = t.middleware(async ({ getRawInput, next }) => {
+  if (inputDepthExceeds(await getRawInput(), MAX_INPUT_DEPTH)) {
+    throw new TRPCError({
+      code: 'BAD_REQUEST',
+      message: `input: nested deeper than ${MAX_INPUT_DEPTH} levels`,
+    });
+  }
+  return next();
+});
+
 export const router = t.router;
-export const publicProcedure = t.procedure.use(mapErrors);
+/** The only procedure builder: no procedure can be served without a token. */
+export const procedure = t.procedure.use(mapErrors).use(authenticate).use(boundDepth);
 export const createCallerFactory = t.createCallerFactory;

@@ -10,6 +10,7 @@
 // shows where the time goes and how far from the target the run is (2 cores at 30/s leave 66
 // ms a lifecycle); on a shared machine it too rises and falls with the other tenants' load.
 import { localTemporal } from '../test/support/local-temporal.ts';
+import { tokenCaller } from '../test/support/token-caller.ts';
 import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -18,9 +19,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { WithStartWorkflowOperation, type Client } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
-import { createContextInner } from '../api/context.ts';
 import { loadConfig } from '../config.ts';
-import { createCaller } from '../api/router.ts';
 import { writeSimulatedHost } from '../drivers/libvirt/simulated-host.ts';
 import type { Sql } from '../registry/db.ts';
 import { connectClient, startWorker } from '../workers/compose.ts';
@@ -124,15 +123,14 @@ async function vagoth(address: string, temporal: Client): Promise<Figures & { st
     taskQueue,
     workflowThreads: WORKFLOW_THREADS,
   });
-  const api = createCaller(
-    createContextInner({
-      sql: db.sql,
-      temporal,
-      taskQueue,
-      namespace: 'default',
-      temporalUiUrl: 'http://ui',
-    }),
-  );
+  // Every call carries an admin token and is checked, as over HTTP.
+  const { api } = await tokenCaller({
+    sql: db.sql,
+    temporal,
+    taskQueue,
+    namespace: 'default',
+    temporalUiUrl: 'http://ui',
+  });
   const watch = registryWatch(db.sql);
   try {
     await api.networks.create({ name: 'default', cidr: '10.0.0.0/16', gateway: '10.0.0.1' });

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { createTRPCClient, httpBatchLink, TRPCClientError } from '@trpc/client';
 import type { AppRouter } from '../api/router.ts';
@@ -27,10 +28,15 @@ const USAGE = `usage: vagoth <command>
   vms migrate <name> [--to HOST] [--cold] [--wait]
   placement explain --vcpus N --memory MiB [--disk GiB] [PLACEMENT]
   operations get <id> [<run-id>] [--update ID]
+  tokens list [--all]
+  tokens create <name> --role admin|operator|reader [--expires SECONDS]
+      prints the token once: it is stored only as a hash
+  tokens revoke <id>
 
 PLACEMENT: [--host H] [--require k=v]... [--anti-affinity G]... [--affinity G]... [--policy spread|pack]
 
-The API is at $VAGOTH_API_URL (default http://127.0.0.1:7780/trpc).`;
+The API is at $VAGOTH_API_URL (default http://127.0.0.1:7780/trpc). Every call carries the
+token in $VAGOTH_TOKEN, else the admin token vagoth wrote to $VAGOTH_DATA_DIR/admin-token.`;
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
@@ -58,6 +64,9 @@ const { values, positionals } = parseArgs({
     to: { type: 'string' },
     cold: { type: 'boolean' },
     update: { type: 'string' },
+    role: { type: 'string' },
+    expires: { type: 'string' },
+    all: { type: 'boolean' },
     help: { type: 'boolean', short: 'h' },
   },
 });
@@ -77,7 +86,27 @@ function placement() {
   };
 }
 
-const api = createTRPCClient<AppRouter>({ links: [httpBatchLink({ url: loadConfig().api.url })] });
+const config = loadConfig();
+
+/** VAGOTH_TOKEN, else the admin token the first API process wrote; none: the API says so. */
+function token(): string | undefined {
+  if (config.token) return config.token;
+  try {
+    return readFileSync(config.adminTokenFile, 'utf8').trim() || undefined;
+  } catch {
+    return undefined; // no file: the call goes without, and is refused as unauthorised
+  }
+}
+
+const bearer = token();
+const api = createTRPCClient<AppRouter>({
+  links: [
+    httpBatchLink({
+      url: config.api.url,
+      headers: () => (bearer ? { authorization: `Bearer ${bearer}` } : {}),
+    }),
+  ],
+});
 const print = (value: unknown) => console.log(JSON.stringify(value, null, 2));
 
 type OperationId = { id: string; runId: string; updateId?: string };
@@ -224,6 +253,24 @@ async function run(): Promise<void> {
         }),
       );
     }
+    case 'tokens list':
+      return print(
+        await api.tokens.list.query({ ...(values.all ? { includeRevoked: true } : {}) }),
+      );
+    case 'tokens create': {
+      const [name] = needs(1);
+      return print(
+        await api.tokens.create.mutate({
+          name: name!,
+          role: values.role as 'reader',
+          ...(values.expires ? { expiresInSeconds: num(values.expires)! } : {}),
+        }),
+      );
+    }
+    case 'tokens revoke': {
+      const [id] = needs(1);
+      return print(await api.tokens.revoke.mutate({ id: id! }));
+    }
     default:
       throw new Error(USAGE);
   }
@@ -237,5 +284,7 @@ try {
       ? ` (${(err.data as { code?: string } | undefined)?.code ?? 'error'})`
       : '';
   console.error(`vagoth: ${err instanceof Error ? err.message : String(err)}${code}`);
+  if (code === ' (UNAUTHORIZED)' && !bearer)
+    console.error(`vagoth: set VAGOTH_TOKEN, or run where ${config.adminTokenFile} is readable`);
   process.exitCode = 1;
 }

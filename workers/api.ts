@@ -1,5 +1,6 @@
 import { loadConfig } from '../config.ts';
 import { startApiServer } from '../api/server.ts';
+import { apiDeps, ensureAdminToken } from './api-deps.ts';
 import { connectClient, openRegistry } from './compose.ts';
 import { requireSetting, runUntilSignal } from './lifecycle.ts';
 
@@ -11,10 +12,9 @@ await runUntilSignal(async (onStop) => {
   onStop(() => sql.end());
   const temporal = await connectClient(requireSetting('TEMPORAL_ADDRESS', t.address), t.namespace);
   onStop(() => temporal.connection.close());
-  const api = await startApiServer(
-    { sql, temporal, taskQueue: t.taskQueue, namespace: t.namespace, temporalUiUrl: t.uiUrl },
-    config.api,
-  );
+  const tokenFile = await ensureAdminToken(sql, config.adminTokenFile);
+  const api = await startApiServer(apiDeps(config, sql, temporal), config.api);
   onStop(api.close);
   console.log(`vagoth API on ${api.url}`);
+  if (tokenFile) console.log(`an admin token for this registry is in ${tokenFile}`);
 });

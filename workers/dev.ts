@@ -1,5 +1,6 @@
 import { loadConfig } from '../config.ts';
 import { createContextInner } from '../api/context.ts';
+import { apiDeps, ensureAdminToken } from './api-deps.ts';
 import { createCaller } from '../api/router.ts';
 import { startApiServer } from '../api/server.ts';
 import { startEmbeddedPostgres, startTemporalDevServer } from './embedded.ts';
@@ -51,17 +52,15 @@ await runUntilSignal(async (onStop) => {
   onStop(worker.shutdown);
   const temporal = await connectClient(address, t.namespace);
   onStop(() => temporal.connection.close());
-  const deps = {
-    sql,
-    temporal,
-    taskQueue: t.taskQueue,
-    namespace: t.namespace,
-    temporalUiUrl: t.uiUrl,
-  };
+  const deps = apiDeps(config, sql, temporal);
+  const tokenFile = await ensureAdminToken(sql, config.adminTokenFile);
   const api = await startApiServer(deps, config.api);
   onStop(api.close);
 
-  const caller = createCaller(createContextInner(deps));
+  // vagoth's own set-up, in this process: no token to hold, so it is given an admin's rights.
+  const caller = createCaller(
+    createContextInner(deps, { principal: { tokenId: null, name: 'vagoth', role: 'admin' } }),
+  );
   await ensureDefaultNetwork(caller);
   const hosts = await registerSimulatedHosts(caller, config.dataDir, config.simulatedHosts);
   const restored = await restoreSimulatedDomains(sql, worker.drivers);
@@ -70,6 +69,7 @@ await runUntilSignal(async (onStop) => {
 
   console.log(`vagoth is running
   API:          ${api.url}
+  Admin token:  ${config.adminTokenFile}${tokenFile ? ' (new)' : ''}
   Temporal UI:  ${t.uiUrl}
   Temporal:     ${address} (namespace ${t.namespace})
   Registry:     ${databaseUrl.replace(/\/\/[^@/]*@/, '//')}

@@ -22,7 +22,7 @@ import {
 } from '../../workflows/index.ts';
 import { byName, hostEvacuateInput, hostRegisterInput, nameSchema } from '../schemas.ts';
 import type { Context } from '../context.ts';
-import { publicProcedure, router } from '../trpc.ts';
+import { procedure, router } from '../trpc.ts';
 
 /**
  * The cluster's policies are the ones its monitor schedule runs with (set from the workers'
@@ -78,7 +78,7 @@ async function onHost<R>(ctx: Context, name: string, update: UpdateDefinition<R,
 
 export const hostsRouter = router({
   /** Records a host; its capacity is read through its driver by a workflow. */
-  register: publicProcedure.input(hostRegisterInput).mutation(async ({ ctx, input }) => {
+  register: procedure.input(hostRegisterInput).mutation(async ({ ctx, input }) => {
     return ctx.temporal.workflow.execute(registerHost, {
       args: [input],
       taskQueue: ctx.taskQueue,
@@ -89,12 +89,12 @@ export const hostsRouter = router({
     });
   }),
 
-  list: publicProcedure.query(({ ctx }) => listHosts(ctx.sql)),
+  list: procedure.query(({ ctx }) => listHosts(ctx.sql)),
 
-  get: publicProcedure.input(byName).query(({ ctx, input }) => getHost(ctx.sql, input.name)),
+  get: procedure.input(byName).query(({ ctx, input }) => getHost(ctx.sql, input.name)),
 
   /** Runs the monitor now, on one host or all, and answers its report. */
-  poll: publicProcedure
+  poll: procedure
     .input(z.object({ name: nameSchema.optional() }).strict().default({}))
     .mutation(async ({ ctx, input }) => {
       if (input.name !== undefined) await getHost(ctx.sql, input.name);
@@ -118,7 +118,7 @@ export const hostsRouter = router({
    * (moved, and those that stayed with why). A request while a drain is under way (a retry,
    * or another operator) joins it.
    */
-  maintenance: publicProcedure.input(byName).mutation(async ({ ctx, input }) => {
+  maintenance: procedure.input(byName).mutation(async ({ ctx, input }) => {
     await getHost(ctx.sql, input.name); // NOT_FOUND before any workflow starts
     return onHost(ctx, input.name, hostMaintenanceUpdate);
   }),
@@ -131,14 +131,14 @@ export const hostsRouter = router({
    * word is taken: the monitor marks it down again if it still does not answer. Leaving
    * `down` also clears the monitor's own mark (a trigger).
    */
-  activate: publicProcedure.input(byName).mutation(async ({ ctx, input }) => {
+  activate: procedure.input(byName).mutation(async ({ ctx, input }) => {
     await getHost(ctx.sql, input.name);
     await onHost(ctx, input.name, hostActivateUpdate);
     return getHost(ctx.sql, input.name);
   }),
 
   /** Forgets an empty host; PRECONDITION_FAILED, with how many remain, while VMs are on it. */
-  remove: publicProcedure.input(byName).mutation(async ({ ctx, input }) => {
+  remove: procedure.input(byName).mutation(async ({ ctx, input }) => {
     await removeHost(ctx.sql, input.name, { actor: 'api', operation: null });
     return { removed: input.name };
   }),
@@ -148,11 +148,11 @@ export const hostsRouter = router({
    * word that the host can run nothing any more (powered off, cut off): without fencing a
    * host that is merely unreachable may still run its VMs, and evacuating makes two copies.
    */
-  evacuate: publicProcedure.input(hostEvacuateInput).mutation(async ({ ctx, input }) => {
+  evacuate: procedure.input(hostEvacuateInput).mutation(async ({ ctx, input }) => {
     await getHost(ctx.sql, input.name);
     return onHost(ctx, input.name, hostEvacuateUpdate);
   }),
 
   /** The last monitor run's report (scheduled or asked for), or null before the first. */
-  monitor: publicProcedure.query(({ ctx }) => lastReport(ctx.sql)),
+  monitor: procedure.query(({ ctx }) => lastReport(ctx.sql)),
 });

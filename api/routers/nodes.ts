@@ -28,7 +28,7 @@ import {
   nodeSetParentInput,
   nodeTagsInput,
 } from '../schemas.ts';
-import { publicProcedure, router } from '../trpc.ts';
+import { procedure, router } from '../trpc.ts';
 
 // Every change made through the API is logged as the API's; it runs no workflow.
 const API: ActorOptions = { actor: 'api', operation: null };
@@ -69,30 +69,30 @@ async function writableIdOf(
 
 export const nodesRouter = router({
   /** Records a node and claims its name and keys, all or nothing (CONFLICT names the holder). */
-  create: publicProcedure.input(nodeCreateInput).mutation(({ ctx, input }) =>
+  create: procedure.input(nodeCreateInput).mutation(({ ctx, input }) =>
     write(ctx, async (tx) => {
       const parent = input.parent ? await idOf(tx, input.parent) : null;
       return createNode(tx, { ...input, parent });
     }),
   ),
 
-  get: publicProcedure.input(nodeGetInput).query(({ ctx, input }) => {
+  get: procedure.input(nodeGetInput).query(({ ctx, input }) => {
     const by: NodeLookup = input.key !== undefined ? { key: input.key } : lookup(input);
     return getNode(ctx.sql, by);
   }),
 
-  list: publicProcedure.input(nodeListInput).query(async ({ ctx, input }) => {
+  list: procedure.input(nodeListInput).query(async ({ ctx, input }) => {
     const parent = input.parent ? await idOf(ctx.sql, input.parent) : undefined;
     return findNodes(ctx.sql, { ...input, parent });
   }),
 
-  rename: publicProcedure
+  rename: procedure
     .input(nodeRenameInput)
     .mutation(({ ctx, input }) =>
       write(ctx, async (tx) => renameNode(tx, await writableIdOf(tx, input), input.newName)),
     ),
 
-  setParent: publicProcedure
+  setParent: procedure
     .input(nodeSetParentInput)
     .mutation(({ ctx, input }) =>
       write(ctx, async (tx) =>
@@ -100,32 +100,32 @@ export const nodesRouter = router({
       ),
     ),
 
-  clearParent: publicProcedure
+  clearParent: procedure
     .input(nodeByRefInput)
     .mutation(({ ctx, input }) =>
       write(ctx, async (tx) => clearParent(tx, await writableIdOf(tx, input))),
     ),
 
-  updateMetadata: publicProcedure
+  updateMetadata: procedure
     .input(nodeMetadataInput)
     .mutation(({ ctx, input }) =>
       write(ctx, async (tx) => mergeMetadata(tx, await writableIdOf(tx, input), input.patch)),
     ),
 
-  updateDefinition: publicProcedure
+  updateDefinition: procedure
     .input(nodeDefinitionInput)
     .mutation(({ ctx, input }) =>
       write(ctx, async (tx) => setDefinition(tx, await writableIdOf(tx, input), input.definition)),
     ),
 
-  updateTags: publicProcedure
+  updateTags: procedure
     .input(nodeTagsInput)
     .mutation(({ ctx, input }) =>
       write(ctx, async (tx) => setTags(tx, await idOf(tx, input), input.patch)),
     ),
 
   /** Releases and claims keys in one transaction: a conflicting claim undoes the releases. */
-  changeKeys: publicProcedure.input(nodeChangeKeysInput).mutation(({ ctx, input }) =>
+  changeKeys: procedure.input(nodeChangeKeysInput).mutation(({ ctx, input }) =>
     write(ctx, async (tx) => {
       const id = await writableIdOf(tx, input);
       await changeKeys(tx, id, { claim: input.claim, release: input.release });
@@ -134,7 +134,7 @@ export const nodesRouter = router({
   ),
 
   /** Removes a node that has no parent and no children; returns it as it was. */
-  delete: publicProcedure.input(nodeByRefInput).mutation(({ ctx, input }) =>
+  delete: procedure.input(nodeByRefInput).mutation(({ ctx, input }) =>
     write(ctx, async (tx) => {
       const node = await getNode(tx, lookup(input));
       if (LIFECYCLE_TYPES.includes(node.type)) {
@@ -148,7 +148,7 @@ export const nodesRouter = router({
   ),
 
   /** The node's history, newest first; by id it outlives the node. */
-  events: publicProcedure.input(nodeEventsInput).query(async ({ ctx, input }) => {
+  events: procedure.input(nodeEventsInput).query(async ({ ctx, input }) => {
     const id = await idOf(ctx.sql, input);
     return listEvents(ctx.sql, id, { cursor: input.cursor, limit: input.limit });
   }),

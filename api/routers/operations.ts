@@ -1,9 +1,9 @@
 import { describeOperation } from '../operations.ts';
 import { operationGetInput } from '../schemas.ts';
-import { publicProcedure, router } from '../trpc.ts';
+import { procedure, router } from '../trpc.ts';
 
 export const operationsRouter = router({
-  get: publicProcedure
+  get: procedure
     .input(operationGetInput)
     .query(({ ctx, input }) =>
       describeOperation(

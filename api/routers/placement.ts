@@ -1,11 +1,11 @@
 import { planPlacement } from '../../allocator/place.ts';
 import { placementSnapshot } from '../../registry/placement.ts';
 import { placementExplainInput } from '../schemas.ts';
-import { publicProcedure, router } from '../trpc.ts';
+import { procedure, router } from '../trpc.ts';
 
 export const placementRouter = router({
   /** Where a VM of this shape would go, and why every other host would not take it. Claims nothing. */
-  explain: publicProcedure.input(placementExplainInput).query(async ({ ctx, input }) => {
+  explain: procedure.input(placementExplainInput).query(async ({ ctx, input }) => {
     const request = {
       vcpus: input.vcpus,
       memoryMiB: input.memoryMiB,

@@ -24,7 +24,7 @@ import { toOperation } from '../operations.ts';
 import { byName, vmCreateInput, vmMigrateInput, vmShutdownInput } from '../schemas.ts';
 import type { z } from 'zod';
 import type { UpdateDefinition } from '@temporalio/common';
-import { publicProcedure, router } from '../trpc.ts';
+import { procedure, router } from '../trpc.ts';
 
 /** The VM's entity workflow: one per VM, serialising everything done to it. */
 export const vmWorkflowId = (name: string) => `vm:${name}`;
@@ -106,7 +106,7 @@ export const vmsRouter = router({
    * Returns once the VM's name and keys are claimed (or refused, with CONFLICT); placing and
    * booting go on in the VM's workflow, whose `create` operation `operation` names.
    */
-  create: publicProcedure.input(vmCreateInput).mutation(async ({ ctx, input }) => {
+  create: procedure.input(vmCreateInput).mutation(async ({ ctx, input }) => {
     const existing = await getVm(ctx.sql, input.name).catch(nullIfNotFound);
     // A VM past its create has no claim to join: refuse at once rather than ask its workflow.
     if (existing && existing.operation?.kind !== 'create') {
@@ -140,38 +140,36 @@ export const vmsRouter = router({
     return { vm, operation: toOperation(vm.operation, ctx.temporalUiUrl, ctx.namespace) };
   }),
 
-  get: publicProcedure.input(byName).query(({ ctx, input }) => getVm(ctx.sql, input.name)),
+  get: procedure.input(byName).query(({ ctx, input }) => getVm(ctx.sql, input.name)),
 
-  list: publicProcedure.query(({ ctx }) => listVms(ctx.sql)),
+  list: procedure.query(({ ctx }) => listVms(ctx.sql)),
 
   /** Idempotent (running: nothing to do). */
-  start: publicProcedure
+  start: procedure
     .input(byName)
     .mutation(({ ctx, input }) => operate(ctx, input.name, startUpdate, [])),
 
   /** Power off; idempotent (stopped: nothing to do). */
-  stop: publicProcedure
+  stop: procedure
     .input(byName)
     .mutation(({ ctx, input }) => operate(ctx, input.name, stopUpdate, [])),
 
-  shutdown: publicProcedure
+  shutdown: procedure
     .input(vmShutdownInput)
     .mutation(({ ctx, input: { name, ...args } }) => operate(ctx, name, shutdownUpdate, [args])),
 
-  reboot: publicProcedure
+  reboot: procedure
     .input(byName)
     .mutation(({ ctx, input }) => operate(ctx, input.name, rebootUpdate, [])),
 
-  migrate: publicProcedure
-    .input(vmMigrateInput)
-    .mutation(async ({ ctx, input: { name, ...args } }) => {
-      if (args.host !== undefined && !(await hostExists(ctx.sql, args.host))) {
-        throw new InvalidRequestError('host', `no host named ${args.host}`);
-      }
-      return operate(ctx, name, migrateUpdate, [args]);
-    }),
+  migrate: procedure.input(vmMigrateInput).mutation(async ({ ctx, input: { name, ...args } }) => {
+    if (args.host !== undefined && !(await hostExists(ctx.sql, args.host))) {
+      throw new InvalidRequestError('host', `no host named ${args.host}`);
+    }
+    return operate(ctx, name, migrateUpdate, [args]);
+  }),
 
-  reprovision: publicProcedure
+  reprovision: procedure
     .input(byName)
     .mutation(({ ctx, input }) => operate(ctx, input.name, reprovisionUpdate, [])),
 
@@ -179,7 +177,7 @@ export const vmsRouter = router({
    * A VM is decommissioned once: the update id is fixed, so a retried request joins the one
    * already accepted instead of being refused.
    */
-  decommission: publicProcedure
+  decommission: procedure
     .input(byName)
     .mutation(({ ctx, input }) => operate(ctx, input.name, decommissionUpdate, [], 'decommission')),
 });

@@ -8,7 +8,7 @@ let api: ApiClient;
 
 beforeAll(async () => {
   h = await startHarness({ http: true });
-  api = apiClient(h.apiUrl);
+  api = apiClient(h.apiUrl, h.token);
 });
 afterAll(async () => {
   await h?.close();

@@ -16,7 +16,7 @@ afterAll(async () => {
 
 /** Runs the `vagoth` command against the test's API; resolves even when it fails. */
 async function vagoth(...args: string[]) {
-  const env = { ...process.env, VAGOTH_API_URL: h.apiUrl };
+  const env = { ...process.env, VAGOTH_API_URL: h.apiUrl, VAGOTH_TOKEN: h.token };
   return exec(path.resolve('cli/vagoth.mjs'), args, { env }).then(
     ({ stdout, stderr }) => ({ code: 0, stdout, stderr }),
     (err: { code: number; stdout: string; stderr: string }) => ({

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmod, mkdtemp, rm } from 'node:fs/promises';
+import { chmod, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -86,7 +86,19 @@ describe('npm start', () => {
     const first = await start();
     expect(first.banner).toContain(`API:          ${apiUrl}`);
     expect(first.banner).toMatch(/Temporal UI:\s+http:\/\/localhost:\d+/);
-    const api = apiClient(apiUrl);
+    // The first start made an admin token, readable by its owner alone, and said where.
+    const tokenFile = path.join(dataDir, 'admin-token');
+    expect(first.banner).toContain(`Admin token:  ${tokenFile} (new)`);
+    expect((await stat(tokenFile)).mode & 0o777).toBe(0o600);
+    const token = (await readFile(tokenFile, 'utf8')).trim();
+    expect(
+      errorCode(
+        await apiClient(apiUrl, undefined)
+          .hosts.list.query()
+          .catch((e) => e),
+      ),
+    ).toBe('UNAUTHORIZED');
+    const api = apiClient(apiUrl, token);
     expect((await api.hosts.list.query()).map((h) => h.name)).toEqual(['sim-1', 'sim-2']);
     const { operation } = await api.vms.create.mutate({
       name: 'app-1',
@@ -103,6 +115,9 @@ describe('npm start', () => {
 
     const second = await start();
     expect(second.banner).toContain('1 simulated domains restored');
+    // The registry still has its admin: no second token is made, the first still opens the API.
+    expect(second.banner).toContain(`Admin token:  ${tokenFile}\n`);
+    expect((await readFile(tokenFile, 'utf8')).trim()).toBe(token);
     expect(await api.vms.get.query({ name: 'app-1' })).toEqual(before);
     expect((await api.hosts.list.query()).map((h) => h.name)).toEqual(['sim-1', 'sim-2']);
     // The workflow history outlived the restart too.

@@ -19,8 +19,6 @@ import { fileURLToPath } from 'node:url';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils.js';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { format, resolveConfig } from 'prettier';
-import { createContextInner } from '../../api/context.ts';
-import { createCaller } from '../../api/router.ts';
 import { loadConfig } from '../../config.ts';
 import { createDriver } from '../../drivers/index.ts';
 import { writeSimulatedHost } from '../../drivers/libvirt/simulated-host.ts';
@@ -29,6 +27,7 @@ import { migrate } from '../../registry/migrate.ts';
 import { connectClient, startWorker } from '../../workers/compose.ts';
 import { faultyDriverFactory, rejected } from '../support/faulty-driver.ts';
 import { withDatabase } from '../support/global-setup.ts';
+import { tokenCaller } from '../support/token-caller.ts';
 
 export const HISTORIES_DIR = fileURLToPath(new URL('../histories/', import.meta.url));
 
@@ -57,8 +56,8 @@ try {
     taskQueue,
     driverFactory,
   });
-  const deps = { sql, temporal, taskQueue, namespace: 'default', temporalUiUrl: 'http://ui' };
-  const api = createCaller(createContextInner(deps));
+  const base = { sql, temporal, taskQueue, namespace: 'default', temporalUiUrl: 'http://ui' };
+  const { api } = await tokenCaller(base);
   try {
     await api.networks.create({ name: 'default', cidr: '10.0.0.0/16', gateway: '10.0.0.1' });
     const uri = await writeSimulatedHost(hostsDir, 'hist-host', { cpus: 8, memoryMiB: 16384 });

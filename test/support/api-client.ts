@@ -1,9 +1,10 @@
 import { createTRPCClient, httpBatchLink, TRPCClientError } from '@trpc/client';
 import type { AppRouter } from '../../api/router.ts';
 
-/** The API as a cloud layer calls it: over HTTP, plain JSON. */
-export function apiClient(url: string) {
-  return createTRPCClient<AppRouter>({ links: [httpBatchLink({ url })] });
+/** The API as a cloud layer calls it: over HTTP, plain JSON, with a bearer token. */
+export function apiClient(url: string, token: string | undefined) {
+  const headers = token === undefined ? {} : { authorization: `Bearer ${token}` };
+  return createTRPCClient<AppRouter>({ links: [httpBatchLink({ url, headers })] });
 }
 
 export type ApiClient = ReturnType<typeof apiClient>;

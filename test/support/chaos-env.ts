@@ -4,8 +4,6 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Client } from '@temporalio/client';
 import { inject } from 'vitest';
-import { createContextInner } from '../../api/context.ts';
-import { createCaller } from '../../api/router.ts';
 import type { DriverFactory } from '../../drivers/index.ts';
 import type { Sql } from '../../registry/db.ts';
 import { createNetwork } from '../../registry/networks.ts';
@@ -18,6 +16,7 @@ import {
   takeSnapshot,
   type CheckOptions,
 } from './invariants.ts';
+import { tokenCaller, type ApiCaller } from './token-caller.ts';
 import { WorkerProcess } from './worker-process.ts';
 
 export interface ChaosEnvOptions {
@@ -33,7 +32,7 @@ export interface ChaosEnv {
   temporal: Client;
   taskQueue: string;
   cluster: Cluster;
-  api: ReturnType<typeof createCaller>;
+  api: ApiCaller;
   process: WorkerProcess | null;
   violations(options?: CheckOptions): Promise<string[]>;
   /** Waits until nothing but entity workflows runs on the task queue; false at the deadline. */
@@ -85,14 +84,13 @@ export async function startChaosEnv(options: ChaosEnvOptions): Promise<ChaosEnv>
       });
       cleanups.push(() => inProcess!.shutdown());
     }
-    const deps = {
+    const { api } = await tokenCaller({
       sql,
       temporal,
       taskQueue,
       namespace: 'default',
       temporalUiUrl: 'http://ui.test',
-    };
-    const api = createCaller(createContextInner(deps));
+    });
     await createNetwork(sql, { name: 'default', cidr: '10.0.0.0/8' });
     for (const host of cluster.hosts) {
       await api.hosts.register({ name: host.name, driver: 'libvirt', uri: host.uri, cpuRatio: 8 });

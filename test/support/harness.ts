@@ -5,9 +5,10 @@ import path from 'node:path';
 import { Client as TemporalClient, WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { inject } from 'vitest';
-import { createContextInner } from '../../api/context.ts';
+import { bearer, createContextInner, type ApiDeps } from '../../api/context.ts';
 import { createCaller } from '../../api/router.ts';
 import { startApiServer } from '../../api/server.ts';
+import { createToken, type Role } from '../../registry/tokens.ts';
 import {
   writeSimulatedHost,
   type SimulatedHostOptions,
@@ -17,8 +18,11 @@ import { connect, type Sql } from '../../registry/db.ts';
 import { createNetwork } from '../../registry/networks.ts';
 import { connectClient, startWorker, type VagothWorker } from '../../workers/compose.ts';
 import { withDatabase } from './global-setup.ts';
+import { tokenCaller, type ApiCaller } from './token-caller.ts';
 
 export const UI_URL = 'http://ui.test';
+/** The API's defaults (config.ts): 1 MiB bodies, 10 calls a batch. */
+export const API_LIMITS = { maxBodyBytes: 1024 * 1024, maxBatchSize: 10 };
 
 // One Temporal runtime per test process; its INFO and WARN lines (expected failures too) would drown the test report.
 Runtime.install({ logger: new DefaultLogger('ERROR') });
@@ -55,7 +59,13 @@ export interface Harness {
   namespace: string;
   taskQueue: string;
   worker: VagothWorker;
-  api: ReturnType<typeof createCaller>;
+  /** The API in-process, as the holder of an admin token (`token`) calls it. */
+  api: ApiCaller;
+  token: string;
+  /** The API's dependencies, for callers of other kinds. */
+  deps: ApiDeps;
+  /** A fresh token of `role`, and an in-process caller holding it. */
+  callerWith(role: Role): Promise<{ token: string; api: ApiCaller }>;
   /** Writes a simulated hypervisor for libvirt's test driver and returns its URI. */
   /** Set with `http: true`: the API's URL, as a client would call it. */
   apiUrl: string;
@@ -111,8 +121,16 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     ...(options.driverFactory ? { driverFactory: options.driverFactory } : {}),
   });
   const hostsDir = await mkdtemp(path.join(tmpdir(), 'vagoth-hosts-'));
-  const deps = { sql: db.sql, temporal, taskQueue, namespace, temporalUiUrl: UI_URL };
-  const server = options.http ? await startApiServer(deps, { host: '127.0.0.1', port: 0 }) : null;
+  const { deps, token, api } = await tokenCaller({
+    sql: db.sql,
+    temporal,
+    taskQueue,
+    namespace,
+    temporalUiUrl: UI_URL,
+  });
+  const server = options.http
+    ? await startApiServer(deps, { host: '127.0.0.1', port: 0, ...API_LIMITS })
+    : null;
   // Every test can put NICs on `default` (10.0.0.0/8) without creating it.
   await createNetwork(db.sql, { name: 'default', cidr: '10.0.0.0/8' });
   return {
@@ -122,7 +140,13 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     namespace,
     taskQueue,
     worker,
-    api: createCaller(createContextInner(deps)),
+    api,
+    token,
+    deps,
+    async callerWith(role) {
+      const made = await createToken(db.sql, { name: `test-${role}`, role });
+      return { token: made.token, api: createCaller(createContextInner(deps, bearer(made.token))) };
+    },
     apiUrl: server?.url ?? '',
     simulatedHost: (name, o = {}) =>
       writeSimulatedHost(hostsDir, name, { cpus: o.cpus ?? 8, memoryMiB: o.memoryMiB ?? 16384 }),

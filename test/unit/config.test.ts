@@ -16,7 +16,16 @@ function configError(env: NodeJS.ProcessEnv): ConfigError {
 describe('loadConfig', () => {
   it('has a default for everything a local run needs', () => {
     expect(loadConfig({})).toEqual({
-      api: { host: '127.0.0.1', port: 7780, url: 'http://127.0.0.1:7780/trpc' },
+      api: {
+        host: '127.0.0.1',
+        port: 7780,
+        url: 'http://127.0.0.1:7780/trpc',
+        maxBodyBytes: 1024 * 1024,
+        maxBatchSize: 10,
+        tokenCacheMs: 5_000,
+      },
+      token: undefined,
+      adminTokenFile: path.resolve('.vagoth', 'admin-token'),
       temporal: {
         address: undefined,
         namespace: 'default',
@@ -81,6 +90,10 @@ describe('loadConfig', () => {
       VAGOTH_WORKFLOW_THREADS: '3',
       VAGOTH_PLACEMENT_POLICY: 'pack',
       VAGOTH_API_URL: 'https://vagoth.example.com/trpc',
+      VAGOTH_API_MAX_BODY_BYTES: '65536',
+      VAGOTH_API_MAX_BATCH: '4',
+      VAGOTH_TOKEN_CACHE_MS: '1000',
+      VAGOTH_TOKEN: 'vgt_abc',
       VAGOTH_LIBVIRT_POOLS: 'vagoth,fast-ssd',
       VAGOTH_SSH_KEY: '/etc/vagoth/id_ed25519',
       VAGOTH_SSH_KEY_PASSPHRASE: 'secret',
@@ -96,7 +109,16 @@ describe('loadConfig', () => {
         'missing=unassign, unknownOurs=power-off,unknownForeign=power-off,misplaced=adopt,drifted=adopt',
     });
     expect(config).toEqual({
-      api: { host: '0.0.0.0', port: 8080, url: 'https://vagoth.example.com/trpc' },
+      api: {
+        host: '0.0.0.0',
+        port: 8080,
+        url: 'https://vagoth.example.com/trpc',
+        maxBodyBytes: 65536,
+        maxBatchSize: 4,
+        tokenCacheMs: 1000,
+      },
+      token: 'vgt_abc',
+      adminTokenFile: '/var/lib/vagoth/admin-token',
       temporal: {
         address: 'temporal.internal:7233',
         namespace: 'vagoth-prod',
