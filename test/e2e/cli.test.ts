@@ -1,4 +1,6 @@
 import { execFile } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -16,7 +18,13 @@ afterAll(async () => {
 
 /** Runs the `vagoth` command against the test's API; resolves even when it fails. */
 async function vagoth(...args: string[]) {
-  const env = { ...process.env, VAGOTH_API_URL: h.apiUrl, VAGOTH_TOKEN: h.token };
+  return vagothAs({ VAGOTH_TOKEN: h.token }, ...args);
+}
+
+/** The command with these variables besides the API's URL (no VAGOTH_TOKEN of the test's). */
+async function vagothAs(vars: NodeJS.ProcessEnv, ...args: string[]) {
+  const { VAGOTH_TOKEN: _ours, ...rest } = process.env;
+  const env = { ...rest, VAGOTH_API_URL: h.apiUrl, ...vars };
   return exec(path.resolve('cli/vagoth.mjs'), args, { env }).then(
     ({ stdout, stderr }) => ({ code: 0, stdout, stderr }),
     (err: { code: number; stdout: string; stderr: string }) => ({
@@ -141,5 +149,53 @@ describe('the vagoth command', () => {
     );
     expect(bad.code).toBe(1);
     expect(bad.stderr).toMatch(/nics\.0\.ip: must be an IPv4 address.*BAD_REQUEST/);
+  });
+
+  it('makes, lists and revokes tokens; reads the admin token file; says what is missing', async () => {
+    const made = await vagoth(
+      'tokens',
+      'create',
+      'cli-reader',
+      '--role',
+      'reader',
+      '--expires',
+      '600',
+    );
+    expect(made.code).toBe(0);
+    const reader = JSON.parse(made.stdout) as { id: string; token: string };
+    expect(reader.token).toMatch(/^vgt_/);
+    const listed = await vagoth('tokens', 'list');
+    expect(listed.stdout).toContain('cli-reader');
+    expect(listed.stdout).not.toContain(reader.token);
+
+    // A reader's token lists, and may not create.
+    expect((await vagothAs({ VAGOTH_TOKEN: reader.token }, 'hosts', 'list')).code).toBe(0);
+    const refused = await vagothAs(
+      { VAGOTH_TOKEN: reader.token },
+      'networks',
+      'create',
+      'n',
+      '10.8.0.0/24',
+    );
+    expect(refused.stderr).toContain('FORBIDDEN');
+
+    // No VAGOTH_TOKEN: the admin token file of the data directory.
+    const dir = await mkdtemp(path.join(tmpdir(), 'vagoth-cli-'));
+    try {
+      const none = await vagothAs({ VAGOTH_DATA_DIR: dir }, 'hosts', 'list');
+      expect(none.code).toBe(1);
+      expect(none.stderr).toContain('UNAUTHORIZED');
+      expect(none.stderr).toContain(
+        `set VAGOTH_TOKEN, or run where ${dir}/admin-token is readable`,
+      );
+      await writeFile(path.join(dir, 'admin-token'), `${h.token}\n`, { mode: 0o600 });
+      expect((await vagothAs({ VAGOTH_DATA_DIR: dir }, 'hosts', 'list')).code).toBe(0);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+
+    expect((await vagoth('tokens', 'revoke', reader.id)).code).toBe(0);
+    const revoked = await vagothAs({ VAGOTH_TOKEN: reader.token }, 'hosts', 'list');
+    expect(revoked.stderr).toContain('UNAUTHORIZED');
   });
 });
