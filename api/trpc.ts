@@ -37,7 +37,8 @@ const mapErrors = t.middleware(async ({ next }) => {
   return result;
 });
 
-const BEARER = /^Bearer ([^\s]+)$/;
+// The scheme is case-insensitive (RFC 9110); the token is one word.
+const BEARER = /^bearer +(\S+)$/i;
 
 /** Every call carries a token its holder may make the call with; checked before its input. */
 const authenticate = t.middleware(async ({ ctx, path, type, next }) => {

@@ -122,6 +122,9 @@ describe('tokens', () => {
 
     const ok = await rawCall(h.apiUrl, 'vms.list', 'query', {}, withToken(made.token));
     expect(ok.status).toBe(200);
+    // The scheme is case-insensitive.
+    const lower = { authorization: `bearer ${made.token}` };
+    expect((await rawCall(h.apiUrl, 'vms.list', 'query', {}, lower)).status).toBe(200);
     await h.api.tokens.revoke({ id: made.id });
     const after = await rawCall(h.apiUrl, 'vms.list', 'query', {}, withToken(made.token));
     expect(after.code).toBe('UNAUTHORIZED');
