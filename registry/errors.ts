@@ -1,3 +1,5 @@
+import type { FailureType } from '../common/vocabulary.ts';
+
 /** Domain errors of the registry; the API maps each to one tRPC code in api/errors.ts. */
 export class NotFoundError extends Error {
   override name = 'NotFoundError';
@@ -104,7 +106,7 @@ export class InvalidCursorError extends Error {
 
 /** A registry error's stable type and the details a caller acts on. */
 export interface DomainErrorInfo {
-  type: string;
+  type: FailureType;
   details?: unknown;
 }
 
