@@ -26,6 +26,15 @@ const CODES: Record<FailureType, TRPC_ERROR_CODE_KEY> = {
   ParentAlreadySet: 'CONFLICT',
   ParentCycle: 'CONFLICT',
   InvalidCursor: 'BAD_REQUEST',
+  DataRejected: 'BAD_REQUEST',
+  // A statement the registry refuses whatever the input: a bug, said without its internals.
+  RegistryFault: 'INTERNAL_SERVER_ERROR',
+};
+
+// Said instead of the failure's own message, which names the registry's internals.
+const MESSAGES: Partial<Record<FailureType, string>> = {
+  DataRejected: 'input: a value the registry cannot store',
+  RegistryFault: 'internal error',
 };
 
 /** The first ApplicationFailure of a known type in a Temporal error's cause chain. */
@@ -40,10 +49,11 @@ function domainType(
   err: unknown,
 ): { type: FailureType; message: string; details?: unknown } | undefined {
   const domain = describeDomainError(err);
-  if (domain) return { ...domain, message: (err as Error).message };
+  if (domain) return { ...domain, message: domain.message ?? (err as Error).message };
   const failure = applicationFailure(err);
   if (isFailureType(failure?.type)) {
-    return { type: failure.type, message: failure.message, details: failure.details?.[0] };
+    const message = MESSAGES[failure.type] ?? failure.message;
+    return { type: failure.type, message, details: failure.details?.[0] };
   }
   return undefined;
 }

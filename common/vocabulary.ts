@@ -20,6 +20,10 @@ export const FAILURES = {
   ParentAlreadySet: { permanent: true },
   ParentCycle: { permanent: true },
   InvalidCursor: { permanent: true },
+  /** PostgreSQL refused a value (SQLSTATE class 22): the same value is refused again. */
+  DataRejected: { permanent: true },
+  /** Any other error PostgreSQL will answer the same way every time (23, 42, ...): a bug. */
+  RegistryFault: { permanent: true },
   // A VM's entity workflow refused an operation its state does not allow (an update validator).
   OperationRejected: { permanent: true },
   // The drivers' (activities/failures.ts).
