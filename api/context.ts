@@ -1,4 +1,5 @@
 import type { Client } from '@temporalio/client';
+import type { PlacementPolicy } from '../allocator/place.ts';
 import type { Sql } from '../registry/db.ts';
 
 export interface ApiDeps {
@@ -8,6 +9,8 @@ export interface ApiDeps {
   namespace: string;
   /** Base URL of the Temporal Web UI, for links to each operation. */
   temporalUiUrl: string;
+  /** The cluster's placement policy (the workers' too), for requests that name none. */
+  placementPolicy: PlacementPolicy;
 }
 
 export type Context = ApiDeps;

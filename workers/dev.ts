@@ -57,6 +57,7 @@ await runUntilSignal(async (onStop) => {
     taskQueue: t.taskQueue,
     namespace: t.namespace,
     temporalUiUrl: t.uiUrl,
+    placementPolicy: config.placementPolicy,
   };
   const api = await startApiServer(deps, config.api);
   onStop(api.close);

@@ -57,7 +57,14 @@ try {
     taskQueue,
     driverFactory,
   });
-  const deps = { sql, temporal, taskQueue, namespace: 'default', temporalUiUrl: 'http://ui' };
+  const deps = {
+    sql,
+    temporal,
+    taskQueue,
+    namespace: 'default',
+    temporalUiUrl: 'http://ui',
+    placementPolicy: 'spread' as const,
+  };
   const api = createCaller(createContextInner(deps));
   try {
     await api.networks.create({ name: 'default', cidr: '10.0.0.0/16', gateway: '10.0.0.1' });

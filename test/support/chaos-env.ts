@@ -91,6 +91,7 @@ export async function startChaosEnv(options: ChaosEnvOptions): Promise<ChaosEnv>
       taskQueue,
       namespace: 'default',
       temporalUiUrl: 'http://ui.test',
+      placementPolicy: 'spread' as const,
     };
     const api = createCaller(createContextInner(deps));
     await createNetwork(sql, { name: 'default', cidr: '10.0.0.0/8' });

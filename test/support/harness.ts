@@ -12,6 +12,7 @@ import {
   writeSimulatedHost,
   type SimulatedHostOptions,
 } from '../../drivers/libvirt/simulated-host.ts';
+import type { PlacementPolicy } from '../../allocator/place.ts';
 import type { DriverFactory } from '../../drivers/index.ts';
 import { connect, type Sql } from '../../registry/db.ts';
 import { createNetwork } from '../../registry/networks.ts';
@@ -67,6 +68,8 @@ export interface HarnessOptions {
   driverFactory?: DriverFactory;
   /** Also serve the API over HTTP on a free port (`apiUrl`). */
   http?: boolean;
+  /** The cluster's placement policy (VAGOTH_PLACEMENT_POLICY), for worker and API. */
+  placementPolicy?: PlacementPolicy;
 }
 
 /** Registers a fresh namespace and waits until the server answers for it (a fraction of a second). */
@@ -98,6 +101,7 @@ async function createNamespace(address: string): Promise<string> {
 /** Real Postgres, real Temporal, a real worker on a task queue and namespace of its own. */
 export async function startHarness(options: HarnessOptions = {}): Promise<Harness> {
   const db = await createTestDatabase();
+  const placementPolicy = options.placementPolicy ?? 'spread';
   const address = inject('temporalAddress');
   const taskQueue = `test-${randomUUID()}`;
   const namespace = await createNamespace(address);
@@ -108,10 +112,18 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     namespace,
     taskQueue,
     workflowBundle: { code: inject('workflowBundle') },
+    placementPolicy,
     ...(options.driverFactory ? { driverFactory: options.driverFactory } : {}),
   });
   const hostsDir = await mkdtemp(path.join(tmpdir(), 'vagoth-hosts-'));
-  const deps = { sql: db.sql, temporal, taskQueue, namespace, temporalUiUrl: UI_URL };
+  const deps = {
+    sql: db.sql,
+    temporal,
+    taskQueue,
+    namespace,
+    temporalUiUrl: UI_URL,
+    placementPolicy,
+  };
   const server = options.http ? await startApiServer(deps, { host: '127.0.0.1', port: 0 }) : null;
   // Every test can put NICs on `default` (10.0.0.0/8) without creating it.
   await createNetwork(db.sql, { name: 'default', cidr: '10.0.0.0/8' });
