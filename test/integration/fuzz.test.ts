@@ -7,13 +7,18 @@ import { startHarness, type Harness } from '../support/harness.ts';
 import { entityWorkflowsOnly, findViolations, takeSnapshot } from '../support/invariants.ts';
 
 // Every procedure of the API, over HTTP as any client calls it, with inputs made from valid
-// examples and then broken: no answer may be a 500 or take 2 s, no workflow may be terminated,
-// and the registry must hold its invariants afterwards. A failure prints the seed:
+// examples and then broken: no answer may be a 500, no refusal may take 2 s, no workflow may
+// be terminated, and the registry must hold its invariants afterwards. A failure prints the seed:
 // VAGOTH_FUZZ_SEED=<seed> npx vitest run test/integration/fuzz.test.ts replays it.
 const SEED = Number(process.env.VAGOTH_FUZZ_SEED ?? Date.now() % 2 ** 31);
 const RUNS_PER_PROCEDURE = 90;
 const CONCURRENCY = 4;
-const ANSWER_WITHIN_MS = 2000;
+// A refusal is a parse and at most a registry read: 2 s is generous even with other test
+// files on the same two cores. An accepted call may have done the work it was asked for
+// (hosts.poll, hosts.register and hosts.maintenance answer once it is done), which under that
+// load took up to 4.5 s: it gets 10.
+const REFUSED_WITHIN_MS = 2000;
+const DONE_WITHIN_MS = 10_000;
 fc.configureGlobal({ seed: SEED });
 
 type Kind = 'query' | 'mutation';
@@ -296,7 +301,7 @@ describe(`every procedure, fuzzed over HTTP (seed ${SEED})`, () => {
     expect(Object.keys(VALID).sort()).toEqual(Object.keys(procedures).sort());
   });
 
-  it('answers every input with no 500, within 2 s, and leaves the registry whole', async () => {
+  it('answers every input with no 500, refuses within 2 s, and leaves the registry whole', async () => {
     const calls = Object.keys(procedures).flatMap((path, i) =>
       fc
         .sample(inputs(path), { seed: SEED + i, numRuns: RUNS_PER_PROCEDURE })
@@ -315,7 +320,7 @@ describe(`every procedure, fuzzed over HTTP (seed ${SEED})`, () => {
       try {
         const { status, ms, body } = await call(path, input, kind);
         statuses.set(status, (statuses.get(status) ?? 0) + 1);
-        if (status >= 500 || ms > ANSWER_WITHIN_MS) {
+        if (status >= 500 || ms > (status < 400 ? DONE_WITHIN_MS : REFUSED_WITHIN_MS)) {
           problems.push({ path, input: shown, status, ms, body: body.slice(0, 300) });
         }
       } catch (err) {
