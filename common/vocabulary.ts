@@ -59,6 +59,13 @@ export const hostWorkflowId = (name: string) => `host:${name}`;
 export const hostRegisterWorkflowId = (name: string) => `host:${name}:register`;
 
 /**
+ * The id prefix of the monitor schedule's runs (Temporal appends each run's time); a test's
+ * own schedule adds its id.
+ */
+export const monitorScheduledWorkflowId = (scheduleId?: string) =>
+  scheduleId === undefined ? 'monitor:cluster' : `monitor:cluster:${scheduleId}`;
+
+/**
  * A poll on demand, of one host or of all: polls of one scope join. `*` for all, which no
  * host can be named (a host named `all` once shared the cluster-wide poll's id).
  */
