@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { isGeatsUri, parseGeatsUri } from '../drivers/geats/uri.ts';
+import { TAG_LIMITS } from '../registry/node-data.ts';
 import { MAX_PAGE_SIZE } from '../registry/pagination.ts';
 import { bounded, jsonRecord, safeString, tagRecord } from './safe-input.ts';
 
@@ -29,9 +30,9 @@ const nicSchema = z.object({
 
 // Everything a VM's workflow carries is bounded, so no request can push its state (its input,
 // continued as new) towards Temporal's 2 MB payload limit: tags and placement tags at most
-// 16 KiB each, NICs and groups a few hundred bytes each.
-const TAG_BOUNDS = { maxKeys: 64, maxBytes: 16 * 1024 };
-const tagsSchema = tagRecord(TAG_BOUNDS);
+// 16 KiB each (TAG_LIMITS, which the registry also holds a node's merged tags to), NICs and
+// groups a few hundred bytes each.
+const tagsSchema = tagRecord(TAG_LIMITS);
 
 const LIBVIRT_URI = /^[a-z][a-z0-9+.-]*:\/\/\S*$/;
 
@@ -203,7 +204,7 @@ const limitSchema = z.number().int().min(1).max(MAX_PAGE_SIZE).optional();
 const jsonObjectSchema = jsonRecord({ maxKeys: 128, maxBytes: 64 * 1024 });
 const tagPatchSchema = bounded(
   z.record(safeString().min(1).max(64), safeString().max(256).nullable()),
-  TAG_BOUNDS,
+  TAG_LIMITS,
 );
 
 const keyListSchema = z

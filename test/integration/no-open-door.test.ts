@@ -112,6 +112,28 @@ describe('a lone surrogate or too many tags: BAD_REQUEST naming the field, nothi
   });
 });
 
+describe('tags patched a little at a time stay within the bound', () => {
+  const patch = (prefix: string, n: number, value = 'v') =>
+    Object.fromEntries(Array.from({ length: n }, (_, i) => [`${prefix}${i}`, value]));
+
+  it.each<[string, Record<string, string>, Record<string, string>]>([
+    ['past 64 tags', patch('a', 40), patch('b', 40)],
+    ['past 16 KiB', patch('a', 32, 'x'.repeat(256)), patch('b', 32, 'y'.repeat(256))],
+  ])(
+    '%s: the patch that would pass it is BAD_REQUEST, and changes nothing',
+    async (what, first, second) => {
+      const name = `tagged-${what.length}`;
+      await h.api.nodes.create({ name, type: 'thing' });
+      await h.api.nodes.updateTags({ name, patch: first });
+      const error = await refusal(() => h.api.nodes.updateTags({ name, patch: second }));
+      expect(error.code).toBe('BAD_REQUEST');
+      expect(error.message).toMatch(/^patch: /);
+      expect((await h.api.nodes.get({ name })).tags).toEqual(first);
+      await h.api.nodes.delete({ name });
+    },
+  );
+});
+
 describe('operations.get of an operation that is not there: NOT_FOUND', () => {
   it.each<[string, { id: string; updateId?: string }]>([
     ['an update of a workflow that is no VM', { id: 'host:hv:register', updateId: 'x' }],
