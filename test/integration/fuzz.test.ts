@@ -31,10 +31,15 @@ const uris = new Map<string, string>();
  * One call as a client makes it: the raw body is ours, so anything JSON can carry reaches the
  * server. (When the API asks for a token, the harness's goes in the header here.)
  */
-async function call(path: string, input: unknown, kind: Kind) {
-  const headers: Record<string, string> = { 'content-type': 'application/json' };
+function headers(): Record<string, string> {
   const token = (h as Harness & { token?: string }).token;
-  if (token) headers.authorization = `Bearer ${token}`;
+  return {
+    'content-type': 'application/json',
+    ...(token ? { authorization: `Bearer ${token}` } : {}),
+  };
+}
+
+async function call(path: string, input: unknown, kind: Kind) {
   const json = input === undefined ? undefined : JSON.stringify(input);
   const url =
     kind === 'query' && json !== undefined
@@ -43,7 +48,7 @@ async function call(path: string, input: unknown, kind: Kind) {
   const started = performance.now();
   const res = await fetch(url, {
     method: kind === 'query' ? 'GET' : 'POST',
-    headers,
+    headers: headers(),
     ...(kind === 'mutation' && json !== undefined ? { body: json } : {}),
     signal: AbortSignal.timeout(30_000),
   });
@@ -296,7 +301,37 @@ async function violations(): Promise<string[]> {
   );
 }
 
+/** Bodies and query strings that are not JSON at all, or JSON no parser should have to take. */
+const RAW: { what: string; body?: string | Uint8Array; query?: string }[] = [
+  { what: 'a cut-off object', body: '{"name":' },
+  { what: 'an empty body', body: '' },
+  { what: 'invalid UTF-8', body: new Uint8Array([0x7b, 0x22, 0xff, 0xfe, 0x22, 0x7d]) },
+  { what: 'NaN', body: 'NaN' },
+  { what: 'a lone surrogate escape', body: '"\\ud800"' },
+  { what: '100,000 nested arrays', body: '['.repeat(100_000) + ']'.repeat(100_000) },
+  { what: 'a NUL byte', body: '{"name":"a\u0000"}' },
+  { what: 'bad percent-encoding', query: '%ZZ' },
+  { what: 'a query that is not JSON', query: encodeURIComponent('{name:') },
+];
+
 describe(`every procedure, fuzzed over HTTP (seed ${SEED})`, () => {
+  it('refuses what is not JSON with a 4xx, never a 500', async () => {
+    const answers: string[] = [];
+    for (const [path, { _def }] of Object.entries(procedures)) {
+      for (const raw of RAW) {
+        const isQuery = _def.type === 'query';
+        if (isQuery !== (raw.query !== undefined)) continue;
+        const res = await fetch(
+          isQuery ? `${h.apiUrl}/${path}?input=${raw.query}` : `${h.apiUrl}/${path}`,
+          isQuery ? { headers: headers() } : { method: 'POST', headers: headers(), body: raw.body },
+        );
+        await res.text();
+        if (res.status >= 500) answers.push(`${path}, ${raw.what}: ${res.status}`);
+      }
+    }
+    expect(answers).toEqual([]);
+  });
+
   it('has a generator for every procedure of the router, and none for one it lacks', () => {
     expect(Object.keys(VALID).sort()).toEqual(Object.keys(procedures).sort());
   });
