@@ -89,7 +89,9 @@ export default defineConfig(
     // This follows the Temporal TypeScript samples, which restrict imports in workflow files,
     // but it is an allow-list: anything not explicitly permitted is rejected.
     name: 'vagoth/workflows-sandbox',
-    files: ['workflows/**'],
+    // common/ holds the pure modules workflows share with the rest (the vocabulary): the same
+    // fence keeps them pure.
+    files: ['workflows/**', 'common/**'],
     rules: {
       'no-restricted-imports': [
         'error',
@@ -136,10 +138,10 @@ export default defineConfig(
               message: `Workflows must not import drivers, the registry, the API, workers or config. ${SANDBOX}`,
             },
             {
-              // Any other module outside workflows/: not known to be sandbox-safe.
-              regex: `^\\.\\./(?!(?:activities|${anyOf(forbiddenDirs)})(?:[./]|$))`,
+              // Any other module outside workflows/ and common/: not known to be sandbox-safe.
+              regex: `^\\.\\./(?!(?:activities|common|${anyOf(forbiddenDirs)})(?:[./]|$))`,
               message:
-                'Workflows may only import other files in workflows/ and types from ../activities.',
+                'Workflows may only import other files in workflows/, pure modules in ../common and types from ../activities.',
             },
           ],
         },

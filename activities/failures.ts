@@ -1,36 +1,29 @@
 import { ApplicationFailure } from '@temporalio/common';
 import { DriverError } from '../drivers/driver.ts';
+import type { FailureType } from '../common/vocabulary.ts';
 import { describeDomainError } from '../registry/errors.ts';
 
 /**
- * Stable failure types of the drivers (the registry's come from describeDomainError): the
- * workflow and the API decide on these strings, never on messages.
+ * The failure type of each kind of driver error (the registry's come from
+ * describeDomainError): the workflow and the API decide on these types, never on messages.
  */
-export const FailureType = {
-  DriverRejected: 'DriverRejected',
-  DomainNotFound: 'DomainNotFound',
-  NotOurs: 'NotOurs',
-  HostUnreachable: 'HostUnreachable',
-  HostTimeout: 'HostTimeout',
-  Unsupported: 'Unsupported',
-} as const;
-
 const BY_KIND = {
-  rejected: FailureType.DriverRejected,
-  'not-found': FailureType.DomainNotFound,
-  'not-ours': FailureType.NotOurs,
-  unreachable: FailureType.HostUnreachable,
-  timeout: FailureType.HostTimeout,
-  unsupported: FailureType.Unsupported,
-} as const satisfies Record<DriverError['kind'], string>;
+  rejected: 'DriverRejected',
+  'not-found': 'DomainNotFound',
+  'not-ours': 'NotOurs',
+  unreachable: 'HostUnreachable',
+  timeout: 'HostTimeout',
+  unsupported: 'Unsupported',
+} as const satisfies Record<DriverError['kind'], FailureType>;
 
 /**
- * Turns a domain error into a non-retryable ApplicationFailure (retrying cannot help); an
- * unreachable host stays retryable. Anything else is rethrown untouched, so Temporal retries
+ * Turns a domain error, or a PostgreSQL error that would be answered the same way again (a
+ * lone surrogate, a broken constraint), into a non-retryable ApplicationFailure (retrying
+ * cannot help); an unreachable host stays retryable. Anything else is rethrown untouched, so Temporal retries
  * it with backoff.
  */
 export function toFailure(err: unknown): unknown {
-  const fail = (type: string, e: Error, details: unknown[] = []) =>
+  const fail = (type: FailureType, e: Error, details: unknown[] = []) =>
     ApplicationFailure.create({ type, message: e.message, nonRetryable: true, details, cause: e });
   const domain = describeDomainError(err);
   if (domain) {

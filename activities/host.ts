@@ -1,5 +1,6 @@
 import { Context, heartbeat } from '@temporalio/activity';
 import { WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
+import { vmWorkflowId } from '../common/vocabulary.ts';
 import type { DriverPool } from '../drivers/index.ts';
 import type { ActorOptions } from '../registry/context.ts';
 import type { Sql } from '../registry/db.ts';
@@ -117,7 +118,7 @@ export function createHostActivities({ sql, drivers, actor }: HostActivityDeps) 
       const before = await vmIfAny(sql, vm.id);
       if (!before) return goneOutcome(vm);
       if (before.host !== host) return whereItIs(before);
-      const handle = Context.current().client.workflow.getHandle(`vm:${vm.name}`);
+      const handle = Context.current().client.workflow.getHandle(vmWorkflowId(vm.name));
       const timer = setInterval(() => heartbeat(), 5_000);
       try {
         const outcome = await handle.executeUpdate<OperationOutcome, [unknown]>(kind, {

@@ -14,6 +14,7 @@ import {
 } from '../monitor/reconcile.ts';
 import type { ActorOptions } from '../registry/context.ts';
 import type { Sql } from '../registry/db.ts';
+import { nullIfNotFound } from '../registry/errors.ts';
 import {
   adoptVmHost,
   adoptVmState,
@@ -122,8 +123,11 @@ export function createMonitorActivities({ sql, drivers }: MonitorDeps) {
     },
 
     async recordPolls(outcomes: Array<{ host: string; error: string | null }>) {
-      const records: PollRecord[] = [];
-      for (const o of outcomes) records.push(await recordPoll(sql, o.host, o.error));
+      // A host removed while it was polled keeps no count: the poll of the others goes on.
+      const records: (PollRecord | null)[] = [];
+      for (const o of outcomes) {
+        records.push(await recordPoll(sql, o.host, o.error).catch(nullIfNotFound));
+      }
       return records;
     },
 

@@ -1,4 +1,5 @@
 import type { Client } from '@temporalio/client';
+import type { PlacementPolicy } from '../allocator/place.ts';
 import type { Sql } from '../registry/db.ts';
 import type { Principal } from './authorize.ts';
 import type { TokenVerifier } from './token-verifier.ts';
@@ -10,6 +11,8 @@ export interface ApiDeps {
   namespace: string;
   /** Base URL of the Temporal Web UI, for links to each operation. */
   temporalUiUrl: string;
+  /** The cluster's placement policy (the workers' too), for requests that name none. */
+  placementPolicy: PlacementPolicy;
   tokens: TokenVerifier;
 }
 

@@ -1,10 +1,11 @@
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { ApplicationFailure, WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import { TRPCError, type TRPC_ERROR_CODE_KEY } from '@trpc/server';
+import { isFailureType, type FailureType } from '../common/vocabulary.ts';
 import { describeDomainError } from '../registry/errors.ts';
 
-// The one table from a domain failure type to an API code.
-const CODES: Record<string, TRPC_ERROR_CODE_KEY> = {
+// The one table from a failure type to an API code: a type without one fails typecheck.
+const CODES: Record<FailureType, TRPC_ERROR_CODE_KEY> = {
   KeyConflict: 'CONFLICT',
   NotFound: 'NOT_FOUND',
   NoCapacity: 'PRECONDITION_FAILED',
@@ -12,6 +13,8 @@ const CODES: Record<string, TRPC_ERROR_CODE_KEY> = {
   // A VM's entity workflow refused an operation its state does not allow (an update validator).
   OperationRejected: 'PRECONDITION_FAILED',
   DriverRejected: 'BAD_REQUEST',
+  // The host no longer has the VM's domain.
+  DomainNotFound: 'NOT_FOUND',
   NotOurs: 'FORBIDDEN',
   // vagoth is the gateway to the hypervisor, and the hypervisor did not answer.
   HostUnreachable: 'BAD_GATEWAY',
@@ -23,24 +26,34 @@ const CODES: Record<string, TRPC_ERROR_CODE_KEY> = {
   ParentAlreadySet: 'CONFLICT',
   ParentCycle: 'CONFLICT',
   InvalidCursor: 'BAD_REQUEST',
+  DataRejected: 'BAD_REQUEST',
+  // A statement the registry refuses whatever the input: a bug, said without its internals.
+  RegistryFault: 'INTERNAL_SERVER_ERROR',
+};
+
+// Said instead of the failure's own message, which names the registry's internals.
+const MESSAGES: Partial<Record<FailureType, string>> = {
+  DataRejected: 'input: a value the registry cannot store',
+  RegistryFault: 'internal error',
 };
 
 /** The first ApplicationFailure of a known type in a Temporal error's cause chain. */
 function applicationFailure(err: unknown): ApplicationFailure | undefined {
   for (let e: unknown = err; e instanceof Error; e = e.cause) {
-    if (e instanceof ApplicationFailure && e.type && e.type in CODES) return e;
+    if (e instanceof ApplicationFailure && isFailureType(e.type)) return e;
   }
   return undefined;
 }
 
 function domainType(
   err: unknown,
-): { type: string; message: string; details?: unknown } | undefined {
+): { type: FailureType; message: string; details?: unknown } | undefined {
   const domain = describeDomainError(err);
-  if (domain) return { ...domain, message: (err as Error).message };
+  if (domain) return { ...domain, message: domain.message ?? (err as Error).message };
   const failure = applicationFailure(err);
-  if (failure?.type) {
-    return { type: failure.type, message: failure.message, details: failure.details?.[0] };
+  if (isFailureType(failure?.type)) {
+    const message = MESSAGES[failure.type] ?? failure.message;
+    return { type: failure.type, message, details: failure.details?.[0] };
   }
   return undefined;
 }
@@ -51,7 +64,7 @@ export function toTRPCError(err: unknown): TRPCError {
   const known = domainType(err);
   if (known) {
     const error = new TRPCError({
-      code: CODES[known.type] ?? 'INTERNAL_SERVER_ERROR',
+      code: CODES[known.type],
       message: known.message,
       cause: err,
     });

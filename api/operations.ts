@@ -1,4 +1,4 @@
-import type { Client } from '@temporalio/client';
+import { QueryNotRegisteredError, type Client } from '@temporalio/client';
 import { NotFoundError } from '../registry/errors.ts';
 import type { OperationRef } from '../registry/types.ts';
 import { operationQuery } from '../workflows/index.ts';
@@ -82,8 +82,15 @@ async function describeUpdate(
   runId: string | undefined,
   updateId: string,
 ): Promise<OperationDetail> {
-  const record = await temporal.workflow.getHandle(id, runId).query(operationQuery, updateId);
-  if (!record) throw new NotFoundError('operation', `${id}/${updateId}`);
+  const notFound = new NotFoundError('operation', `${id}/${updateId}`);
+  const record = await temporal.workflow
+    .getHandle(id, runId)
+    .query(operationQuery, updateId)
+    .catch((err: unknown) => {
+      // Only a VM's entity workflow answers this query: any other workflow has no updates.
+      throw err instanceof QueryNotRegisteredError ? notFound : err;
+    });
+  if (!record) throw notFound;
   return {
     ...toOperation(
       { kind: record.kind, workflowId: id, runId: record.runId, updateId },

@@ -1,7 +1,9 @@
 import { z } from 'zod';
 import { isGeatsUri, parseGeatsUri } from '../drivers/geats/uri.ts';
+import { TAG_LIMITS } from '../registry/node-data.ts';
 import { MAX_PAGE_SIZE } from '../registry/pagination.ts';
 import { ROLES } from '../registry/tokens.ts';
+import { bounded, jsonRecord, safeString, tagRecord } from './safe-input.ts';
 
 // Names become libvirt domain names and parts of workflow ids: a narrow alphabet keeps
 // them safe in both and in XML.
@@ -27,7 +29,11 @@ const nicSchema = z.object({
   mac: macSchema.optional(),
 });
 
-const tagsSchema = z.record(z.string().min(1).max(64), z.string().max(256));
+// Everything a VM's workflow carries is bounded, so no request can push its state (its input,
+// continued as new) towards Temporal's 2 MB payload limit: tags and placement tags at most
+// 16 KiB each (TAG_LIMITS, which the registry also holds a node's merged tags to), NICs and
+// groups a few hundred bytes each.
+const tagsSchema = tagRecord(TAG_LIMITS);
 
 const LIBVIRT_URI = /^[a-z][a-z0-9+.-]*:\/\/\S*$/;
 
@@ -49,7 +55,7 @@ export const hostRegisterInput = z
       .max(1024 * 1024)
       .default(0),
     tags: tagsSchema.default({}),
-    uri: z.string().max(1024),
+    uri: safeString().max(1024),
   })
   .superRefine((host, ctx) => {
     const issue = (path: string, message: string) =>
@@ -129,10 +135,10 @@ export const vmCreateInput = z
 export const byName = z.object({ name: nameSchema });
 
 export const operationGetInput = z.object({
-  id: z.string().min(1).max(300),
+  id: safeString().min(1).max(300),
   runId: z.string().uuid().optional(),
   /** An operation on a VM is an Update within its entity workflow: its id there. */
-  updateId: z.string().min(1).max(200).optional(),
+  updateId: safeString().min(1).max(200).optional(),
 });
 
 export const vmShutdownInput = z.object({
@@ -183,12 +189,10 @@ export const nodeTypeSchema = z
 /** Types whose nodes only their own workflows create and remove (vms.*, hosts.*). */
 export const LIFECYCLE_TYPES: readonly string[] = ['vm', 'host'];
 
-export const nodeKeySchema = z
-  .string()
-  .regex(
-    /^[a-z][a-z0-9_-]{0,31}:\S{1,200}$/,
-    "must be a kind, ':' and a value without spaces, like ip:10.0.0.5",
-  );
+export const nodeKeySchema = safeString().regex(
+  /^[a-z][a-z0-9_-]{0,31}:\S{1,200}$/,
+  "must be a kind, ':' and a value without spaces, like ip:10.0.0.5",
+);
 
 const cursorSchema = z
   .string()
@@ -197,24 +201,12 @@ const cursorSchema = z
 
 const limitSchema = z.number().int().min(1).max(MAX_PAGE_SIZE).optional();
 
-const MAX_JSON_LENGTH = 64 * 1024;
-
-function boundedRecord<T extends z.ZodType>(values: T, maxKeys: number) {
-  return z
-    .record(z.string().min(1).max(128), values)
-    .refine((o) => Object.keys(o).length <= maxKeys, `must have at most ${maxKeys} keys`)
-    .refine(
-      (o) => JSON.stringify(o).length <= MAX_JSON_LENGTH,
-      `must be at most ${MAX_JSON_LENGTH / 1024} KiB as JSON`,
-    );
-}
-
 /** A definition or metadata object; in a metadata patch, null removes the key. */
-const jsonObjectSchema = boundedRecord(z.json(), 128);
-const nodeTagsSchema = tagsSchema.refine((t) => Object.keys(t).length <= 64, 'at most 64 tags');
-const tagPatchSchema = z
-  .record(z.string().min(1).max(64), z.string().max(256).nullable())
-  .refine((t) => Object.keys(t).length <= 64, 'at most 64 tags');
+const jsonObjectSchema = jsonRecord({ maxKeys: 128, maxBytes: 64 * 1024 });
+const tagPatchSchema = bounded(
+  z.record(safeString().min(1).max(64), safeString().max(256).nullable()),
+  TAG_LIMITS,
+);
 
 const keyListSchema = z
   .array(nodeKeySchema)
@@ -266,7 +258,7 @@ export const nodeCreateInput = z.object({
   parent: nodeRefSchema.optional(),
   definition: jsonObjectSchema.optional(),
   metadata: jsonObjectSchema.optional(),
-  tags: nodeTagsSchema.optional(),
+  tags: tagsSchema.optional(),
   keys: keyListSchema.optional(),
 });
 
@@ -275,7 +267,7 @@ export const nodeListInput = z
     type: nodeTypeSchema.optional(),
     tenant: nameSchema.optional(),
     parent: nodeRefSchema.optional(),
-    tag: z.object({ key: z.string().min(1).max(64), value: z.string().max(256) }).optional(),
+    tag: z.object({ key: safeString().min(1).max(64), value: safeString().max(256) }).optional(),
     key: nodeKeySchema.optional(),
     cursor: cursorSchema.optional(),
     limit: limitSchema,

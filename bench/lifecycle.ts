@@ -130,6 +130,7 @@ async function vagoth(address: string, temporal: Client): Promise<Figures & { st
     taskQueue,
     namespace: 'default',
     temporalUiUrl: 'http://ui',
+    placementPolicy: 'spread',
   });
   const watch = registryWatch(db.sql);
   try {

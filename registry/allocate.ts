@@ -22,9 +22,12 @@ export interface Placed {
   retries: number;
 }
 
-/** What a VM's definition asks of a host, and the policy it is placed by. */
+/**
+ * What a VM's definition asks of a host, and the policy it is placed by: the one builder, for
+ * placing a VM and for explaining where one would go (placement.explain).
+ */
 export function placementRequest(
-  definition: VmDefinition,
+  definition: Pick<VmDefinition, 'vcpus' | 'memoryMiB' | 'diskGiB' | 'placement'>,
   defaultPolicy: PlacementPolicy,
 ): PlacementRequest {
   const { vcpus, memoryMiB, diskGiB, placement } = definition;

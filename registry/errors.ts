@@ -1,3 +1,6 @@
+import postgres from 'postgres';
+import type { FailureType } from '../common/vocabulary.ts';
+
 /** Domain errors of the registry; the API maps each to one tRPC code in api/errors.ts. */
 export class NotFoundError extends Error {
   override name = 'NotFoundError';
@@ -104,8 +107,32 @@ export class InvalidCursorError extends Error {
 
 /** A registry error's stable type and the details a caller acts on. */
 export interface DomainErrorInfo {
-  type: string;
+  type: FailureType;
   details?: unknown;
+  /** Said instead of the error's own message, which may show the registry's internals. */
+  message?: string;
+}
+
+// SQLSTATE classes PostgreSQL answers the same way however often the statement is sent: data
+// exceptions (22), integrity (23), syntax and access (42), cardinality (21), feature not
+// supported (0A), check option (44), PL/pgSQL raises (P0) and vagoth's own (VG). Everything
+// else (connection 08, serialization and deadlock 40, resources 53, admin shutdown 57, ...)
+// may pass and is retried.
+const PERMANENT_SQLSTATE = /^(?:21|22|23|42|0A|44|P0|VG)/;
+
+/** A PostgreSQL error that retrying cannot cure: its failure type, else undefined. */
+function permanentDatabaseError(err: unknown): DomainErrorInfo | undefined {
+  if (!(err instanceof postgres.PostgresError) || !PERMANENT_SQLSTATE.test(err.code)) {
+    return undefined;
+  }
+  const sqlstate = err.code;
+  return sqlstate.startsWith('22')
+    ? {
+        type: 'DataRejected',
+        details: { sqlstate },
+        message: `input: a value the registry cannot store (SQLSTATE ${sqlstate})`,
+      }
+    : { type: 'RegistryFault', details: { sqlstate }, message: 'internal error' };
 }
 
 /**
@@ -136,5 +163,5 @@ export function describeDomainError(err: unknown): DomainErrorInfo | undefined {
     return { type: 'ParentCycle', details: { node: err.node, parent: err.parent } };
   }
   if (err instanceof InvalidCursorError) return { type: 'InvalidCursor' };
-  return undefined;
+  return permanentDatabaseError(err);
 }

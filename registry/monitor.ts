@@ -57,7 +57,7 @@ export async function recordPoll(
   error: string | null,
 ): Promise<PollRecord> {
   const answered = error === null;
-  const [row] = await sql<{ failures: number; down_by_monitor: boolean }[]>`
+  const rows = await sql<{ failures: number; down_by_monitor: boolean }[]>`
     INSERT INTO host_polls AS p (host_id, failures, last_polled_at, last_answer_at, last_error)
     SELECT n.id, ${answered ? 0 : 1}, now(), ${answered ? sql`now()` : sql`NULL`}, ${error}
     FROM nodes n WHERE n.type = 'host' AND n.name = ${host}
@@ -66,7 +66,12 @@ export async function recordPoll(
       last_polled_at = now(),
       last_answer_at = ${answered ? sql`now()` : sql`p.last_answer_at`},
       last_error = ${error}
-    RETURNING failures, down_by_monitor`;
+    RETURNING failures, down_by_monitor`.catch((err: unknown) => {
+    // The host was removed between the SELECT and the INSERT's foreign key check.
+    if ((err as { code?: string }).code === '23503') return [];
+    throw err;
+  });
+  const [row] = rows;
   if (!row) throw new NotFoundError('host', host);
   return { host, failures: row.failures, downByMonitor: row.down_by_monitor };
 }

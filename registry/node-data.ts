@@ -1,6 +1,6 @@
 import { inTransaction } from './context.ts';
 import { jsonb, type Queryable } from './db.ts';
-import { NotFoundError, StateConflictError } from './errors.ts';
+import { InvalidRequestError, NotFoundError, StateConflictError } from './errors.ts';
 import { getNode } from './nodes.ts';
 import type { JsonObject, JsonValue, Node } from './types.ts';
 
@@ -78,13 +78,34 @@ export async function mergeMetadata(sql: Queryable, id: string, patch: Patch): P
   return getNode(sql, { id });
 }
 
-/** Merges the patch into the tags as mergeMetadata does: one UPDATE, null removes a tag. */
+/**
+ * A node's tags at most: a VM's are read into its workflow, whose state must stay far below
+ * Temporal's payload limit. The API's schemas bound each request by the same figures.
+ */
+export const TAG_LIMITS = { maxKeys: 64, maxBytes: 16 * 1024 } as const;
+
+/**
+ * Merges the patch into the tags as mergeMetadata does: one UPDATE, null removes a tag. Each
+ * patch is bounded by the API, so the bound here is on what they add up to (checked on the row
+ * as the UPDATE locks it); an UPDATE that would pass it changes nothing (InvalidRequestError).
+ */
 export async function setTags(sql: Queryable, id: string, patch: Patch<string>): Promise<Node> {
   const { set, remove } = split(patch);
+  const merged = sql`((tags || ${jsonb(sql, set)}) - ${sql.array(remove)}::text[])`;
+  const count = sql`(SELECT count(*) FROM jsonb_object_keys(${merged}))`;
+  // jsonb's text puts a space after each ':' and ',' that JSON.stringify does not: 2 a key.
   const rows = await sql`
-    UPDATE nodes
-    SET tags = (tags || ${jsonb(sql, set)}) - ${sql.array(remove)}::text[], updated_at = now()
-    WHERE id = ${id} RETURNING id`;
-  if (rows.length === 0) throw new NotFoundError('node', id);
+    UPDATE nodes SET tags = ${merged}, updated_at = now()
+    WHERE id = ${id} AND ${count} <= ${TAG_LIMITS.maxKeys}
+      AND octet_length(${merged}::text) <= ${TAG_LIMITS.maxBytes} + 2 * ${count}
+    RETURNING id`;
+  if (rows.length === 0) {
+    const exists = await sql`SELECT 1 FROM nodes WHERE id = ${id}`;
+    if (exists.length === 0) throw new NotFoundError('node', id);
+    throw new InvalidRequestError(
+      'patch',
+      `the node's tags would pass ${TAG_LIMITS.maxKeys} keys or ${TAG_LIMITS.maxBytes / 1024} KiB as JSON`,
+    );
+  }
   return getNode(sql, { id });
 }

@@ -19,6 +19,7 @@ export function apiDeps(config: Config, sql: Sql, temporal: Client): ApiDeps {
     taskQueue: t.taskQueue,
     namespace: t.namespace,
     temporalUiUrl: t.uiUrl,
+    placementPolicy: config.placementPolicy,
     tokens: new TokenVerifier(sql, {
       ttlMs: config.api.tokenCacheMs,
       maxEntries: TOKEN_CACHE_ENTRIES,

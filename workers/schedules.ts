@@ -5,14 +5,12 @@ import {
   type ScheduleOptionsStartWorkflowAction,
   type ScheduleSpec,
 } from '@temporalio/client';
+import { monitorScheduledWorkflowId } from '../common/vocabulary.ts';
 import type { ReconcilePolicies } from '../monitor/reconcile.ts';
 import { monitorCluster } from '../workflows/index.ts';
 
 /** One schedule per Temporal namespace: every worker start-up converges on it. */
 export const MONITOR_SCHEDULE_ID = 'vagoth-monitor';
-
-/** The id prefix of the schedule's runs (Temporal appends each run's time). */
-export const MONITOR_WORKFLOW_ID = 'monitor:cluster';
 
 export interface MonitorScheduleOptions {
   taskQueue: string;
@@ -38,7 +36,7 @@ export async function ensureMonitorSchedule(
     workflowType: monitorCluster,
     args: [{ policies: options.policies }],
     taskQueue: options.taskQueue,
-    workflowId: options.scheduleId ? `${MONITOR_WORKFLOW_ID}:${scheduleId}` : MONITOR_WORKFLOW_ID,
+    workflowId: monitorScheduledWorkflowId(options.scheduleId),
     staticSummary: 'monitor: poll every host and reconcile the registry',
     // A run that hangs must not hold the schedule: SKIP would skip every later one.
     workflowRunTimeout: `${Math.max(60, options.intervalSeconds * 4)}s`,

@@ -1,21 +1,13 @@
 import { proxyActivities, proxyLocalActivities } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.ts';
+import { PERMANENT_FAILURES } from '../common/vocabulary.ts';
 
 /**
- * Failures retrying cannot cure. activities/failures.ts already raises them non-retryable;
- * naming them here too keeps that true for any activity that forgets, and shows it in the UI.
+ * Failures retrying cannot cure (common/vocabulary.ts). activities/failures.ts already raises
+ * them non-retryable; naming them here too keeps that true for any activity that forgets, and
+ * shows it in the UI.
  */
-const PERMANENT = [
-  'NoCapacity',
-  'KeyConflict',
-  'InvalidRequest',
-  'StateConflict',
-  'NotFound',
-  'DriverRejected',
-  'DomainNotFound',
-  'NotOurs',
-  'Unsupported',
-];
+const PERMANENT = [...PERMANENT_FAILURES];
 
 /**
  * Forward steps: registry changes and quick driver calls (define, start, stop). They run as

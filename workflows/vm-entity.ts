@@ -9,6 +9,7 @@ import {
   setHandler,
   workflowInfo,
 } from '@temporalio/workflow';
+import type { FailureType } from '../common/vocabulary.ts';
 import type { OperationRef, Vm, VmRequest } from '../activities/index.ts';
 import { rootFailure } from './failure.ts';
 import { revisionMemo } from './revisions.ts';
@@ -77,7 +78,11 @@ export const operationQuery = defineQuery<OperationRecord | null, [string]>('ope
 const RECENT = 50;
 
 function rejected(message: string): ApplicationFailure {
-  return ApplicationFailure.create({ type: 'OperationRejected', message, nonRetryable: true });
+  return ApplicationFailure.create({
+    type: 'OperationRejected' satisfies FailureType,
+    message,
+    nonRetryable: true,
+  });
 }
 
 /**

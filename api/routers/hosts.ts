@@ -7,6 +7,11 @@ import {
 } from '@temporalio/client';
 import type { UpdateDefinition } from '@temporalio/common';
 import { z } from 'zod';
+import {
+  hostRegisterWorkflowId,
+  hostWorkflowId,
+  monitorPollWorkflowId,
+} from '../../common/vocabulary.ts';
 import type { ReconcilePolicies } from '../../monitor/reconcile.ts';
 import { getHost, listHosts, removeHost } from '../../registry/hosts.ts';
 import { lastReport } from '../../registry/monitor.ts';
@@ -61,7 +66,7 @@ async function onHost<R>(ctx: Context, name: string, update: UpdateDefinition<R,
     const start = new WithStartWorkflowOperation(hostEntity, {
       args: [{ name }],
       taskQueue: ctx.taskQueue,
-      workflowId: `host:${name}`,
+      workflowId: hostWorkflowId(name),
       workflowIdConflictPolicy: 'USE_EXISTING',
       staticSummary: `operations on host ${name}`,
     });
@@ -83,7 +88,7 @@ export const hostsRouter = router({
       args: [input],
       taskQueue: ctx.taskQueue,
       // A retried request joins the registration already under way.
-      workflowId: `host:${input.name}:register`,
+      workflowId: hostRegisterWorkflowId(input.name),
       staticSummary: `register host ${input.name} (${input.uri})`,
       workflowIdConflictPolicy: 'USE_EXISTING',
     });
@@ -107,7 +112,7 @@ export const hostsRouter = router({
         args: [args],
         taskQueue: ctx.taskQueue,
         // Polls asked for while one of the same scope runs join it instead of doubling it.
-        workflowId: `monitor:poll:${input.name ?? 'all'}`,
+        workflowId: monitorPollWorkflowId(input.name),
         workflowIdConflictPolicy: 'USE_EXISTING',
         staticSummary: `poll ${input.name ? `host ${input.name}` : 'every host'}`,
       });

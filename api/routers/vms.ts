@@ -1,6 +1,7 @@
 import { isRefusal, seesUpdateOutcomes, settledAtOnce } from '../update-outcomes.ts';
 import { WithStartWorkflowOperation, type Client } from '@temporalio/client';
 import { TRPCError } from '@trpc/server';
+import { vmWorkflowId } from '../../common/vocabulary.ts';
 import type { Sql } from '../../registry/db.ts';
 import { hostExists } from '../../registry/hosts.ts';
 import { checkedPool } from '../../registry/claim-vm.ts';
@@ -25,9 +26,6 @@ import { byName, vmCreateInput, vmMigrateInput, vmShutdownInput } from '../schem
 import type { z } from 'zod';
 import type { UpdateDefinition } from '@temporalio/common';
 import { procedure, router } from '../trpc.ts';
-
-/** The VM's entity workflow: one per VM, serialising everything done to it. */
-export const vmWorkflowId = (name: string) => `vm:${name}`;
 
 /**
  * What the schema cannot see: the named host and networks exist and each given IP is usable.

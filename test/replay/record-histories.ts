@@ -56,7 +56,14 @@ try {
     taskQueue,
     driverFactory,
   });
-  const base = { sql, temporal, taskQueue, namespace: 'default', temporalUiUrl: 'http://ui' };
+  const base = {
+    sql,
+    temporal,
+    taskQueue,
+    namespace: 'default',
+    temporalUiUrl: 'http://ui',
+    placementPolicy: 'spread' as const,
+  };
   const { api } = await tokenCaller(base);
   try {
     await api.networks.create({ name: 'default', cidr: '10.0.0.0/16', gateway: '10.0.0.1' });

@@ -90,6 +90,7 @@ export async function startChaosEnv(options: ChaosEnvOptions): Promise<ChaosEnv>
       taskQueue,
       namespace: 'default',
       temporalUiUrl: 'http://ui.test',
+      placementPolicy: 'spread',
     });
     await createNetwork(sql, { name: 'default', cidr: '10.0.0.0/8' });
     for (const host of cluster.hosts) {

@@ -13,6 +13,7 @@ import {
   writeSimulatedHost,
   type SimulatedHostOptions,
 } from '../../drivers/libvirt/simulated-host.ts';
+import type { PlacementPolicy } from '../../allocator/place.ts';
 import type { DriverFactory } from '../../drivers/index.ts';
 import { connect, type Sql } from '../../registry/db.ts';
 import { createNetwork } from '../../registry/networks.ts';
@@ -77,6 +78,8 @@ export interface HarnessOptions {
   driverFactory?: DriverFactory;
   /** Also serve the API over HTTP on a free port (`apiUrl`). */
   http?: boolean;
+  /** The cluster's placement policy (VAGOTH_PLACEMENT_POLICY), for worker and API. */
+  placementPolicy?: PlacementPolicy;
 }
 
 /** Registers a fresh namespace and waits until the server answers for it (a fraction of a second). */
@@ -108,6 +111,7 @@ async function createNamespace(address: string): Promise<string> {
 /** Real Postgres, real Temporal, a real worker on a task queue and namespace of its own. */
 export async function startHarness(options: HarnessOptions = {}): Promise<Harness> {
   const db = await createTestDatabase();
+  const placementPolicy = options.placementPolicy ?? 'spread';
   const address = inject('temporalAddress');
   const taskQueue = `test-${randomUUID()}`;
   const namespace = await createNamespace(address);
@@ -118,6 +122,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     namespace,
     taskQueue,
     workflowBundle: { code: inject('workflowBundle') },
+    placementPolicy,
     ...(options.driverFactory ? { driverFactory: options.driverFactory } : {}),
   });
   const hostsDir = await mkdtemp(path.join(tmpdir(), 'vagoth-hosts-'));
@@ -127,6 +132,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     taskQueue,
     namespace,
     temporalUiUrl: UI_URL,
+    placementPolicy,
   });
   const server = options.http
     ? await startApiServer(deps, { host: '127.0.0.1', port: 0, ...API_LIMITS })

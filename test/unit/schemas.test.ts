@@ -1,6 +1,17 @@
 import { describe, expect, it } from 'vitest';
 import type { z } from 'zod';
-import { hostRegisterInput, vmCreateInput } from '../../api/schemas.ts';
+import { isSafeText, MAX_JSON_DEPTH } from '../../api/safe-input.ts';
+import {
+  hostRegisterInput,
+  nodeChangeKeysInput,
+  nodeCreateInput,
+  nodeListInput,
+  nodeMetadataInput,
+  nodeTagsInput,
+  operationGetInput,
+  placementExplainInput,
+  vmCreateInput,
+} from '../../api/schemas.ts';
 
 type Path = (string | number)[];
 
@@ -196,4 +207,200 @@ describe('good inputs parse', () => {
       });
     },
   );
+});
+
+describe('isSafeText: what PostgreSQL stores as it was sent, and nothing a terminal acts on', () => {
+  it.each<[string, string, boolean]>([
+    ['plain text', 'web server, rack 4', true],
+    ['empty', '', true],
+    ['a tab and a newline', 'a\tb\nc', true],
+    ['non-Latin letters', 'Größe, 大きさ, размер', true],
+    ['a surrogate pair (an emoji)', 'ok \ud83d\ude00', true],
+    ['a lone high surrogate', '\ud800', false],
+    ['a lone high surrogate before text', '\ud83dx', false],
+    ['a lone low surrogate', 'x\ude00', false],
+    ['two high surrogates', '\ud83d\ud83d\ude00', false],
+    ['NUL', 'a\u0000b', false],
+    ['a carriage return', 'a\rb', false],
+    ['escape', '\u001b[31m', false],
+    ['DEL', '\u007f', false],
+    ['a C1 control', '\u0085', false],
+  ])('%s: %s', (_what, text, safe) => {
+    expect(isSafeText(text)).toBe(safe);
+  });
+});
+
+const tags = (n: number, value = 'v') =>
+  Object.fromEntries(Array.from({ length: n }, (_, i) => [`k${i}`, value]));
+const nested = (depth: number): unknown => (depth === 0 ? 'leaf' : { a: nested(depth - 1) });
+const node = { name: 'n1', type: 'thing' };
+
+describe('every string, key and value of the input is safe, and every record bounded', () => {
+  it.each<[string, z.ZodType, unknown, Path]>([
+    [
+      'a lone surrogate in a tag value',
+      vmCreateInput,
+      { ...vm, tags: { a: '\ud800' } },
+      ['tags', 'a'],
+    ],
+    [
+      'a lone surrogate in a tag key',
+      vmCreateInput,
+      { ...vm, tags: { '\ud800': 'x' } },
+      ['tags', '\ud800'],
+    ],
+    [
+      'a control character in a tag',
+      vmCreateInput,
+      { ...vm, tags: { a: 'x\u0001' } },
+      ['tags', 'a'],
+    ],
+    ['65 tags', vmCreateInput, { ...vm, tags: tags(65) }, ['tags']],
+    ['a thousand tags', vmCreateInput, { ...vm, tags: tags(1000) }, ['tags']],
+    ['tags over 16 KiB', vmCreateInput, { ...vm, tags: tags(64, 'x'.repeat(256)) }, ['tags']],
+    [
+      'a lone surrogate in a placement tag',
+      vmCreateInput,
+      { ...vm, placement: { tags: { rack: '\udfff' } } },
+      ['placement', 'tags', 'rack'],
+    ],
+    [
+      'nine anti-affinity groups',
+      vmCreateInput,
+      { ...vm, placement: { antiAffinity: Array.from({ length: 9 }, (_, i) => `g${i}`) } },
+      ['placement', 'antiAffinity'],
+    ],
+    [
+      'a lone surrogate in placement.explain tags',
+      placementExplainInput,
+      { vcpus: 1, memoryMiB: 64, placement: { tags: { a: '\ud800' } } },
+      ['placement', 'tags', 'a'],
+    ],
+    [
+      'a lone surrogate in a host tag',
+      hostRegisterInput,
+      { ...host, tags: { a: '\ud800' } },
+      ['tags', 'a'],
+    ],
+    [
+      'a control character in a URI',
+      hostRegisterInput,
+      { ...host, uri: 'qemu:///sys\u0000' },
+      ['uri'],
+    ],
+    [
+      'a lone surrogate in a node tag',
+      nodeCreateInput,
+      { ...node, tags: { a: '\ud800' } },
+      ['tags', 'a'],
+    ],
+    [
+      'a lone surrogate in a node key',
+      nodeCreateInput,
+      { ...node, keys: ['ip:\ud800'] },
+      ['keys', 0],
+    ],
+    [
+      'a control character in a node key',
+      nodeCreateInput,
+      { ...node, keys: ['ip:1\u0007'] },
+      ['keys', 0],
+    ],
+    [
+      'a lone surrogate in metadata',
+      nodeCreateInput,
+      { ...node, metadata: { a: '\ud800' } },
+      ['metadata', 'a'],
+    ],
+    [
+      'a lone surrogate deep in a definition',
+      nodeCreateInput,
+      { ...node, definition: { a: [{ b: ['ok', 'x\udc00'] }] } },
+      ['definition', 'a', 0, 'b', 1],
+    ],
+    [
+      'a lone surrogate in a nested key',
+      nodeCreateInput,
+      { ...node, metadata: { a: { '\ud800': 1 } } },
+      ['metadata', 'a', '\ud800'],
+    ],
+    [
+      'a lone surrogate in a metadata key',
+      nodeCreateInput,
+      { ...node, metadata: { '\ud800': 1 } },
+      ['metadata', '\ud800'],
+    ],
+    [
+      'metadata nested too deep',
+      nodeCreateInput,
+      { ...node, metadata: { a: nested(MAX_JSON_DEPTH) } },
+      ['metadata', 'a', ...Array<string>(MAX_JSON_DEPTH).fill('a')],
+    ],
+    [
+      'metadata over 64 KiB',
+      nodeCreateInput,
+      { ...node, metadata: { a: 'x'.repeat(70_000) } },
+      ['metadata'],
+    ],
+    ['129 metadata keys', nodeCreateInput, { ...node, metadata: tags(129) }, ['metadata']],
+    [
+      'a lone surrogate in a metadata patch',
+      nodeMetadataInput,
+      { name: 'n1', patch: { a: '\ud800' } },
+      ['patch', 'a'],
+    ],
+    [
+      'a lone surrogate in a tag patch',
+      nodeTagsInput,
+      { name: 'n1', patch: { a: '\ud800' } },
+      ['patch', 'a'],
+    ],
+    ['65 tags in a patch', nodeTagsInput, { name: 'n1', patch: tags(65) }, ['patch']],
+    [
+      'a lone surrogate in a claimed key',
+      nodeChangeKeysInput,
+      { name: 'n1', claim: ['x:\ud800'] },
+      ['claim', 0],
+    ],
+    [
+      'a lone surrogate in a listed tag',
+      nodeListInput,
+      { tag: { key: 'a', value: '\ud800' } },
+      ['tag', 'value'],
+    ],
+    ['a lone surrogate in an operation id', operationGetInput, { id: 'vm:\ud800' }, ['id']],
+    [
+      'a control character in an update id',
+      operationGetInput,
+      { id: 'vm:a', updateId: '\u0000' },
+      ['updateId'],
+    ],
+  ])('%s', (_what, schema, input, path) => {
+    const paths = issuePaths(schema, input);
+    expect(paths.length).toBeGreaterThan(0);
+    for (const p of paths) expect(p).toEqual(path);
+  });
+
+  it.each<[string, z.ZodType, unknown]>([
+    ['64 tags of 200 bytes', vmCreateInput, { ...vm, tags: tags(64, 'x'.repeat(200)) }],
+    ['an emoji in a tag', vmCreateInput, { ...vm, tags: { mood: '\ud83d\ude00' } }],
+    [
+      'a newline and a tab in metadata',
+      nodeCreateInput,
+      { ...node, metadata: { notes: 'a\tb\nc' } },
+    ],
+    [
+      'metadata nested to the limit',
+      nodeCreateInput,
+      { ...node, metadata: { a: nested(MAX_JSON_DEPTH - 1) } },
+    ],
+    ['a metadata patch removing a key', nodeMetadataInput, { name: 'n1', patch: { a: null } }],
+  ])('accepts %s', (_what, schema, input) => {
+    expect(schema.safeParse(input).error?.issues).toBeUndefined();
+  });
+
+  it('a hundred thousand bad values raise a few issues, not a hundred thousand', () => {
+    const metadata = { a: Array.from({ length: 100_000 }, () => '\ud800') };
+    expect(issuePaths(nodeCreateInput, { ...node, metadata }).length).toBeLessThanOrEqual(10);
+  });
 });
