@@ -1,4 +1,5 @@
 import type { Client } from '@temporalio/client';
+import type { HostUriPolicy } from '../drivers/host-uri.ts';
 import type { Sql } from '../registry/db.ts';
 
 export interface ApiDeps {
@@ -8,6 +9,11 @@ export interface ApiDeps {
   namespace: string;
   /** Base URL of the Temporal Web UI, for links to each operation. */
   temporalUiUrl: string;
+  /**
+   * What hosts.register accepts beyond a URI's shape (config.ts's drivers.hostUris); unset:
+   * only the shape is checked here, and the worker checks the rest before it opens anything.
+   */
+  hostUris?: HostUriPolicy;
 }
 
 export type Context = ApiDeps;

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { isGeatsUri, parseGeatsUri } from '../drivers/geats/uri.ts';
+import { parseLibvirtUri } from '../drivers/libvirt/uri.ts';
 import { MAX_PAGE_SIZE } from '../registry/pagination.ts';
 
 // Names become libvirt domain names and parts of workflow ids: a narrow alphabet keeps
@@ -27,8 +28,6 @@ const nicSchema = z.object({
 });
 
 const tagsSchema = z.record(z.string().min(1).max(64), z.string().max(256));
-
-const LIBVIRT_URI = /^[a-z][a-z0-9+.-]*:\/\/\S*$/;
 
 export const hostRegisterInput = z
   .object({
@@ -64,8 +63,13 @@ export const hostRegisterInput = z
       return;
     }
     if (isGeatsUri(host.uri)) issue('uri', "is a geats URI: register it with driver 'geats'");
-    else if (!LIBVIRT_URI.test(host.uri))
-      issue('uri', 'must be a libvirt URI such as qemu:///system or test:///path/host.xml');
+    else {
+      try {
+        parseLibvirtUri(host.uri);
+      } catch (err) {
+        issue('uri', (err as Error).message);
+      }
+    }
     if (host.vcpus !== undefined)
       issue('vcpus', 'is read from libvirt: declare vcpus only for a geats host');
   });

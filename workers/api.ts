@@ -12,7 +12,14 @@ await runUntilSignal(async (onStop) => {
   const temporal = await connectClient(requireSetting('TEMPORAL_ADDRESS', t.address), t.namespace);
   onStop(() => temporal.connection.close());
   const api = await startApiServer(
-    { sql, temporal, taskQueue: t.taskQueue, namespace: t.namespace, temporalUiUrl: t.uiUrl },
+    {
+      sql,
+      temporal,
+      taskQueue: t.taskQueue,
+      namespace: t.namespace,
+      temporalUiUrl: t.uiUrl,
+      hostUris: config.drivers.hostUris,
+    },
     config.api,
   );
   onStop(api.close);

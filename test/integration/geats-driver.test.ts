@@ -12,6 +12,7 @@ import {
   type GeatsSshHost,
 } from '../contract/geats-ssh-host.ts';
 import { createDriverFactory, DEFAULT_DRIVERS_OPTIONS } from '../../drivers/index.ts';
+import { TEST_HOST_URIS } from '../support/host-uris.ts';
 import { settle, startHarness, type Harness } from '../support/harness.ts';
 import { refusal } from '../support/refusal.ts';
 import { generateSshKey } from '../support/ssh-host.ts';
@@ -273,6 +274,7 @@ describe('geats hosts in vagoth', () => {
     h = await startHarness({
       driverFactory: createDriverFactory({
         ...DEFAULT_DRIVERS_OPTIONS,
+        hostUris: TEST_HOST_URIS,
         geats: geatsTestOptions({}, remote.ssh),
       }),
     });

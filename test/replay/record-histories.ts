@@ -22,7 +22,7 @@ import { format, resolveConfig } from 'prettier';
 import { createContextInner } from '../../api/context.ts';
 import { createCaller } from '../../api/router.ts';
 import { loadConfig } from '../../config.ts';
-import { createDriver } from '../../drivers/index.ts';
+import { testDrivers as createDriver } from '../support/host-uris.ts';
 import { writeSimulatedHost } from '../../drivers/libvirt/simulated-host.ts';
 import { connect } from '../../registry/db.ts';
 import { migrate } from '../../registry/migrate.ts';

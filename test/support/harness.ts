@@ -12,7 +12,13 @@ import {
   writeSimulatedHost,
   type SimulatedHostOptions,
 } from '../../drivers/libvirt/simulated-host.ts';
-import type { DriverFactory } from '../../drivers/index.ts';
+import {
+  createDriverFactory,
+  type DriverFactory,
+  type HostUriPolicy,
+} from '../../drivers/index.ts';
+import { TEST_HOST_URIS } from './host-uris.ts';
+import { loadConfig } from '../../config.ts';
 import { connect, type Sql } from '../../registry/db.ts';
 import { createNetwork } from '../../registry/networks.ts';
 import { connectClient, startWorker, type VagothWorker } from '../../workers/compose.ts';
@@ -67,6 +73,8 @@ export interface HarnessOptions {
   driverFactory?: DriverFactory;
   /** Also serve the API over HTTP on a free port (`apiUrl`). */
   http?: boolean;
+  /** What hosts.register accepts (the API's check); TEST_HOST_URIS by default. */
+  hostUris?: HostUriPolicy;
 }
 
 /** Registers a fresh namespace and waits until the server answers for it (a fraction of a second). */
@@ -108,10 +116,22 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     namespace,
     taskQueue,
     workflowBundle: { code: inject('workflowBundle') },
-    ...(options.driverFactory ? { driverFactory: options.driverFactory } : {}),
+    driverFactory:
+      options.driverFactory ??
+      createDriverFactory({
+        ...loadConfig().drivers,
+        hostUris: options.hostUris ?? TEST_HOST_URIS,
+      }),
   });
   const hostsDir = await mkdtemp(path.join(tmpdir(), 'vagoth-hosts-'));
-  const deps = { sql: db.sql, temporal, taskQueue, namespace, temporalUiUrl: UI_URL };
+  const deps = {
+    sql: db.sql,
+    temporal,
+    taskQueue,
+    namespace,
+    temporalUiUrl: UI_URL,
+    hostUris: options.hostUris ?? TEST_HOST_URIS,
+  };
   const server = options.http ? await startApiServer(deps, { host: '127.0.0.1', port: 0 }) : null;
   // Every test can put NICs on `default` (10.0.0.0/8) without creating it.
   await createNetwork(db.sql, { name: 'default', cidr: '10.0.0.0/8' });
