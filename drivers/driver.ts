@@ -87,6 +87,11 @@ export interface MigrateResult {
  */
 export interface Driver {
   status(): Promise<HostStatus>;
+  /**
+   * Which hypervisor this is, whatever name or spelling of its address reached it: two hosts
+   * with one identity are one hypervisor, registered once. Optional for wrappers in tests.
+   */
+  hostId?(): Promise<string>;
   /** Null when the host has no such domain. */
   info(name: string): Promise<DomainInfo | null>;
   /**
