@@ -34,11 +34,16 @@ describe('a VM through its whole life', () => {
     });
     expect((await h.api.hosts.list()).map((x) => x.name)).toEqual(['hv1', 'hv2']);
     // The registration is on record, with the workflow run that made it.
-    const [registered] = (await h.api.nodes.events({ name: 'hv1', limit: 10 })).items;
+    const events = (await h.api.nodes.events({ name: 'hv1', limit: 10 })).items;
+    const registered = events.find((e) => e.action === 'create');
     expect(registered).toMatchObject({
       action: 'create',
       actor: 'worker',
       operation: expect.stringMatching(/^host:hv1:register\//),
+    });
+    // In the same transaction, its hypervisor's key.
+    expect(events.find((e) => e.action === 'claim')).toMatchObject({
+      operation: registered?.operation,
     });
   });
 
