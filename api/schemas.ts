@@ -226,6 +226,13 @@ const keyListSchema = z
     keys.forEach((key, i) => {
       if (keys.indexOf(key) !== i)
         ctx.addIssue({ code: 'custom', path: [i], message: `${key} is given twice` });
+      // Held by hosts alone (registry/migrations/008_host_identity.sql).
+      if (key.startsWith('hypervisor:'))
+        ctx.addIssue({
+          code: 'custom',
+          path: [i],
+          message: 'hypervisor: keys are hosts.register’s',
+        });
     });
   });
 

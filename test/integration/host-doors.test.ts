@@ -227,6 +227,18 @@ describe('a hypervisor is registered once', () => {
     expect((await h.api.hosts.list()).filter((x) => x.name === 'once')).toHaveLength(1);
   });
 
+  it('keeps hypervisor: keys for hosts: no other node can take one', async () => {
+    await expect(
+      h.api.nodes.create({ name: 'squatter', type: 'rack', keys: ['hypervisor:uri:test:///x'] }),
+    ).rejects.toMatchObject({ code: 'BAD_REQUEST' });
+    // Past the API, the registry itself refuses.
+    const [rack] = await h.sql<{ id: string }[]>`
+      INSERT INTO nodes (name, type) VALUES ('rack-1', 'rack') RETURNING id`;
+    await expect(
+      h.sql`INSERT INTO node_keys (key, node_id) VALUES ('hypervisor:uri:test:///x', ${rack!.id})`,
+    ).rejects.toMatchObject({ code: '23514' });
+  });
+
   it('refuses a geats agent reached by a second path', async () => {
     const { agent } = await geatsHost('geats-once');
     const first = await register({ name: 'geats-once', driver: 'geats', uri: `geats://${agent}` });
