@@ -83,6 +83,13 @@ async function identify(
   uri: string,
   admit: (uri: string) => Promise<string>,
 ): Promise<string> {
+  // A binding built before getCapabilities existed: say how to mend it, not "not a function".
+  if (typeof conn.getCapabilities !== 'function') {
+    throw new DriverError(
+      'unsupported',
+      'the libvirt binding is out of date: npm run build:native',
+    );
+  }
   const uuid = HOST_UUID.exec(await conn.getCapabilities())?.[1];
   return uuid ? `libvirt:${uuid.toLowerCase()}` : `uri:${await admit(uri)}`;
 }
