@@ -19,6 +19,27 @@ const geatsType = (fallback: string) =>
     .regex(/^[A-Za-z0-9_.-]{1,64}$/, 'must be a geats type name such as kvm')
     .default(fallback);
 
+/** Comma-separated absolute paths; empty: none. */
+const pathList = z
+  .string()
+  .default('')
+  .transform((text) =>
+    text
+      .split(',')
+      .map((p) => p.trim())
+      .filter((p) => p !== ''),
+  )
+  .refine(
+    (paths) => paths.every((p) => path.isAbsolute(p)),
+    'must be absolute paths separated by commas',
+  )
+  .transform((paths) => paths.map((p) => path.resolve(p)));
+
+const flag = z
+  .enum(['true', 'false', '1', '0', ''])
+  .default('')
+  .transform((v) => v === 'true' || v === '1');
+
 // What each discrepancy kind may be set to besides `report`.
 const POLICY_CHOICES = {
   missing: ['report', 'unassign'],
@@ -68,6 +89,10 @@ const schema = z.object({
     .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL')
     .optional(),
   VAGOTH_DATA_DIR: z.string().min(1).default('.vagoth'),
+  VAGOTH_ALLOW_SIMULATED_HOSTS: flag,
+  VAGOTH_SIMULATED_HOST_DIRS: pathList,
+  VAGOTH_GEATS_AGENTS: pathList,
+  VAGOTH_LIBVIRT_SOCKET_DIRS: pathList,
   VAGOTH_SIMULATED_HOSTS: z.coerce.number().int().min(0).max(16).default(3),
   VAGOTH_TEMPORAL_CLI: z.string().min(1).optional(),
   VAGOTH_TEMPORAL_PORT: port(7233),
@@ -160,8 +185,16 @@ export class ConfigError extends Error {
   }
 }
 
-export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
-  const parsed = schema.safeParse(env);
+/** What `npm start` (workers/dev.ts) assumes unless told otherwise: its simulated hosts. */
+export const EMBEDDED_DEFAULTS: Readonly<Record<string, string>> = {
+  VAGOTH_ALLOW_SIMULATED_HOSTS: 'true',
+};
+
+export function loadConfig(
+  env: NodeJS.ProcessEnv = process.env,
+  defaults: Readonly<Record<string, string>> = {},
+): Config {
+  const parsed = schema.safeParse({ ...defaults, ...env });
   if (!parsed.success) {
     throw new ConfigError(parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`));
   }
@@ -198,6 +231,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     workflowThreads: e.VAGOTH_WORKFLOW_THREADS,
     placementPolicy: e.VAGOTH_PLACEMENT_POLICY,
     drivers: {
+      hostUris: {
+        geatsAgents: e.VAGOTH_GEATS_AGENTS,
+        simulatedHosts: e.VAGOTH_ALLOW_SIMULATED_HOSTS,
+        // Simulated hosts npm start writes live in the data directory.
+        simulatedHostDirs: [dataDir, ...e.VAGOTH_SIMULATED_HOST_DIRS],
+        libvirtSocketDirs: e.VAGOTH_LIBVIRT_SOCKET_DIRS,
+      },
       libvirt: {
         pools: e.VAGOTH_LIBVIRT_POOLS.split(','),
         wipe: e.VAGOTH_LIBVIRT_WIPE,

@@ -1,3 +1,4 @@
+import { log } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { DriverError } from '../drivers/driver.ts';
 import type { FailureType } from '../common/vocabulary.ts';
@@ -29,16 +30,24 @@ export function toFailure(err: unknown): unknown {
   if (domain) {
     return fail(domain.type, err as Error, domain.details === undefined ? [] : [domain.details]);
   }
-  // Retryable, but typed: once retries run out, the caller still learns what went wrong.
-  if (err instanceof DriverError && err.retryable) {
-    return ApplicationFailure.create({
-      type: BY_KIND[err.kind],
-      message: err.message,
-      cause: err,
-    });
-  }
-  if (err instanceof DriverError) return fail(BY_KIND[err.kind], err);
+  if (err instanceof DriverError) return driverFailure(err);
   return err;
+}
+
+/**
+ * A driver's failure carries its bounded message only: what the hypervisor or agent printed
+ * (`detail`, and the raw error behind it) goes to the worker's log, never into the failure,
+ * whose whole cause chain callers can read.
+ */
+function driverFailure(err: DriverError): ApplicationFailure {
+  const raw = err.detail ?? (err.cause instanceof Error ? err.cause.message : undefined);
+  if (raw !== undefined) log.warn(err.message, { kind: err.kind, code: err.code, detail: raw });
+  // Retryable, but typed: once retries run out, the caller still learns what went wrong.
+  return ApplicationFailure.create({
+    type: BY_KIND[err.kind],
+    message: err.message,
+    nonRetryable: !err.retryable,
+  });
 }
 
 type AnyFn = (...args: never[]) => Promise<unknown>;

@@ -70,10 +70,17 @@ export function createActivities({ sql, drivers, defaultPolicy = 'spread' }: Act
 
     /** Memory comes from the host; vCPUs too, unless declared (geats reports no CPU count). */
     async registerHost({ vcpus, ...host }: HostRegistration): Promise<Host> {
-      const { capacity } = await drivers.get(host).status();
+      const driver = drivers.get(host);
+      const { capacity } = await driver.status();
+      // Which hypervisor this is, so a second name or spelling of it is refused.
+      const identity = await driver.hostId?.();
       return insertHost(
         sql,
-        { ...host, capacity: { vcpus: vcpus ?? capacity.vcpus, memoryMiB: capacity.memoryMiB } },
+        {
+          ...host,
+          identity,
+          capacity: { vcpus: vcpus ?? capacity.vcpus, memoryMiB: capacity.memoryMiB },
+        },
         actor(),
       );
     },

@@ -1,5 +1,6 @@
 import type { Client } from '@temporalio/client';
 import type { PlacementPolicy } from '../allocator/place.ts';
+import type { HostUriPolicy } from '../drivers/host-uri.ts';
 import type { Sql } from '../registry/db.ts';
 import type { Principal } from './authorize.ts';
 import type { TokenVerifier } from './token-verifier.ts';
@@ -14,6 +15,11 @@ export interface ApiDeps {
   /** The cluster's placement policy (the workers' too), for requests that name none. */
   placementPolicy: PlacementPolicy;
   tokens: TokenVerifier;
+  /**
+   * What hosts.register accepts beyond a URI's shape (config.ts's drivers.hostUris); unset:
+   * only the shape is checked here, and the worker checks the rest before it opens anything.
+   */
+  hostUris?: HostUriPolicy;
 }
 
 /**

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { isGeatsUri, parseGeatsUri } from '../drivers/geats/uri.ts';
 import { TAG_LIMITS } from '../registry/node-data.ts';
+import { parseLibvirtUri } from '../drivers/libvirt/uri.ts';
 import { MAX_PAGE_SIZE } from '../registry/pagination.ts';
 import { ROLES } from '../registry/tokens.ts';
 import { bounded, jsonRecord, safeString, tagRecord } from './safe-input.ts';
@@ -34,8 +35,6 @@ const nicSchema = z.object({
 // 16 KiB each (TAG_LIMITS, which the registry also holds a node's merged tags to), NICs and
 // groups a few hundred bytes each.
 const tagsSchema = tagRecord(TAG_LIMITS);
-
-const LIBVIRT_URI = /^[a-z][a-z0-9+.-]*:\/\/\S*$/;
 
 export const hostRegisterInput = z
   .object({
@@ -71,8 +70,13 @@ export const hostRegisterInput = z
       return;
     }
     if (isGeatsUri(host.uri)) issue('uri', "is a geats URI: register it with driver 'geats'");
-    else if (!LIBVIRT_URI.test(host.uri))
-      issue('uri', 'must be a libvirt URI such as qemu:///system or test:///path/host.xml');
+    else {
+      try {
+        parseLibvirtUri(host.uri);
+      } catch (err) {
+        issue('uri', (err as Error).message);
+      }
+    }
     if (host.vcpus !== undefined)
       issue('vcpus', 'is read from libvirt: declare vcpus only for a geats host');
   });
@@ -215,6 +219,13 @@ const keyListSchema = z
     keys.forEach((key, i) => {
       if (keys.indexOf(key) !== i)
         ctx.addIssue({ code: 'custom', path: [i], message: `${key} is given twice` });
+      // Held by hosts alone (registry/migrations/008_host_identity.sql).
+      if (key.startsWith('hypervisor:'))
+        ctx.addIssue({
+          code: 'custom',
+          path: [i],
+          message: 'hypervisor: keys are hosts.register’s',
+        });
     });
   });
 

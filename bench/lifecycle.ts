@@ -116,12 +116,18 @@ async function vagoth(address: string, temporal: Client): Promise<Figures & { st
   const db = await benchDatabase(40);
   const hostsDir = await mkdtemp(path.join(tmpdir(), 'vagoth-bench-hosts-'));
   const taskQueue = `bench-${randomUUID()}`;
+  const { drivers } = loadConfig();
   const worker = await startWorker({
     sql: db.sql,
     address,
     namespace: 'default',
     taskQueue,
     workflowThreads: WORKFLOW_THREADS,
+    // Its hosts are simulated ones it writes itself.
+    drivers: {
+      ...drivers,
+      hostUris: { ...drivers.hostUris, simulatedHosts: true, simulatedHostDirs: [hostsDir] },
+    },
   });
   // Every call carries an admin token and is checked, as over HTTP.
   const { api } = await tokenCaller({

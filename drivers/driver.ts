@@ -87,6 +87,11 @@ export interface MigrateResult {
  */
 export interface Driver {
   status(): Promise<HostStatus>;
+  /**
+   * Which hypervisor this is, whatever name or spelling of its address reached it: two hosts
+   * with one identity are one hypervisor, registered once. Optional for wrappers in tests.
+   */
+  hostId?(): Promise<string>;
   /** Null when the host has no such domain. */
   info(name: string): Promise<DomainInfo | null>;
   /**
@@ -137,12 +142,25 @@ export type DriverErrorKind =
 export interface DriverErrorOptions extends ErrorOptions {
   /** The local manager's own error code (libvirt's virErrorNumber, a geats errorcode). */
   code?: number | string;
+  /**
+   * What the manager or agent printed, in full: for the worker's log only. It may hold
+   * anything a file or program held, so it never reaches a caller (activities/failures.ts).
+   */
+  detail?: string;
+}
+
+/** At most `max` characters of one line, without control characters: a message for callers. */
+export function bounded(text: string, max = 200): string {
+  // eslint-disable-next-line no-control-regex
+  const line = text.replace(/[\u0000-\u001f\u007f]+/g, ' ').trim();
+  return line.length > max ? `${line.slice(0, max - 3)}...` : line;
 }
 
 /** `retryable` tells a workflow whether trying again can help. */
 export class DriverError extends Error {
   override name = 'DriverError';
   readonly code: number | string | undefined;
+  readonly detail: string | undefined;
   constructor(
     readonly kind: DriverErrorKind,
     message: string,
@@ -150,6 +168,7 @@ export class DriverError extends Error {
   ) {
     super(message, options);
     this.code = options?.code;
+    this.detail = options?.detail;
   }
   get retryable(): boolean {
     return this.kind === 'unreachable' || this.kind === 'timeout';

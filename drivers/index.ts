@@ -1,6 +1,7 @@
 import type { HostAddress } from '../registry/types.ts';
-import type { Driver, DriverFactory } from './driver.ts';
+import { DriverError, type Driver, type DriverFactory } from './driver.ts';
 import { createGeatsDriver, type GeatsOptions } from './geats/index.ts';
+import { checkHostUri, CLOSED_HOST_URIS, HostUriError, type HostUriPolicy } from './host-uri.ts';
 import { LibvirtDriver } from './libvirt/libvirt-driver.ts';
 import type { WipeMethod } from './libvirt/volumes.ts';
 
@@ -8,9 +9,12 @@ export * from './driver.ts';
 export { DriverPool } from './pool.ts';
 export type { GeatsOptions, SshOptions } from './geats/index.ts';
 export type { WipeMethod };
+export { CLOSED_HOST_URIS, HostUriError, checkHostUri, type HostUriPolicy } from './host-uri.ts';
 
 /** What the drivers need from the configuration (config.ts's `drivers`). */
 export interface DriversOptions {
+  /** What a host's URI may make this machine open or run. */
+  hostUris: HostUriPolicy;
   libvirt: {
     /** The storage pools vagoth may create volumes in (the first) and wipe volumes of. */
     pools: string[];
@@ -24,6 +28,7 @@ export interface DriversOptions {
 
 /** Defaults for callers without a configuration (tests); a worker passes config.ts's. */
 export const DEFAULT_DRIVERS_OPTIONS: DriversOptions = {
+  hostUris: CLOSED_HOST_URIS,
   libvirt: { pools: ['vagoth'], wipe: 'libvirt', wipeMiBPerSecond: 0 },
   geats: {
     timeoutMs: 15_000,
@@ -37,16 +42,27 @@ export const DEFAULT_DRIVERS_OPTIONS: DriversOptions = {
 /** The one switch from a host's `driver` field to its implementation. */
 export function createDriverFactory(options: DriversOptions): DriverFactory {
   return (host: HostAddress): Driver => {
+    // A host is checked at registration; again here, before anything is opened or run for it.
+    try {
+      checkHostUri(host.driver, host.uri, options.hostUris);
+    } catch (err) {
+      if (!(err instanceof HostUriError)) throw err;
+      throw new DriverError('rejected', `uri: ${err.message}`, { code: 'UriRefused' });
+    }
     switch (host.driver) {
       case 'libvirt':
         return new LibvirtDriver({
           uri: host.uri,
+          hostUris: options.hostUris,
           pools: options.libvirt.pools,
           wipe: options.libvirt.wipe,
           wipeMiBPerSecond: options.libvirt.wipeMiBPerSecond,
         });
       case 'geats':
-        return createGeatsDriver(host.uri, options.geats);
+        return createGeatsDriver(host.uri, {
+          ...options.geats,
+          localAgents: options.hostUris.geatsAgents,
+        });
     }
   };
 }

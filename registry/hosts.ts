@@ -1,6 +1,7 @@
 import { actorSource, withActor, type ActorOptions } from './context.ts';
 import { jsonb, type Sql } from './db.ts';
 import { KeyConflictError, NotFoundError, StateConflictError } from './errors.ts';
+import { claimKeys } from './node-keys.ts';
 import type { Host, HostCapacity, HostDriver, HostState } from './types.ts';
 
 export interface NewHost {
@@ -12,6 +13,8 @@ export interface NewHost {
   cpuRatio?: number | undefined;
   memoryRatio?: number | undefined;
   tags?: Record<string, string> | undefined;
+  /** Which hypervisor it is (Driver.hostId): claimed as `hypervisor:<identity>`. */
+  identity?: string | undefined;
 }
 
 interface HostRow {
@@ -67,8 +70,13 @@ function toHost(r: HostRow): Host {
   };
 }
 
-/** Records the host and its capacity together; registering the same host again is not a conflict. */
+/**
+ * Records the host and its capacity together, and claims its hypervisor's key: the same
+ * hypervisor under another name is a KeyConflictError naming the host that has it.
+ * Registering the same host again (same name, same URI) is not a conflict.
+ */
 export async function insertHost(sql: Sql, host: NewHost, actor?: ActorOptions): Promise<Host> {
+  const keys = host.identity === undefined ? [] : [`hypervisor:${host.identity}`];
   await sql.begin(async (tx) => {
     const definition = { driver: host.driver, uri: host.uri };
     const rows = await tx<{ id: string }[]>`
@@ -79,13 +87,17 @@ export async function insertHost(sql: Sql, host: NewHost, actor?: ActorOptions):
       RETURNING id`;
     const id = rows[0]?.id;
     if (!id) {
-      const [holder] = await tx<{ type: string; definition: Partial<HostRow['definition']> }[]>`
-        SELECT type, definition FROM nodes WHERE name = ${host.name}`;
+      const [holder] = await tx<
+        { id: string; type: string; definition: Partial<HostRow['definition']> }[]
+      >`SELECT id, type, definition FROM nodes WHERE name = ${host.name}`;
       const same = holder?.type === 'host' && holder.definition.uri === host.uri;
       if (!same)
         throw new KeyConflictError(`name:${host.name}`, `${holder?.type ?? 'node'} ${host.name}`);
+      // A host recorded before identities were claimed gets its key on a retry.
+      await claimKeys(tx, holder.id, keys);
       return;
     }
+    await claimKeys(tx, id, keys);
     await tx`
       INSERT INTO host_capacity (host_id, vcpus, memory_mib, disk_gib, cpu_ratio, memory_ratio)
       VALUES (${id}, ${host.capacity.vcpus}, ${host.capacity.memoryMiB}, ${host.diskGiB ?? 0},

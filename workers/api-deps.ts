@@ -20,6 +20,7 @@ export function apiDeps(config: Config, sql: Sql, temporal: Client): ApiDeps {
     namespace: t.namespace,
     temporalUiUrl: t.uiUrl,
     placementPolicy: config.placementPolicy,
+    hostUris: config.drivers.hostUris,
     tokens: new TokenVerifier(sql, {
       ttlMs: config.api.tokenCacheMs,
       maxEntries: TOKEN_CACHE_ENTRIES,

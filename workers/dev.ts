@@ -1,4 +1,4 @@
-import { loadConfig } from '../config.ts';
+import { EMBEDDED_DEFAULTS, loadConfig } from '../config.ts';
 import { createContextInner } from '../api/context.ts';
 import { apiDeps, ensureAdminToken } from './api-deps.ts';
 import { createCaller } from '../api/router.ts';
@@ -16,7 +16,8 @@ import { ensureMonitorSchedule } from './schedules.ts';
 // `npm start`: all of vagoth in one process for a laptop. Whatever is not configured
 // (TEMPORAL_ADDRESS, DATABASE_URL) is started here and stopped on Ctrl-C.
 await runUntilSignal(async (onStop) => {
-  const config = loadConfig();
+  // Its simulated hosts are libvirt's test driver, which `npm run worker` refuses by default.
+  const config = loadConfig(undefined, EMBEDDED_DEFAULTS);
   const { temporal: t } = config;
   installLogging(config.logLevel);
 

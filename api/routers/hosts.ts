@@ -6,12 +6,14 @@ import {
   type Client,
 } from '@temporalio/client';
 import type { UpdateDefinition } from '@temporalio/common';
+import { TRPCError } from '@trpc/server';
 import { z } from 'zod';
 import {
   hostRegisterWorkflowId,
   hostWorkflowId,
   monitorPollWorkflowId,
 } from '../../common/vocabulary.ts';
+import { checkHostUri, HostUriError } from '../../drivers/host-uri.ts';
 import type { ReconcilePolicies } from '../../monitor/reconcile.ts';
 import { getHost, listHosts, removeHost } from '../../registry/hosts.ts';
 import { lastReport } from '../../registry/monitor.ts';
@@ -81,9 +83,23 @@ async function onHost<R>(ctx: Context, name: string, update: UpdateDefinition<R,
   }
 }
 
+/** A URI the operator's policy refuses: BAD_REQUEST naming `uri`, as the input schema does. */
+function refuseUri(check: () => void): void {
+  try {
+    check();
+  } catch (err) {
+    if (!(err instanceof HostUriError)) throw err;
+    const issues = new z.ZodRealError([
+      { code: 'custom', path: ['uri'], message: err.message, input: undefined },
+    ]);
+    throw new TRPCError({ code: 'BAD_REQUEST', message: `uri: ${err.message}`, cause: issues });
+  }
+}
+
 export const hostsRouter = router({
   /** Records a host; its capacity is read through its driver by a workflow. */
   register: procedure.input(hostRegisterInput).mutation(async ({ ctx, input }) => {
+    if (ctx.hostUris) refuseUri(() => checkHostUri(input.driver, input.uri, ctx.hostUris!));
     return ctx.temporal.workflow.execute(registerHost, {
       args: [input],
       taskQueue: ctx.taskQueue,

@@ -98,6 +98,11 @@ export class GeatsDriver implements Driver {
     }
   }
 
+  /** Which agent this is (its real path, or its SSH address): one identity, one hypervisor. */
+  hostId(): Promise<string> {
+    return this.#t.identity();
+  }
+
   async status(): Promise<HostStatus> {
     return hostStatus(await this.#call('status', {}));
   }

@@ -27,6 +27,8 @@ export interface GeatsOptions {
   vmType: string;
   storageType: string;
   ssh: SshOptions;
+  /** Local agents (or directories of them) the operator allows (VAGOTH_GEATS_AGENTS); unset: none. */
+  localAgents?: readonly string[];
 }
 
 async function readOrEmpty(file: string): Promise<string> {
@@ -65,7 +67,7 @@ export function createGeatsDriver(uri: string, options: GeatsOptions): GeatsDriv
   const parsed = parseGeatsUri(uri);
   const transport =
     parsed.transport === 'local'
-      ? new LocalTransport({ uri, agent: parsed.agent })
+      ? new LocalTransport({ uri, agent: parsed.agent, allowed: options.localAgents ?? [] })
       : new SshTransport({
           uri,
           host: parsed.host,

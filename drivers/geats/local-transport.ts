@@ -1,34 +1,63 @@
 import { spawn } from 'node:child_process';
 import { DriverError } from '../driver.ts';
+import { admitGeatsAgent, HostUriError } from '../host-uri.ts';
 import type { AgentOutput } from './protocol.ts';
 import { watchRun, type RunOptions, type Transport } from './transport.ts';
 
 export interface LocalTransportOptions {
   uri: string;
   agent: string;
-  /** The agent's environment; the worker's own by default. */
+  /** Agents (or directories of agents) the operator allows; nothing else is run. */
+  allowed: readonly string[];
+  /** The agent's environment; AGENT_ENV by default, never the worker's own. */
   env?: NodeJS.ProcessEnv;
 }
+
+/**
+ * All an agent gets of an environment: the worker's holds its database URL and SSH key
+ * passphrase, which are none of the agent's business.
+ */
+export const AGENT_ENV: Readonly<NodeJS.ProcessEnv> = {
+  PATH: '/usr/sbin:/usr/bin:/sbin:/bin',
+  LANG: 'C.UTF-8',
+};
 
 /** Runs the agent on this machine (`geats:///path/to/agent`), as vagoth's geatslocal did. */
 export class LocalTransport implements Transport {
   readonly uri: string;
   readonly #agent: string;
-  readonly #env: NodeJS.ProcessEnv | undefined;
+  readonly #allowed: readonly string[];
+  readonly #env: NodeJS.ProcessEnv;
 
   constructor(options: LocalTransportOptions) {
     this.uri = options.uri;
     this.#agent = options.agent;
-    this.#env = options.env;
+    this.#allowed = options.allowed;
+    this.#env = { ...(options.env ?? AGENT_ENV) };
   }
 
-  run(input: string, options: RunOptions): Promise<AgentOutput> {
+  /** The agent's real path, checked each run: a symlink may have been changed since. */
+  async identity(): Promise<string> {
+    try {
+      return await admitGeatsAgent(this.#agent, this.#allowed);
+    } catch (err) {
+      if (!(err instanceof HostUriError)) throw err;
+      throw new DriverError('rejected', `uri: ${err.message}`, { code: 'UriRefused' });
+    }
+  }
+
+  async run(input: string, options: RunOptions): Promise<AgentOutput> {
+    const agent = await this.identity();
+    return this.#spawn(agent, input, options);
+  }
+
+  #spawn(agent: string, input: string, options: RunOptions): Promise<AgentOutput> {
     return new Promise((resolve, reject) => {
       // Its own process group, so a kill takes whatever the agent started with it.
-      const child = spawn(this.#agent, [], {
+      const child = spawn(agent, [], {
         stdio: ['pipe', 'pipe', 'pipe'],
         detached: true,
-        ...(this.#env ? { env: this.#env } : {}),
+        env: this.#env,
       });
       let failure: DriverError | undefined;
       // The answer waits for the agent's exit, so a killed agent is gone when the call fails.
@@ -47,7 +76,8 @@ export class LocalTransport implements Transport {
       // An agent that exits without reading its request breaks the pipe: its exit says why.
       child.stdin.on('error', () => {});
       child.on('error', (err) => {
-        const message = `${this.uri}: cannot run the agent: ${err.message}`;
+        const code = (err as NodeJS.ErrnoException).code ?? 'error';
+        const message = `${this.uri}: cannot run the agent (${code})`;
         failure ??= new DriverError('unreachable', message, { cause: err });
         // Never started: no close will follow.
         if (child.pid === undefined) {

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { DriverError, type DriverErrorKind } from '../driver.ts';
+import { bounded, DriverError, type DriverErrorKind } from '../driver.ts';
 
 export type GeatsAction =
   | 'status'
@@ -65,7 +65,9 @@ const answerSchema = z.discriminatedUnion('success', [
   }),
 ]);
 
-const tail = (text: string) => text.trim().split('\n').slice(-3).join(' | ').slice(0, 500);
+const tail = (text: string) => text.trim().split('\n').slice(-20).join('\n').slice(-4000);
+// The agent's own words reach callers only as a geats error name and a short message.
+const ERRORCODE = /^[A-Za-z][A-Za-z0-9_.]{0,63}$/;
 
 /**
  * The agent's answer as the protocol defines it: a non-zero exit, a death by signal or
@@ -79,34 +81,30 @@ export function readAnswer(what: string, out: AgentOutput): unknown {
     );
   }
   if (out.exitCode !== 0) {
-    const status = out.signal ? `was killed by ${out.signal}` : `exited with ${out.exitCode}`;
-    const stderr = tail(out.stderr);
-    throw new DriverError(
-      'rejected',
-      `${what}: the agent ${status}${stderr ? `: ${stderr}` : ''}`,
-      {
-        code: 'AgentCrashed',
-      },
-    );
+    const status = out.signal
+      ? `was killed by ${out.signal}`
+      : `exited with status ${out.exitCode}`;
+    throw new DriverError('rejected', `${what}: geats agent ${status}`, {
+      code: 'AgentCrashed',
+      detail: tail(out.stderr),
+    });
   }
   let parsed: z.infer<typeof answerSchema>;
   try {
     parsed = answerSchema.parse(JSON.parse(out.stdout));
-  } catch (err) {
-    const shown = tail(out.stdout) || '(nothing)';
-    throw new DriverError(
-      'rejected',
-      `${what}: the agent's answer is not a geats answer: ${shown}`,
-      {
-        code: 'BadAnswer',
-        cause: err,
-      },
-    );
+  } catch {
+    throw new DriverError('rejected', `${what}: the geats agent's answer is not a geats answer`, {
+      code: 'BadAnswer',
+      detail: `${tail(out.stdout)}\n${tail(out.stderr)}`,
+    });
   }
   if (parsed.success) return parsed.data ?? null;
-  const code = String(parsed.errorcode ?? 'undefined');
-  throw new DriverError(errorKind(code), `${what}: ${code}: ${parsed.message ?? 'check logs'}`, {
+  const given = String(parsed.errorcode ?? 'undefined');
+  const code = ERRORCODE.test(given) ? given : 'UnknownError';
+  const message = bounded(parsed.message ?? 'check logs');
+  throw new DriverError(errorKind(code), `${what}: ${code}: ${message}`, {
     code,
+    detail: `${given}: ${parsed.message ?? ''}`,
   });
 }
 

@@ -47,6 +47,12 @@ export class SshTransport implements Transport {
     this.#o = options;
   }
 
+  /** The agent on its host: `geats+ssh://user@host:port/agent`, host in lower case. */
+  identity(): Promise<string> {
+    const { user, host, port, agent } = this.#o;
+    return Promise.resolve(`geats+ssh://${user}@${host.toLowerCase()}:${port}${agent}`);
+  }
+
   async run(input: string, options: RunOptions): Promise<AgentOutput> {
     await this.#acquire();
     try {

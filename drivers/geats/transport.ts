@@ -12,6 +12,8 @@ export interface Transport {
   readonly uri: string;
   /** Runs the agent with `input` on its stdin; a run past `timeoutMs` is killed and fails with `timeout`. */
   run(input: string, options: RunOptions): Promise<AgentOutput>;
+  /** Which agent this is: two transports with one identity reach one hypervisor. */
+  identity(): Promise<string>;
   close(): Promise<void>;
 }
 

@@ -52,8 +52,14 @@ export class ConnectionRegistry {
     entry.connection ??= open(uri).catch((err: unknown) => {
       entry.connection = undefined;
       const cause = classify(err, `cannot connect to ${uri}`);
-      // Whatever stops a connection from opening, a later attempt may get through.
-      throw new DriverError('unreachable', cause.message, { cause: err, code: cause.code });
+      // Whatever stops a connection from opening, a later attempt may get through. What
+      // libvirt said stays in the log: opening a URI may have read a file (test:///<file>).
+      const code = cause.code === undefined ? '' : ` (code ${cause.code})`;
+      throw new DriverError(
+        'unreachable',
+        `cannot connect to ${uri}: libvirt could not open the connection${code}`,
+        { cause: err, code: cause.code, detail: cause.detail ?? cause.message },
+      );
     });
     return entry.connection;
   }

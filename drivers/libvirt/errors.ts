@@ -4,7 +4,7 @@ import {
   isReleasedError,
   type LibvirtError,
 } from '../../native/libvirt/index.ts';
-import { DriverError, type DriverErrorKind } from '../driver.ts';
+import { bounded, DriverError, type DriverErrorKind } from '../driver.ts';
 import { DomainXmlError } from './domain-xml.ts';
 
 /** libvirt's error numbers by what a workflow should make of them. */
@@ -69,7 +69,13 @@ export function hasCode(err: unknown, ...codes: number[]): err is LibvirtError {
 export function classify(err: unknown, what: string): DriverError {
   if (err instanceof DriverError) return err;
   if (isLibvirtError(err)) {
-    return new DriverError(kindOf(err), `${what}: ${err.message}`, { cause: err, code: err.code });
+    // libvirt's message may quote what it read (a file's first line): bounded for callers,
+    // in full in `detail` for the worker's log.
+    return new DriverError(kindOf(err), `${what}: ${bounded(err.message)}`, {
+      cause: err,
+      code: err.code,
+      detail: err.message,
+    });
   }
   // The connection was closed under this call (dropped as unreachable by another one).
   if (isReleasedError(err))

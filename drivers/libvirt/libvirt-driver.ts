@@ -14,6 +14,7 @@ import {
   type VolumeRef,
   wantsStorage,
 } from '../driver.ts';
+import { admitLibvirtUri, HostUriError, type HostUriPolicy } from '../host-uri.ts';
 import { connections, type ConnectionLease, type ConnectionRegistry } from './connections.ts';
 import { domainXml, vagothIdOf } from './domain-xml.ts';
 import {
@@ -61,6 +62,36 @@ export interface LibvirtDriverOptions {
   wipe?: WipeMethod;
   /** Cap on streamed zeros in MiB/s, so a wipe leaves the host's guests some disk; 0: none. */
   wipeMiBPerSecond?: number;
+  /**
+   * Checked before the first connection to this host or a migration target (the socket and
+   * simulated host files it names resolved); unset: any URI (a test's own driver).
+   */
+  hostUris?: HostUriPolicy;
+}
+
+const ANY_URI: HostUriPolicy = {
+  geatsAgents: [],
+  simulatedHosts: true,
+  simulatedHostDirs: ['/'],
+  libvirtSocketDirs: ['/'],
+};
+
+const HOST_UUID = /<host>\s*<uuid>([0-9a-fA-F-]{32,36})<\/uuid>/;
+
+async function identify(
+  conn: Connection,
+  uri: string,
+  admit: (uri: string) => Promise<string>,
+): Promise<string> {
+  // A binding built before getCapabilities existed: say how to mend it, not "not a function".
+  if (typeof conn.getCapabilities !== 'function') {
+    throw new DriverError(
+      'unsupported',
+      'the libvirt binding is out of date: npm run build:native',
+    );
+  }
+  const uuid = HOST_UUID.exec(await conn.getCapabilities())?.[1];
+  return uuid ? `libvirt:${uuid.toLowerCase()}` : `uri:${await admit(uri)}`;
 }
 
 export class LibvirtDriver implements Driver {
@@ -73,6 +104,9 @@ export class LibvirtDriver implements Driver {
   readonly #wipeBytesPerSecond: number;
   readonly #registry: ConnectionRegistry;
   readonly #lease: ConnectionLease;
+  readonly #hostUris: HostUriPolicy | undefined;
+  /** Canonical URIs the policy admitted, by URI as given. */
+  readonly #admitted = new Map<string, Promise<string>>();
   /** Hosts this driver migrated to, held until close so their connections stay shared. */
   readonly #peers = new Map<string, ConnectionLease>();
 
@@ -94,6 +128,35 @@ export class LibvirtDriver implements Driver {
     this.#wipeBytesPerSecond = rate * 1024 ** 2;
     this.#registry = options.connections ?? connections;
     this.#lease = this.#registry.lease(options.uri);
+    this.#hostUris = options.hostUris;
+  }
+
+  /** The URI's canonical spelling, once the policy (if any) admits it; opens nothing. */
+  #admit(uri: string): Promise<string> {
+    let admitted = this.#admitted.get(uri);
+    if (!admitted) {
+      const policy = this.#hostUris;
+      admitted = policy
+        ? admitLibvirtUri(uri, policy).catch((err: unknown) => {
+            if (!(err instanceof HostUriError)) throw err;
+            throw new DriverError('rejected', `uri: ${err.message}`, { code: 'UriRefused' });
+          })
+        : // No policy (a test's own driver): nothing is refused, the spelling is still one.
+          admitLibvirtUri(uri, ANY_URI).catch(() => uri);
+      this.#admitted.set(uri, admitted);
+    }
+    return admitted;
+  }
+
+  /**
+   * Which hypervisor this is: the UUID libvirt reports for the host, or where it reports none
+   * (libvirt's test driver) the URI's canonical spelling, its files' real paths included.
+   * Two hosts with one identity are one hypervisor.
+   */
+  hostId(): Promise<string> {
+    return this.#call('identify the host', (conn) =>
+      identify(conn, this.#uri, (u) => this.#admit(u)),
+    );
   }
 
   /** libvirt's test driver: volumes hold no bytes and the host reports no free memory. */
@@ -103,6 +166,7 @@ export class LibvirtDriver implements Driver {
 
   /** Runs one call; an unreachable error drops the connection so the next call reopens it. */
   async #call<T>(what: string, fn: (conn: Connection) => Promise<T>): Promise<T> {
+    await this.#admit(this.#uri);
     const conn = await this.#lease.get();
     try {
       return await fn(conn);
@@ -227,12 +291,15 @@ export class LibvirtDriver implements Driver {
     options: MigrateOptions = {},
   ): Promise<MigrateResult> {
     return this.#call(`migrate ${spec.name} to ${target.name}`, async (source) => {
-      if (target.uri === this.#uri) {
-        throw new DriverError('rejected', `migrate ${spec.name}: ${target.name} is this host`);
-      }
+      await this.#admit(target.uri);
       const lease = this.#peers.get(target.uri) ?? this.#registry.lease(target.uri);
       this.#peers.set(target.uri, lease);
       const conn = await lease.get();
+      // Two names (or spellings) of one hypervisor: a cold move would undefine the domain it
+      // just defined, and a wipe would follow. Decided on what the hosts say they are.
+      if ((await this.hostId()) === (await identify(conn, target.uri, (u) => this.#admit(u)))) {
+        throw new DriverError('rejected', `migrate ${spec.name}: ${target.name} is this host`);
+      }
       try {
         return await migrateDomain({
           source,

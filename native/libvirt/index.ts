@@ -72,6 +72,8 @@ export interface Connection {
   nodeGetInfo(): Promise<NodeInfo>;
   /** virNodeGetMemoryStats (all cells), falling back to virNodeGetFreeMemory. */
   nodeFreeMemory(): Promise<FreeMemory>;
+  /** virConnectGetCapabilities: the host's capabilities XML (its `<host><uuid>`, where known). */
+  getCapabilities(): Promise<string>;
   listAllDomains(flags?: number): Promise<Domain[]>;
   lookupDomainByName(name: string): Promise<Domain>;
   defineDomainXML(xml: string, flags?: number): Promise<Domain>;

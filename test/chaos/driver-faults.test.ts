@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { createDriver } from '../../drivers/index.ts';
+import { testDrivers as createDriver } from '../support/host-uris.ts';
 import { createBatch, decommissionAll } from '../support/chaos-batch.ts';
 import { startChaosEnv, type ChaosEnv } from '../support/chaos-env.ts';
 import { randomFaults } from '../support/random-faults.ts';

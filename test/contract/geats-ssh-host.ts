@@ -1,3 +1,4 @@
+import { tmpdir } from 'node:os';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { GeatsOptions } from '../../drivers/geats/index.ts';
@@ -19,6 +20,8 @@ export function geatsTestOptions(
     longTimeoutMs: 60_000,
     vmType: 'kvm',
     storageType: 'local',
+    // Tests write their agents under the temp directory (support/host-uris.ts).
+    localAgents: [tmpdir()],
     ...overrides,
     ssh: { knownHostsFile: '/dev/null', connectTimeoutMs: 10_000, ...ssh },
   };

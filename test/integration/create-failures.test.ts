@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createDriver } from '../../drivers/index.ts';
 import { faultyDriverFactory, rejected } from '../support/faulty-driver.ts';
 import { settle, startHarness, type Harness } from '../support/harness.ts';
+import { testDrivers as createDriver } from '../support/host-uris.ts';
 
 let h: Harness;
 beforeAll(async () => {

@@ -12,6 +12,7 @@ import {
   type GeatsSshHost,
 } from '../contract/geats-ssh-host.ts';
 import { createDriverFactory, DEFAULT_DRIVERS_OPTIONS } from '../../drivers/index.ts';
+import { TEST_HOST_URIS } from '../support/host-uris.ts';
 import { settle, startHarness, type Harness } from '../support/harness.ts';
 import { refusal } from '../support/refusal.ts';
 import { generateSshKey } from '../support/ssh-host.ts';
@@ -115,14 +116,17 @@ describe('geats driver, local agent', () => {
   });
 
   it('treats a crash, garbage, or an answer of the wrong shape as errors that say what came', async () => {
+    // What the agent printed is kept for the worker's log (detail), not told to callers.
     await host.setFaults([{ action: 'status', mode: 'crash', exitCode: 3 }]);
     const crashed = await failure(driver.status(), 'rejected');
     expect(crashed.code).toBe('AgentCrashed');
-    expect(crashed.message).toMatch(/exited with 3.*geats crashed/);
+    expect(crashed.message).toMatch(/geats agent exited with status 3$/);
+    expect(crashed.detail).toContain('geats crashed');
     await host.setFaults([{ action: 'status', mode: 'garbage' }]);
     const garbage = await failure(driver.status(), 'rejected');
-    expect([garbage.code, garbage.message]).toEqual([
+    expect([garbage.code, garbage.message, garbage.detail]).toEqual([
       'BadAnswer',
+      expect.stringMatching(/the geats agent's answer is not a geats answer$/),
       expect.stringContaining('<html>'),
     ]);
     const empty = { success: true, data: { vms: {}, status: {} } };
@@ -273,6 +277,7 @@ describe('geats hosts in vagoth', () => {
     h = await startHarness({
       driverFactory: createDriverFactory({
         ...DEFAULT_DRIVERS_OPTIONS,
+        hostUris: TEST_HOST_URIS,
         geats: geatsTestOptions({}, remote.ssh),
       }),
     });

@@ -3,11 +3,12 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connections } from '../../drivers/libvirt/connections.ts';
 import { LibvirtDriver } from '../../drivers/libvirt/libvirt-driver.ts';
-import { createDriver, type DriverError, type DriverFactory } from '../../drivers/index.ts';
+import type { DriverError, DriverFactory } from '../../drivers/index.ts';
 import type { HostAddress } from '../../registry/types.ts';
 import { setHostState } from '../../registry/hosts.ts';
 import { hostOperationsQuery, statusQuery } from '../../workflows/index.ts';
 import { startHarness, type Harness } from '../support/harness.ts';
+import { testDrivers as createDriver } from '../support/host-uris.ts';
 import { findViolations, takeSnapshot } from '../support/invariants.ts';
 import { rejected } from '../support/faulty-driver.ts';
 

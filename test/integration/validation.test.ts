@@ -31,9 +31,11 @@ async function vmNames(): Promise<string[]> {
   return rows.map((r) => r.name);
 }
 
+/** Keys held by VMs (a host holds its hypervisor's key from its registration). */
 async function claimedKeys(): Promise<{ key: string; holder: string }[]> {
   return h.sql<{ key: string; holder: string }[]>`
-    SELECT k.key, n.name AS holder FROM node_keys k JOIN nodes n ON n.id = k.node_id ORDER BY k.key`;
+    SELECT k.key, n.name AS holder FROM node_keys k JOIN nodes n ON n.id = k.node_id
+    WHERE n.type <> 'host' ORDER BY k.key`;
 }
 
 async function createWorkflowIds(): Promise<string[]> {

@@ -1,3 +1,4 @@
+import { tmpdir } from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { statusQuery } from '../../workflows/index.ts';
 import { settle, startHarness, type Harness } from '../support/harness.ts';
@@ -33,11 +34,16 @@ describe('a VM through its whole life', () => {
     });
     expect((await h.api.hosts.list()).map((x) => x.name)).toEqual(['hv1', 'hv2']);
     // The registration is on record, with the workflow run that made it.
-    const [registered] = (await h.api.nodes.events({ name: 'hv1', limit: 10 })).items;
+    const events = (await h.api.nodes.events({ name: 'hv1', limit: 10 })).items;
+    const registered = events.find((e) => e.action === 'create');
     expect(registered).toMatchObject({
       action: 'create',
       actor: 'worker',
       operation: expect.stringMatching(/^host:hv1:register\//),
+    });
+    // In the same transaction, its hypervisor's key.
+    expect(events.find((e) => e.action === 'claim')).toMatchObject({
+      operation: registered?.operation,
     });
   });
 
@@ -105,12 +111,15 @@ describe('a VM through its whole life', () => {
 });
 
 describe('registering a host', () => {
-  it('refuses a host whose hypervisor does not answer, and records nothing', async () => {
+  it('refuses a simulated host whose file is not there, and records nothing', async () => {
+    // Refused as a file vagoth did not write, as one outside the allowed directories is: the
+    // answer says nothing of which files exist.
+    const uri = `test://${tmpdir()}/vagoth-nonexistent/ghost.xml`;
     const err = await h.api.hosts
-      .register({ name: 'ghost', driver: 'libvirt', uri: 'test:///nonexistent/ghost.xml' })
+      .register({ name: 'ghost', driver: 'libvirt', uri })
       .catch((e: unknown) => e);
-    expect(err).toMatchObject({ code: 'BAD_GATEWAY' });
-    expect((err as Error).message).toContain('test:///nonexistent/ghost.xml');
+    expect(err).toMatchObject({ code: 'BAD_REQUEST' });
+    expect((err as Error).message).toContain('uri: a simulated host is a file vagoth wrote');
     await expect(h.api.hosts.get({ name: 'ghost' })).rejects.toMatchObject({ code: 'NOT_FOUND' });
   });
 

@@ -20,7 +20,7 @@ import { historyToJSON } from '@temporalio/common/lib/proto-utils.js';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { format, resolveConfig } from 'prettier';
 import { loadConfig } from '../../config.ts';
-import { createDriver } from '../../drivers/index.ts';
+import { testDrivers as createDriver } from '../support/host-uris.ts';
 import { writeSimulatedHost } from '../../drivers/libvirt/simulated-host.ts';
 import { connect } from '../../registry/db.ts';
 import { migrate } from '../../registry/migrate.ts';

@@ -14,7 +14,13 @@ import {
   type SimulatedHostOptions,
 } from '../../drivers/libvirt/simulated-host.ts';
 import type { PlacementPolicy } from '../../allocator/place.ts';
-import type { DriverFactory } from '../../drivers/index.ts';
+import { loadConfig } from '../../config.ts';
+import {
+  createDriverFactory,
+  type DriverFactory,
+  type HostUriPolicy,
+} from '../../drivers/index.ts';
+import { TEST_HOST_URIS } from './host-uris.ts';
 import { connect, type Sql } from '../../registry/db.ts';
 import { createNetwork } from '../../registry/networks.ts';
 import { connectClient, startWorker, type VagothWorker } from '../../workers/compose.ts';
@@ -80,6 +86,8 @@ export interface HarnessOptions {
   http?: boolean;
   /** The cluster's placement policy (VAGOTH_PLACEMENT_POLICY), for worker and API. */
   placementPolicy?: PlacementPolicy;
+  /** What hosts.register accepts (the API's check); TEST_HOST_URIS by default. */
+  hostUris?: HostUriPolicy;
 }
 
 /** Registers a fresh namespace and waits until the server answers for it (a fraction of a second). */
@@ -123,7 +131,12 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     taskQueue,
     workflowBundle: { code: inject('workflowBundle') },
     placementPolicy,
-    ...(options.driverFactory ? { driverFactory: options.driverFactory } : {}),
+    driverFactory:
+      options.driverFactory ??
+      createDriverFactory({
+        ...loadConfig().drivers,
+        hostUris: options.hostUris ?? TEST_HOST_URIS,
+      }),
   });
   const hostsDir = await mkdtemp(path.join(tmpdir(), 'vagoth-hosts-'));
   const { deps, token, api } = await tokenCaller({
@@ -133,6 +146,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     namespace,
     temporalUiUrl: UI_URL,
     placementPolicy,
+    hostUris: options.hostUris ?? TEST_HOST_URIS,
   });
   const server = options.http
     ? await startApiServer(deps, { host: '127.0.0.1', port: 0, ...API_LIMITS })

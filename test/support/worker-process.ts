@@ -1,3 +1,4 @@
+import { tmpdir } from 'node:os';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
@@ -45,6 +46,11 @@ export class WorkerProcess {
           DATABASE_URL: options.databaseUrl,
           VAGOTH_TASK_QUEUE: options.taskQueue,
           VAGOTH_LOG_LEVEL: 'ERROR',
+          // The hosts tests write live under the temp directory (support/host-uris.ts).
+          VAGOTH_ALLOW_SIMULATED_HOSTS: 'true',
+          VAGOTH_SIMULATED_HOST_DIRS: tmpdir(),
+          VAGOTH_GEATS_AGENTS: tmpdir(),
+          VAGOTH_LIBVIRT_SOCKET_DIRS: tmpdir(),
           ...options.env,
         },
         stdio: ['ignore', 'pipe', 'pipe'],

@@ -43,6 +43,13 @@ describe('loadConfig', () => {
       workflowThreads: Math.min(4, availableParallelism()),
       placementPolicy: 'spread',
       drivers: {
+        // Closed by default: no local agent, no simulated host, no socket a caller names.
+        hostUris: {
+          geatsAgents: [],
+          simulatedHosts: false,
+          simulatedHostDirs: [path.resolve('.vagoth')],
+          libvirtSocketDirs: [],
+        },
         libvirt: { pools: ['vagoth'], wipe: 'libvirt', wipeMiBPerSecond: 0 },
         geats: {
           timeoutMs: 15_000,
@@ -107,6 +114,10 @@ describe('loadConfig', () => {
       VAGOTH_MONITOR_DOWN_AFTER: '5',
       VAGOTH_RECONCILE_POLICY:
         'missing=unassign, unknownOurs=power-off,unknownForeign=power-off,misplaced=adopt,drifted=adopt',
+      VAGOTH_ALLOW_SIMULATED_HOSTS: 'true',
+      VAGOTH_SIMULATED_HOST_DIRS: '/srv/sim',
+      VAGOTH_GEATS_AGENTS: '/usr/bin/geats-agent, /opt/geats/bin/',
+      VAGOTH_LIBVIRT_SOCKET_DIRS: '/run/libvirt-private',
     });
     expect(config).toEqual({
       api: {
@@ -137,6 +148,12 @@ describe('loadConfig', () => {
       workflowThreads: 3,
       placementPolicy: 'pack',
       drivers: {
+        hostUris: {
+          geatsAgents: ['/usr/bin/geats-agent', '/opt/geats/bin'],
+          simulatedHosts: true,
+          simulatedHostDirs: ['/var/lib/vagoth', '/srv/sim'],
+          libvirtSocketDirs: ['/run/libvirt-private'],
+        },
         libvirt: { pools: ['vagoth', 'fast-ssd'], wipe: 'libvirt', wipeMiBPerSecond: 0 },
         geats: {
           timeoutMs: 20_000,
@@ -237,6 +254,26 @@ describe('loadConfig', () => {
     expect(configError({ VAGOTH_RECONCILE_POLICY: 'missing=adopt' }).problems).toEqual([
       'VAGOTH_RECONCILE_POLICY: missing must be report or unassign, not "adopt"',
     ]);
+  });
+
+  it('refuses relative agent paths and a switch that is not a boolean', () => {
+    const error = configError({
+      VAGOTH_GEATS_AGENTS: 'bin/agent',
+      VAGOTH_ALLOW_SIMULATED_HOSTS: 'yes',
+      VAGOTH_LIBVIRT_SOCKET_DIRS: '/ok,relative',
+    });
+    expect(error.problems.map((p) => p.split(':')[0]).sort()).toEqual([
+      'VAGOTH_ALLOW_SIMULATED_HOSTS',
+      'VAGOTH_GEATS_AGENTS',
+      'VAGOTH_LIBVIRT_SOCKET_DIRS',
+    ]);
+  });
+
+  it('lets npm start turn simulated hosts on unless the environment says otherwise', () => {
+    const embedded = { VAGOTH_ALLOW_SIMULATED_HOSTS: 'true' };
+    expect(loadConfig({}, embedded).drivers.hostUris.simulatedHosts).toBe(true);
+    const off = loadConfig({ VAGOTH_ALLOW_SIMULATED_HOSTS: 'false' }, embedded);
+    expect(off.drivers.hostUris.simulatedHosts).toBe(false);
   });
 
   it('ignores variables it does not know', () => {

@@ -12,6 +12,7 @@ Napi::Function Connection::Define(Napi::Env env) {
                          InstanceMethod<&Connection::IsAlive>("isAlive"),
                          InstanceMethod<&Connection::NodeGetInfo>("nodeGetInfo"),
                          InstanceMethod<&Connection::NodeFreeMemory>("nodeFreeMemory"),
+                         InstanceMethod<&Connection::GetCapabilities>("getCapabilities"),
                          InstanceMethod<&Connection::ListAllDomains>("listAllDomains"),
                          InstanceMethod<&Connection::LookupDomainByName>("lookupDomainByName"),
                          InstanceMethod<&Connection::DefineDomainXML>("defineDomainXML"),
@@ -69,6 +70,16 @@ Napi::Value Connection::NodeGetInfo(const Napi::CallbackInfo& info) {
       out.Set("threads", node.threads);
       return out;
     };
+  });
+}
+
+// The host's capabilities XML: its <host><uuid> tells one hypervisor from another.
+Napi::Value Connection::GetCapabilities(const Napi::CallbackInfo& info) {
+  return Run(info.Env(), [conn = Share(info.Env())]() -> Resolve {
+    char* raw = Check(virConnectGetCapabilities(conn.get()), "virConnectGetCapabilities");
+    std::string xml(raw);
+    free(raw);
+    return [xml](Napi::Env env) { return Napi::String::New(env, xml); };
   });
 }
 

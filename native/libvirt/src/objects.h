@@ -139,6 +139,7 @@ class Connection : public Handle<Connection, virConnectPtr> {
   Napi::Value IsAlive(const Napi::CallbackInfo& info);
   Napi::Value NodeGetInfo(const Napi::CallbackInfo& info);
   Napi::Value NodeFreeMemory(const Napi::CallbackInfo& info);
+  Napi::Value GetCapabilities(const Napi::CallbackInfo& info);
   Napi::Value ListAllDomains(const Napi::CallbackInfo& info);
   Napi::Value LookupDomainByName(const Napi::CallbackInfo& info);
   Napi::Value DefineDomainXML(const Napi::CallbackInfo& info);
