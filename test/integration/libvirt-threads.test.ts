@@ -83,6 +83,9 @@ describe.skipIf(skip)(
       for (const v of vols) await v.delete();
     });
 
+    // Four, not more: the driver keeps one connection per host, and libvirtd serves at most
+    // five calls at once from one client (max_client_requests); a fifth wipe would hold the
+    // poll in the daemon's queue, whatever the binding does.
     it('gives a libvirt host’s status while four of its volumes are wiped', async () => {
       const driver = new LibvirtDriver({ uri: host.uri, pools: [pool], wipe: 'libvirt' });
       try {
