@@ -1,6 +1,9 @@
 /**
  * vagoth's libvirt binding (Node-API, built from ./src by node-gyp). Every method that reaches
- * libvirt runs on libuv's thread pool and returns a promise; a failure rejects with a
+ * libvirt runs off the main thread and returns a promise: on libuv's thread pool, or, for the
+ * calls that can take long (`open`, `migrate`, `createVolumeXML`, `createVolumeXMLFrom`, `wipe`,
+ * `uploadZeros`), on a thread of its own so that they never hold the pool's four threads (see
+ * README.md). A failure rejects with a
  * {@link LibvirtError} carrying libvirt's own error number, domain and level, read in the
  * thread that made the call (libvirt keeps errors per thread).
  */

@@ -66,6 +66,39 @@ describe('the libvirt binding', () => {
     expect(codes).toEqual(calls.map((_, i) => expected[i % 4]));
   });
 
+  it('keeps each call’s error apart on threads of their own beside the pool', async () => {
+    const pool = await conn.lookupStoragePoolByName('default-pool');
+    const existing = `<volume><name>binding-apart.img</name><capacity>4096</capacity></volume>`;
+    const vol = await pool.createVolumeXML(existing);
+    try {
+      // Wipes and volume creations get threads of their own; a lookup waits in the pool.
+      const calls = Array.from({ length: 40 }, (_, i) =>
+        [
+          () => vol.wipe(),
+          () => pool.createVolumeXML('<volume/>'),
+          () => pool.createVolumeXML(existing),
+          () => pool.lookupVolumeByName(`missing-${i}`),
+        ][i % 4]!(),
+      );
+      const outcomes = await Promise.allSettled(calls);
+      const failures = outcomes.map((o) =>
+        o.status === 'fulfilled' ? null : (o.reason as LibvirtError),
+      );
+      const expected = [
+        { code: C.VIR_ERR_NO_SUPPORT, call: 'virStorageVolWipePattern' },
+        { code: C.VIR_ERR_XML_ERROR, call: 'virStorageVolCreateXML' },
+        { code: C.VIR_ERR_OPERATION_FAILED, call: 'virStorageVolCreateXML' },
+        { code: C.VIR_ERR_NO_STORAGE_VOL, call: 'virStorageVolLookupByName' },
+      ];
+      expect(failures.every(isLibvirtError)).toBe(true);
+      expect(failures.map((f) => f && { code: f.code, call: f.call })).toEqual(
+        calls.map((_, i) => expected[i % 4]),
+      );
+    } finally {
+      await vol.delete();
+    }
+  });
+
   it('creates, clones and deletes storage volumes', async () => {
     const pool = await conn.lookupStoragePoolByName('default-pool');
     const xml = (name: string, mib: number) =>

@@ -24,7 +24,8 @@ Napi::Function Connection::Define(Napi::Env env) {
 Napi::Value Connection::Open(const Napi::CallbackInfo& info) {
   std::string uri = StringArg(info, 0, "uri");
   bool readOnly = info[1].IsBoolean() && info[1].As<Napi::Boolean>().Value();
-  return Run(info.Env(), [uri, readOnly]() -> Resolve {
+  // An SSH connect can hang for its whole timeout: a thread of its own.
+  return RunLong(info.Env(), [uri, readOnly]() -> Resolve {
     virConnectPtr conn = readOnly ? virConnectOpenReadOnly(uri.c_str())
                                   : virConnectOpen(uri.c_str());
     Check(conn, "virConnectOpen");

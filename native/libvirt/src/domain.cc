@@ -129,7 +129,8 @@ Napi::Value Domain::Migrate(const Napi::CallbackInfo& info) {
     params.destXml = OptionalString(options, "destXml");
     params.persistentXml = OptionalString(options, "persistentXml");
   }
-  return Run(env, [dom = Share(env), dest = std::move(dest), alive, flags, params]() -> Resolve {
+  return RunLong(env, [dom = Share(env), dest = std::move(dest), alive, flags,
+                       params]() -> Resolve {
     virTypedParameterPtr typed = nullptr;
     int count = 0;
     int max = 0;

@@ -105,7 +105,8 @@ Napi::Value StoragePool::ListAllVolumes(const Napi::CallbackInfo& info) {
 Napi::Value StoragePool::CreateVolumeXML(const Napi::CallbackInfo& info) {
   std::string xml = StringArg(info, 0, "xml");
   unsigned int flags = FlagsArg(info, 1);
-  return Run(info.Env(), [pool = Share(info.Env()), alive = alive_, xml, flags]() -> Resolve {
+  // A volume created with its allocation writes (or fallocates) all of it: a thread of its own.
+  return RunLong(info.Env(), [pool = Share(info.Env()), alive = alive_, xml, flags]() -> Resolve {
     return VolumeResult(Check(virStorageVolCreateXML(pool.get(), xml.c_str(), flags),
                               "virStorageVolCreateXML"),
                         alive);
@@ -117,8 +118,9 @@ Napi::Value StoragePool::CreateVolumeXMLFrom(const Napi::CallbackInfo& info) {
   std::string xml = StringArg(info, 0, "xml");
   Owned<virStorageVolPtr> source = StorageVol::FromArg(info, 1, "source")->Share(env);
   unsigned int flags = FlagsArg(info, 2);
-  return Run(env, [pool = Share(env), alive = alive_, xml, source = std::move(source),
-                   flags]() -> Resolve {
+  // A clone copies every byte of its source.
+  return RunLong(env, [pool = Share(env), alive = alive_, xml, source = std::move(source),
+                       flags]() -> Resolve {
     return VolumeResult(
         Check(virStorageVolCreateXMLFrom(pool.get(), xml.c_str(), source.get(), flags),
               "virStorageVolCreateXMLFrom"),
@@ -171,7 +173,7 @@ Napi::Value StorageVol::GetXMLDesc(const Napi::CallbackInfo& info) {
 Napi::Value StorageVol::Wipe(const Napi::CallbackInfo& info) {
   unsigned int algorithm =
       info[0].IsUndefined() ? static_cast<unsigned int>(VIR_STORAGE_VOL_WIPE_ALG_ZERO) : FlagsArg(info, 0);
-  return Run(info.Env(), [vol = Share(info.Env()), algorithm]() -> Resolve {
+  return RunLong(info.Env(), [vol = Share(info.Env()), algorithm]() -> Resolve {
     Check(virStorageVolWipePattern(vol.get(), algorithm, 0), "virStorageVolWipePattern");
     return Undefined;
   });
@@ -206,7 +208,7 @@ constexpr size_t kChunk = 1 << 20;
 Napi::Value StorageVol::UploadZeros(const Napi::CallbackInfo& info) {
   uint64_t offset = SizeArg(info, 0, "offset");
   uint64_t length = SizeArg(info, 1, "length");
-  return Run(info.Env(), [vol = Share(info.Env()), offset, length]() -> Resolve {
+  return RunLong(info.Env(), [vol = Share(info.Env()), offset, length]() -> Resolve {
     virConnectPtr conn = Check(virStorageVolGetConnect(vol.get()), "virStorageVolGetConnect");
     StreamGuard guard{Check(virStreamNew(conn, 0), "virStreamNew")};
     Check(virStorageVolUpload(vol.get(), guard.stream, offset, length, 0), "virStorageVolUpload");

@@ -3,6 +3,7 @@
 #include <condition_variable>
 #include <deque>
 #include <mutex>
+#include <system_error>
 #include <thread>
 
 namespace vagoth {
@@ -77,16 +78,7 @@ void ReleaseLater(std::function<void()> release) {
   reaper->ready.notify_one();
 }
 
-TaskBase::TaskBase(Napi::Env env)
-    : Napi::AsyncWorker(env, "vagoth:libvirt"), deferred_(Napi::Promise::Deferred::New(env)) {}
-
-Napi::Promise TaskBase::Start() {
-  Napi::Promise promise = deferred_.Promise();
-  Queue();
-  return promise;
-}
-
-void TaskBase::Execute() {
+void Call::Execute() {
   try {
     resolve_ = Work();
   } catch (const Failure& failure) {
@@ -99,8 +91,7 @@ void TaskBase::Execute() {
   Drop();
 }
 
-void TaskBase::OnOK() {
-  Napi::Env env = Env();
+void Call::Settle(Napi::Env env) {
   if (error_) {
     deferred_.Reject(ToJsError(env, *error_).Value());
     return;
@@ -110,6 +101,59 @@ void TaskBase::OnOK() {
   } catch (const Napi::Error& e) {
     deferred_.Reject(e.Value());
   }
+}
+
+namespace {
+
+class PoolWorker final : public Napi::AsyncWorker {
+ public:
+  PoolWorker(Napi::Env env, std::unique_ptr<Call> call)
+      : Napi::AsyncWorker(env, "vagoth:libvirt"), call_(std::move(call)) {}
+
+ private:
+  void Execute() override { call_->Execute(); }
+  void OnOK() override { call_->Settle(Env()); }
+  std::unique_ptr<Call> call_;
+};
+
+// Called on the main thread with a call its thread finished; `env` is null when the
+// environment is being torn down, and then there is no promise left to settle.
+void SettleOnMain(Napi::Env env, Napi::Function, std::nullptr_t*, Call* finished) {
+  std::unique_ptr<Call> call(finished);
+  if (static_cast<napi_env>(env) != nullptr) call->Settle(env);
+}
+
+using Settler = Napi::TypedThreadSafeFunction<std::nullptr_t, Call, SettleOnMain>;
+
+// Hands the call back when no thread could be started. The settler holds the event loop open
+// until the thread hands the call to the main thread, as a queued AsyncWorker does.
+std::unique_ptr<Call> StartOwnThread(Napi::Env env, std::unique_ptr<Call> call) {
+  Settler settler = Settler::New(env, "vagoth:libvirt", 0, 1);
+  Call* running = call.release();
+  try {
+    std::thread([settler, running] {
+      running->Execute();
+      // Refused only while the environment is torn down: nobody awaits the promise then.
+      // What the call still holds drops here, off the main thread.
+      if (settler.NonBlockingCall(running) != napi_ok) delete running;
+      settler.Release();
+    }).detach();
+    return nullptr;
+  } catch (const std::system_error&) {
+    settler.Release();
+    return std::unique_ptr<Call>(running);
+  }
+}
+
+}  // namespace
+
+Napi::Value Start(Napi::Env env, std::unique_ptr<Call> call, Lane lane) {
+  Napi::Promise promise = call->Promise();
+  if (lane == Lane::kOwnThread) call = StartOwnThread(env, std::move(call));
+  // Out of threads (a process limit), a long call waits in the pool's queue: slower, but it
+  // still answers.
+  if (call) (new PoolWorker(env, std::move(call)))->Queue();
+  return promise;
 }
 
 std::string StringArg(const Napi::CallbackInfo& info, size_t index, const char* name) {

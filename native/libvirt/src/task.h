@@ -1,6 +1,6 @@
 // The machinery every binding call shares: libvirt errors captured in the thread that made
-// the call, owned references that are only ever dropped off the main thread, and one
-// promise-returning AsyncWorker per call.
+// the call, owned references that are only ever dropped off the main thread, and one promise
+// per call, its work run on libuv's pool or, for a call that can take long, a thread of its own.
 #pragma once
 
 #include <libvirt/libvirt.h>
@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
@@ -107,28 +108,33 @@ class Owned {
 // What a worker hands back to the main thread: builds the JS result from plain data.
 using Resolve = std::function<Napi::Value(Napi::Env)>;
 
-class TaskBase : public Napi::AsyncWorker {
+// One binding call: its work runs off the main thread, its promise settles on it.
+class Call {
  public:
-  Napi::Promise Start();
+  virtual ~Call() = default;
+  Napi::Promise Promise() const { return deferred_.Promise(); }
+  // In the thread that runs the call: libvirt's last error is read there, and the work's
+  // references are dropped there (dropping a connection's last one sends an RPC).
+  void Execute();
+  // On the main thread.
+  void Settle(Napi::Env env);
 
  protected:
-  explicit TaskBase(Napi::Env env);
+  explicit Call(Napi::Env env) : deferred_(Napi::Promise::Deferred::New(env)) {}
   virtual Resolve Work() = 0;
-  // Destroys the work and its captured references, in the worker thread.
+  // Destroys the work and its captured references.
   virtual void Drop() = 0;
 
  private:
-  void Execute() override;
-  void OnOK() override;
   Napi::Promise::Deferred deferred_;
   Resolve resolve_;
   std::optional<VirError> error_;
 };
 
 template <typename Fn>
-class Task final : public TaskBase {
+class FnCall final : public Call {
  public:
-  Task(Napi::Env env, Fn&& fn) : TaskBase(env), fn_(std::move(fn)) {}
+  FnCall(Napi::Env env, Fn&& fn) : Call(env), fn_(std::move(fn)) {}
 
  private:
   Resolve Work() override { return (*fn_)(); }
@@ -136,11 +142,24 @@ class Task final : public TaskBase {
   std::optional<Fn> fn_;
 };
 
+// Where a call runs. libuv's pool has 4 threads, shared with Node's own file and DNS work, so
+// only calls that answer promptly may wait there: a call that can run for minutes (a wipe, an
+// upload, a clone, a migration, an SSH connect) gets a thread of its own, or four of them
+// would starve every other call, monitor polls included.
+enum class Lane { kPool, kOwnThread };
+
+Napi::Value Start(Napi::Env env, std::unique_ptr<Call> call, Lane lane);
+
 // Runs `fn` (returning a Resolve) on libuv's thread pool and returns a promise of its result.
 template <typename Fn>
 Napi::Value Run(Napi::Env env, Fn fn) {
-  auto* task = new Task<Fn>(env, std::move(fn));
-  return task->Start();
+  return Start(env, std::make_unique<FnCall<Fn>>(env, std::move(fn)), Lane::kPool);
+}
+
+// The same for a call that can take long: it runs on a thread of its own.
+template <typename Fn>
+Napi::Value RunLong(Napi::Env env, Fn fn) {
+  return Start(env, std::make_unique<FnCall<Fn>>(env, std::move(fn)), Lane::kOwnThread);
 }
 
 // Argument readers: a wrong type is a TypeError naming the argument.
