@@ -26,6 +26,8 @@ const CODES: Record<FailureType, TRPC_ERROR_CODE_KEY> = {
   ParentAlreadySet: 'CONFLICT',
   ParentCycle: 'CONFLICT',
   InvalidCursor: 'BAD_REQUEST',
+  // Never allowed, whoever asks: VMs, hosts and migration holds change through their lifecycles.
+  LifecycleOwned: 'FORBIDDEN',
   DataRejected: 'BAD_REQUEST',
   // A statement the registry refuses whatever the input: a bug, said without its internals.
   RegistryFault: 'INTERNAL_SERVER_ERROR',

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { isGeatsUri, parseGeatsUri } from '../drivers/geats/uri.ts';
 import { TAG_LIMITS } from '../registry/node-data.ts';
+import { isLifecycleType } from '../registry/node-guard.ts';
 import { parseLibvirtUri } from '../drivers/libvirt/uri.ts';
 import { MAX_PAGE_SIZE } from '../registry/pagination.ts';
 import { ROLES } from '../registry/tokens.ts';
@@ -190,9 +191,6 @@ export const nodeTypeSchema = z
     "must be 1-32 lowercase letters, digits, '_' or '-', starting with a letter",
   );
 
-/** Types whose nodes only their own workflows create and remove (vms.*, hosts.*). */
-export const LIFECYCLE_TYPES: readonly string[] = ['vm', 'host'];
-
 export const nodeKeySchema = safeString().regex(
   /^[a-z][a-z0-9_-]{0,31}:\S{1,200}$/,
   "must be a kind, ':' and a value without spaces, like ip:10.0.0.5",
@@ -262,8 +260,8 @@ export const nodeGetInput = z
 export const nodeCreateInput = z.object({
   name: nameSchema,
   type: nodeTypeSchema.refine(
-    (type) => !LIFECYCLE_TYPES.includes(type),
-    'vm and host nodes are created by vms.create and hosts.register',
+    (type) => !isLifecycleType(type),
+    'vm, host and vm-migration nodes are created by vms.create, hosts.register and vms.migrate',
   ),
   tenant: nameSchema.optional(),
   parent: nodeRefSchema.optional(),

@@ -20,6 +20,8 @@ export const FAILURES = {
   ParentAlreadySet: { permanent: true },
   ParentCycle: { permanent: true },
   InvalidCursor: { permanent: true },
+  /** nodes.* asked to change a VM, a host or a migration hold: their lifecycles own them. */
+  LifecycleOwned: { permanent: true },
   /** PostgreSQL refused a value (SQLSTATE class 22): the same value is refused again. */
   DataRejected: { permanent: true },
   /** Any other error PostgreSQL will answer the same way every time (23, 42, ...): a bug. */

@@ -97,6 +97,28 @@ export class ParentCycleError extends Error {
   }
 }
 
+/**
+ * A node a lifecycle owns (a VM, a host, a migration hold) that the generic node functions
+ * were asked to change (registry/node-guard.ts, 009_lifecycle_nodes.sql).
+ */
+export class LifecycleOwnedError extends Error {
+  override name = 'LifecycleOwnedError';
+  constructor(
+    readonly type: string,
+    readonly node: string,
+    readonly wanted: string,
+    options?: ErrorOptions,
+  ) {
+    super(`${type} ${node} is owned by ${owner(type)}; nodes.* cannot ${wanted}`, options);
+  }
+}
+
+function owner(type: string): string {
+  if (type === 'vm') return 'its workflow (vms.*)';
+  if (type === 'host') return 'its workflows (hosts.*)';
+  return "its VM's move (vms.migrate)";
+}
+
 /** A pagination cursor that this registry did not hand out. */
 export class InvalidCursorError extends Error {
   override name = 'InvalidCursorError';
@@ -163,5 +185,12 @@ export function describeDomainError(err: unknown): DomainErrorInfo | undefined {
     return { type: 'ParentCycle', details: { node: err.node, parent: err.parent } };
   }
   if (err instanceof InvalidCursorError) return { type: 'InvalidCursor' };
+  if (err instanceof LifecycleOwnedError) {
+    return { type: 'LifecycleOwned', details: { node: err.node, type: err.type } };
+  }
+  // 009_lifecycle_nodes.sql's refusal: its message says why, its detail names the type.
+  if (err instanceof postgres.PostgresError && err.code === 'VG004') {
+    return { type: 'LifecycleOwned', details: { type: err.detail }, message: err.message };
+  }
   return permanentDatabaseError(err);
 }

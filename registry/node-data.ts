@@ -1,6 +1,7 @@
 import { inTransaction } from './context.ts';
 import { jsonb, type Queryable } from './db.ts';
 import { InvalidRequestError, NotFoundError, StateConflictError } from './errors.ts';
+import { genericNode } from './node-guard.ts';
 import { getNode } from './nodes.ts';
 import type { JsonObject, JsonValue, Node } from './types.ts';
 
@@ -36,9 +37,9 @@ export async function setDefinition(
   definition: JsonObject,
 ): Promise<Node> {
   return inTransaction(sql, async (tx) => {
+    await genericNode(tx, id, 'change its definition');
     // The row lock holds state and parent still between the check and the write.
-    const locked = await tx`SELECT 1 FROM nodes WHERE id = ${id} FOR NO KEY UPDATE`;
-    if (locked.length === 0) throw new NotFoundError('node', id);
+    await tx`SELECT 1 FROM nodes WHERE id = ${id} FOR NO KEY UPDATE`;
     const node = await getNode(tx, { id });
     const deployed = deployment(node);
     if (deployed !== null) {
@@ -69,13 +70,15 @@ function split(patch: Patch): { set: JsonObject; remove: string[] } {
  */
 export async function mergeMetadata(sql: Queryable, id: string, patch: Patch): Promise<Node> {
   const { set, remove } = split(patch);
-  const rows = await sql`
-    UPDATE nodes
-    SET metadata = (metadata || ${jsonb(sql, set)}) - ${sql.array(remove)}::text[],
-        updated_at = now()
-    WHERE id = ${id} RETURNING id`;
-  if (rows.length === 0) throw new NotFoundError('node', id);
-  return getNode(sql, { id });
+  return inTransaction(sql, async (tx) => {
+    await genericNode(tx, id, 'change its metadata');
+    await tx`
+      UPDATE nodes
+      SET metadata = (metadata || ${jsonb(tx, set)}) - ${tx.array(remove)}::text[],
+          updated_at = now()
+      WHERE id = ${id}`;
+    return getNode(tx, { id });
+  });
 }
 
 /**
@@ -91,21 +94,25 @@ export const TAG_LIMITS = { maxKeys: 64, maxBytes: 16 * 1024 } as const;
  */
 export async function setTags(sql: Queryable, id: string, patch: Patch<string>): Promise<Node> {
   const { set, remove } = split(patch);
-  const merged = sql`((tags || ${jsonb(sql, set)}) - ${sql.array(remove)}::text[])`;
-  const count = sql`(SELECT count(*) FROM jsonb_object_keys(${merged}))`;
-  // jsonb's text puts a space after each ':' and ',' that JSON.stringify does not: 2 a key.
-  const rows = await sql`
-    UPDATE nodes SET tags = ${merged}, updated_at = now()
-    WHERE id = ${id} AND ${count} <= ${TAG_LIMITS.maxKeys}
-      AND octet_length(${merged}::text) <= ${TAG_LIMITS.maxBytes} + 2 * ${count}
-    RETURNING id`;
-  if (rows.length === 0) {
-    const exists = await sql`SELECT 1 FROM nodes WHERE id = ${id}`;
-    if (exists.length === 0) throw new NotFoundError('node', id);
-    throw new InvalidRequestError(
-      'patch',
-      `the node's tags would pass ${TAG_LIMITS.maxKeys} keys or ${TAG_LIMITS.maxBytes / 1024} KiB as JSON`,
-    );
-  }
-  return getNode(sql, { id });
+  return inTransaction(sql, async (tx) => {
+    // A VM's and a host's tags are an operator's labels; a migration hold's are not.
+    await genericNode(tx, id, 'change its tags', { tags: true });
+    const merged = tx`((tags || ${jsonb(tx, set)}) - ${tx.array(remove)}::text[])`;
+    const count = tx`(SELECT count(*) FROM jsonb_object_keys(${merged}))`;
+    // jsonb's text puts a space after each ':' and ',' that JSON.stringify does not: 2 a key.
+    const rows = await tx`
+      UPDATE nodes SET tags = ${merged}, updated_at = now()
+      WHERE id = ${id} AND ${count} <= ${TAG_LIMITS.maxKeys}
+        AND octet_length(${merged}::text) <= ${TAG_LIMITS.maxBytes} + 2 * ${count}
+      RETURNING id`;
+    if (rows.length === 0) {
+      const exists = await tx`SELECT 1 FROM nodes WHERE id = ${id}`;
+      if (exists.length === 0) throw new NotFoundError('node', id);
+      throw new InvalidRequestError(
+        'patch',
+        `the node's tags would pass ${TAG_LIMITS.maxKeys} keys or ${TAG_LIMITS.maxBytes / 1024} KiB as JSON`,
+      );
+    }
+    return getNode(tx, { id });
+  });
 }

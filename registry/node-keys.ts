@@ -1,6 +1,7 @@
 import { inTransaction } from './context.ts';
 import type { Queryable } from './db.ts';
-import { KeyConflictError, NotFoundError } from './errors.ts';
+import { KeyConflictError } from './errors.ts';
+import { genericNode } from './node-guard.ts';
 
 interface Holder {
   key: string;
@@ -55,7 +56,8 @@ export interface KeyChange {
 /**
  * Releases some keys and claims others in one transaction: a claim that conflicts leaves the
  * releases undone too. Releasing a key nobody holds is a no-op (a retry); releasing another
- * node's key is a KeyConflictError. Returns the keys the node holds afterwards.
+ * node's key is a KeyConflictError. Returns the keys the node holds afterwards. A VM's or a
+ * host's keys are their workflows' to claim and release (LifecycleOwnedError).
  */
 export async function changeKeys(
   sql: Queryable,
@@ -63,9 +65,9 @@ export async function changeKeys(
   change: KeyChange,
 ): Promise<string[]> {
   return inTransaction(sql, async (tx) => {
+    await genericNode(tx, nodeId, 'change its keys');
     // KEY SHARE: the node cannot be deleted meanwhile, yet its metadata stays writable.
-    const found = await tx`SELECT 1 FROM nodes WHERE id = ${nodeId} FOR KEY SHARE`;
-    if (found.length === 0) throw new NotFoundError('node', nodeId);
+    await tx`SELECT 1 FROM nodes WHERE id = ${nodeId} FOR KEY SHARE`;
     const release = [...new Set(change.release ?? [])];
     if (release.length > 0) {
       const foreign = (await holdersOf(tx, release)).find((h) => h.node_id !== nodeId);

@@ -1,7 +1,14 @@
 import postgres from 'postgres';
 import { inTransaction } from './context.ts';
 import { jsonb, type Queryable } from './db.ts';
-import { InvalidCursorError, KeyConflictError, NodeInUseError, NotFoundError } from './errors.ts';
+import {
+  InvalidCursorError,
+  KeyConflictError,
+  LifecycleOwnedError,
+  NodeInUseError,
+  NotFoundError,
+} from './errors.ts';
+import { genericNode, genericParent, isLifecycleType, markGeneric } from './node-guard.ts';
 import { claimKeys } from './node-keys.ts';
 import { decodeCursor, pageSize, toPage } from './pagination.ts';
 import type { JsonObject, Node, Page } from './types.ts';
@@ -125,13 +132,23 @@ export interface NewNode {
   keys?: readonly string[] | undefined;
 }
 
-/** Records the node and claims its name and every key in one transaction: all or nothing. */
+/**
+ * Records the node and claims its name and every key in one transaction: all or nothing.
+ * VMs, hosts and migration holds are their lifecycles' to create (LifecycleOwnedError), and
+ * none of them can be the new node's parent but a host.
+ */
 export async function createNode(sql: Queryable, node: NewNode): Promise<Node> {
   return inTransaction(sql, async (tx) => {
+    await markGeneric(tx);
+    if (isLifecycleType(node.type)) {
+      throw new LifecycleOwnedError(node.type, node.name, 'create it');
+    }
     const parent = node.parent ?? null;
     if (parent !== null) {
-      const found = await tx`SELECT 1 FROM nodes WHERE id = ${parent} FOR KEY SHARE`;
-      if (found.length === 0) throw new NotFoundError('parent node', parent);
+      await genericParent(tx, parent, `${node.type} ${node.name}`);
+      // The parent cannot be deleted before this node is in place under it.
+      const held = await tx`SELECT 1 FROM nodes WHERE id = ${parent} FOR KEY SHARE`;
+      if (held.length === 0) throw new NotFoundError('parent node', parent);
     }
     // A key set to null means "absent", as in a metadata merge.
     const metadata = Object.fromEntries(
@@ -155,16 +172,18 @@ async function nameHolder(sql: Queryable, name: string): Promise<string> {
   return `${rows[0]?.type ?? 'node'} ${name}`;
 }
 
-/** Changes the node's name; its id, keys, children and history stay with it. */
+/**
+ * Changes the node's name; its id, keys, children and history stay with it. A lifecycle's
+ * node keeps its name (LifecycleOwnedError): a VM's and a host's name are their workflows' ids.
+ */
 export async function renameNode(sql: Queryable, id: string, name: string): Promise<Node> {
   try {
     // In a transaction (or savepoint) of its own, so that after a lost race on the name the
     // caller's transaction is still usable to name the holder.
-    const rows = await inTransaction(
-      sql,
-      (tx) => tx`UPDATE nodes SET name = ${name}, updated_at = now() WHERE id = ${id} RETURNING id`,
-    );
-    if (rows.length === 0) throw new NotFoundError('node', id);
+    await inTransaction(sql, async (tx) => {
+      await genericNode(tx, id, 'rename it');
+      await tx`UPDATE nodes SET name = ${name}, updated_at = now() WHERE id = ${id}`;
+    });
   } catch (err) {
     if (isPgError(err, '23505')) {
       throw new KeyConflictError(`name:${name}`, await nameHolder(sql, name), { cause: err });
@@ -176,13 +195,14 @@ export async function renameNode(sql: Queryable, id: string, name: string): Prom
 
 /**
  * Removes a node that is part of no tree (no parent, no children): a provisioner detaches it
- * first. Its keys are released with it. Returns the node as it was.
+ * first. Its keys are released with it. Returns the node as it was. VMs, hosts and migration
+ * holds go only through their lifecycles (LifecycleOwnedError).
  */
 export async function deleteNode(sql: Queryable, id: string): Promise<Node> {
   return inTransaction(sql, async (tx) => {
+    await genericNode(tx, id, 'delete it');
     // The row lock keeps a parent from being set, and a child from being attached, meanwhile.
-    const locked = await tx`SELECT 1 FROM nodes WHERE id = ${id} FOR UPDATE`;
-    if (locked.length === 0) throw new NotFoundError('node', id);
+    await tx`SELECT 1 FROM nodes WHERE id = ${id} FOR UPDATE`;
     const node = await getNode(tx, { id });
     const [children] = await tx<{ count: number }[]>`
       SELECT count(*)::int AS count FROM nodes WHERE parent_id = ${id}`;

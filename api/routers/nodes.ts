@@ -1,4 +1,3 @@
-import { TRPCError } from '@trpc/server';
 import { withActor, type ActorOptions, type TransactionSql } from '../../registry/context.ts';
 import type { Queryable } from '../../registry/db.ts';
 import { listEvents } from '../../registry/events.ts';
@@ -15,7 +14,6 @@ import {
 } from '../../registry/nodes.ts';
 import type { Context } from '../context.ts';
 import {
-  LIFECYCLE_TYPES,
   nodeByRefInput,
   nodeChangeKeysInput,
   nodeCreateInput,
@@ -30,7 +28,9 @@ import {
 } from '../schemas.ts';
 import { procedure, router } from '../trpc.ts';
 
-// Every change made through the API is logged as the API's; it runs no workflow.
+// Every change made through the API is logged as the API's; it runs no workflow. VMs, hosts
+// and migration holds are their lifecycles': the registry refuses to change them here (but
+// for the tags of VMs and hosts), as LifecycleOwned (FORBIDDEN).
 const API: ActorOptions = { actor: 'api', operation: null };
 
 function write<T>(ctx: Context, fn: (tx: TransactionSql) => Promise<T>): Promise<T> {
@@ -47,24 +47,6 @@ async function idOf(
   ref: { id?: string | undefined; name?: string | undefined },
 ): Promise<string> {
   return ref.id ?? (await getNode(sql, lookup(ref))).id;
-}
-
-/**
- * VMs and hosts change only through their workflows (which keep placement, keys and domains
- * in step); here they take tags alone. Other types are the caller's to change freely.
- */
-async function writableIdOf(
-  sql: Queryable,
-  ref: { id?: string | undefined; name?: string | undefined },
-): Promise<string> {
-  const node = await getNode(sql, lookup(ref));
-  if (LIFECYCLE_TYPES.includes(node.type)) {
-    throw new TRPCError({
-      code: 'BAD_REQUEST',
-      message: `type: ${node.type} nodes change through their own workflows (vms.*, hosts.*); nodes.updateTags is allowed`,
-    });
-  }
-  return node.id;
 }
 
 export const nodesRouter = router({
@@ -89,33 +71,29 @@ export const nodesRouter = router({
   rename: procedure
     .input(nodeRenameInput)
     .mutation(({ ctx, input }) =>
-      write(ctx, async (tx) => renameNode(tx, await writableIdOf(tx, input), input.newName)),
+      write(ctx, async (tx) => renameNode(tx, await idOf(tx, input), input.newName)),
     ),
 
   setParent: procedure
     .input(nodeSetParentInput)
     .mutation(({ ctx, input }) =>
-      write(ctx, async (tx) =>
-        setParent(tx, await writableIdOf(tx, input), await idOf(tx, input.parent)),
-      ),
+      write(ctx, async (tx) => setParent(tx, await idOf(tx, input), await idOf(tx, input.parent))),
     ),
 
   clearParent: procedure
     .input(nodeByRefInput)
-    .mutation(({ ctx, input }) =>
-      write(ctx, async (tx) => clearParent(tx, await writableIdOf(tx, input))),
-    ),
+    .mutation(({ ctx, input }) => write(ctx, async (tx) => clearParent(tx, await idOf(tx, input)))),
 
   updateMetadata: procedure
     .input(nodeMetadataInput)
     .mutation(({ ctx, input }) =>
-      write(ctx, async (tx) => mergeMetadata(tx, await writableIdOf(tx, input), input.patch)),
+      write(ctx, async (tx) => mergeMetadata(tx, await idOf(tx, input), input.patch)),
     ),
 
   updateDefinition: procedure
     .input(nodeDefinitionInput)
     .mutation(({ ctx, input }) =>
-      write(ctx, async (tx) => setDefinition(tx, await writableIdOf(tx, input), input.definition)),
+      write(ctx, async (tx) => setDefinition(tx, await idOf(tx, input), input.definition)),
     ),
 
   updateTags: procedure
@@ -127,25 +105,16 @@ export const nodesRouter = router({
   /** Releases and claims keys in one transaction: a conflicting claim undoes the releases. */
   changeKeys: procedure.input(nodeChangeKeysInput).mutation(({ ctx, input }) =>
     write(ctx, async (tx) => {
-      const id = await writableIdOf(tx, input);
+      const id = await idOf(tx, input);
       await changeKeys(tx, id, { claim: input.claim, release: input.release });
       return getNode(tx, { id });
     }),
   ),
 
   /** Removes a node that has no parent and no children; returns it as it was. */
-  delete: procedure.input(nodeByRefInput).mutation(({ ctx, input }) =>
-    write(ctx, async (tx) => {
-      const node = await getNode(tx, lookup(input));
-      if (LIFECYCLE_TYPES.includes(node.type)) {
-        throw new TRPCError({
-          code: 'BAD_REQUEST',
-          message: `type: ${node.type} nodes are removed by their own workflows (vms.*, hosts.*), not nodes.delete`,
-        });
-      }
-      return deleteNode(tx, node.id);
-    }),
-  ),
+  delete: procedure
+    .input(nodeByRefInput)
+    .mutation(({ ctx, input }) => write(ctx, async (tx) => deleteNode(tx, await idOf(tx, input)))),
 
   /** The node's history, newest first; by id it outlives the node. */
   events: procedure.input(nodeEventsInput).query(async ({ ctx, input }) => {

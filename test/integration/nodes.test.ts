@@ -116,8 +116,8 @@ describe('a definition', () => {
   });
 
   it('cannot change while the node sits on a host, and can once it is detached', async () => {
-    // Hosts come from hosts.register; the registry is the shortest way to one here.
-    await createNode(h.sql, { name: 'hv-def', type: 'host' });
+    // Hosts come from hosts.register; a row is the shortest way to one here.
+    await h.sql`INSERT INTO nodes (name, type) VALUES ('hv-def', 'host')`;
     await h.api.nodes.create({ name: 'vol-on-hv', type: 'volume', parent: { name: 'hv-def' } });
     const err = await refusal(
       h.api.nodes.updateDefinition({ name: 'vol-on-hv', definition: { size: 1 } }),
@@ -239,16 +239,23 @@ describe('deleting a node', () => {
     expect(await holderOf('serial:del-child')).toBeNull();
   });
 
-  it('of type vm or host, and creating one, is refused naming the field type', async () => {
-    const created = await refusal(h.api.nodes.create({ name: 'sneaky', type: 'vm' }));
-    expect(created.code).toBe('BAD_REQUEST');
-    expect(created.cause).toBeInstanceOf(z.ZodError);
-    expect((created.cause as z.ZodError).issues.map((i) => i.path)).toEqual([['type']]);
+  it('of type vm or host, and creating one, is refused naming the type', async () => {
+    for (const type of ['vm', 'host', 'vm-migration']) {
+      const created = await refusal(h.api.nodes.create({ name: 'sneaky', type }));
+      expect(created.code).toBe('BAD_REQUEST');
+      expect(created.cause).toBeInstanceOf(z.ZodError);
+      expect((created.cause as z.ZodError).issues.map((i) => i.path)).toEqual([['type']]);
+      // Past the API, the registry refuses as well.
+      await expect(createNode(h.sql, { name: 'sneaky', type })).rejects.toMatchObject({
+        name: 'LifecycleOwnedError',
+        type,
+      });
+    }
 
-    await createNode(h.sql, { name: 'hv-keep', type: 'host' });
+    await h.sql`INSERT INTO nodes (name, type) VALUES ('hv-keep', 'host')`;
     const deleted = await refusal(h.api.nodes.delete({ name: 'hv-keep' }));
-    expect(deleted.code).toBe('BAD_REQUEST');
-    expect(deleted.message).toMatch(/^type: /);
+    expect(deleted.code).toBe('FORBIDDEN');
+    expect(deleted.message).toMatch(/^host hv-keep is owned by its workflows \(hosts\.\*\)/);
     expect((await h.api.nodes.get({ name: 'hv-keep' })).type).toBe('host');
   });
 });
@@ -432,8 +439,8 @@ describe('VMs and hosts through the generic node API', () => {
       () => h.api.nodes.delete({ name: 'guarded' }),
     ]) {
       await expect(attempt()).rejects.toMatchObject({
-        code: 'BAD_REQUEST',
-        message: expect.stringMatching(/^type: host/),
+        code: 'FORBIDDEN',
+        message: expect.stringMatching(/^host guarded is owned by its workflows/),
       });
     }
     expect((await h.api.hosts.get({ name: 'guarded' })).name).toBe('guarded');
