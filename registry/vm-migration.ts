@@ -61,8 +61,11 @@ export async function releaseMigrationTarget(
 }
 
 /**
- * The VM now runs on the target: in one transaction its allocation moves there (the hold's
- * room becomes the VM's, the source's room is released) and the target becomes its parent.
+ * The VM now runs on the target: in one transaction the source's room is released, the hold's
+ * room on the target becomes the VM's (the same allocation row, handed over: 010_hold_hands_
+ * over_room.sql) and the target becomes its parent. The hold's room was claimed under every
+ * rule; a target that entered maintenance or went down since does not undo that promise, as
+ * the guest already runs there, so nothing here can be refused by the target's state.
  * Idempotent: once the hold is gone the move is on record.
  */
 export async function commitMigration(
@@ -71,30 +74,15 @@ export async function commitMigration(
   actor?: ActorOptions,
 ): Promise<string | null> {
   return withActor(sql, actor ?? { actor: null, operation: null }, async (tx) => {
-    const [held] = await tx<
-      {
-        id: string;
-        host_id: string;
-        host: string;
-        vcpus: number;
-        memory_mib: string;
-        disk_gib: string;
-        anti_affinity: string[];
-        affinity: string[];
-      }[]
-    >`
-      SELECT n.id, a.host_id, h.name AS host, a.vcpus, a.memory_mib, a.disk_gib,
-        a.anti_affinity, a.affinity
+    const [held] = await tx<{ id: string; host_id: string; host: string }[]>`
+      SELECT n.id, a.host_id, h.name AS host
       FROM nodes n JOIN allocations a ON a.vm_id = n.id JOIN nodes h ON h.id = a.host_id
       WHERE n.name = ${migrationHoldName(vm.name)} AND n.type = 'vm-migration'
       FOR UPDATE OF n`;
     if (!held) return null;
-    await tx`DELETE FROM nodes WHERE id = ${held.id}`;
     await tx`DELETE FROM allocations WHERE vm_id = ${vm.id}`;
-    await tx`
-      INSERT INTO allocations (vm_id, host_id, vcpus, memory_mib, disk_gib, anti_affinity, affinity)
-      VALUES (${vm.id}, ${held.host_id}, ${held.vcpus}, ${held.memory_mib}, ${held.disk_gib},
-              ${held.anti_affinity}::text[], ${held.affinity}::text[])`;
+    await tx`UPDATE allocations SET vm_id = ${vm.id} WHERE vm_id = ${held.id}`;
+    await tx`DELETE FROM nodes WHERE id = ${held.id}`;
     await tx`UPDATE nodes SET parent_id = ${held.host_id}, updated_at = now() WHERE id = ${vm.id}`;
     return held.host;
   });

@@ -1,11 +1,12 @@
 // Nodes that lifecycles own (VMs, hosts, migration holds) through the generic nodes.* API and
-// past it.
+// past it, and a move whose target enters maintenance while the guest is on its way there.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { vagothErrorData } from '../../api/errors.ts';
 import { withActor } from '../../registry/context.ts';
 import { markGeneric } from '../../registry/node-guard.ts';
 import { getVm } from '../../registry/vms.ts';
 import {
+  commitMigration,
   migrationHoldName,
   releaseMigrationTarget,
   reserveMigrationTarget,
@@ -54,6 +55,15 @@ async function snapshot(id: string) {
   const [events] = await h.sql<{ n: number }[]>`
     SELECT count(*)::int AS n FROM node_events WHERE node_id = ${id}`;
   return { row, keys: keys.map((k) => k.key as string), events: events!.n };
+}
+
+/** Every VM's hosts: the registry's record and the room held, which must name one host. */
+async function placements() {
+  return h.sql<{ name: string; parent: string | null; room: string[] }[]>`
+    SELECT v.name, p.name AS parent,
+      ARRAY(SELECT hn.name FROM allocations a JOIN nodes hn ON hn.id = a.host_id
+            WHERE a.vm_id = v.id) AS room
+    FROM nodes v LEFT JOIN nodes p ON p.id = v.parent_id WHERE v.type = 'vm' ORDER BY v.name`;
 }
 
 describe('nodes.* against nodes a lifecycle owns', () => {
@@ -151,5 +161,70 @@ describe('nodes.* against nodes a lifecycle owns', () => {
       h.sql`UPDATE nodes SET parent_id = ${rack!.id} WHERE id = ${vm.id}`,
     ).rejects.toMatchObject({ code: 'VG004' });
     expect(await snapshot(vm.id)).toEqual(before);
+  });
+});
+
+describe('a move whose target enters maintenance on the way', () => {
+  it('is committed: the hold was a promise, the VM is on one host, no hold is left', async () => {
+    await createVm('move-1', 'lc-1');
+    // The target enters maintenance in the very transaction the hold's room is claimed in:
+    // after the claim passed its checks, before anything else of the move.
+    await h.sql.unsafe(`
+      CREATE FUNCTION test_maintenance_on_hold() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF EXISTS (SELECT 1 FROM nodes WHERE id = NEW.vm_id AND type = 'vm-migration') THEN
+          UPDATE host_capacity SET state = 'maintenance' WHERE host_id = NEW.host_id;
+        END IF;
+        RETURN NULL;
+      END $$;
+      CREATE TRIGGER test_maintenance_on_hold AFTER INSERT ON allocations
+        FOR EACH ROW EXECUTE FUNCTION test_maintenance_on_hold();`);
+    try {
+      const { operation } = await h.api.vms.migrate({ name: 'move-1', host: 'lc-2' });
+      const outcome = await settle(h, operation);
+      expect(outcome).toMatchObject({ status: 'completed', error: null });
+    } finally {
+      await h.sql.unsafe(`DROP TRIGGER test_maintenance_on_hold ON allocations`);
+    }
+    expect((await h.api.hosts.get({ name: 'lc-2' })).state).toBe('maintenance');
+    expect(await h.api.vms.get({ name: 'move-1' })).toMatchObject({
+      state: 'running',
+      host: 'lc-2',
+    });
+    expect((await placements()).find((p) => p.name === 'move-1')).toEqual({
+      name: 'move-1',
+      parent: 'lc-2',
+      room: ['lc-2'],
+    });
+    expect((await h.api.nodes.list({ type: 'vm-migration' })).items).toEqual([]);
+    const status = await h.worker.drivers.get(await h.api.hosts.get({ name: 'lc-1' })).status();
+    expect(status.domains.map((d) => d.name)).not.toContain('move-1');
+    await h.api.hosts.activate({ name: 'lc-2' });
+  });
+
+  it('commits in the registry whatever the target’s state since the hold', async () => {
+    const vm = await createVm('move-2', 'lc-1');
+    for (const state of ['maintenance', 'down'] as const) {
+      const from = (await getVm(h.sql, 'move-2')).host!;
+      const to = from === 'lc-1' ? 'lc-3' : 'lc-1';
+      await reserveMigrationTarget(h.sql, vm, from, to, 'spread');
+      const held = (await h.api.hosts.get({ name: to })).allocated.memoryMiB;
+      const left = (await h.api.hosts.get({ name: from })).allocated.memoryMiB;
+      await h.sql`
+        UPDATE host_capacity SET state = ${state}
+        WHERE host_id = (SELECT id FROM nodes WHERE name = ${to})`;
+      expect(await commitMigration(h.sql, vm)).toBe(to);
+      expect((await placements()).find((p) => p.name === 'move-2')).toMatchObject({
+        parent: to,
+        room: [to],
+      });
+      // The hold's room became the VM's: the target's figures did not move.
+      expect((await h.api.hosts.get({ name: to })).allocated.memoryMiB).toBe(held);
+      expect((await h.api.hosts.get({ name: from })).allocated.memoryMiB).toBe(left - 1024);
+      await h.sql`
+        UPDATE host_capacity SET state = 'active'
+        WHERE host_id = (SELECT id FROM nodes WHERE name = ${to})`;
+    }
+    expect((await h.api.nodes.list({ type: 'vm-migration' })).items).toEqual([]);
   });
 });
