@@ -19,16 +19,27 @@ export interface ConnectionLease {
 }
 
 /**
- * One libvirt connection per URI in this process, shared by every driver holding a lease on
- * it. Sharing matters beyond economy: each connection to a `test:///<file>` URI is a separate
- * simulated hypervisor, so a migration to a host must use the connection its own driver uses.
+ * Which of a host's connections: `main` carries every operation; `poll` carries only the
+ * monitor's status calls. libvirtd serves at most five calls at once from one client
+ * (max_client_requests), so five long calls (wipes, clones, migrations) on `main` would hold
+ * a poll in the daemon's queue until one of them ended; on a connection of its own it is
+ * answered at once.
+ */
+export type ConnectionChannel = 'main' | 'poll';
+
+/**
+ * One libvirt connection per URI and channel in this process, shared by every driver holding
+ * a lease on it. Sharing matters beyond economy: each connection to a `test:///<file>` URI is a
+ * separate simulated hypervisor, so a migration to a host must use the connection its own
+ * driver uses (and such a host is only ever reached on `main`).
  */
 export class ConnectionRegistry {
   readonly #entries = new Map<string, Entry>();
 
-  lease(uri: string): ConnectionLease {
-    const entry = this.#entries.get(uri) ?? { leases: 0, connection: undefined };
-    this.#entries.set(uri, entry);
+  lease(uri: string, channel: ConnectionChannel = 'main'): ConnectionLease {
+    const key = `${channel} ${uri}`;
+    const entry = this.#entries.get(key) ?? { leases: 0, connection: undefined };
+    this.#entries.set(key, entry);
     entry.leases++;
     let released = false;
     return {
@@ -39,7 +50,7 @@ export class ConnectionRegistry {
         if (released) return;
         released = true;
         if (--entry.leases > 0) return;
-        if (this.#entries.get(uri) === entry) this.#entries.delete(uri);
+        if (this.#entries.get(key) === entry) this.#entries.delete(key);
         const connection = entry.connection;
         entry.connection = undefined;
         const open = await connection?.catch(() => null);

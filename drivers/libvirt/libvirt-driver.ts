@@ -104,6 +104,8 @@ export class LibvirtDriver implements Driver {
   readonly #wipeBytesPerSecond: number;
   readonly #registry: ConnectionRegistry;
   readonly #lease: ConnectionLease;
+  /** The monitor's polls: a connection of their own, but on a simulated host (see status). */
+  readonly #pollLease: ConnectionLease;
   readonly #hostUris: HostUriPolicy | undefined;
   /** Canonical URIs the policy admitted, by URI as given. */
   readonly #admitted = new Map<string, Promise<string>>();
@@ -128,6 +130,9 @@ export class LibvirtDriver implements Driver {
     this.#wipeBytesPerSecond = rate * 1024 ** 2;
     this.#registry = options.connections ?? connections;
     this.#lease = this.#registry.lease(options.uri);
+    // A second connection to a test:///<file> URI would be a second, empty hypervisor; and the
+    // test driver runs in this process, with no daemon queue to wait in.
+    this.#pollLease = this.#simulated ? this.#lease : this.#registry.lease(options.uri, 'poll');
     this.#hostUris = options.hostUris;
   }
 
@@ -165,14 +170,18 @@ export class LibvirtDriver implements Driver {
   }
 
   /** Runs one call; an unreachable error drops the connection so the next call reopens it. */
-  async #call<T>(what: string, fn: (conn: Connection) => Promise<T>): Promise<T> {
+  async #call<T>(
+    what: string,
+    fn: (conn: Connection) => Promise<T>,
+    lease: ConnectionLease = this.#lease,
+  ): Promise<T> {
     await this.#admit(this.#uri);
-    const conn = await this.#lease.get();
+    const conn = await lease.get();
     try {
       return await fn(conn);
     } catch (err) {
       const e = classify(err, what);
-      if (e.kind === 'unreachable') this.#lease.drop(conn);
+      if (e.kind === 'unreachable') lease.drop(conn);
       throw e;
     }
   }
@@ -191,8 +200,12 @@ export class LibvirtDriver implements Driver {
     });
   }
 
+  /**
+   * The monitor's poll, on a connection of its own: however many long calls (wipes, clones,
+   * migrations) the host's main connection carries, libvirtd answers this one at once.
+   */
   status(): Promise<HostStatus> {
-    return this.#call('status', (conn) => hostStatus(conn, this.#simulated));
+    return this.#call('status', (conn) => hostStatus(conn, this.#simulated), this.#pollLease);
   }
 
   info(name: string): Promise<DomainInfo | null> {
@@ -362,7 +375,7 @@ export class LibvirtDriver implements Driver {
   }
 
   async close(): Promise<void> {
-    const leases = [this.#lease, ...this.#peers.values()];
+    const leases = [this.#lease, this.#pollLease, ...this.#peers.values()];
     this.#peers.clear();
     await Promise.allSettled(leases.map((l) => l.release()));
   }
