@@ -1,12 +1,18 @@
 // The monitor's activities: poll one host, read the registry's snapshot, decide (the pure
 // reconcile), apply one action, record the report. The workflow (workflows/monitor.ts)
 // orchestrates them; each is one side effect that is safe to retry.
-import { activityInfo } from '@temporalio/activity';
+import { activityInfo, Context } from '@temporalio/activity';
+import { WorkflowNotFoundError } from '@temporalio/client';
+import { vmWorkflowId } from '../common/vocabulary.ts';
 import type { DriverPool, HostStatus } from '../drivers/index.ts';
 import {
   reconcile,
   REPORT_ONLY,
+  SETTLED_STATES,
+  STUCK_AFTER_SECONDS,
   type HostPoll,
+  type Leftovers,
+  type LingeringVm,
   type ReconcileAction,
   type ReconcilePlan,
   type ReconcilePolicies,
@@ -18,6 +24,8 @@ import { nullIfNotFound } from '../registry/errors.ts';
 import {
   adoptVmHost,
   adoptVmState,
+  heldRoom,
+  lingeringVms,
   markHostDown,
   markHostUp,
   monitorTargets,
@@ -49,7 +57,44 @@ function actor(): ActorOptions {
   return { actor: 'monitor', operation: run ? `${run.workflowId}/${run.runId}` : null };
 }
 
+/** VMs asked about per run at most: one query each, to the VM's own workflow. */
+const MAX_LINGERING = 20;
+
+/** What a VM's workflow says it is doing; null when it cannot say (then nothing is reported). */
+async function workflowActivity(name: string): Promise<LingeringVm['workflow'] | null> {
+  const handle = Context.current().client.workflow.getHandle(vmWorkflowId(name));
+  try {
+    const { status } = await handle.describe();
+    if (status.name !== 'RUNNING') return 'gone';
+    // The entity's 'status' query (workflows/vm-entity.ts): the running operation and the queue.
+    const now = await handle.query<{ operation: unknown; queued: unknown[] }>('status');
+    return now.operation !== null || now.queued.length > 0 ? 'busy' : 'idle';
+  } catch (err) {
+    if (err instanceof WorkflowNotFoundError) return 'gone';
+    return null;
+  }
+}
+
 export function createMonitorActivities({ sql, drivers }: MonitorDeps) {
+  /**
+   * Room held by no VM, and VMs long in an intermediate state with what their workflows say.
+   * Only VMs whose record has not changed for the threshold are asked about, at most
+   * MAX_LINGERING a run, longest first: a query per suspicious VM, never one per VM.
+   */
+  async function leftovers(policies: ReconcilePolicies): Promise<Leftovers> {
+    const olderThanSeconds = policies.stuckAfterSeconds ?? STUCK_AFTER_SECONDS;
+    const [held, candidates] = await Promise.all([
+      heldRoom(sql),
+      lingeringVms(sql, { settled: SETTLED_STATES, olderThanSeconds, limit: MAX_LINGERING }),
+    ]);
+    const lingering: LingeringVm[] = [];
+    for (const { ageSeconds, ...vm } of candidates) {
+      const workflow = await workflowActivity(vm.name);
+      if (workflow !== null) lingering.push({ vm, ageSeconds, workflow });
+    }
+    return { held, lingering };
+  }
+
   async function apply(action: ReconcileAction, vm?: RegisteredVm): Promise<ActionOutcome> {
     const skipped = (why: string): ActionOutcome => `skipped: ${why}`;
     switch (action.kind) {
@@ -131,13 +176,17 @@ export function createMonitorActivities({ sql, drivers }: MonitorDeps) {
       return records;
     },
 
-    /** The pure decision, in an activity only because workflow code may not import it. */
+    /**
+     * The pure decision, in an activity because workflow code may not import it; the room held
+     * by no VM and the lingering VMs are read here, at plan time, so that a run recorded before
+     * they were reported replays with the same activities.
+     */
     async planReconcile(
       vms: RegisteredVm[],
       polls: HostPoll[],
       policies: ReconcilePolicies = REPORT_ONLY,
     ): Promise<ReconcilePlan> {
-      return reconcile(vms, polls, policies);
+      return reconcile(vms, polls, policies, await leftovers(policies));
     },
 
     async applyMonitorAction(action: ReconcileAction, vm?: RegisteredVm): Promise<ActionOutcome> {

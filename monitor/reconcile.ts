@@ -22,6 +22,39 @@ export interface HostPoll {
   downByMonitor?: boolean;
 }
 
+/**
+ * Room held on a host by something other than a VM, as the registry has it now: a migration
+ * hold (`<vm>:migration`), with its VM as it is now (null when it is gone), or another node.
+ */
+export interface HeldRoom {
+  holder: string;
+  type: string;
+  /** The host the room is on; null for a hold that holds none. */
+  host: string | null;
+  /** For a migration hold: its VM's name and state now, null when that VM is gone. */
+  vm: { name: string; state: VmState } | null;
+}
+
+/** A VM that has been in an intermediate state a while, and what its workflow says. */
+export interface LingeringVm {
+  vm: RegisteredVm;
+  /** Seconds since the VM's record last changed: at least that long in its state. */
+  ageSeconds: number;
+  /** Its workflow `vm:<name>` runs or queues an operation, has none, or does not run. */
+  workflow: 'busy' | 'idle' | 'gone';
+}
+
+/** What the registry holds beside the VMs, read when the plan is made (see planReconcile). */
+export interface Leftovers {
+  held: HeldRoom[];
+  lingering: LingeringVm[];
+}
+
+export const NO_LEFTOVERS: Leftovers = { held: [], lingering: [] };
+
+/** How long a VM may sit in an intermediate state before an idle workflow makes it `stuck`. */
+export const STUCK_AFTER_SECONDS = 600;
+
 export type Discrepancy =
   /** In the registry on this host, but the host does not have it. */
   | { kind: 'missing'; vm: RegisteredVm; host: string }
@@ -32,7 +65,16 @@ export type Discrepancy =
   /** On more than one host at once: never acted on automatically. */
   | { kind: 'duplicated'; vm: RegisteredVm; hosts: string[] }
   /** On its host, in another state than the registry records. */
-  | { kind: 'drifted'; vm: RegisteredVm; host: string; actual: DomainState };
+  | { kind: 'drifted'; vm: RegisteredVm; host: string; actual: DomainState }
+  /** A migration hold whose VM is gone, or is not moving: its room is promised to no move. */
+  | { kind: 'orphanedHold'; hold: HeldRoom }
+  /** Room held on a host by a node that is neither a VM nor a migration hold. */
+  | { kind: 'orphanedAllocation'; holder: HeldRoom }
+  /**
+   * In an intermediate state (migrating, rebooting, stopping, ...) for `stuckAfterSeconds` or
+   * more, while its workflow has no operation under way: nothing will ever move it on.
+   */
+  | { kind: 'stuck'; vm: RegisteredVm; ageSeconds: number; workflow: 'idle' | 'gone' };
 
 export type DiscrepancyKind = Discrepancy['kind'];
 
@@ -45,6 +87,8 @@ export interface ReconcilePolicies {
   drifted: 'report' | 'adopt';
   /** Polls in a row without an answer before a host is marked down. */
   downAfter: number;
+  /** Seconds in an intermediate state before a VM whose workflow is idle is `stuck`. */
+  stuckAfterSeconds?: number;
 }
 
 export const REPORT_ONLY: ReconcilePolicies = {
@@ -78,7 +122,8 @@ export interface ReconcilePlan {
 
 // A VM in any other state is in the middle of an operation: the host may lag or lead the
 // registry, and the operation's workflow, not the monitor, settles it.
-const SETTLED: ReadonlySet<VmState> = new Set<VmState>(['running', 'stopped', 'failed']);
+export const SETTLED_STATES: readonly VmState[] = ['running', 'stopped', 'failed'];
+const SETTLED: ReadonlySet<VmState> = new Set<VmState>(SETTLED_STATES);
 
 /** The registry's state for what a host reports, when it is a settled one. */
 function registryStateOf(actual: DomainState): VmState | null {
@@ -90,6 +135,7 @@ export function reconcile(
   vms: RegisteredVm[],
   polls: HostPoll[],
   policies: ReconcilePolicies = REPORT_ONLY,
+  leftovers: Leftovers = NO_LEFTOVERS,
 ): ReconcilePlan {
   const discrepancies: Discrepancy[] = [];
   const actions: ReconcileAction[] = [];
@@ -167,5 +213,22 @@ export function reconcile(
       }
     }
   }
+  discrepancies.push(...leftoverDiscrepancies(leftovers, policies));
   return { discrepancies, actions };
+}
+
+/** Reported only: which side is right (a lost move, a crashed operation) takes a person. */
+function leftoverDiscrepancies(leftovers: Leftovers, policies: ReconcilePolicies): Discrepancy[] {
+  const found: Discrepancy[] = [];
+  for (const held of leftovers.held) {
+    if (held.type !== 'vm-migration') found.push({ kind: 'orphanedAllocation', holder: held });
+    // A hold is taken after its VM enters `migrating` and goes before it leaves it.
+    else if (held.vm?.state !== 'migrating') found.push({ kind: 'orphanedHold', hold: held });
+  }
+  const after = policies.stuckAfterSeconds ?? STUCK_AFTER_SECONDS;
+  for (const { vm, ageSeconds, workflow } of leftovers.lingering) {
+    if (SETTLED.has(vm.state) || ageSeconds < after || workflow === 'busy') continue;
+    found.push({ kind: 'stuck', vm, ageSeconds, workflow });
+  }
+  return found;
 }

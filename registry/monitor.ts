@@ -218,3 +218,66 @@ export async function adoptVmHost(
     return true;
   });
 }
+
+/**
+ * Every migration hold (with or without room) with its VM as it is now, and room held by any
+ * other node that is no VM: one statement, so a hold and its VM's state are read at one moment.
+ */
+export async function heldRoom(sql: Sql): Promise<
+  Array<{
+    holder: string;
+    type: string;
+    host: string | null;
+    vm: { name: string; state: VmState } | null;
+  }>
+> {
+  const rows = await sql<
+    {
+      holder: string;
+      type: string;
+      host: string | null;
+      vm_name: string | null;
+      vm_state: VmState | null;
+    }[]
+  >`
+    SELECT n.name AS holder, n.type, h.name AS host, v.name AS vm_name,
+      v.metadata->>'state' AS vm_state
+    FROM nodes n
+    LEFT JOIN allocations a ON a.vm_id = n.id
+    LEFT JOIN nodes h ON h.id = a.host_id
+    LEFT JOIN nodes v ON v.type = 'vm' AND v.id::text = n.metadata->>'vm'
+    WHERE n.type = 'vm-migration'
+    UNION ALL
+    SELECT n.name, n.type, h.name, NULL, NULL
+    FROM allocations a JOIN nodes n ON n.id = a.vm_id JOIN nodes h ON h.id = a.host_id
+    WHERE n.type NOT IN ('vm', 'vm-migration')
+    ORDER BY holder`;
+  return rows.map((r) => ({
+    holder: r.holder,
+    type: r.type,
+    host: r.host,
+    vm: r.vm_name !== null && r.vm_state !== null ? { name: r.vm_name, state: r.vm_state } : null,
+  }));
+}
+
+/**
+ * VMs in a state other than `settled` whose record has not changed for `olderThanSeconds`,
+ * longest first, at most `limit`: the only ones worth asking their workflow about.
+ */
+export async function lingeringVms(
+  sql: Sql,
+  options: { settled: readonly VmState[]; olderThanSeconds: number; limit: number },
+): Promise<
+  Array<{ id: string; name: string; host: string | null; state: VmState; ageSeconds: number }>
+> {
+  return sql<
+    Array<{ id: string; name: string; host: string | null; state: VmState; ageSeconds: number }>
+  >`
+    SELECT v.id, v.name, h.name AS host, v.metadata->>'state' AS state,
+      floor(extract(epoch FROM now() - v.updated_at))::int AS "ageSeconds"
+    FROM nodes v LEFT JOIN nodes h ON h.id = v.parent_id
+    WHERE v.type = 'vm'
+      AND NOT (v.metadata->>'state' = ANY (${sql.array([...options.settled])}::text[]))
+      AND v.updated_at <= now() - make_interval(secs => ${options.olderThanSeconds})
+    ORDER BY v.updated_at LIMIT ${options.limit}`;
+}

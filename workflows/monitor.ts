@@ -40,7 +40,15 @@ export interface MonitorInput {
 
 /** The report kinds: `unknown` split by whose domain it is, as the policies are. */
 export type ReportKind =
-  'missing' | 'unknownOurs' | 'unknownForeign' | 'misplaced' | 'duplicated' | 'drifted';
+  | 'missing'
+  | 'unknownOurs'
+  | 'unknownForeign'
+  | 'misplaced'
+  | 'duplicated'
+  | 'drifted'
+  | 'orphanedHold'
+  | 'orphanedAllocation'
+  | 'stuck';
 
 export interface MonitorReport {
   hosts: Array<{
@@ -158,6 +166,9 @@ function describe(plan: ReconcilePlan): Pick<MonitorReport, 'counts' | 'discrepa
     misplaced: 0,
     duplicated: 0,
     drifted: 0,
+    orphanedHold: 0,
+    orphanedAllocation: 0,
+    stuck: 0,
   };
   const discrepancies = plan.discrepancies.map((d): MonitorReport['discrepancies'][number] => {
     switch (d.kind) {
@@ -199,6 +210,35 @@ function describe(plan: ReconcilePlan): Pick<MonitorReport, 'counts' | 'discrepa
           vm: d.vm.name,
           detail: `${d.vm.name} is ${d.actual} on ${d.host}, ${d.vm.state} in the registry`,
         };
+      case 'orphanedHold': {
+        const { hold } = d;
+        const room = hold.host ? `holds room on ${hold.host}` : 'holds no room';
+        const vm = hold.vm ? `its VM ${hold.vm.name} is ${hold.vm.state}` : 'its VM is gone';
+        return {
+          kind: d.kind,
+          host: hold.host ?? '',
+          ...(hold.vm ? { vm: hold.vm.name } : {}),
+          detail: `migration hold ${hold.holder} ${room}, but ${vm}`,
+        };
+      }
+      case 'orphanedAllocation':
+        return {
+          kind: d.kind,
+          host: d.holder.host ?? '',
+          detail: `${d.holder.type} ${d.holder.holder} holds room on ${d.holder.host ?? 'no host'}, and is no VM`,
+        };
+      case 'stuck': {
+        const workflow =
+          d.workflow === 'gone'
+            ? 'its workflow is not running'
+            : 'its workflow has no operation under way';
+        return {
+          kind: d.kind,
+          host: d.vm.host ?? '',
+          vm: d.vm.name,
+          detail: `${d.vm.name} has been ${d.vm.state} for ${d.ageSeconds} s or more, and ${workflow}`,
+        };
+      }
     }
   });
   for (const d of discrepancies) counts[d.kind]++;

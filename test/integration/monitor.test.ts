@@ -6,6 +6,8 @@ import { connections } from '../../drivers/libvirt/connections.ts';
 import { LibvirtDriver } from '../../drivers/libvirt/libvirt-driver.ts';
 import { REPORT_ONLY, type ReconcilePolicies } from '../../monitor/reconcile.ts';
 import { setHostState } from '../../registry/hosts.ts';
+import { getVm } from '../../registry/vms.ts';
+import { releaseMigrationTarget, reserveMigrationTarget } from '../../registry/vm-migration.ts';
 import { ensureMonitorSchedule } from '../../workers/schedules.ts';
 import { monitorCluster, type MonitorReport } from '../../workflows/index.ts';
 import { foreignDomainXml, vmSpec } from '../support/libvirt-hosts.ts';
@@ -225,6 +227,54 @@ describe('policies other than report', () => {
     const report = await monitor(['hv-p4'], { drifted: 'adopt' });
     expect(kinds(report)).toEqual(['drifted:revived-1']);
     expect((await h.api.vms.get({ name: 'revived-1' })).state).toBe('running');
+  });
+});
+
+describe('what the registry holds beside the VMs', () => {
+  it('reports a hold no move needs, room held by no VM, and a VM stuck with an idle workflow', async () => {
+    await addHost('hv-l1');
+    await addHost('hv-l2');
+    await running('held-1', 'hv-l1');
+    await running('stuck-1', 'hv-l1');
+    await running('fine-1', 'hv-l2');
+    // A hold left behind: its VM runs where it was and moves nowhere.
+    await reserveMigrationTarget(h.sql, await getVm(h.sql, 'held-1'), 'hv-l1', 'hv-l2', 'spread');
+    // Room held on a host by a node that is no VM.
+    await h.sql`
+      WITH rack AS (INSERT INTO nodes (name, type) VALUES ('rack-l', 'rack') RETURNING id)
+      INSERT INTO allocations (vm_id, host_id, vcpus, memory_mib, disk_gib)
+      SELECT rack.id, (SELECT id FROM nodes WHERE name = 'hv-l2'), 1, 256, 0 FROM rack`;
+    // A VM the registry says is migrating, for an hour, while its workflow runs nothing.
+    await h.sql`
+      UPDATE nodes SET metadata = metadata || '{"state": "migrating"}',
+        updated_at = now() - interval '1 hour'
+      WHERE name = 'stuck-1'`;
+
+    const report = await monitor(['hv-l1', 'hv-l2'], { stuckAfterSeconds: 600 });
+    const found = report.discrepancies.filter((d) =>
+      ['orphanedHold', 'orphanedAllocation', 'stuck'].includes(d.kind),
+    );
+    expect(found.map((d) => [d.kind, d.host, d.vm])).toEqual([
+      ['orphanedHold', 'hv-l2', 'held-1'],
+      ['orphanedAllocation', 'hv-l2', undefined],
+      ['stuck', 'hv-l1', 'stuck-1'],
+    ]);
+    expect(found.map((d) => d.detail)).toEqual([
+      'migration hold held-1:migration holds room on hv-l2, but its VM held-1 is running',
+      'rack rack-l holds room on hv-l2, and is no VM',
+      expect.stringMatching(
+        /^stuck-1 has been migrating for 36\d\d s or more, and its workflow has no operation under way$/,
+      ),
+    ]);
+    expect(report.counts).toMatchObject({ orphanedHold: 1, orphanedAllocation: 1, stuck: 1 });
+    // Reported only: the hold, the room and the VM's state are as they were.
+    expect(report.actions.map((a) => a.kind)).toEqual(['host-figures', 'host-figures']);
+    expect((await h.api.vms.get({ name: 'stuck-1' })).state).toBe('migrating');
+
+    // Under the threshold, or once the hold is gone, nothing is said.
+    await releaseMigrationTarget(h.sql, 'held-1');
+    const later = await monitor(['hv-l1'], { stuckAfterSeconds: 7200 });
+    expect(later.discrepancies.map((d) => d.kind)).toEqual(['orphanedAllocation']);
   });
 });
 

@@ -3,7 +3,10 @@ import type { DomainInfo, HostStatus } from '../../drivers/driver.ts';
 import {
   reconcile,
   REPORT_ONLY,
+  STUCK_AFTER_SECONDS,
+  type HeldRoom,
   type HostPoll,
+  type LingeringVm,
   type ReconcilePolicies,
   type RegisteredVm,
 } from '../../monitor/reconcile.ts';
@@ -192,5 +195,91 @@ describe('reconcile: hosts the monitor marked down', () => {
     expect(reconcile([], [{ ...silent('c', 5), downByMonitor: true }]).actions).toEqual([
       { kind: 'host-down', host: 'c' },
     ]);
+  });
+});
+
+const hold = (n: number, host: string | null, vmState: RegisteredVm['state'] | null): HeldRoom => ({
+  holder: `vm-${n}:migration`,
+  type: 'vm-migration',
+  host,
+  vm: vmState === null ? null : { name: `vm-${n}`, state: vmState },
+});
+const lingering = (
+  state: RegisteredVm['state'],
+  ageSeconds: number,
+  workflow: LingeringVm['workflow'],
+): LingeringVm => ({ vm: vm(1, 'a', state), ageSeconds, workflow });
+
+describe('reconcile: what the registry holds beside the VMs', () => {
+  it.each([
+    {
+      case: 'a hold whose VM is migrating is a move under way',
+      held: [hold(1, 'b', 'migrating')],
+      lingering: [],
+      kinds: [],
+    },
+    {
+      case: 'a hold whose VM is gone is orphaned',
+      held: [hold(1, 'b', null)],
+      lingering: [],
+      kinds: ['orphanedHold'],
+    },
+    {
+      case: 'a hold whose VM is no longer moving is orphaned, room or not',
+      held: [hold(1, 'b', 'running'), hold(2, null, 'stopped')],
+      lingering: [],
+      kinds: ['orphanedHold', 'orphanedHold'],
+    },
+    {
+      case: 'room held by a node that is no VM and no hold is an orphaned allocation',
+      held: [{ holder: 'rack-1', type: 'rack', host: 'b', vm: null }],
+      lingering: [],
+      kinds: ['orphanedAllocation'],
+    },
+    {
+      case: 'a VM long migrating whose workflow runs no operation is stuck',
+      held: [],
+      lingering: [lingering('migrating', STUCK_AFTER_SECONDS, 'idle')],
+      kinds: ['stuck'],
+    },
+    {
+      case: 'a VM long rebooting whose workflow is not running is stuck',
+      held: [],
+      lingering: [lingering('rebooting', STUCK_AFTER_SECONDS + 1, 'gone')],
+      kinds: ['stuck'],
+    },
+    {
+      case: 'a VM whose workflow has an operation under way is not stuck, however long',
+      held: [],
+      lingering: [lingering('migrating', 10 * STUCK_AFTER_SECONDS, 'busy')],
+      kinds: [],
+    },
+    {
+      case: 'a VM in an intermediate state for less than the threshold is not stuck yet',
+      held: [],
+      lingering: [lingering('stopping', STUCK_AFTER_SECONDS - 1, 'idle')],
+      kinds: [],
+    },
+    {
+      case: 'a settled VM is never stuck',
+      held: [],
+      lingering: [lingering('running', 10 * STUCK_AFTER_SECONDS, 'idle')],
+      kinds: [],
+    },
+  ])('$case', ({ held, lingering, kinds }) => {
+    const plan = reconcile([], [up('a'), up('b')], REPORT_ONLY, { held, lingering });
+    expect(plan.discrepancies.map((d) => d.kind)).toEqual(kinds);
+    // Reported only, whatever the policies: which side is right takes a person.
+    expect(plan.actions.map((a) => a.kind)).toEqual(['host-figures', 'host-figures']);
+  });
+
+  it('takes the threshold from the policies', () => {
+    const leftovers = { held: [], lingering: [lingering('migrating', 30, 'idle')] };
+    const kindsAt = (stuckAfterSeconds: number) =>
+      reconcile([], [], { ...REPORT_ONLY, stuckAfterSeconds }, leftovers).discrepancies.map(
+        (d) => d.kind,
+      );
+    expect(kindsAt(30)).toEqual(['stuck']);
+    expect(kindsAt(31)).toEqual([]);
   });
 });
