@@ -18,6 +18,7 @@ import {
   geatsVolumes,
   hostStatus,
   isVolumeOf,
+  storageOnlyDefinition,
   toGeatsDefinition,
   type GeatsDefinitionOptions,
 } from './definition.ts';
@@ -88,12 +89,12 @@ export class GeatsDriver implements Driver {
     }
   }
 
-  #checkVolumes(name: string, volumes: VolumeRef[], action: string): void {
-    const foreign = volumes.find((v) => !isVolumeOf(name, v));
+  #checkVolumes(spec: Pick<DomainSpec, 'id' | 'name'>, volumes: VolumeRef[], action: string): void {
+    const foreign = volumes.find((v) => !isVolumeOf(spec, v));
     if (foreign) {
       throw new DriverError(
         'not-ours',
-        `${action} ${name}: volume ${foreign.pool}/${foreign.name} is not this VM's geats storage`,
+        `${action} ${spec.name}: volume ${foreign.pool}/${foreign.name} is not this VM's geats storage`,
       );
     }
   }
@@ -127,7 +128,7 @@ export class GeatsDriver implements Driver {
     o: CallOptions,
   ): Promise<VolumeRef[]> {
     const volumes = spec.volumes ?? this.volumesFor(spec);
-    this.#checkVolumes(spec.name, volumes, action);
+    this.#checkVolumes(spec, volumes, action);
     const definition = toGeatsDefinition(spec, volumes, this.#definition);
     const existing = await this.info(spec.name);
     // A VM's definition is fixed while it is deployed: vagoth's own VM is already what was asked.
@@ -237,18 +238,45 @@ export class GeatsDriver implements Driver {
     await this.#unlessGone('undefine', spec.name);
   }
 
+  /**
+   * Undefines the VM and removes its storage, whether or not geats still knows the VM. Geats
+   * finds storage only through a VM's definition, keeps it on undefine, and answers success for
+   * an unknown VM's deprovision: so a VM already forgotten (decommission undefines first) is
+   * defined again holding only its recorded storage, then deprovisioned. Success means geats
+   * no longer holds the VM nor, as far as its agent says, that storage.
+   */
   async deprovision(
     spec: Pick<DomainSpec, 'id' | 'name'> & { volumes: VolumeRef[] },
     options: ProgressOptions = {},
   ): Promise<void> {
-    this.#checkVolumes(spec.name, spec.volumes, 'deprovision');
+    this.#checkVolumes(spec, spec.volumes, 'deprovision');
     const info = await this.info(spec.name);
-    // Geats removes a VM's storage only with the VM: once it forgot the VM, nothing is left to ask for.
-    if (!info) return;
-    this.#mustBeOurs(info, spec.id, 'deprovision');
+    if (info) this.#mustBeOurs(info, spec.id, 'deprovision');
+    else if (spec.volumes.length === 0) return;
     options.onProgress?.({ step: 'deprovision', done: 0, total: 1 });
+    if (!info) await this.#defineStorageOnly(spec);
     await this.#unlessGone('deprovision', spec.name, { long: true, signal: options.signal });
+    if (await this.info(spec.name)) {
+      throw new DriverError(
+        'rejected',
+        `deprovision ${spec.name} on ${this.#t.uri}: geats still holds the VM after deprovision`,
+        { code: 'StillDefined' },
+      );
+    }
     options.onProgress?.({ step: 'deprovision', done: 1, total: 1 });
+  }
+
+  async #defineStorageOnly(spec: Pick<DomainSpec, 'id' | 'name'> & { volumes: VolumeRef[] }) {
+    const definition = storageOnlyDefinition(spec, spec.volumes, this.#definition);
+    try {
+      await this.#call('define', { vm_name: spec.name, definition });
+    } catch (err) {
+      // Defined meanwhile (a retry, or a create that raced): deprovision it if it is this VM.
+      const raced = err instanceof DriverError && err.code === 'AlreadyExistsException';
+      const now = raced ? await this.info(spec.name) : null;
+      if (!now) throw err;
+      this.#mustBeOurs(now, spec.id, 'deprovision');
+    }
   }
 
   close(): Promise<void> {

@@ -30,7 +30,8 @@ export interface GeatsFault {
 export interface GeatsHostState {
   host: Record<string, unknown>;
   vms: Record<string, { definition: Record<string, unknown>; state: [string, string] }>;
-  volumes: Record<string, { vm: string; template: string | null }>;
+  /** `data`: what a guest wrote there (writeToVolume), to tell a used volume from a fresh one. */
+  volumes: Record<string, { vm: string; template: string | null; data?: string }>;
 }
 
 export interface GeatsTestHost {
@@ -48,6 +49,8 @@ export interface GeatsTestHost {
   hungAgents(): Promise<number[]>;
   /** A VM some other tool defined on the host: no vagoth marker. */
   defineForeign(vmName: string): Promise<void>;
+  /** What a guest would do: leave `data` on one of the host's volumes. */
+  writeToVolume(volume: string, data: string): Promise<void>;
 }
 
 const readJson = async <T>(file: string, fallback: T): Promise<T> => {
@@ -111,6 +114,13 @@ export async function writeGeatsHost(
         definition: { name: vmName, vm_type: 'lxc', ram: 256, network: [] },
         state: ['running', 'running'],
       };
+      await writeFile(stateFile, JSON.stringify(now));
+    },
+    async writeToVolume(volume, data) {
+      const now = await readJson(stateFile, state);
+      const held = now.volumes[volume];
+      if (!held) throw new Error(`${name} holds no volume ${volume}`);
+      held.data = data;
       await writeFile(stateFile, JSON.stringify(now));
     },
   };

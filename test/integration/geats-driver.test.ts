@@ -72,9 +72,47 @@ describe('geats driver, local agent', () => {
         { name: 'eth0', hwaddr: m0, ipaddr: '10.0.0.5', bridge: 'default' },
         { name: 'eth1', hwaddr: m1, bridge: 'default' },
       ],
-      storage: [{ name: 'root', type: 'local', size_gib: 1 }],
+      storage: [{ name: `root-${spec.id}`, type: 'local', size_gib: 1 }],
     });
-    expect(state.volumes['web-1-root']).toEqual({ vm: 'web-1', template: 'debian-12' });
+    expect(state.volumes[`web-1-root-${spec.id}`]).toEqual({ vm: 'web-1', template: 'debian-12' });
+  });
+
+  it("names storage for the VM's id: a later VM of the same name never gets the earlier one's", async () => {
+    const first = vmSpec('web-1');
+    const [old] = await driver.provision(first);
+    await host.writeToVolume(old!.name, 'first tenant');
+    // Undefine keeps storage (as geats does); a new web-1 must still start on its own volume.
+    await driver.undefine(first);
+    const second = vmSpec('web-1');
+    const [fresh] = await driver.provision(second);
+    expect(fresh!.name).not.toBe(old!.name);
+    expect((await host.state()).volumes[fresh!.name]).toEqual({ vm: 'web-1', template: null });
+  });
+
+  it('deprovision removes the storage of a VM already undefined, under either spelling', async () => {
+    const spec = vmSpec('web-1');
+    const volumes = await driver.provision(spec);
+    await driver.start('web-1');
+    await driver.undefine(spec);
+    expect(Object.keys((await host.state()).volumes)).toEqual(volumes.map((v) => v.name));
+    await driver.deprovision({ ...spec, volumes });
+    await driver.deprovision({ ...spec, volumes });
+    expect(await host.state()).toMatchObject({ vms: {}, volumes: {} });
+    // A VM created before volumes carried its id has `<name>-root` recorded: still its own.
+    const legacy = { ...vmSpec('db-1'), volumes: [{ pool: 'geats', name: 'db-1-root' }] };
+    await driver.define(legacy);
+    expect(Object.keys((await host.state()).volumes)).toEqual(['db-1-root']);
+    await driver.undefine(legacy);
+    await driver.deprovision(legacy);
+    expect(await host.state()).toMatchObject({ vms: {}, volumes: {} });
+  });
+
+  it('deprovision fails, rather than succeed, when geats keeps the VM', async () => {
+    const spec = vmSpec('web-1');
+    const volumes = await driver.provision(spec);
+    await host.setFaults([{ action: 'deprovision', mode: 'ignore' }]);
+    const err = await failure(driver.deprovision({ ...spec, volumes }), 'rejected');
+    expect(err.code).toBe('StillDefined');
   });
 
   it("reads geats's kB as MiB, its load, and what running VMs take", async () => {
@@ -290,7 +328,7 @@ describe('geats hosts in vagoth', () => {
   it('registers with the memory the agent reports and the vCPUs declared, locally or over SSH', async () => {
     const local = await writeGeatsHost(root, 'geats-local', { memoryMiB: 4096 });
     const register = (name: string, uri: string, vcpus: number) =>
-      h.api.hosts.register({ name, driver: 'geats', uri, vcpus });
+      h.api.hosts.register({ name, driver: 'geats', uri, vcpus, diskGiB: 20 });
     expect(await register('geats-local', local.uri, 6)).toMatchObject({
       driver: 'geats',
       uri: local.uri,
@@ -329,5 +367,60 @@ describe('geats hosts in vagoth', () => {
     const { operation: teardown } = await h.api.vms.decommission({ name: 'on-geats' });
     expect(await settle(h, teardown)).toMatchObject({ status: 'completed' });
     expect((await remote.geats.state()).vms).toEqual({});
+  });
+
+  it('a VM decommissioned and created again under its name starts on a fresh volume, and the host keeps nothing of the old one', async () => {
+    const create = async () => {
+      const { vm, operation } = await h.api.vms.create({
+        name: 'reused',
+        vcpus: 1,
+        memoryMiB: 256,
+        diskGiB: 1,
+        placement: { host: 'geats-ssh' },
+      });
+      const done = await settle(h, operation);
+      expect(done, JSON.stringify(done)).toMatchObject({ status: 'completed' });
+      const { keys } = await h.api.vms.get({ name: 'reused' });
+      const volumes = keys.filter((k) => k.startsWith('vol:geats/')).map((k) => k.slice(10));
+      expect(volumes).toHaveLength(1);
+      return { id: vm.id, volume: volumes[0]! };
+    };
+    const first = await create();
+    await remote.geats.writeToVolume(first.volume, 'the first tenant');
+    const { operation } = await h.api.vms.decommission({ name: 'reused' });
+    expect(await settle(h, operation)).toMatchObject({ status: 'completed' });
+    expect(await remote.geats.state()).toMatchObject({ vms: {}, volumes: {} });
+    const second = await create();
+    expect(second.id).not.toBe(first.id);
+    expect(second.volume).not.toBe(first.volume);
+    expect((await remote.geats.state()).volumes).toEqual({
+      [second.volume]: { vm: 'reused', template: null },
+    });
+    const { operation: teardown } = await h.api.vms.decommission({ name: 'reused' });
+    expect(await settle(h, teardown)).toMatchObject({ status: 'completed' });
+  });
+
+  it("a create undone after its disk was made leaves the host none of the VM's storage", async () => {
+    await remote.geats.setFaults([
+      { action: 'start', vm: 'undone', mode: 'error', errorcode: 'VMException' },
+    ]);
+    const { operation } = await h.api.vms.create({
+      name: 'undone',
+      vcpus: 1,
+      memoryMiB: 256,
+      diskGiB: 1,
+      placement: { host: 'geats-ssh' },
+    });
+    const done = await settle(h, operation);
+    // Failed at boot: after its storage was provisioned and the VM defined.
+    expect(done).toMatchObject({
+      status: 'failed',
+      error: { message: expect.stringContaining('VMException') },
+    });
+    expect(
+      (await remote.geats.calls()).filter((c) => c.vm === 'undone').map((c) => c.action),
+    ).toEqual(expect.arrayContaining(['provision', 'start', 'undefine', 'deprovision']));
+    await remote.geats.setFaults([]);
+    expect(await remote.geats.state()).toMatchObject({ vms: {}, volumes: {} });
   });
 });

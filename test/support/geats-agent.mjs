@@ -184,13 +184,13 @@ function hostFigures(state) {
 }
 
 /** One action against the host's state; mutates it and returns the answer's data. */
-function act(state, action, data, fault) {
+function act(state, action, data) {
   const vmName = data.vm_name;
   if (action === 'status') return { vms: state.vms, status: hostFigures(state) };
   if (typeof vmName !== 'string') throw new GeatsError('MissingData', 'Missing vm_name parameter');
   const vm = state.vms[vmName];
   const setState = (s) => {
-    if (fault?.mode !== 'ignore') required(state, vmName).state = [s, s];
+    required(state, vmName).state = [s, s];
   };
   switch (action) {
     case 'info':
@@ -240,9 +240,11 @@ function answer(request) {
     return setInterval(() => {}, 60_000);
   }
   if (fault?.mode === 'error') throw new GeatsError(fault.errorcode, fault.message ?? 'injected');
+  if (fault?.mode === 'ignore' && action !== 'status' && action !== 'info')
+    return process.stdout.write(`${JSON.stringify({ success: true, data: null })}\n`);
   return withLock(dir, () => {
     const state = readJson('host.json', emptyHost());
-    const result = act(state, action, data, fault);
+    const result = act(state, action, data);
     writeJson('host.json', state);
     return process.stdout.write(`${JSON.stringify({ success: true, data: result ?? null })}\n`);
   });
