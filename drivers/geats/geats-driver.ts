@@ -65,7 +65,11 @@ export class GeatsDriver implements Driver {
   async #call(action: GeatsAction, data: GeatsRequestData, o: CallOptions = {}): Promise<unknown> {
     const what = `${action}${data.vm_name ? ` ${data.vm_name}` : ''} on ${this.#t.uri}`;
     const timeoutMs = o.timeoutMs ?? (o.long ? this.#longTimeoutMs : this.#timeoutMs);
-    const out = await this.#t.run(encodeRequest(action, data), { timeoutMs, signal: o.signal });
+    const out = await this.#t.run(encodeRequest(action, data), {
+      timeoutMs,
+      signal: o.signal,
+      key: data.vm_name ?? '',
+    });
     return readAnswer(what, out);
   }
 

@@ -19,6 +19,8 @@ export interface SshOptions {
   /** OpenSSH known_hosts: a host whose key is not listed there is never talked to. */
   knownHostsFile: string;
   connectTimeoutMs: number;
+  /** How long a host has to report a killed agent ended (SshTransport's default otherwise). */
+  killGraceMs?: number | undefined;
 }
 
 export interface GeatsOptions {
@@ -76,6 +78,9 @@ export function createGeatsDriver(uri: string, options: GeatsOptions): GeatsDriv
           agent: parsed.agent,
           credentials: credentials(uri, options.ssh),
           connectTimeoutMs: options.ssh.connectTimeoutMs,
+          ...(options.ssh.killGraceMs === undefined
+            ? {}
+            : { killGraceMs: options.ssh.killGraceMs }),
         });
   return new GeatsDriver({ ...options, transport });
 }

@@ -43,7 +43,7 @@ export interface GeatsSshHost {
 export async function startGeatsSshHost(
   root: string,
   name: string,
-  options: GeatsHostOptions = {},
+  options: GeatsHostOptions & { ignoreSignals?: boolean } = {},
 ): Promise<GeatsSshHost> {
   const geats = await writeGeatsHost(root, name, options);
   const clientKey = generateSshKey();
@@ -51,6 +51,7 @@ export async function startGeatsSshHost(
     agent: geats.agent,
     user: 'vagoth',
     authorizedKey: clientKey.publicKey,
+    ignoreSignals: options.ignoreSignals ?? false,
   });
   const keyFile = path.join(geats.dir, 'id_ed25519');
   const knownHostsFile = path.join(geats.dir, 'known_hosts');

@@ -292,6 +292,35 @@ describe('geats driver over SSH', () => {
     expect(h.sshd.logins()).toBe(1);
   });
 
+  it('never starts a second agent for a VM while one the host would not kill may still run', async () => {
+    // An sshd that ignores signal requests and lets a command outlive its channel (OpenSSH < 7.9).
+    const deaf = await startGeatsSshHost(root, hostName(), { ignoreSignals: true });
+    const options = geatsTestOptions({ timeoutMs: 1_500 }, { ...deaf.ssh, killGraceMs: 500 });
+    const d = createGeatsDriver(deaf.uri, options);
+    try {
+      await deaf.geats.setFaults([{ action: 'define', mode: 'hang', times: 1 }]);
+      const spec = vmSpec('web-1');
+      const stuck = await failure(d.define(spec), 'timeout');
+      expect(stuck.code).toBe('AgentNotKilled');
+      const [pid] = await deaf.geats.hungAgents();
+      expect(alive(pid!)).toBe(true);
+      // The retry is refused before anything runs; the host's other VMs are not held up.
+      const again = await failure(d.define(spec), 'timeout');
+      expect([again.code, again.retryable]).toEqual(['AgentStillRunning', true]);
+      await d.define(vmSpec('web-2'));
+      const runs = (await deaf.geats.calls()).filter((c) => c.vm === 'web-1');
+      expect(runs.map((c) => c.action)).toEqual(['info', 'define']);
+      // Once the host reports the first agent ended, the retry goes through.
+      process.kill(pid!, 'SIGKILL');
+      await vi.waitFor(() => expect(deaf.sshd.runningAgents()).toEqual([]));
+      await vi.waitFor(() => d.define(spec), { timeout: 5_000 });
+      expect((await deaf.geats.state()).vms['web-1']?.definition.vagoth_id).toBe(spec.id);
+    } finally {
+      await d.close();
+      await deaf.sshd.close();
+    }
+  });
+
   it('reopens a dropped connection', async () => {
     await driver.status();
     h.sshd.dropConnections();
