@@ -31,6 +31,11 @@ export interface GeatsDriverOptions extends Partial<GeatsDefinitionOptions> {
   timeoutMs?: number;
   /** Runs that copy or wipe storage (provision, deprovision, migrate); 10 min by default. */
   longTimeoutMs?: number;
+  /**
+   * A driver for another geats host, to see and prepare a migration's target; without it,
+   * migrate asks the agent to move the VM and nothing more.
+   */
+  peer?: (host: HostAddress) => GeatsDriver;
 }
 
 interface CallOptions {
@@ -51,9 +56,11 @@ export class GeatsDriver implements Driver {
   readonly #timeoutMs: number;
   readonly #longTimeoutMs: number;
   readonly #definition: GeatsDefinitionOptions;
+  readonly #peer: ((host: HostAddress) => GeatsDriver) | undefined;
 
   constructor(options: GeatsDriverOptions) {
     this.#t = options.transport;
+    this.#peer = options.peer;
     this.#timeoutMs = options.timeoutMs ?? 15_000;
     this.#longTimeoutMs = options.longTimeoutMs ?? 600_000;
     this.#definition = {
@@ -200,6 +207,11 @@ export class GeatsDriver implements Driver {
     await this.#call('reboot', { vm_name: name });
   }
 
+  /**
+   * Asks geats to move the VM, its storage with it (its `migrate` action): a host whose geats
+   * cannot (NotImplementedError, as geats's own VM types answer) refuses, `unsupported`, before
+   * anything moved, and the VM stays where it was with its disk. Never a blank disk in its place.
+   */
   async migrate(
     spec: DomainSpec,
     target: HostAddress,
@@ -217,20 +229,48 @@ export class GeatsDriver implements Driver {
         `migrate ${spec.name}: geats does not promise live migration`,
       );
     }
-    const info = await this.info(spec.name);
-    if (!info)
-      throw new DriverError('not-found', `migrate ${spec.name}: no such VM on ${this.#t.uri}`);
-    this.#mustBeOurs(info, spec.id, 'migrate');
-    options.onProgress?.({ step: 'migrate', done: 0, total: 1 });
-    // Geats names hosts as vagoth does (the host's name), as its mcollective identity did.
-    const data = await this.#call(
-      'migrate',
-      { vm_name: spec.name, vm_destination: target.name },
-      { long: true, signal: options.signal },
-    );
-    options.onProgress?.({ step: 'migrate', done: 1, total: 1 });
-    const live = typeof data === 'object' && data !== null && 'live' in data && data.live === true;
-    return { live };
+    const peer = this.#peer?.(target);
+    try {
+      const info = await this.info(spec.name);
+      if (!info) {
+        // A retry after geats moved it (the answer was lost): the target holds it now.
+        if ((await peer?.info(spec.name))?.vagothId === spec.id) return { live: false };
+        throw new DriverError('not-found', `migrate ${spec.name}: no such VM on ${this.#t.uri}`);
+      }
+      this.#mustBeOurs(info, spec.id, 'migrate');
+      if (peer) await this.#clearTarget(spec, peer, target);
+      options.onProgress?.({ step: 'migrate', done: 0, total: 1 });
+      // Geats names hosts as vagoth does (the host's name), as its mcollective identity did.
+      const data = await this.#call(
+        'migrate',
+        { vm_name: spec.name, vm_destination: target.name },
+        { long: true, signal: options.signal },
+      );
+      options.onProgress?.({ step: 'migrate', done: 1, total: 1 });
+      const live =
+        typeof data === 'object' && data !== null && 'live' in data && data.live === true;
+      return { live };
+    } finally {
+      await peer?.close();
+    }
+  }
+
+  /**
+   * Vagoth provisions a migration's target before it moves the VM (activities/vm.ts
+   * migrateDomain): on a geats target that is a VM of the same name on a blank disk, which
+   * geats's migrate, bringing the VM's own disk, would collide with. While the source still
+   * holds the VM that copy is not the VM's disk (geats storage is the host's own): remove it.
+   */
+  async #clearTarget(spec: DomainSpec, peer: GeatsDriver, target: HostAddress): Promise<void> {
+    const there = await peer.info(spec.name);
+    if (!there) return;
+    if (there.vagothId !== spec.id) {
+      throw new DriverError(
+        'not-ours',
+        `migrate ${spec.name}: ${target.name} holds another VM of that name`,
+      );
+    }
+    await peer.deprovision({ ...spec, volumes: spec.volumes ?? this.volumesFor(spec) });
   }
 
   async undefine(spec: Pick<DomainSpec, 'id' | 'name'>): Promise<void> {

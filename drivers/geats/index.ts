@@ -82,5 +82,7 @@ export function createGeatsDriver(uri: string, options: GeatsOptions): GeatsDriv
             ? {}
             : { killGraceMs: options.ssh.killGraceMs }),
         });
-  return new GeatsDriver({ ...options, transport });
+  // A migration's target is reached the way this host is: same options, its own URI.
+  const peer = (host: { uri: string }) => createGeatsDriver(host.uri, options);
+  return new GeatsDriver({ ...options, transport, peer });
 }

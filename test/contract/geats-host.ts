@@ -11,6 +11,8 @@ export interface GeatsHostOptions {
   vmTypes?: string[];
   /** Answer migrations as live ones. */
   liveMigration?: boolean;
+  /** False: its geats cannot migrate (NotImplementedError, geats's default). */
+  migration?: boolean;
   loadAvg?: [number, number, number];
 }
 
@@ -83,6 +85,7 @@ export async function writeGeatsHost(
       vm_types: options.vmTypes ?? ['kvm', 'lxc'],
       peers: {},
       live_migration: options.liveMigration ?? false,
+      migration: options.migration ?? true,
       load_avg: options.loadAvg ?? [0.5, 0.25, 0.1],
     },
     vms: {},

@@ -216,23 +216,50 @@ describe('geats driver, local agent', () => {
     expect((await host.state()).vms.theirs?.definition).not.toHaveProperty('vagoth_id');
   });
 
-  it('migrates cold unless the agent says live, never to another driver, never live-only', async () => {
+  it('migrates with its disk, cold unless the agent says live, never to another driver, never live-only', async () => {
     const live = await writeGeatsHost(root, hostName(), { liveMigration: true });
     const spec = vmSpec('web-1');
-    await driver.define(spec);
-    const to = (name: string, driver: 'geats' | 'libvirt' = 'geats') => ({
+    const [volume] = await driver.provision(spec);
+    await host.writeToVolume(volume!.name, 'kept');
+    const to = (h: GeatsTestHost, name = h.name, kind: 'geats' | 'libvirt' = 'geats') => ({
       name,
-      driver,
-      uri: 'x',
+      driver: kind,
+      uri: h.uri,
     });
-    await failure(driver.migrate(spec, to(live.name, 'libvirt')), 'unsupported');
-    await failure(driver.migrate(spec, to(live.name), { liveOnly: true }), 'unsupported');
-    await failure(driver.migrate(spec, to('nowhere')), 'rejected');
+    await failure(driver.migrate(spec, to(live, live.name, 'libvirt')), 'unsupported');
+    await failure(driver.migrate(spec, to(live), { liveOnly: true }), 'unsupported');
+    await failure(driver.migrate(spec, to(live, 'nowhere')), 'rejected');
     expect(await driver.info('web-1')).not.toBeNull();
-    expect(await driver.migrate(spec, to(live.name))).toEqual({ live: false });
-    const back = createGeatsDriver(live.uri, geatsTestOptions());
-    expect(await back.migrate(spec, to(host.name))).toEqual({ live: true });
+    // As migrateDomain does, the target is provisioned first: a blank disk geats's move replaces.
+    const there = createGeatsDriver(live.uri, geatsTestOptions());
+    await there.provision(spec);
+    expect(await driver.migrate(spec, to(live))).toEqual({ live: false });
+    expect((await live.state()).volumes).toEqual({
+      [volume!.name]: { vm: 'web-1', template: null, data: 'kept' },
+    });
+    expect(await host.state()).toMatchObject({ vms: {}, volumes: {} });
+    // A retry whose answer was lost finds the VM moved; deprovision on the source takes nothing.
+    expect(await driver.migrate(spec, to(live))).toEqual({ live: false });
+    await driver.deprovision({ ...spec, volumes: [volume!] });
+    expect((await live.state()).volumes[volume!.name]?.data).toBe('kept');
+    expect(await there.migrate(spec, to(host))).toEqual({ live: true });
     expect((await host.state()).vms['web-1']?.definition.vagoth_id).toBe(spec.id);
+  });
+
+  it('refuses to move a VM whose geats cannot migrate, before anything moves', async () => {
+    const fixed = await writeGeatsHost(root, hostName(), { migration: false });
+    const d = createGeatsDriver(fixed.uri, geatsTestOptions());
+    const spec = vmSpec('web-1');
+    const [volume] = await d.provision(spec);
+    await d.start('web-1');
+    await fixed.writeToVolume(volume!.name, 'kept');
+    await driver.provision(spec); // the target, as migrateDomain prepares it
+    const target = { name: host.name, driver: 'geats' as const, uri: host.uri };
+    const err = await failure(d.migrate(spec, target), 'unsupported');
+    expect(err.code).toBe('NotImplementedError');
+    expect(await d.info('web-1')).toMatchObject({ state: 'running', vagothId: spec.id });
+    expect((await fixed.state()).volumes[volume!.name]?.data).toBe('kept');
+    expect(await host.state()).toMatchObject({ vms: {}, volumes: {} });
   });
 });
 
@@ -354,8 +381,9 @@ describe('geats hosts in vagoth', () => {
     await remote?.sshd.close();
   });
 
+  let local: GeatsTestHost;
   it('registers with the memory the agent reports and the vCPUs declared, locally or over SSH', async () => {
-    const local = await writeGeatsHost(root, 'geats-local', { memoryMiB: 4096 });
+    local = await writeGeatsHost(root, 'geats-local', { memoryMiB: 4096 });
     const register = (name: string, uri: string, vcpus: number) =>
       h.api.hosts.register({ name, driver: 'geats', uri, vcpus, diskGiB: 20 });
     expect(await register('geats-local', local.uri, 6)).toMatchObject({
@@ -451,5 +479,59 @@ describe('geats hosts in vagoth', () => {
     ).toEqual(expect.arrayContaining(['provision', 'start', 'undefine', 'deprovision']));
     await remote.geats.setFaults([]);
     expect(await remote.geats.state()).toMatchObject({ vms: {}, volumes: {} });
+  });
+
+  const createOn = async (name: string, host: string) => {
+    const { vm, operation } = await h.api.vms.create({
+      name,
+      vcpus: 1,
+      memoryMiB: 256,
+      diskGiB: 1,
+      placement: { host },
+    });
+    expect(await settle(h, operation)).toMatchObject({ status: 'completed' });
+    const { keys } = await h.api.vms.get({ name });
+    return { id: vm.id, volume: keys.find((k) => k.startsWith('vol:geats/'))!.slice(10) };
+  };
+
+  it('moves a VM between geats hosts with its disk, and leaves the source nothing', async () => {
+    const { id, volume } = await createOn('mover', 'geats-ssh');
+    await remote.geats.writeToVolume(volume, 'moves with it');
+    const { operation } = await h.api.vms.migrate({ name: 'mover', host: 'geats-local' });
+    expect(await settle(h, operation)).toMatchObject({ status: 'completed' });
+    expect(await h.api.vms.get({ name: 'mover' })).toMatchObject({
+      host: 'geats-local',
+      state: 'running',
+    });
+    const there = await local.state();
+    expect(there.vms.mover?.definition.vagoth_id).toBe(id);
+    expect(there.volumes[volume]?.data).toBe('moves with it');
+    const source = await remote.geats.state();
+    expect([source.vms.mover, source.volumes[volume]]).toEqual([undefined, undefined]);
+  });
+
+  it('refuses to move a VM whose geats cannot migrate, and it stays where it was with its disk', async () => {
+    const fixed = await writeGeatsHost(root, 'geats-fixed', { migration: false });
+    await h.api.hosts.register({
+      name: 'geats-fixed',
+      driver: 'geats',
+      uri: fixed.uri,
+      vcpus: 2,
+      diskGiB: 20,
+    });
+    const { volume } = await createOn('rooted', 'geats-fixed');
+    await fixed.writeToVolume(volume, 'stays');
+    const { operation } = await h.api.vms.migrate({ name: 'rooted', host: 'geats-local' });
+    expect(await settle(h, operation)).toMatchObject({
+      status: 'failed',
+      error: { message: expect.stringContaining('NotImplementedError') },
+    });
+    expect(await h.api.vms.get({ name: 'rooted' })).toMatchObject({
+      host: 'geats-fixed',
+      state: 'running',
+    });
+    expect((await fixed.state()).volumes[volume]?.data).toBe('stays');
+    expect(Object.keys((await local.state()).vms)).not.toContain('rooted');
+    expect(Object.keys((await local.state()).volumes)).not.toContain(volume);
   });
 });

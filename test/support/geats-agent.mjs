@@ -140,6 +140,8 @@ function required(state, vmName) {
 
 function migrate(state, vmName, destination) {
   const vm = required(state, vmName);
+  // geats's AbstractVirtualMachine.migrate: a VM type that cannot move says so.
+  if (state.host.migration === false) throw new GeatsError('NotImplementedError', '');
   // Hosts whose state lies next to this one's are its peers, by name.
   const sibling = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(destination)
     ? path.join(dir, '..', destination)
