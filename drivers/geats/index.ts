@@ -1,4 +1,5 @@
 import { readFile } from 'node:fs/promises';
+import type { HostAddress } from '../../registry/types.ts';
 import { DriverError } from '../driver.ts';
 import { GeatsDriver } from './geats-driver.ts';
 import { KnownHosts } from './known-hosts.ts';
@@ -65,7 +66,12 @@ function credentials(uri: string, ssh: SshOptions): () => Promise<SshCredentials
 }
 
 /** The driver for a geats host at `uri` (geats:///path/to/agent or geats+ssh://user@host[:port]/path). */
-export function createGeatsDriver(uri: string, options: GeatsOptions): GeatsDriver {
+export function createGeatsDriver(
+  uri: string,
+  options: GeatsOptions,
+  /** How a migration's source reaches its target; by default the target's URI, these options. */
+  peer?: (host: HostAddress) => GeatsDriver,
+): GeatsDriver {
   const parsed = parseGeatsUri(uri);
   const transport =
     parsed.transport === 'local'
@@ -82,7 +88,9 @@ export function createGeatsDriver(uri: string, options: GeatsOptions): GeatsDriv
             ? {}
             : { killGraceMs: options.ssh.killGraceMs }),
         });
-  // A migration's target is reached the way this host is: same options, its own URI.
-  const peer = (host: { uri: string }) => createGeatsDriver(host.uri, options);
-  return new GeatsDriver({ ...options, transport, peer });
+  return new GeatsDriver({
+    ...options,
+    transport,
+    peer: peer ?? ((host) => createGeatsDriver(host.uri, options)),
+  });
 }
