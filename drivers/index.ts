@@ -1,6 +1,6 @@
 import type { HostAddress } from '../registry/types.ts';
 import { DriverError, type Driver, type DriverFactory } from './driver.ts';
-import { createGeatsDriver, type GeatsOptions } from './geats/index.ts';
+import { createGeatsDriver, GeatsDriver, type GeatsOptions } from './geats/index.ts';
 import { checkHostUri, CLOSED_HOST_URIS, HostUriError, type HostUriPolicy } from './host-uri.ts';
 import { LibvirtDriver } from './libvirt/libvirt-driver.ts';
 import type { WipeMethod } from './libvirt/volumes.ts';
@@ -41,7 +41,7 @@ export const DEFAULT_DRIVERS_OPTIONS: DriversOptions = {
 
 /** The one switch from a host's `driver` field to its implementation. */
 export function createDriverFactory(options: DriversOptions): DriverFactory {
-  return (host: HostAddress): Driver => {
+  const factory = (host: HostAddress): Driver => {
     // A host is checked at registration; again here, before anything is opened or run for it.
     try {
       checkHostUri(host.driver, host.uri, options.hostUris);
@@ -59,12 +59,19 @@ export function createDriverFactory(options: DriversOptions): DriverFactory {
           wipeMiBPerSecond: options.libvirt.wipeMiBPerSecond,
         });
       case 'geats':
-        return createGeatsDriver(host.uri, {
-          ...options.geats,
-          localAgents: options.hostUris.geatsAgents,
-        });
+        return createGeatsDriver(
+          host.uri,
+          { ...options.geats, localAgents: options.hostUris.geatsAgents },
+          // A migration's target is checked as every host is, before anything runs for it.
+          (target) => {
+            const driver = factory(target);
+            if (driver instanceof GeatsDriver) return driver;
+            throw new DriverError('unsupported', `${target.name} is not a geats host`);
+          },
+        );
     }
   };
+  return factory;
 }
 
 /** A factory with the defaults: geats+ssh hosts need a configured key, so use createDriverFactory. */

@@ -20,13 +20,59 @@ export interface GeatsDefinitionOptions {
   storageType: string;
 }
 
-/** Geats names a VM's storage volume `<vm name>-<storage name>`; vagoth asks for one, `root`. */
-export function geatsVolumes(spec: Pick<DomainSpec, 'name' | 'definition'>): VolumeRef[] {
-  return wantsStorage(spec.definition) ? [{ pool: GEATS_POOL, name: `${spec.name}-${ROOT}` }] : [];
+/**
+ * Geats names a VM's storage volume `<vm name>-<storage name>`; vagoth asks for one, named
+ * `root-<vm id>`, so a later VM of the same name can never be handed this one's volume.
+ */
+export function geatsVolumes(spec: Pick<DomainSpec, 'id' | 'name' | 'definition'>): VolumeRef[] {
+  return wantsStorage(spec.definition)
+    ? [{ pool: GEATS_POOL, name: `${spec.name}-${ROOT}-${spec.id}` }]
+    : [];
 }
 
-export function isVolumeOf(vmName: string, volume: VolumeRef): boolean {
-  return volume.pool === GEATS_POOL && volume.name === `${vmName}-${ROOT}`;
+/**
+ * Whether `volume` is this VM's geats storage: named for its id, or `<vm name>-root` as VMs
+ * created before volumes carried the id have it recorded (their `vol:` key says it is theirs).
+ */
+export function isVolumeOf(spec: Pick<DomainSpec, 'id' | 'name'>, volume: VolumeRef): boolean {
+  return (
+    volume.pool === GEATS_POOL &&
+    (volume.name === `${spec.name}-${ROOT}-${spec.id}` || volume.name === `${spec.name}-${ROOT}`)
+  );
+}
+
+/** The storage entries geats is given for `volumes`: each volume's name without the VM's. */
+function storageOf(
+  spec: Pick<DomainSpec, 'name'>,
+  volumes: VolumeRef[],
+  sizeGiB: number | undefined,
+  options: GeatsDefinitionOptions,
+): Record<string, unknown>[] {
+  return volumes.map((v) => ({
+    name: v.name.slice(spec.name.length + 1),
+    type: options.storageType,
+    ...(sizeGiB === undefined ? {} : { size_gib: sizeGiB }),
+  }));
+}
+
+/**
+ * What geats must hold to remove storage it keeps for a VM it no longer knows: geats finds a
+ * VM's storage only through its definition, so deprovision defines this (the VM's id and its
+ * recorded storage, nothing to install) and then deprovisions it.
+ */
+export function storageOnlyDefinition(
+  spec: Pick<DomainSpec, 'id' | 'name'>,
+  volumes: VolumeRef[],
+  options: GeatsDefinitionOptions,
+): Record<string, unknown> {
+  return {
+    name: spec.name,
+    description: `vagoth VM ${spec.name}, storage to remove`,
+    vm_type: options.vmType,
+    vagoth_id: spec.id,
+    network: [],
+    storage: storageOf(spec, volumes, undefined, options),
+  };
 }
 
 /**
@@ -56,11 +102,7 @@ export function toGeatsDefinition(
       bridge: nic.network,
       ...(nic.ip ? { ipaddr: nic.ip } : {}),
     })),
-    storage: volumes.map((v) => ({
-      name: v.name.slice(spec.name.length + 1),
-      type: options.storageType,
-      size_gib: d.diskGiB,
-    })),
+    storage: storageOf(spec, volumes, d.diskGiB, options),
     ...(d.image ? { template: d.image } : {}),
   };
 }

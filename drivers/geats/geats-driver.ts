@@ -18,6 +18,7 @@ import {
   geatsVolumes,
   hostStatus,
   isVolumeOf,
+  storageOnlyDefinition,
   toGeatsDefinition,
   type GeatsDefinitionOptions,
 } from './definition.ts';
@@ -30,6 +31,11 @@ export interface GeatsDriverOptions extends Partial<GeatsDefinitionOptions> {
   timeoutMs?: number;
   /** Runs that copy or wipe storage (provision, deprovision, migrate); 10 min by default. */
   longTimeoutMs?: number;
+  /**
+   * A driver for another geats host, to see and prepare a migration's target; without it,
+   * migrate asks the agent to move the VM and nothing more.
+   */
+  peer?: (host: HostAddress) => GeatsDriver;
 }
 
 interface CallOptions {
@@ -50,9 +56,11 @@ export class GeatsDriver implements Driver {
   readonly #timeoutMs: number;
   readonly #longTimeoutMs: number;
   readonly #definition: GeatsDefinitionOptions;
+  readonly #peer: ((host: HostAddress) => GeatsDriver) | undefined;
 
   constructor(options: GeatsDriverOptions) {
     this.#t = options.transport;
+    this.#peer = options.peer;
     this.#timeoutMs = options.timeoutMs ?? 15_000;
     this.#longTimeoutMs = options.longTimeoutMs ?? 600_000;
     this.#definition = {
@@ -64,7 +72,11 @@ export class GeatsDriver implements Driver {
   async #call(action: GeatsAction, data: GeatsRequestData, o: CallOptions = {}): Promise<unknown> {
     const what = `${action}${data.vm_name ? ` ${data.vm_name}` : ''} on ${this.#t.uri}`;
     const timeoutMs = o.timeoutMs ?? (o.long ? this.#longTimeoutMs : this.#timeoutMs);
-    const out = await this.#t.run(encodeRequest(action, data), { timeoutMs, signal: o.signal });
+    const out = await this.#t.run(encodeRequest(action, data), {
+      timeoutMs,
+      signal: o.signal,
+      key: data.vm_name ?? '',
+    });
     return readAnswer(what, out);
   }
 
@@ -88,12 +100,12 @@ export class GeatsDriver implements Driver {
     }
   }
 
-  #checkVolumes(name: string, volumes: VolumeRef[], action: string): void {
-    const foreign = volumes.find((v) => !isVolumeOf(name, v));
+  #checkVolumes(spec: Pick<DomainSpec, 'id' | 'name'>, volumes: VolumeRef[], action: string): void {
+    const foreign = volumes.find((v) => !isVolumeOf(spec, v));
     if (foreign) {
       throw new DriverError(
         'not-ours',
-        `${action} ${name}: volume ${foreign.pool}/${foreign.name} is not this VM's geats storage`,
+        `${action} ${spec.name}: volume ${foreign.pool}/${foreign.name} is not this VM's geats storage`,
       );
     }
   }
@@ -127,7 +139,7 @@ export class GeatsDriver implements Driver {
     o: CallOptions,
   ): Promise<VolumeRef[]> {
     const volumes = spec.volumes ?? this.volumesFor(spec);
-    this.#checkVolumes(spec.name, volumes, action);
+    this.#checkVolumes(spec, volumes, action);
     const definition = toGeatsDefinition(spec, volumes, this.#definition);
     const existing = await this.info(spec.name);
     // A VM's definition is fixed while it is deployed: vagoth's own VM is already what was asked.
@@ -195,6 +207,11 @@ export class GeatsDriver implements Driver {
     await this.#call('reboot', { vm_name: name });
   }
 
+  /**
+   * Asks geats to move the VM, its storage with it (its `migrate` action): a host whose geats
+   * cannot (NotImplementedError, as geats's own VM types answer) refuses, `unsupported`, before
+   * anything moved, and the VM stays where it was with its disk. Never a blank disk in its place.
+   */
   async migrate(
     spec: DomainSpec,
     target: HostAddress,
@@ -212,20 +229,48 @@ export class GeatsDriver implements Driver {
         `migrate ${spec.name}: geats does not promise live migration`,
       );
     }
-    const info = await this.info(spec.name);
-    if (!info)
-      throw new DriverError('not-found', `migrate ${spec.name}: no such VM on ${this.#t.uri}`);
-    this.#mustBeOurs(info, spec.id, 'migrate');
-    options.onProgress?.({ step: 'migrate', done: 0, total: 1 });
-    // Geats names hosts as vagoth does (the host's name), as its mcollective identity did.
-    const data = await this.#call(
-      'migrate',
-      { vm_name: spec.name, vm_destination: target.name },
-      { long: true, signal: options.signal },
-    );
-    options.onProgress?.({ step: 'migrate', done: 1, total: 1 });
-    const live = typeof data === 'object' && data !== null && 'live' in data && data.live === true;
-    return { live };
+    const peer = this.#peer?.(target);
+    try {
+      const info = await this.info(spec.name);
+      if (!info) {
+        // A retry after geats moved it (the answer was lost): the target holds it now.
+        if ((await peer?.info(spec.name))?.vagothId === spec.id) return { live: false };
+        throw new DriverError('not-found', `migrate ${spec.name}: no such VM on ${this.#t.uri}`);
+      }
+      this.#mustBeOurs(info, spec.id, 'migrate');
+      if (peer) await this.#clearTarget(spec, peer, target);
+      options.onProgress?.({ step: 'migrate', done: 0, total: 1 });
+      // Geats names hosts as vagoth does (the host's name), as its mcollective identity did.
+      const data = await this.#call(
+        'migrate',
+        { vm_name: spec.name, vm_destination: target.name },
+        { long: true, signal: options.signal },
+      );
+      options.onProgress?.({ step: 'migrate', done: 1, total: 1 });
+      const live =
+        typeof data === 'object' && data !== null && 'live' in data && data.live === true;
+      return { live };
+    } finally {
+      await peer?.close();
+    }
+  }
+
+  /**
+   * Vagoth provisions a migration's target before it moves the VM (activities/vm.ts
+   * migrateDomain): on a geats target that is a VM of the same name on a blank disk, which
+   * geats's migrate, bringing the VM's own disk, would collide with. While the source still
+   * holds the VM that copy is not the VM's disk (geats storage is the host's own): remove it.
+   */
+  async #clearTarget(spec: DomainSpec, peer: GeatsDriver, target: HostAddress): Promise<void> {
+    const there = await peer.info(spec.name);
+    if (!there) return;
+    if (there.vagothId !== spec.id) {
+      throw new DriverError(
+        'not-ours',
+        `migrate ${spec.name}: ${target.name} holds another VM of that name`,
+      );
+    }
+    await peer.deprovision({ ...spec, volumes: spec.volumes ?? this.volumesFor(spec) });
   }
 
   async undefine(spec: Pick<DomainSpec, 'id' | 'name'>): Promise<void> {
@@ -237,18 +282,45 @@ export class GeatsDriver implements Driver {
     await this.#unlessGone('undefine', spec.name);
   }
 
+  /**
+   * Undefines the VM and removes its storage, whether or not geats still knows the VM. Geats
+   * finds storage only through a VM's definition, keeps it on undefine, and answers success for
+   * an unknown VM's deprovision: so a VM already forgotten (decommission undefines first) is
+   * defined again holding only its recorded storage, then deprovisioned. Success means geats
+   * no longer holds the VM nor, as far as its agent says, that storage.
+   */
   async deprovision(
     spec: Pick<DomainSpec, 'id' | 'name'> & { volumes: VolumeRef[] },
     options: ProgressOptions = {},
   ): Promise<void> {
-    this.#checkVolumes(spec.name, spec.volumes, 'deprovision');
+    this.#checkVolumes(spec, spec.volumes, 'deprovision');
     const info = await this.info(spec.name);
-    // Geats removes a VM's storage only with the VM: once it forgot the VM, nothing is left to ask for.
-    if (!info) return;
-    this.#mustBeOurs(info, spec.id, 'deprovision');
+    if (info) this.#mustBeOurs(info, spec.id, 'deprovision');
+    else if (spec.volumes.length === 0) return;
     options.onProgress?.({ step: 'deprovision', done: 0, total: 1 });
+    if (!info) await this.#defineStorageOnly(spec);
     await this.#unlessGone('deprovision', spec.name, { long: true, signal: options.signal });
+    if (await this.info(spec.name)) {
+      throw new DriverError(
+        'rejected',
+        `deprovision ${spec.name} on ${this.#t.uri}: geats still holds the VM after deprovision`,
+        { code: 'StillDefined' },
+      );
+    }
     options.onProgress?.({ step: 'deprovision', done: 1, total: 1 });
+  }
+
+  async #defineStorageOnly(spec: Pick<DomainSpec, 'id' | 'name'> & { volumes: VolumeRef[] }) {
+    const definition = storageOnlyDefinition(spec, spec.volumes, this.#definition);
+    try {
+      await this.#call('define', { vm_name: spec.name, definition });
+    } catch (err) {
+      // Defined meanwhile (a retry, or a create that raced): deprovision it if it is this VM.
+      const raced = err instanceof DriverError && err.code === 'AlreadyExistsException';
+      const now = raced ? await this.info(spec.name) : null;
+      if (!now) throw err;
+      this.#mustBeOurs(now, spec.id, 'deprovision');
+    }
   }
 
   close(): Promise<void> {

@@ -1,4 +1,5 @@
 import { readFile } from 'node:fs/promises';
+import type { HostAddress } from '../../registry/types.ts';
 import { DriverError } from '../driver.ts';
 import { GeatsDriver } from './geats-driver.ts';
 import { KnownHosts } from './known-hosts.ts';
@@ -19,6 +20,8 @@ export interface SshOptions {
   /** OpenSSH known_hosts: a host whose key is not listed there is never talked to. */
   knownHostsFile: string;
   connectTimeoutMs: number;
+  /** How long a host has to report a killed agent ended (SshTransport's default otherwise). */
+  killGraceMs?: number | undefined;
 }
 
 export interface GeatsOptions {
@@ -63,7 +66,12 @@ function credentials(uri: string, ssh: SshOptions): () => Promise<SshCredentials
 }
 
 /** The driver for a geats host at `uri` (geats:///path/to/agent or geats+ssh://user@host[:port]/path). */
-export function createGeatsDriver(uri: string, options: GeatsOptions): GeatsDriver {
+export function createGeatsDriver(
+  uri: string,
+  options: GeatsOptions,
+  /** How a migration's source reaches its target; by default the target's URI, these options. */
+  peer?: (host: HostAddress) => GeatsDriver,
+): GeatsDriver {
   const parsed = parseGeatsUri(uri);
   const transport =
     parsed.transport === 'local'
@@ -76,6 +84,13 @@ export function createGeatsDriver(uri: string, options: GeatsOptions): GeatsDriv
           agent: parsed.agent,
           credentials: credentials(uri, options.ssh),
           connectTimeoutMs: options.ssh.connectTimeoutMs,
+          ...(options.ssh.killGraceMs === undefined
+            ? {}
+            : { killGraceMs: options.ssh.killGraceMs }),
         });
-  return new GeatsDriver({ ...options, transport });
+  return new GeatsDriver({
+    ...options,
+    transport,
+    peer: peer ?? ((host) => createGeatsDriver(host.uri, options)),
+  });
 }

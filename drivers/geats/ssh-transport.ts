@@ -25,12 +25,34 @@ export interface SshTransportOptions {
   connectTimeoutMs: number;
   /** Concurrent agent runs on the one connection (OpenSSH's MaxSessions is 10). */
   maxChannels?: number;
+  /** How long a killed agent's host has to report it ended; 5 s by default. */
+  killGraceMs?: number;
 }
 
 // A known_hosts type names the key; RSA keys sign with any of these algorithms.
 const ALGORITHMS: Record<string, string[]> = {
   'ssh-rsa': ['rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa'],
 };
+
+/**
+ * Asks the host to SIGKILL the channel's command. ssh2's `signal()` sends nothing once the
+ * channel's write side is ended, and it always is here (the request is followed by EOF, which
+ * the agent waits for), so the request goes through its protocol object, as `signal()` itself
+ * sends it (ssh2 1.x).
+ */
+function sendKill(channel: ClientChannel): void {
+  const c = channel as unknown as {
+    outgoing?: { id: number; state: string };
+    _client?: { _protocol?: { signal(id: number, name: string): void } };
+  };
+  try {
+    const state = c.outgoing?.state;
+    if (c.outgoing && (state === 'open' || state === 'eof'))
+      c._client?._protocol?.signal(c.outgoing.id, 'KILL');
+  } catch {
+    // the connection is closing already: its close will settle the run
+  }
+}
 
 /** Runs the agent over one SSH connection per host, kept open and reopened when it drops. */
 export class SshTransport implements Transport {
@@ -41,6 +63,12 @@ export class SshTransport implements Transport {
   #client: Client | undefined;
   #active = 0;
   readonly #waiting: (() => void)[] = [];
+  /**
+   * Keys (a VM's name, '' for the host) whose last agent run was to be killed but the host never
+   * reported it ended (an SSH server that ignores `signal` requests, as OpenSSH before 7.9 does,
+   * leaves the command running): no other run starts on them until it does.
+   */
+  readonly #unconfirmed = new Set<string>();
 
   constructor(options: SshTransportOptions) {
     this.uri = options.uri;
@@ -54,18 +82,36 @@ export class SshTransport implements Transport {
   }
 
   async run(input: string, options: RunOptions): Promise<AgentOutput> {
+    const key = options.key ?? '';
+    this.#refuseWhileUnconfirmed(key);
     await this.#acquire();
+    let channel: ClientChannel;
     try {
+      this.#refuseWhileUnconfirmed(key);
       const reused = this.#client !== undefined;
-      const channel = await this.#exec().catch((err: unknown) => {
+      channel = await this.#exec().catch((err: unknown) => {
         // A reused connection may have died unnoticed; nothing was sent, so try a fresh one.
         if (!reused || (err instanceof DriverError && err.kind !== 'unreachable')) throw err;
         return this.#exec();
       });
-      return await this.#talk(channel, input, options);
-    } finally {
+    } catch (err) {
       this.#release();
+      throw err;
     }
+    // The channel's slot is given back when the channel closes, not when the call fails.
+    channel.once('close', () => this.#release());
+    return this.#talk(channel, input, options, key);
+  }
+
+  /** Retryable: once the host reports the earlier agent ended, a retry goes through. */
+  #refuseWhileUnconfirmed(key: string): void {
+    if (!this.#unconfirmed.has(key)) return;
+    const what = key === '' ? 'the host' : key;
+    throw new DriverError(
+      'timeout',
+      `${this.uri}: an earlier agent run for ${what} was killed but the host has not reported it ended; not starting another while it may still run`,
+      { code: 'AgentStillRunning' },
+    );
   }
 
   async close(): Promise<void> {
@@ -199,32 +245,59 @@ export class SshTransport implements Transport {
     });
   }
 
-  #talk(channel: ClientChannel, input: string, options: RunOptions): Promise<AgentOutput> {
+  /**
+   * One agent run on its channel. A run past its time (or aborted, or too talkative) is sent
+   * SIGKILL and fails once the host reports the agent ended; if the host reports nothing within
+   * the kill grace, the call fails anyway and the key stays refused until it does, so a retry
+   * never starts a second agent beside one that may still be running. The channel is never
+   * closed from this side: the host closes it when its command has exited.
+   */
+  #talk(
+    channel: ClientChannel,
+    input: string,
+    options: RunOptions,
+    key: string,
+  ): Promise<AgentOutput> {
     return new Promise((resolve, reject) => {
       let exitCode: number | null = null;
       let exitSignal: string | null = null;
-      // The host may be as stuck as its agent: fail now, and let the channel close when it can.
+      let exited = false;
+      let killed: DriverError | undefined;
+      let grace: NodeJS.Timeout | undefined;
       const watch = watchRun(this.uri, options, (why) => {
-        try {
-          channel.signal('KILL');
-        } catch {
-          // the channel is closing already
-        }
-        channel.close();
+        if (killed) return;
+        killed = why;
         watch.stop();
-        reject(why);
+        sendKill(channel);
+        const graceMs = this.#o.killGraceMs ?? 5_000;
+        grace = setTimeout(() => {
+          this.#unconfirmed.add(key);
+          reject(
+            new DriverError(
+              why.kind,
+              `${why.message}, but the host did not report it ended within ${graceMs} ms; no other agent run for ${key === '' ? 'the host' : key} starts until it does`,
+              { code: 'AgentNotKilled', cause: why },
+            ),
+          );
+        }, graceMs);
       });
       channel.setEncoding('utf8');
       channel.stderr.setEncoding('utf8');
       channel.on('data', watch.collect('stdout'));
       channel.stderr.on('data', watch.collect('stderr'));
       channel.on('exit', (code: number | null, name?: string) => {
+        exited = true;
         if (typeof code === 'number') exitCode = code;
         else exitSignal = name ? `SIG${name}` : 'a signal';
       });
       channel.on('close', () => {
         watch.stop();
-        resolve({ ...watch.out, exitCode, signal: exitSignal });
+        clearTimeout(grace);
+        // Only the host's exit report says the agent is gone; a lost connection does not.
+        if (exited) this.#unconfirmed.delete(key);
+        else if (killed) this.#unconfirmed.add(key);
+        if (killed) reject(killed);
+        else resolve({ ...watch.out, exitCode, signal: exitSignal });
       });
       channel.end(input);
     });

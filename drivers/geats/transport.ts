@@ -4,6 +4,11 @@ import type { AgentOutput } from './protocol.ts';
 export interface RunOptions {
   timeoutMs: number;
   signal?: AbortSignal | undefined;
+  /**
+   * What the run acts on: a VM's name, or '' for the host. A transport that cannot confirm it
+   * killed a run starts no other run on the same key while that one may still be running.
+   */
+  key?: string | undefined;
 }
 
 /** How the driver reaches a host's agent: one run per request. */

@@ -11,6 +11,8 @@ export interface GeatsHostOptions {
   vmTypes?: string[];
   /** Answer migrations as live ones. */
   liveMigration?: boolean;
+  /** False: its geats cannot migrate (NotImplementedError, geats's default). */
+  migration?: boolean;
   loadAvg?: [number, number, number];
 }
 
@@ -30,7 +32,8 @@ export interface GeatsFault {
 export interface GeatsHostState {
   host: Record<string, unknown>;
   vms: Record<string, { definition: Record<string, unknown>; state: [string, string] }>;
-  volumes: Record<string, { vm: string; template: string | null }>;
+  /** `data`: what a guest wrote there (writeToVolume), to tell a used volume from a fresh one. */
+  volumes: Record<string, { vm: string; template: string | null; data?: string }>;
 }
 
 export interface GeatsTestHost {
@@ -48,6 +51,8 @@ export interface GeatsTestHost {
   hungAgents(): Promise<number[]>;
   /** A VM some other tool defined on the host: no vagoth marker. */
   defineForeign(vmName: string): Promise<void>;
+  /** What a guest would do: leave `data` on one of the host's volumes. */
+  writeToVolume(volume: string, data: string): Promise<void>;
 }
 
 const readJson = async <T>(file: string, fallback: T): Promise<T> => {
@@ -80,6 +85,7 @@ export async function writeGeatsHost(
       vm_types: options.vmTypes ?? ['kvm', 'lxc'],
       peers: {},
       live_migration: options.liveMigration ?? false,
+      migration: options.migration ?? true,
       load_avg: options.loadAvg ?? [0.5, 0.25, 0.1],
     },
     vms: {},
@@ -111,6 +117,13 @@ export async function writeGeatsHost(
         definition: { name: vmName, vm_type: 'lxc', ram: 256, network: [] },
         state: ['running', 'running'],
       };
+      await writeFile(stateFile, JSON.stringify(now));
+    },
+    async writeToVolume(volume, data) {
+      const now = await readJson(stateFile, state);
+      const held = now.volumes[volume];
+      if (!held) throw new Error(`${name} holds no volume ${volume}`);
+      held.data = data;
       await writeFile(stateFile, JSON.stringify(now));
     },
   };

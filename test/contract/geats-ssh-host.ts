@@ -1,5 +1,5 @@
 import { tmpdir } from 'node:os';
-import { writeFile } from 'node:fs/promises';
+import { appendFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { GeatsOptions } from '../../drivers/geats/index.ts';
 import {
@@ -39,23 +39,34 @@ export interface GeatsSshHost {
   ssh: GeatsOptions['ssh'];
 }
 
+/**
+ * Hosts one worker reaches with one key and one known_hosts file, as VAGOTH_SSH_KEY and
+ * VAGOTH_SSH_KNOWN_HOSTS give it: a migration's source driver reaches its target so.
+ */
+export interface SshFleet {
+  clientKey: SshKeyPair;
+  knownHostsFile: string;
+}
+
 /** A geats host behind its own SSH server, and the files a driver needs to reach it. */
 export async function startGeatsSshHost(
   root: string,
   name: string,
-  options: GeatsHostOptions = {},
+  options: GeatsHostOptions & { ignoreSignals?: boolean; fleet?: SshFleet } = {},
 ): Promise<GeatsSshHost> {
   const geats = await writeGeatsHost(root, name, options);
-  const clientKey = generateSshKey();
+  const clientKey = options.fleet?.clientKey ?? generateSshKey();
   const sshd = await startSshHost({
     agent: geats.agent,
     user: 'vagoth',
     authorizedKey: clientKey.publicKey,
+    ignoreSignals: options.ignoreSignals ?? false,
   });
   const keyFile = path.join(geats.dir, 'id_ed25519');
-  const knownHostsFile = path.join(geats.dir, 'known_hosts');
+  const knownHostsFile = options.fleet?.knownHostsFile ?? path.join(geats.dir, 'known_hosts');
   await writeFile(keyFile, clientKey.privateKey, { mode: 0o600 });
-  await writeFile(knownHostsFile, `${sshd.knownHostsLine}\n`);
+  if (options.fleet) await appendFile(knownHostsFile, `${sshd.knownHostsLine}\n`);
+  else await writeFile(knownHostsFile, `${sshd.knownHostsLine}\n`);
   return {
     geats,
     sshd,

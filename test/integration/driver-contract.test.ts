@@ -8,7 +8,8 @@ import { LibvirtDriver } from '../../drivers/libvirt/libvirt-driver.ts';
 import { writeSimulatedHost } from '../../drivers/libvirt/simulated-host.ts';
 import { driverContract, type ContractHost } from '../contract/driver-contract.ts';
 import { writeGeatsHost, type GeatsTestHost } from '../contract/geats-host.ts';
-import { geatsTestOptions, startGeatsSshHost } from '../contract/geats-ssh-host.ts';
+import { geatsTestOptions, startGeatsSshHost, type SshFleet } from '../contract/geats-ssh-host.ts';
+import { generateSshKey } from '../support/ssh-host.ts';
 import { foreignDomainXml, volumeNames } from '../support/libvirt-hosts.ts';
 
 let root: string;
@@ -43,10 +44,13 @@ driverContract({
   ...geatsExtras,
 });
 
+let fleet: SshFleet | undefined;
 driverContract({
   name: 'geats over SSH',
   async create(label) {
-    const { geats, sshd, uri, ssh } = await startGeatsSshHost(path.join(root, 'ssh'), label);
+    fleet ??= { clientKey: generateSshKey(), knownHostsFile: path.join(root, 'known_hosts') };
+    const dir = path.join(root, 'ssh');
+    const { geats, sshd, uri, ssh } = await startGeatsSshHost(dir, label, { fleet });
     const driver = createGeatsDriver(uri, geatsTestOptions({}, ssh));
     const host: ContractHost = {
       driver,

@@ -72,9 +72,47 @@ describe('geats driver, local agent', () => {
         { name: 'eth0', hwaddr: m0, ipaddr: '10.0.0.5', bridge: 'default' },
         { name: 'eth1', hwaddr: m1, bridge: 'default' },
       ],
-      storage: [{ name: 'root', type: 'local', size_gib: 1 }],
+      storage: [{ name: `root-${spec.id}`, type: 'local', size_gib: 1 }],
     });
-    expect(state.volumes['web-1-root']).toEqual({ vm: 'web-1', template: 'debian-12' });
+    expect(state.volumes[`web-1-root-${spec.id}`]).toEqual({ vm: 'web-1', template: 'debian-12' });
+  });
+
+  it("names storage for the VM's id: a later VM of the same name never gets the earlier one's", async () => {
+    const first = vmSpec('web-1');
+    const [old] = await driver.provision(first);
+    await host.writeToVolume(old!.name, 'first tenant');
+    // Undefine keeps storage (as geats does); a new web-1 must still start on its own volume.
+    await driver.undefine(first);
+    const second = vmSpec('web-1');
+    const [fresh] = await driver.provision(second);
+    expect(fresh!.name).not.toBe(old!.name);
+    expect((await host.state()).volumes[fresh!.name]).toEqual({ vm: 'web-1', template: null });
+  });
+
+  it('deprovision removes the storage of a VM already undefined, under either spelling', async () => {
+    const spec = vmSpec('web-1');
+    const volumes = await driver.provision(spec);
+    await driver.start('web-1');
+    await driver.undefine(spec);
+    expect(Object.keys((await host.state()).volumes)).toEqual(volumes.map((v) => v.name));
+    await driver.deprovision({ ...spec, volumes });
+    await driver.deprovision({ ...spec, volumes });
+    expect(await host.state()).toMatchObject({ vms: {}, volumes: {} });
+    // A VM created before volumes carried its id has `<name>-root` recorded: still its own.
+    const legacy = { ...vmSpec('db-1'), volumes: [{ pool: 'geats', name: 'db-1-root' }] };
+    await driver.define(legacy);
+    expect(Object.keys((await host.state()).volumes)).toEqual(['db-1-root']);
+    await driver.undefine(legacy);
+    await driver.deprovision(legacy);
+    expect(await host.state()).toMatchObject({ vms: {}, volumes: {} });
+  });
+
+  it('deprovision fails, rather than succeed, when geats keeps the VM', async () => {
+    const spec = vmSpec('web-1');
+    const volumes = await driver.provision(spec);
+    await host.setFaults([{ action: 'deprovision', mode: 'ignore' }]);
+    const err = await failure(driver.deprovision({ ...spec, volumes }), 'rejected');
+    expect(err.code).toBe('StillDefined');
   });
 
   it("reads geats's kB as MiB, its load, and what running VMs take", async () => {
@@ -178,23 +216,50 @@ describe('geats driver, local agent', () => {
     expect((await host.state()).vms.theirs?.definition).not.toHaveProperty('vagoth_id');
   });
 
-  it('migrates cold unless the agent says live, never to another driver, never live-only', async () => {
+  it('migrates with its disk, cold unless the agent says live, never to another driver, never live-only', async () => {
     const live = await writeGeatsHost(root, hostName(), { liveMigration: true });
     const spec = vmSpec('web-1');
-    await driver.define(spec);
-    const to = (name: string, driver: 'geats' | 'libvirt' = 'geats') => ({
+    const [volume] = await driver.provision(spec);
+    await host.writeToVolume(volume!.name, 'kept');
+    const to = (h: GeatsTestHost, name = h.name, kind: 'geats' | 'libvirt' = 'geats') => ({
       name,
-      driver,
-      uri: 'x',
+      driver: kind,
+      uri: h.uri,
     });
-    await failure(driver.migrate(spec, to(live.name, 'libvirt')), 'unsupported');
-    await failure(driver.migrate(spec, to(live.name), { liveOnly: true }), 'unsupported');
-    await failure(driver.migrate(spec, to('nowhere')), 'rejected');
+    await failure(driver.migrate(spec, to(live, live.name, 'libvirt')), 'unsupported');
+    await failure(driver.migrate(spec, to(live), { liveOnly: true }), 'unsupported');
+    await failure(driver.migrate(spec, to(live, 'nowhere')), 'rejected');
     expect(await driver.info('web-1')).not.toBeNull();
-    expect(await driver.migrate(spec, to(live.name))).toEqual({ live: false });
-    const back = createGeatsDriver(live.uri, geatsTestOptions());
-    expect(await back.migrate(spec, to(host.name))).toEqual({ live: true });
+    // As migrateDomain does, the target is provisioned first: a blank disk geats's move replaces.
+    const there = createGeatsDriver(live.uri, geatsTestOptions());
+    await there.provision(spec);
+    expect(await driver.migrate(spec, to(live))).toEqual({ live: false });
+    expect((await live.state()).volumes).toEqual({
+      [volume!.name]: { vm: 'web-1', template: null, data: 'kept' },
+    });
+    expect(await host.state()).toMatchObject({ vms: {}, volumes: {} });
+    // A retry whose answer was lost finds the VM moved; deprovision on the source takes nothing.
+    expect(await driver.migrate(spec, to(live))).toEqual({ live: false });
+    await driver.deprovision({ ...spec, volumes: [volume!] });
+    expect((await live.state()).volumes[volume!.name]?.data).toBe('kept');
+    expect(await there.migrate(spec, to(host))).toEqual({ live: true });
     expect((await host.state()).vms['web-1']?.definition.vagoth_id).toBe(spec.id);
+  });
+
+  it('refuses to move a VM whose geats cannot migrate, before anything moves', async () => {
+    const fixed = await writeGeatsHost(root, hostName(), { migration: false });
+    const d = createGeatsDriver(fixed.uri, geatsTestOptions());
+    const spec = vmSpec('web-1');
+    const [volume] = await d.provision(spec);
+    await d.start('web-1');
+    await fixed.writeToVolume(volume!.name, 'kept');
+    await driver.provision(spec); // the target, as migrateDomain prepares it
+    const target = { name: host.name, driver: 'geats' as const, uri: host.uri };
+    const err = await failure(d.migrate(spec, target), 'unsupported');
+    expect(err.code).toBe('NotImplementedError');
+    expect(await d.info('web-1')).toMatchObject({ state: 'running', vagothId: spec.id });
+    expect((await fixed.state()).volumes[volume!.name]?.data).toBe('kept');
+    expect(await host.state()).toMatchObject({ vms: {}, volumes: {} });
   });
 });
 
@@ -254,6 +319,35 @@ describe('geats driver over SSH', () => {
     expect(h.sshd.logins()).toBe(1);
   });
 
+  it('never starts a second agent for a VM while one the host would not kill may still run', async () => {
+    // An sshd that ignores signal requests and lets a command outlive its channel (OpenSSH < 7.9).
+    const deaf = await startGeatsSshHost(root, hostName(), { ignoreSignals: true });
+    const options = geatsTestOptions({ timeoutMs: 1_500 }, { ...deaf.ssh, killGraceMs: 500 });
+    const d = createGeatsDriver(deaf.uri, options);
+    try {
+      await deaf.geats.setFaults([{ action: 'define', mode: 'hang', times: 1 }]);
+      const spec = vmSpec('web-1');
+      const stuck = await failure(d.define(spec), 'timeout');
+      expect(stuck.code).toBe('AgentNotKilled');
+      const [pid] = await deaf.geats.hungAgents();
+      expect(alive(pid!)).toBe(true);
+      // The retry is refused before anything runs; the host's other VMs are not held up.
+      const again = await failure(d.define(spec), 'timeout');
+      expect([again.code, again.retryable]).toEqual(['AgentStillRunning', true]);
+      await d.define(vmSpec('web-2'));
+      const runs = (await deaf.geats.calls()).filter((c) => c.vm === 'web-1');
+      expect(runs.map((c) => c.action)).toEqual(['info', 'define']);
+      // Once the host reports the first agent ended, the retry goes through.
+      process.kill(pid!, 'SIGKILL');
+      await vi.waitFor(() => expect(deaf.sshd.runningAgents()).toEqual([]));
+      await vi.waitFor(() => d.define(spec), { timeout: 5_000 });
+      expect((await deaf.geats.state()).vms['web-1']?.definition.vagoth_id).toBe(spec.id);
+    } finally {
+      await d.close();
+      await deaf.sshd.close();
+    }
+  });
+
   it('reopens a dropped connection', async () => {
     await driver.status();
     h.sshd.dropConnections();
@@ -287,10 +381,11 @@ describe('geats hosts in vagoth', () => {
     await remote?.sshd.close();
   });
 
+  let local: GeatsTestHost;
   it('registers with the memory the agent reports and the vCPUs declared, locally or over SSH', async () => {
-    const local = await writeGeatsHost(root, 'geats-local', { memoryMiB: 4096 });
+    local = await writeGeatsHost(root, 'geats-local', { memoryMiB: 4096 });
     const register = (name: string, uri: string, vcpus: number) =>
-      h.api.hosts.register({ name, driver: 'geats', uri, vcpus });
+      h.api.hosts.register({ name, driver: 'geats', uri, vcpus, diskGiB: 20 });
     expect(await register('geats-local', local.uri, 6)).toMatchObject({
       driver: 'geats',
       uri: local.uri,
@@ -329,5 +424,114 @@ describe('geats hosts in vagoth', () => {
     const { operation: teardown } = await h.api.vms.decommission({ name: 'on-geats' });
     expect(await settle(h, teardown)).toMatchObject({ status: 'completed' });
     expect((await remote.geats.state()).vms).toEqual({});
+  });
+
+  it('a VM decommissioned and created again under its name starts on a fresh volume, and the host keeps nothing of the old one', async () => {
+    const create = async () => {
+      const { vm, operation } = await h.api.vms.create({
+        name: 'reused',
+        vcpus: 1,
+        memoryMiB: 256,
+        diskGiB: 1,
+        placement: { host: 'geats-ssh' },
+      });
+      const done = await settle(h, operation);
+      expect(done, JSON.stringify(done)).toMatchObject({ status: 'completed' });
+      const { keys } = await h.api.vms.get({ name: 'reused' });
+      const volumes = keys.filter((k) => k.startsWith('vol:geats/')).map((k) => k.slice(10));
+      expect(volumes).toHaveLength(1);
+      return { id: vm.id, volume: volumes[0]! };
+    };
+    const first = await create();
+    await remote.geats.writeToVolume(first.volume, 'the first tenant');
+    const { operation } = await h.api.vms.decommission({ name: 'reused' });
+    expect(await settle(h, operation)).toMatchObject({ status: 'completed' });
+    expect(await remote.geats.state()).toMatchObject({ vms: {}, volumes: {} });
+    const second = await create();
+    expect(second.id).not.toBe(first.id);
+    expect(second.volume).not.toBe(first.volume);
+    expect((await remote.geats.state()).volumes).toEqual({
+      [second.volume]: { vm: 'reused', template: null },
+    });
+    const { operation: teardown } = await h.api.vms.decommission({ name: 'reused' });
+    expect(await settle(h, teardown)).toMatchObject({ status: 'completed' });
+  });
+
+  it("a create undone after its disk was made leaves the host none of the VM's storage", async () => {
+    await remote.geats.setFaults([
+      { action: 'start', vm: 'undone', mode: 'error', errorcode: 'VMException' },
+    ]);
+    const { operation } = await h.api.vms.create({
+      name: 'undone',
+      vcpus: 1,
+      memoryMiB: 256,
+      diskGiB: 1,
+      placement: { host: 'geats-ssh' },
+    });
+    const done = await settle(h, operation);
+    // Failed at boot: after its storage was provisioned and the VM defined.
+    expect(done).toMatchObject({
+      status: 'failed',
+      error: { message: expect.stringContaining('VMException') },
+    });
+    expect(
+      (await remote.geats.calls()).filter((c) => c.vm === 'undone').map((c) => c.action),
+    ).toEqual(expect.arrayContaining(['provision', 'start', 'undefine', 'deprovision']));
+    await remote.geats.setFaults([]);
+    expect(await remote.geats.state()).toMatchObject({ vms: {}, volumes: {} });
+  });
+
+  const createOn = async (name: string, host: string) => {
+    const { vm, operation } = await h.api.vms.create({
+      name,
+      vcpus: 1,
+      memoryMiB: 256,
+      diskGiB: 1,
+      placement: { host },
+    });
+    expect(await settle(h, operation)).toMatchObject({ status: 'completed' });
+    const { keys } = await h.api.vms.get({ name });
+    return { id: vm.id, volume: keys.find((k) => k.startsWith('vol:geats/'))!.slice(10) };
+  };
+
+  it('moves a VM between geats hosts with its disk, and leaves the source nothing', async () => {
+    const { id, volume } = await createOn('mover', 'geats-ssh');
+    await remote.geats.writeToVolume(volume, 'moves with it');
+    const { operation } = await h.api.vms.migrate({ name: 'mover', host: 'geats-local' });
+    expect(await settle(h, operation)).toMatchObject({ status: 'completed' });
+    expect(await h.api.vms.get({ name: 'mover' })).toMatchObject({
+      host: 'geats-local',
+      state: 'running',
+    });
+    const there = await local.state();
+    expect(there.vms.mover?.definition.vagoth_id).toBe(id);
+    expect(there.volumes[volume]?.data).toBe('moves with it');
+    const source = await remote.geats.state();
+    expect([source.vms.mover, source.volumes[volume]]).toEqual([undefined, undefined]);
+  });
+
+  it('refuses to move a VM whose geats cannot migrate, and it stays where it was with its disk', async () => {
+    const fixed = await writeGeatsHost(root, 'geats-fixed', { migration: false });
+    await h.api.hosts.register({
+      name: 'geats-fixed',
+      driver: 'geats',
+      uri: fixed.uri,
+      vcpus: 2,
+      diskGiB: 20,
+    });
+    const { volume } = await createOn('rooted', 'geats-fixed');
+    await fixed.writeToVolume(volume, 'stays');
+    const { operation } = await h.api.vms.migrate({ name: 'rooted', host: 'geats-local' });
+    expect(await settle(h, operation)).toMatchObject({
+      status: 'failed',
+      error: { message: expect.stringContaining('NotImplementedError') },
+    });
+    expect(await h.api.vms.get({ name: 'rooted' })).toMatchObject({
+      host: 'geats-fixed',
+      state: 'running',
+    });
+    expect((await fixed.state()).volumes[volume]?.data).toBe('stays');
+    expect(Object.keys((await local.state()).vms)).not.toContain('rooted');
+    expect(Object.keys((await local.state()).volumes)).not.toContain(volume);
   });
 });

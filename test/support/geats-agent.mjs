@@ -140,6 +140,8 @@ function required(state, vmName) {
 
 function migrate(state, vmName, destination) {
   const vm = required(state, vmName);
+  // geats's AbstractVirtualMachine.migrate: a VM type that cannot move says so.
+  if (state.host.migration === false) throw new GeatsError('NotImplementedError', '');
   // Hosts whose state lies next to this one's are its peers, by name.
   const sibling = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(destination)
     ? path.join(dir, '..', destination)
@@ -184,13 +186,13 @@ function hostFigures(state) {
 }
 
 /** One action against the host's state; mutates it and returns the answer's data. */
-function act(state, action, data, fault) {
+function act(state, action, data) {
   const vmName = data.vm_name;
   if (action === 'status') return { vms: state.vms, status: hostFigures(state) };
   if (typeof vmName !== 'string') throw new GeatsError('MissingData', 'Missing vm_name parameter');
   const vm = state.vms[vmName];
   const setState = (s) => {
-    if (fault?.mode !== 'ignore') required(state, vmName).state = [s, s];
+    required(state, vmName).state = [s, s];
   };
   switch (action) {
     case 'info':
@@ -240,9 +242,11 @@ function answer(request) {
     return setInterval(() => {}, 60_000);
   }
   if (fault?.mode === 'error') throw new GeatsError(fault.errorcode, fault.message ?? 'injected');
+  if (fault?.mode === 'ignore' && action !== 'status' && action !== 'info')
+    return process.stdout.write(`${JSON.stringify({ success: true, data: null })}\n`);
   return withLock(dir, () => {
     const state = readJson('host.json', emptyHost());
-    const result = act(state, action, data, fault);
+    const result = act(state, action, data);
     writeJson('host.json', state);
     return process.stdout.write(`${JSON.stringify({ success: true, data: result ?? null })}\n`);
   });

@@ -35,6 +35,11 @@ export interface SshHostOptions {
   /** The host's own key; a fresh one by default. */
   hostKey?: SshKeyPair;
   env?: NodeJS.ProcessEnv;
+  /**
+   * Behave as an sshd that does not honour `signal` requests (OpenSSH before 7.9): a signal is
+   * ignored, and a command outlives its channel's close by the client, as OpenSSH's does.
+   */
+  ignoreSignals?: boolean;
 }
 
 export interface SshHost {
@@ -70,6 +75,7 @@ function runAgent(
   channel: ServerChannel,
   env: NodeJS.ProcessEnv,
   agents: Set<ChildProcess>,
+  killOnClose: boolean,
 ) {
   const child = spawn(command, [], { stdio: ['pipe', 'pipe', 'pipe'], env });
   agents.add(child);
@@ -86,7 +92,7 @@ function runAgent(
   });
   // sshd's answer to a client that gives up on the channel: the command goes too.
   channel.on('close', () => {
-    if (agents.has(child)) child.kill('SIGKILL');
+    if (killOnClose && agents.has(child)) child.kill('SIGKILL');
   });
   return child;
 }
@@ -118,12 +124,18 @@ export async function startSshHost(options: SshHostOptions): Promise<SshHost> {
       client.on('session', (accept) => {
         const session = accept();
         let child: ChildProcess | undefined;
-        session.on('signal', (_accept, _reject, info) =>
-          child?.kill(`SIG${info.name}` as NodeJS.Signals),
-        );
+        // ssh2's Server drops every request a client makes after its EOF; OpenSSH (7.9 and
+        // later) still takes a `signal` then, and the driver's request always follows its EOF.
+        session.on('eof', () => {
+          (session as unknown as { _ending: boolean })._ending = false;
+        });
+        session.on('signal', (_accept, _reject, info) => {
+          if (!options.ignoreSignals) child?.kill(`SIG${info.name}` as NodeJS.Signals);
+        });
         session.once('exec', (acceptExec, reject, info) => {
           if (info.command !== options.agent) return reject();
-          child = runAgent(info.command, acceptExec(), { ...process.env, ...options.env }, agents);
+          const env = { ...process.env, ...options.env };
+          child = runAgent(info.command, acceptExec(), env, agents, !options.ignoreSignals);
         });
       });
     });
