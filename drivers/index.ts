@@ -18,6 +18,8 @@ export interface DriversOptions {
   libvirt: {
     /** The storage pools vagoth may create volumes in (the first) and wipe volumes of. */
     pools: string[];
+    /** Those of `pools` every host reaches as the same storage: a move leaves their volumes be. */
+    sharedPools?: string[];
     /** How deprovision zeroes volumes (LibvirtDriverOptions.wipe). */
     wipe: WipeMethod;
     /** Cap on streamed zeros, MiB/s; 0: none. */
@@ -55,6 +57,7 @@ export function createDriverFactory(options: DriversOptions): DriverFactory {
           uri: host.uri,
           hostUris: options.hostUris,
           pools: options.libvirt.pools,
+          sharedPools: options.libvirt.sharedPools ?? [],
           wipe: options.libvirt.wipe,
           wipeMiBPerSecond: options.libvirt.wipeMiBPerSecond,
         });
