@@ -13,6 +13,8 @@ export interface DiskMoveOptions {
   /** Pools both hosts reach as the same storage: their volumes stay where they are. */
   sharedPools: readonly string[];
   simulated: boolean;
+  /** Cap on the copy, bytes a second; 0: none. */
+  bytesPerSecond: number;
 }
 
 /** A VM's volumes that live on one host's own storage, and so must move with it. */
@@ -62,7 +64,11 @@ export async function copyDisks(move: DiskMoveOptions, progress: ProgressOptions
       }
       for (const pair of pairs.slice(pairsDoneBefore(pairs, progress.resumeFrom))) {
         progress.signal?.throwIfAborted();
-        await copyVolume(pair, { ...progress, simulated: move.simulated });
+        await copyVolume(pair, {
+          ...progress,
+          simulated: move.simulated,
+          bytesPerSecond: move.bytesPerSecond,
+        });
       }
     } finally {
       for (const v of targets) v.vol.free();

@@ -69,6 +69,8 @@ export interface LibvirtDriverOptions {
   wipe?: WipeMethod;
   /** Cap on streamed zeros in MiB/s, so a wipe leaves the host's guests some disk; 0: none. */
   wipeMiBPerSecond?: number;
+  /** Cap on a cold move's disk copy in MiB/s, for the same reason; 0: none. */
+  copyMiBPerSecond?: number;
   /**
    * Checked before the first connection to this host or a migration target (the socket and
    * simulated host files it names resolved); unset: any URI (a test's own driver).
@@ -105,6 +107,7 @@ export class LibvirtDriver implements Driver {
   readonly #uri: string;
   readonly #pools: readonly string[];
   readonly #sharedPools: readonly string[];
+  readonly #copyBytesPerSecond: number;
   readonly #domainType: string;
   readonly #consoleLogDir: string | undefined;
   readonly #pollMs: number;
@@ -126,6 +129,11 @@ export class LibvirtDriver implements Driver {
     this.#uri = options.uri;
     this.#pools = [...pools];
     this.#sharedPools = [...(options.sharedPools ?? [])];
+    const copyRate = options.copyMiBPerSecond ?? 0;
+    if (!Number.isFinite(copyRate) || copyRate < 0) {
+      throw new Error('LibvirtDriverOptions.copyMiBPerSecond: give a number >= 0');
+    }
+    this.#copyBytesPerSecond = copyRate * 1024 ** 2;
     this.#domainType = options.domainType ?? (options.uri.startsWith('test:') ? 'test' : 'kvm');
     this.#consoleLogDir = options.consoleLogDir;
     this.#pollMs = options.pollMs ?? 500;
@@ -328,6 +336,7 @@ export class LibvirtDriver implements Driver {
                 pools: this.#pools,
                 sharedPools: this.#sharedPools,
                 simulated: this.#simulated,
+                bytesPerSecond: this.#copyBytesPerSecond,
               },
               progress,
             ),

@@ -1,4 +1,5 @@
 import { createHash, type Hash } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { constants as C, type StorageVol } from '../../native/libvirt/index.ts';
 import { DriverError, type Progress, type ProgressOptions, type VolumeRef } from '../driver.ts';
 import { hasCode } from './errors.ts';
@@ -28,6 +29,8 @@ export interface VolumePair {
 export interface CopyOptions extends ProgressOptions {
   /** The test driver's volumes hold no bytes and take no streams: there a copy is skipped. */
   simulated: boolean;
+  /** The copy goes no faster than this, so it leaves the hosts' guests some disk; 0: no cap. */
+  bytesPerSecond?: number;
 }
 
 /** Whether `progress` is a copy or verify step of this very volume, as located. */
@@ -154,6 +157,8 @@ async function copyAndCheck(
   const hash = createHash('sha256');
   // Bytes an earlier attempt copied: hashed again from the source, which is powered off.
   await digest(source, from, hash, options.signal);
+  const started = performance.now();
+  const rate = options.bytesPerSecond ?? 0;
   await walk(
     source,
     from,
@@ -163,7 +168,13 @@ async function copyAndCheck(
       if (!skipZeros || !data.equals(ZEROS.subarray(0, data.length))) {
         await target.upload(offset, data);
       }
+      // Reported once the target took every byte before it: a resumed copy trusts them.
       report(copyStep(ref), offset + data.length);
+      if (rate > 0) {
+        const ahead = ((offset + data.length - from) / rate) * 1000 - (performance.now() - started);
+        if (ahead > 0)
+          await sleep(ahead, undefined, options.signal ? { signal: options.signal } : {});
+      }
     },
     options.signal,
   );
