@@ -113,8 +113,13 @@ async function tryLive(ctx: MigrationContext, src: Domain): Promise<MigrateResul
 }
 
 async function cold(ctx: MigrationContext, src: Domain, running: boolean): Promise<MigrateResult> {
-  const report = (step: string, done: number) =>
+  // An attempt that goes on with a copy reports nothing before it: its first heartbeat, passed
+  // at once, keeps the copy's offset rather than a step that would start the copy over.
+  const resumingCopy = ctx.options.resumeFrom?.volume !== undefined;
+  const report = (step: string, done: number) => {
+    if (resumingCopy && done < 2) return;
     ctx.options.onProgress?.({ step: `migrate cold: ${step}`, done, total: 4 });
+  };
   report('define on target', 0);
   const defined = await ctx.target.defineDomainXML(ctx.targetXml(running ? 'running' : 'stopped'));
   await withDomain(defined, async () => {
