@@ -81,32 +81,54 @@ async function read(vol: StorageVol, offset: number, length: number): Promise<Bu
 }
 
 /**
- * Walks [from, end) of `vol` chunk by chunk, the next chunk's download under way while `each`
- * handles the current one: the source's reads overlap the target's writes.
+ * Chunks a walk keeps under way at once: each is a download (and for a copy, an upload) on
+ * libuv's pool, so one stream's round trips overlap another's. Three leave the pool's fourth
+ * thread to the process's other calls.
+ */
+export const LANES = 3;
+
+/**
+ * Walks [from, end) of `vol` chunk by chunk, up to LANES chunks under way at once, each read
+ * and handed to `write` (if any) as soon as it arrives; `inOrder` then sees each chunk in the
+ * volume's order, once its write is done, so what it reports is a prefix that is whole.
  */
 async function walk(
   vol: StorageVol,
   from: number,
   end: number,
-  each: (data: Buffer, offset: number) => Promise<void>,
+  steps: {
+    write?: (data: Buffer, offset: number) => Promise<void>;
+    inOrder: (data: Buffer, offset: number) => Promise<void> | void;
+  },
   signal?: AbortSignal,
 ): Promise<void> {
-  const fetch = (o: number) => {
-    const p = read(vol, o, Math.min(COPY_CHUNK, end - o));
-    p.catch(() => undefined); // awaited below; never an unhandled rejection meanwhile
-    return p;
+  const start = async (offset: number) => {
+    const data = await read(vol, offset, Math.min(COPY_CHUNK, end - offset));
+    await steps.write?.(data, offset);
+    return data;
   };
-  let next = from < end ? fetch(from) : null;
-  for (let offset = from; next !== null; offset += COPY_CHUNK) {
-    const data = await next;
-    next = offset + COPY_CHUNK < end ? fetch(offset + COPY_CHUNK) : null;
+  const under: { offset: number; task: Promise<Buffer> }[] = [];
+  let next = from;
+  const fill = () => {
+    while (under.length < LANES && next < end && !signal?.aborted) {
+      const task = start(next);
+      task.catch(() => undefined); // awaited below, in order; never unhandled meanwhile
+      under.push({ offset: next, task });
+      next += COPY_CHUNK;
+    }
+  };
+  fill();
+  for (let head = under.shift(); head !== undefined; head = under.shift()) {
+    const data = await head.task;
     signal?.throwIfAborted();
-    await each(data, offset);
+    await steps.inOrder(data, head.offset);
+    fill();
   }
+  signal?.throwIfAborted();
 }
 
 async function digest(vol: StorageVol, end: number, hash: Hash, signal?: AbortSignal) {
-  await walk(vol, 0, end, async (data) => void hash.update(data), signal);
+  await walk(vol, 0, end, { inOrder: (data) => void hash.update(data) }, signal);
 }
 
 /**
@@ -163,18 +185,24 @@ async function copyAndCheck(
     source,
     from,
     capacity,
-    async (data, offset) => {
-      hash.update(data);
-      if (!skipZeros || !data.equals(ZEROS.subarray(0, data.length))) {
-        await target.upload(offset, data);
-      }
-      // Reported once the target took every byte before it: a resumed copy trusts them.
-      report(copyStep(ref), offset + data.length);
-      if (rate > 0) {
-        const ahead = ((offset + data.length - from) / rate) * 1000 - (performance.now() - started);
-        if (ahead > 0)
-          await sleep(ahead, undefined, options.signal ? { signal: options.signal } : {});
-      }
+    {
+      write: async (data, offset) => {
+        if (!skipZeros || !data.equals(ZEROS.subarray(0, data.length))) {
+          await target.upload(offset, data);
+        }
+      },
+      inOrder: async (data, offset) => {
+        hash.update(data);
+        // Reported once the target took every byte before it: a resumed copy trusts them.
+        report(copyStep(ref), offset + data.length);
+        if (rate > 0) {
+          const due = ((offset + data.length - from) / rate) * 1000;
+          const ahead = due - (performance.now() - started);
+          if (ahead > 0) {
+            await sleep(ahead, undefined, options.signal ? { signal: options.signal } : {});
+          }
+        }
+      },
     },
     options.signal,
   );
