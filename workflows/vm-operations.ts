@@ -1,7 +1,7 @@
 import { ApplicationFailure, CancellationScope, log } from '@temporalio/workflow';
 import type { OperationRef } from '../activities/index.ts';
 import { rootFailure } from './failure.ts';
-import { boot, cleanup, long, shutdownProxy, steps, wipe } from './proxies.ts';
+import { boot, cleanup, long, moving, shutdownProxy, steps, wipe } from './proxies.ts';
 import { since } from './revisions.ts';
 import { entering, move, startAndWait, transition } from './vm-create.ts';
 import type { EntityState, EvacuateRequest, MigrateRequest, ShutdownArgs } from './vm-rules.ts';
@@ -94,7 +94,7 @@ export async function migrate(
   let moved: { live: boolean; note?: string };
   try {
     target = await steps.reserveMigration(id, args.host);
-    moved = await long.migrateDomain(id, target, args.live ?? true);
+    moved = await moving.migrateDomain(id, target, args.live ?? true);
   } catch (err) {
     await CancellationScope.nonCancellable(async () => {
       await cleanup.releaseMigration(id);
