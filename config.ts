@@ -120,6 +120,14 @@ const schema = z.object({
     .string()
     .regex(/^[A-Za-z0-9_.+-]+(,[A-Za-z0-9_.+-]+)*$/, 'must be pool names separated by commas')
     .default('vagoth'),
+  // The domain type of libvirt domains: kvm, or qemu (software emulation) on hosts without KVM.
+  VAGOTH_LIBVIRT_DOMAIN_TYPE: z.enum(['kvm', 'qemu']).default('kvm'),
+  VAGOTH_LIBVIRT_COPY_MIB_S: z.coerce.number().int().min(0).max(1_000_000).default(0),
+  // Pools every libvirt host reaches as the same storage: a move leaves their volumes in place.
+  VAGOTH_LIBVIRT_SHARED_POOLS: z
+    .string()
+    .regex(/^([A-Za-z0-9_.+-]+(,[A-Za-z0-9_.+-]+)*)?$/, 'must be pool names separated by commas')
+    .default(''),
   // libvirt's wipe by default; `stream` zeroes through uploads that report (and resume) by offset.
   VAGOTH_LIBVIRT_WIPE: z.enum(['libvirt', 'stream']).default('libvirt'),
   VAGOTH_LIBVIRT_WIPE_MIB_S: z.coerce.number().int().min(0).max(1_000_000).default(0),
@@ -240,6 +248,9 @@ export function loadConfig(
       },
       libvirt: {
         pools: e.VAGOTH_LIBVIRT_POOLS.split(','),
+        domainType: e.VAGOTH_LIBVIRT_DOMAIN_TYPE,
+        copyMiBPerSecond: e.VAGOTH_LIBVIRT_COPY_MIB_S,
+        sharedPools: e.VAGOTH_LIBVIRT_SHARED_POOLS.split(',').filter((p) => p !== ''),
         wipe: e.VAGOTH_LIBVIRT_WIPE,
         wipeMiBPerSecond: e.VAGOTH_LIBVIRT_WIPE_MIB_S,
       },

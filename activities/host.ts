@@ -27,7 +27,7 @@ export type { HostedVm };
  * state untouched by the attempt); or, having left the host, why it failed where it went.
  */
 export type DrainOutcome =
-  | { vm: string; moved: true; to: string }
+  | { vm: string; moved: true; to: string; note?: string }
   | { vm: string; moved: false; reason: string }
   | { vm: string; moved: false; reason: string; failedOn: string }
   | { vm: string; moved: false; reason: string; gone: true };
@@ -125,7 +125,8 @@ export function createHostActivities({ sql, drivers, actor }: HostActivityDeps) 
           args: [kind === 'migrate' ? { live: true } : { from: host }],
           updateId: `${kind}:${host}:${key}`,
         });
-        return { vm: vm.name, moved: true, to: outcome.host ?? '(none)' };
+        const note = outcome.note === undefined ? {} : { note: outcome.note };
+        return { vm: vm.name, moved: true, to: outcome.host ?? '(none)', ...note };
       } catch (err) {
         if (err instanceof WorkflowUpdateFailedError || err instanceof WorkflowNotFoundError) {
           const after = await vmIfAny(sql, vm.id);

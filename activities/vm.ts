@@ -259,6 +259,18 @@ export function createVmActivities({ sql, drivers, defaultPolicy, actor }: VmAct
     },
 
     /**
+     * After a move: wipes the VM's volumes left on the host it came from, but those on storage
+     * both hosts share (they are its disks where it runs now). Runs only once the move
+     * committed, and the driver's move copies each local volume and checks it by digest first.
+     */
+    async wipeMovedVolumes(vmId: string, hostName: string): Promise<void> {
+      const { vm, driver, volumes } = await onHost(vmId, hostName);
+      await heartbeating((progress) =>
+        driver.deprovision({ id: vm.id, name: vm.name, volumes }, { ...progress, movedAway: true }),
+      );
+    },
+
+    /**
      * Defines the domain on its host; then, with `boot`, starts it as startDomain does: the
      * create's define and boot in one step. Answers whether the host reports it running (never,
      * without `boot`). A retry after the start failed defines again (vagoth's own domain is
@@ -328,11 +340,18 @@ export function createVmActivities({ sql, drivers, defaultPolicy, actor }: VmAct
     },
 
     /**
-     * Creates the VM's volumes on the target, then moves the domain (live where the driver can,
-     * cold otherwise). The driver's migration is safe to retry from any point; an attempt after
-     * one that had got to the move does not provision the target again.
+     * Creates the VM's volumes on the target (fresh and sparse; those on shared storage are
+     * kept), then moves the domain with its disks: live where the driver can (libvirt copies
+     * the disks as it goes), cold otherwise (each volume copied and checked by digest before
+     * the target starts). The driver's migration is safe to retry from any point and goes on
+     * from the copy offset it heartbeated; an attempt after one that had got to the move does
+     * not provision the target again.
      */
-    async migrateDomain(vmId: string, target: string, live: boolean): Promise<{ live: boolean }> {
+    async migrateDomain(
+      vmId: string,
+      target: string,
+      live: boolean,
+    ): Promise<{ live: boolean; note?: string }> {
       const { vm, driver, volumes } = await onHost(vmId);
       const to = await getHost(sql, target);
       const targetDriver = drivers.get(to);

@@ -24,6 +24,8 @@ export interface OperationDetail extends Operation {
   startedAt: string;
   closedAt: string | null;
   error: { type: string | null; message: string } | null;
+  /** What the caller should know of how it went (a migrate asked live that went cold: why). */
+  note?: string;
 }
 
 export function operationUrl(
@@ -101,6 +103,7 @@ async function describeUpdate(
     startedAt: record.acceptedAt,
     closedAt: record.closedAt,
     error: record.error,
+    ...(record.note === undefined ? {} : { note: record.note }),
   };
 }
 

@@ -79,6 +79,16 @@ export interface MigrateOptions extends ProgressOptions {
 
 export interface MigrateResult {
   live: boolean;
+  /** Why a move asked to be live went cold (the hosts could not), for the operation's result. */
+  note?: string;
+}
+
+export interface DeprovisionOptions extends ProgressOptions {
+  /**
+   * The VM has moved to another host and these are its volumes left on the one it came from:
+   * volumes on storage both hosts share are its disks there too, so they stay.
+   */
+  movedAway?: boolean;
 }
 
 /**
@@ -126,7 +136,7 @@ export interface Driver {
    */
   deprovision(
     spec: Pick<DomainSpec, 'id' | 'name'> & { volumes: VolumeRef[] },
-    options?: ProgressOptions,
+    options?: DeprovisionOptions,
   ): Promise<void>;
   close(): Promise<void>;
 }

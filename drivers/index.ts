@@ -18,6 +18,12 @@ export interface DriversOptions {
   libvirt: {
     /** The storage pools vagoth may create volumes in (the first) and wipe volumes of. */
     pools: string[];
+    /** Domain type of qemu hosts' domains (`kvm` by default; `qemu` where there is no KVM). */
+    domainType?: 'kvm' | 'qemu';
+    /** Cap on a cold move's disk copy, MiB/s; 0 or unset: none. */
+    copyMiBPerSecond?: number;
+    /** Those of `pools` every host reaches as the same storage: a move leaves their volumes be. */
+    sharedPools?: string[];
     /** How deprovision zeroes volumes (LibvirtDriverOptions.wipe). */
     wipe: WipeMethod;
     /** Cap on streamed zeros, MiB/s; 0: none. */
@@ -55,6 +61,12 @@ export function createDriverFactory(options: DriversOptions): DriverFactory {
           uri: host.uri,
           hostUris: options.hostUris,
           pools: options.libvirt.pools,
+          sharedPools: options.libvirt.sharedPools ?? [],
+          copyMiBPerSecond: options.libvirt.copyMiBPerSecond ?? 0,
+          // libvirt's test driver takes only its own domain type.
+          ...(options.libvirt.domainType && !host.uri.startsWith('test:')
+            ? { domainType: options.libvirt.domainType }
+            : {}),
           wipe: options.libvirt.wipe,
           wipeMiBPerSecond: options.libvirt.wipeMiBPerSecond,
         });

@@ -4,7 +4,8 @@ import type { DrainOutcome, HostedVm } from '../activities/host.ts';
 
 export interface DrainReport {
   host: string;
-  moved: { vm: string; to: string }[];
+  /** `note`: how the move went when the caller should know (asked live, went cold: why). */
+  moved: { vm: string; to: string; note?: string }[];
   /** VMs still on the host, each with why (no room elsewhere, failed, refused, the drain was
    * stopped by an activate before their turn): never half-moved. */
   stayed: { vm: string; reason: string }[];
@@ -62,7 +63,7 @@ export function sortOutcomes(host: string, outcomes: DrainOutcome[]): DrainRepor
   const report: DrainReport = { host, moved: [], stayed: [], failed: [] };
   for (const o of outcomes) {
     if ('gone' in o) continue; // decommissioned meanwhile: no longer the host's
-    if (o.moved) report.moved.push({ vm: o.vm, to: o.to });
+    if (o.moved) report.moved.push({ vm: o.vm, to: o.to, ...(o.note ? { note: o.note } : {}) });
     else if ('failedOn' in o) report.failed.push({ vm: o.vm, on: o.failedOn, reason: o.reason });
     else report.stayed.push({ vm: o.vm, reason: o.reason });
   }

@@ -66,6 +66,24 @@ export const long = proxyActivities<Activities>({
   },
 });
 
+/**
+ * Moving a domain with its disks: a cold copy of a large disk takes hours, not minutes. Each
+ * attempt goes on from the offset the last one heartbeated, so the bound is per attempt and
+ * generous; the heartbeat timeout still notices a lost worker within a minute. (Activity
+ * options are not part of what a replay checks: runs begun before take it too.)
+ */
+export const moving = proxyActivities<Activities>({
+  startToCloseTimeout: '24 hours',
+  heartbeatTimeout: '1 minute',
+  retry: {
+    initialInterval: '2 seconds',
+    backoffCoefficient: 2,
+    maximumInterval: '1 minute',
+    maximumAttempts: 5,
+    nonRetryableErrorTypes: PERMANENT,
+  },
+});
+
 /** A graceful shutdown waits as long as the caller allowed the guest, plus a margin. */
 export function shutdownProxy(timeoutMs: number) {
   return proxyActivities<Activities>({

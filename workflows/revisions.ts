@@ -11,8 +11,16 @@ import { patched, workflowInfo } from '@temporalio/workflow';
  *   decommission enters `decommissioning`, powers off and undefines the domain (which the
  *   driver first checks is this VM's) in one step, which also removes a VM with no volumes to
  *   wipe.
+ * - `disks-move-with-vm`: a migrate's move copies the VM's local volumes to the target (and
+ *   checks them) before it commits; afterwards only the source's local volumes are wiped,
+ *   never those in shared pools (`wipeMovedVolumes`, where runs before it call
+ *   `deprovisionVolumes`).
  */
-const REVISIONS = ['allocate-in-one-step', 'boot-and-retire-in-one-step'] as const;
+const REVISIONS = [
+  'allocate-in-one-step',
+  'boot-and-retire-in-one-step',
+  'disks-move-with-vm',
+] as const;
 
 export type Revision = (typeof REVISIONS)[number];
 

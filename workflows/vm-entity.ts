@@ -34,6 +34,8 @@ export interface OperationRecord {
   /** What the VM will be once this and every operation before it have run. */
   projected: EntityState;
   error: { type: string | null; message: string } | null;
+  /** What the caller should know of how it went, when there is something (see OperationOutcome). */
+  note?: string;
   acceptedAt: string;
   closedAt: string | null;
 }
@@ -138,11 +140,15 @@ export async function vmEntity(input: VmEntityInput): Promise<VmStatus> {
     return record;
   }
 
-  async function inTurn(record: OperationRecord, fn: (op: OperationRef) => Promise<void>) {
+  async function inTurn(
+    record: OperationRecord,
+    fn: (op: OperationRef) => Promise<string | undefined | void>,
+  ) {
     await condition(() => queue[0] === record);
     record.status = 'running';
     try {
-      await fn(ref(record));
+      const note = await fn(ref(record));
+      if (typeof note === 'string') record.note = note;
       record.status = 'completed';
     } catch (err) {
       const failure = rootFailure(err);
@@ -159,7 +165,7 @@ export async function vmEntity(input: VmEntityInput): Promise<VmStatus> {
   function serve<A extends unknown[]>(
     update: ReturnType<typeof defineUpdate<OperationOutcome, A>>,
     kind: OperationKind,
-    fn: (op: OperationRef, ...args: A) => Promise<void>,
+    fn: (op: OperationRef, ...args: A) => Promise<string | undefined | void>,
     check: (...args: A) => Parameters<typeof rejection>[4] = () => ({}),
   ) {
     setHandler(
@@ -167,7 +173,8 @@ export async function vmEntity(input: VmEntityInput): Promise<VmStatus> {
       async (...args: A) => {
         const record = accept(kind, currentUpdateInfo()?.id ?? kind);
         await inTurn(record, (op) => fn(op, ...args));
-        return { operation: ref(record), state: vm.state, host: vm.host };
+        const note = record.note === undefined ? {} : { note: record.note };
+        return { operation: ref(record), state: vm.state, host: vm.host, ...note };
       },
       {
         validator: (...args: A) => {

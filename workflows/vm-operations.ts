@@ -1,7 +1,7 @@
 import { ApplicationFailure, CancellationScope, log } from '@temporalio/workflow';
 import type { OperationRef } from '../activities/index.ts';
 import { rootFailure } from './failure.ts';
-import { boot, cleanup, long, shutdownProxy, steps, wipe } from './proxies.ts';
+import { boot, cleanup, long, moving, shutdownProxy, steps, wipe } from './proxies.ts';
 import { since } from './revisions.ts';
 import { entering, move, startAndWait, transition } from './vm-create.ts';
 import type { EntityState, EvacuateRequest, MigrateRequest, ShutdownArgs } from './vm-rules.ts';
@@ -19,6 +19,8 @@ export interface OperationOutcome {
   operation: OperationRef;
   state: EntityState;
   host: string | null;
+  /** What the caller should know of how it went (a move asked live that went cold, and why). */
+  note?: string;
 }
 
 /** Raised when an operation that was valid when accepted finds the VM no longer fits it. */
@@ -79,15 +81,20 @@ export async function reboot(vm: VmFacts, op: OperationRef): Promise<void> {
  * Room on the target is claimed before anything moves and released on the source only after
  * the domain runs there, so the VM is never without a place and no host is over-committed.
  */
-export async function migrate(vm: VmFacts, op: OperationRef, args: MigrateRequest): Promise<void> {
+export async function migrate(
+  vm: VmFacts,
+  op: OperationRef,
+  args: MigrateRequest,
+): Promise<string | undefined> {
   const id = mustBe(vm, 'migrate', 'running', 'stopped');
   const before = vm.state as 'running' | 'stopped';
   const source = vm.host!;
   await move(vm, [before], 'migrating', op);
   let target: string;
+  let moved: { live: boolean; note?: string };
   try {
     target = await steps.reserveMigration(id, args.host);
-    await long.migrateDomain(id, target, args.live ?? true);
+    moved = await moving.migrateDomain(id, target, args.live ?? true);
   } catch (err) {
     await CancellationScope.nonCancellable(async () => {
       await cleanup.releaseMigration(id);
@@ -97,9 +104,16 @@ export async function migrate(vm: VmFacts, op: OperationRef, args: MigrateReques
   }
   await cleanup.commitMigration(id);
   vm.host = target;
-  // The source's copies of the volumes are this VM's alone (their vol: keys say so): wipe them.
-  await wipe.deprovisionVolumes(id, source);
+  if (since('disks-move-with-vm')) {
+    // The move copied each local volume to the target and checked it by digest: the source's
+    // copies are this VM's alone (their vol: keys say so), wiped now; shared ones stay.
+    await wipe.wipeMovedVolumes(id, source);
+  } else {
+    // Runs begun before disks-move-with-vm wipe every recorded volume on the source.
+    await wipe.deprovisionVolumes(id, source);
+  }
   await move(vm, ['migrating'], before, op);
+  return moved.note;
 }
 
 /**

@@ -2,6 +2,7 @@ import type { Connection, Domain } from '../../native/libvirt/index.ts';
 import type { HostAddress } from '../../registry/types.ts';
 import {
   DriverError,
+  type DeprovisionOptions,
   type Driver,
   type DomainInfo,
   type DomainSpec,
@@ -29,6 +30,7 @@ import {
   withDomain,
 } from './domains.ts';
 import { classify } from './errors.ts';
+import { copyDisks, diskPlan, localVolumes } from './disk-move.ts';
 import { migrateDomain } from './migrate.ts';
 import {
   checkOwned,
@@ -46,6 +48,11 @@ export interface LibvirtDriverOptions {
   uri: string;
   /** The host's storage pools vagoth may use; new volumes go to the first. Default `['vagoth']`. */
   pools?: string[];
+  /**
+   * Those of `pools` that every host reaches as the same storage (NFS, Ceph, a SAN): a move
+   * neither copies, rebuilds nor wipes their volumes. Default none.
+   */
+  sharedPools?: string[];
   /** Domain type for generated XML; by default `test` for test:// URIs and `kvm` otherwise. */
   domainType?: string;
   /** Log each guest's serial console to `<dir>/<vm id>.log` on the host. */
@@ -62,6 +69,8 @@ export interface LibvirtDriverOptions {
   wipe?: WipeMethod;
   /** Cap on streamed zeros in MiB/s, so a wipe leaves the host's guests some disk; 0: none. */
   wipeMiBPerSecond?: number;
+  /** Cap on a cold move's disk copy in MiB/s, for the same reason; 0: none. */
+  copyMiBPerSecond?: number;
   /**
    * Checked before the first connection to this host or a migration target (the socket and
    * simulated host files it names resolved); unset: any URI (a test's own driver).
@@ -97,6 +106,8 @@ async function identify(
 export class LibvirtDriver implements Driver {
   readonly #uri: string;
   readonly #pools: readonly string[];
+  readonly #sharedPools: readonly string[];
+  readonly #copyBytesPerSecond: number;
   readonly #domainType: string;
   readonly #consoleLogDir: string | undefined;
   readonly #pollMs: number;
@@ -119,6 +130,12 @@ export class LibvirtDriver implements Driver {
     }
     this.#uri = options.uri;
     this.#pools = [...pools];
+    this.#sharedPools = [...(options.sharedPools ?? [])];
+    const copyRate = options.copyMiBPerSecond ?? 0;
+    if (!Number.isFinite(copyRate) || copyRate < 0) {
+      throw new Error('LibvirtDriverOptions.copyMiBPerSecond: give a number >= 0');
+    }
+    this.#copyBytesPerSecond = copyRate * 1024 ** 2;
     this.#domainType = options.domainType ?? (options.uri.startsWith('test:') ? 'test' : 'kvm');
     this.#consoleLogDir = options.consoleLogDir;
     this.#pollMs = options.pollMs ?? 500;
@@ -238,7 +255,8 @@ export class LibvirtDriver implements Driver {
           conn,
           ref,
           spec.definition,
-          i < reported || inUse ? 'keep' : 'rebuild',
+          // A shared pool's volume is the VM's disk wherever it runs: never built again.
+          i < reported || inUse || this.#sharedPools.includes(ref.pool) ? 'keep' : 'rebuild',
         );
         options.onProgress?.({ step: PROVISION_STEP, done: i + 1, total: refs.length });
       }
@@ -320,6 +338,21 @@ export class LibvirtDriver implements Driver {
           spec,
           targetXml: (desired) => this.#xml(spec, desired),
           options,
+          disks: diskPlan(spec.volumes ?? [], this.#sharedPools),
+          copyDisks: (progress) =>
+            copyDisks(
+              {
+                source,
+                target: conn,
+                vmId: spec.id,
+                volumes: spec.volumes ?? [],
+                pools: this.#pools,
+                sharedPools: this.#sharedPools,
+                simulated: this.#simulated,
+                bytesPerSecond: this.#copyBytesPerSecond,
+              },
+              progress,
+            ),
         });
       } catch (err) {
         const e = classify(err, `migrate ${spec.name} to ${target.name}`);
@@ -352,11 +385,14 @@ export class LibvirtDriver implements Driver {
 
   deprovision(
     spec: Pick<DomainSpec, 'id' | 'name'> & { volumes: VolumeRef[] },
-    options: ProgressOptions = {},
+    options: DeprovisionOptions = {},
   ): Promise<void> {
     return this.#call(`deprovision ${spec.name}`, async (conn) => {
+      const volumes = options.movedAway
+        ? localVolumes(spec.volumes, this.#sharedPools)
+        : spec.volumes;
       // Every volume is checked before anything is undefined, wiped or deleted.
-      const located = await locateVolumes(conn, spec.id, spec.volumes, this.#pools);
+      const located = await locateVolumes(conn, spec.id, volumes, this.#pools);
       try {
         await this.#undefine(conn, spec);
         for (const v of located) {

@@ -5,6 +5,7 @@ import {
   type DomainSpec,
   type MigrateOptions,
   type MigrateResult,
+  type ProgressOptions,
 } from '../driver.ts';
 import { desiredStateOf } from './domain-xml.ts';
 import {
@@ -19,10 +20,13 @@ import {
 import { hasCode } from './errors.ts';
 
 const LIVE_FLAGS = C.VIR_MIGRATE_LIVE | C.VIR_MIGRATE_PERSIST_DEST | C.VIR_MIGRATE_UNDEFINE_SOURCE;
+/** libvirt copies the disks that are not on shared storage as it migrates (over NBD). */
+const WITH_DISKS = LIVE_FLAGS | C.VIR_MIGRATE_NON_SHARED_DISK;
 const CANNOT_LIVE = [
   C.VIR_ERR_NO_SUPPORT,
   C.VIR_ERR_OPERATION_UNSUPPORTED,
   C.VIR_ERR_ARGUMENT_UNSUPPORTED,
+  C.VIR_ERR_MIGRATE_UNSAFE,
 ];
 
 export interface MigrationContext {
@@ -32,6 +36,14 @@ export interface MigrationContext {
   /** The domain XML to define on the target, recording the state it must end in. */
   targetXml(desired: 'running' | 'stopped'): string;
   options: MigrateOptions;
+  /**
+   * How the VM's disks move: `none` (no volumes, or all on shared storage), `copy` (each local
+   * volume copied to the fresh one provisioned on the target), `mixed` (some of each: libvirt
+   * could copy only all of them live, so such a VM moves cold).
+   */
+  disks: 'none' | 'copy' | 'mixed';
+  /** Copies the local volumes to the target's, checked, while both domains are off. */
+  copyDisks(options: ProgressOptions): Promise<void>;
 }
 
 /**
@@ -62,9 +74,11 @@ export async function migrateDomain(ctx: MigrationContext): Promise<MigrateResul
         );
       }
       const running = isActive(srcInfo.state);
+      let note: string | undefined;
       if (running && options.live !== false) {
         const live = await tryLive(ctx, src);
-        if (live) return live;
+        if (typeof live !== 'string') return live;
+        note = live;
       } else if (options.liveOnly) {
         throw new DriverError(
           'rejected',
@@ -72,31 +86,49 @@ export async function migrateDomain(ctx: MigrationContext): Promise<MigrateResul
         );
       }
       const halfDone = tgt !== null && desiredStateOf(await tgt.getXMLDesc()) === 'running';
-      return cold(ctx, src, running || halfDone);
+      const moved = await cold(ctx, src, running || halfDone);
+      return note === undefined ? moved : { ...moved, note };
     });
   });
 }
 
-async function tryLive(ctx: MigrationContext, src: Domain): Promise<MigrateResult | null> {
+/** Moved live, or why not (then the move goes on cold). */
+async function tryLive(ctx: MigrationContext, src: Domain): Promise<MigrateResult | string> {
+  if (ctx.disks === 'mixed') {
+    if (ctx.options.liveOnly) {
+      throw new DriverError('rejected', `migrate ${ctx.spec.name}: disks both local and shared`);
+    }
+    return 'not live: some disks are local and some shared, and libvirt copies all or none';
+  }
   ctx.options.onProgress?.({ step: 'migrate live', done: 0, total: 1 });
   try {
-    (await src.migrate(ctx.target, LIVE_FLAGS)).free();
+    (await src.migrate(ctx.target, ctx.disks === 'copy' ? WITH_DISKS : LIVE_FLAGS)).free();
   } catch (err) {
     if (ctx.options.liveOnly || !hasCode(err, ...CANNOT_LIVE)) throw err;
-    return null;
+    const what = ctx.disks === 'copy' ? 'live with a copy of its disks' : 'live';
+    return `not live: the hosts cannot migrate ${what} (libvirt error ${err.code}); moved cold`;
   }
   ctx.options.onProgress?.({ step: 'migrate live', done: 1, total: 1 });
   return { live: true };
 }
 
 async function cold(ctx: MigrationContext, src: Domain, running: boolean): Promise<MigrateResult> {
-  const report = (step: string, done: number) =>
+  // An attempt that goes on with a copy reports nothing before it: its first heartbeat, passed
+  // at once, keeps the copy's offset rather than a step that would start the copy over.
+  const resumingCopy = ctx.options.resumeFrom?.volume !== undefined;
+  const report = (step: string, done: number) => {
+    if (resumingCopy && done < 2) return;
     ctx.options.onProgress?.({ step: `migrate cold: ${step}`, done, total: 4 });
+  };
   report('define on target', 0);
   const defined = await ctx.target.defineDomainXML(ctx.targetXml(running ? 'running' : 'stopped'));
   await withDomain(defined, async () => {
     report('power off source', 1);
     await powerOff(src);
+    ctx.options.signal?.throwIfAborted();
+    // Both domains are off: the disks hold still while they are copied and checked. Only a
+    // copy whose digests agree gets past here, to start the target and undefine the source.
+    await ctx.copyDisks(ctx.options);
     ctx.options.signal?.throwIfAborted();
     report('start on target', 2);
     if (running) await powerOn(defined);

@@ -126,6 +126,13 @@ export interface StorageVol extends Freeable {
   delete(flags?: number): Promise<void>;
   /** Streams zeros over [offset, offset + length) (virStorageVolUpload). */
   uploadZeros(offset: number, length: number): Promise<void>;
+  /**
+   * The bytes of [offset, offset + length) (virStorageVolDownload), fewer at the volume's end.
+   * One stream per call, on libuv's pool: keep `length` to a few MiB.
+   */
+  download(offset: number, length: number): Promise<Buffer>;
+  /** Writes `data` at `offset` (virStorageVolUpload). One stream per call: a few MiB at most. */
+  upload(offset: number, data: Buffer): Promise<void>;
 }
 
 /** The constants the binding exports, taken from libvirt's headers at build time. */
@@ -206,6 +213,7 @@ const CONSTANT_NAMES = [
   'VIR_MIGRATE_PERSIST_DEST',
   'VIR_MIGRATE_UNDEFINE_SOURCE',
   'VIR_MIGRATE_NON_SHARED_DISK',
+  'VIR_MIGRATE_NON_SHARED_INC',
   'VIR_MIGRATE_OFFLINE',
   'VIR_STORAGE_VOL_WIPE_ALG_ZERO',
   'VIR_STORAGE_VOL_DELETE_NORMAL',

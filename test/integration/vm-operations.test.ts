@@ -100,6 +100,12 @@ describe('a VM through every operation', () => {
     const target = HOSTS.find((x) => x !== created.host)!;
     const moved = await done(h.api.vms.migrate({ name: 'life-1', host: target }));
     expect(moved).toMatchObject({ id: 'vm:life-1', kind: 'migrate' });
+    // Asked live (the default); the test driver cannot, so it went cold, and says so.
+    const { id, runId, updateId } = moved;
+    expect(await h.api.operations.get({ id, runId, updateId })).toMatchObject({
+      status: 'completed',
+      note: expect.stringMatching(/^not live: the hosts cannot migrate live/),
+    });
     expect(await h.api.vms.get({ name: 'life-1' })).toMatchObject({
       state: 'running',
       host: target,

@@ -50,7 +50,14 @@ describe('loadConfig', () => {
           simulatedHostDirs: [path.resolve('.vagoth')],
           libvirtSocketDirs: [],
         },
-        libvirt: { pools: ['vagoth'], wipe: 'libvirt', wipeMiBPerSecond: 0 },
+        libvirt: {
+          pools: ['vagoth'],
+          sharedPools: [],
+          domainType: 'kvm',
+          copyMiBPerSecond: 0,
+          wipe: 'libvirt',
+          wipeMiBPerSecond: 0,
+        },
         geats: {
           timeoutMs: 15_000,
           longTimeoutMs: 600_000,
@@ -118,6 +125,9 @@ describe('loadConfig', () => {
       VAGOTH_SIMULATED_HOST_DIRS: '/srv/sim',
       VAGOTH_GEATS_AGENTS: '/usr/bin/geats-agent, /opt/geats/bin/',
       VAGOTH_LIBVIRT_SOCKET_DIRS: '/run/libvirt-private',
+      VAGOTH_LIBVIRT_SHARED_POOLS: 'fast-ssd',
+      VAGOTH_LIBVIRT_DOMAIN_TYPE: 'qemu',
+      VAGOTH_LIBVIRT_COPY_MIB_S: '200',
     });
     expect(config).toEqual({
       api: {
@@ -154,7 +164,14 @@ describe('loadConfig', () => {
           simulatedHostDirs: ['/var/lib/vagoth', '/srv/sim'],
           libvirtSocketDirs: ['/run/libvirt-private'],
         },
-        libvirt: { pools: ['vagoth', 'fast-ssd'], wipe: 'libvirt', wipeMiBPerSecond: 0 },
+        libvirt: {
+          pools: ['vagoth', 'fast-ssd'],
+          sharedPools: ['fast-ssd'],
+          domainType: 'qemu',
+          copyMiBPerSecond: 200,
+          wipe: 'libvirt',
+          wipeMiBPerSecond: 0,
+        },
         geats: {
           timeoutMs: 20_000,
           longTimeoutMs: 1_200_000,

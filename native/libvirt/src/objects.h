@@ -199,6 +199,8 @@ class StorageVol : public Handle<StorageVol, virStorageVolPtr> {
   Napi::Value Wipe(const Napi::CallbackInfo& info);
   Napi::Value Delete(const Napi::CallbackInfo& info);
   Napi::Value UploadZeros(const Napi::CallbackInfo& info);
+  Napi::Value Download(const Napi::CallbackInfo& info);
+  Napi::Value Upload(const Napi::CallbackInfo& info);
 };
 
 }  // namespace vagoth

@@ -1,0 +1,214 @@
+import { createHash, type Hash } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { constants as C, type StorageVol } from '../../native/libvirt/index.ts';
+import { DriverError, type Progress, type ProgressOptions, type VolumeRef } from '../driver.ts';
+import { hasCode } from './errors.ts';
+
+const MiB = 1024 ** 2;
+/** Each download and upload is one short binding call of this many bytes at most. */
+export const COPY_CHUNK = 8 * MiB;
+const ZEROS = Buffer.alloc(COPY_CHUNK);
+
+export function copyStep(ref: VolumeRef): string {
+  return `migrate cold: copy ${ref.pool}/${ref.name}`;
+}
+
+export function verifyStep(ref: VolumeRef): string {
+  return `migrate cold: verify ${ref.pool}/${ref.name}`;
+}
+
+/** One volume's two sides: its bytes on the source, the fresh volume on the target. */
+export interface VolumePair {
+  ref: VolumeRef;
+  source: StorageVol;
+  target: StorageVol;
+  /** The source's capacity: every byte below it is copied and compared. */
+  capacity: number;
+}
+
+export interface CopyOptions extends ProgressOptions {
+  /** The test driver's volumes hold no bytes and take no streams: there a copy is skipped. */
+  simulated: boolean;
+  /** The copy goes no faster than this, so it leaves the hosts' guests some disk; 0: no cap. */
+  bytesPerSecond?: number;
+}
+
+/** Whether `progress` is a copy or verify step of this very volume, as located. */
+function isAbout(pair: VolumePair, progress: Progress | undefined): boolean {
+  const v = progress?.volume;
+  return (
+    v !== undefined &&
+    v.pool === pair.ref.pool &&
+    v.name === pair.ref.name &&
+    progress!.total === pair.capacity
+  );
+}
+
+/**
+ * Where the copy of `pair` goes on from: the offset an earlier attempt reported copied (it
+ * reports one only once the target took every byte before it), all of it once it was
+ * verifying, else 0.
+ */
+export function copiedBefore(pair: VolumePair, from: Progress | undefined): number {
+  if (!from || !isAbout(pair, from)) return 0;
+  if (from.step === verifyStep(pair.ref)) return pair.capacity;
+  if (from.step !== copyStep(pair.ref)) return 0;
+  const { done } = from;
+  return Number.isSafeInteger(done) && done >= 0 && done <= pair.capacity ? done : 0;
+}
+
+/**
+ * Which of `pairs` an earlier attempt had finished, copied and verified: those before the one
+ * its last progress names (the copy goes through them in order).
+ */
+export function pairsDoneBefore(pairs: VolumePair[], from: Progress | undefined): number {
+  const i = pairs.findIndex(
+    (p) => isAbout(p, from) && [copyStep(p.ref), verifyStep(p.ref)].includes(from!.step),
+  );
+  return i < 0 ? 0 : i;
+}
+
+/** The bytes of [offset, offset + length) of `vol`, exactly that many or the copy fails. */
+async function read(vol: StorageVol, offset: number, length: number): Promise<Buffer> {
+  const data = await vol.download(offset, length);
+  if (data.length !== length) {
+    throw new DriverError(
+      'rejected',
+      `download of ${vol.name} answered ${data.length} bytes at ${offset}, not ${length}`,
+    );
+  }
+  return data;
+}
+
+/**
+ * Chunks a walk keeps under way at once: each is a download (and for a copy, an upload) on
+ * libuv's pool, so one stream's round trips overlap another's. Three leave the pool's fourth
+ * thread to the process's other calls.
+ */
+export const LANES = 3;
+
+/**
+ * Walks [from, end) of `vol` chunk by chunk, up to LANES chunks under way at once, each read
+ * and handed to `write` (if any) as soon as it arrives; `inOrder` then sees each chunk in the
+ * volume's order, once its write is done, so what it reports is a prefix that is whole.
+ */
+async function walk(
+  vol: StorageVol,
+  from: number,
+  end: number,
+  steps: {
+    write?: (data: Buffer, offset: number) => Promise<void>;
+    inOrder: (data: Buffer, offset: number) => Promise<void> | void;
+  },
+  signal?: AbortSignal,
+): Promise<void> {
+  const start = async (offset: number) => {
+    const data = await read(vol, offset, Math.min(COPY_CHUNK, end - offset));
+    await steps.write?.(data, offset);
+    return data;
+  };
+  const under: { offset: number; task: Promise<Buffer> }[] = [];
+  let next = from;
+  const fill = () => {
+    while (under.length < LANES && next < end && !signal?.aborted) {
+      const task = start(next);
+      task.catch(() => undefined); // awaited below, in order; never unhandled meanwhile
+      under.push({ offset: next, task });
+      next += COPY_CHUNK;
+    }
+  };
+  fill();
+  for (let head = under.shift(); head !== undefined; head = under.shift()) {
+    const data = await head.task;
+    signal?.throwIfAborted();
+    await steps.inOrder(data, head.offset);
+    fill();
+  }
+  signal?.throwIfAborted();
+}
+
+async function digest(vol: StorageVol, end: number, hash: Hash, signal?: AbortSignal) {
+  await walk(vol, 0, end, { inOrder: (data) => void hash.update(data) }, signal);
+}
+
+/**
+ * Copies one volume through libvirt's storage streams, from the offset an earlier attempt
+ * reported on, then checks it: the SHA-256 of the source's bytes (hashed as they are copied,
+ * those before a resumed offset read again) against that of a second download of the target.
+ * All-zero chunks are not sent when `skipZeros` (the target is fresh, sparse and reads zero
+ * there); should the digests differ anyway, the copy is made again in full. Only a copy whose
+ * digests agree returns: the source may then be wiped.
+ */
+export async function copyVolume(pair: VolumePair, options: CopyOptions): Promise<void> {
+  const { ref, capacity } = pair;
+  const report = (step: string, done: number) =>
+    options.onProgress?.({ step, done, total: capacity, volume: ref });
+  const from = copiedBefore(pair, options.resumeFrom);
+  report(copyStep(ref), from);
+  try {
+    if (await copyAndCheck(pair, from, true, options, report)) return;
+  } catch (err) {
+    if (!options.simulated || !hasCode(err, C.VIR_ERR_NO_SUPPORT)) throw unsupported(ref, err);
+    report(`${copyStep(ref)}: skipped, a simulated volume holds no bytes`, capacity);
+    return;
+  }
+  if (await copyAndCheck(pair, 0, false, options, report)) return;
+  throw new DriverError(
+    'rejected',
+    `${copyStep(ref)}: the target's bytes differ from the source's after a full copy`,
+  );
+}
+
+function unsupported(ref: VolumeRef, err: unknown): unknown {
+  if (!hasCode(err, C.VIR_ERR_NO_SUPPORT)) return err;
+  return new DriverError(
+    'unsupported',
+    `${copyStep(ref)}: the pool takes no storage streams, so the disk cannot move cold`,
+    { cause: err, code: err.code },
+  );
+}
+
+async function copyAndCheck(
+  pair: VolumePair,
+  from: number,
+  skipZeros: boolean,
+  options: CopyOptions,
+  report: (step: string, done: number) => void,
+): Promise<boolean> {
+  const { ref, capacity, source, target } = pair;
+  const hash = createHash('sha256');
+  // Bytes an earlier attempt copied: hashed again from the source, which is powered off.
+  await digest(source, from, hash, options.signal);
+  const started = performance.now();
+  const rate = options.bytesPerSecond ?? 0;
+  await walk(
+    source,
+    from,
+    capacity,
+    {
+      write: async (data, offset) => {
+        if (!skipZeros || !data.equals(ZEROS.subarray(0, data.length))) {
+          await target.upload(offset, data);
+        }
+      },
+      inOrder: async (data, offset) => {
+        hash.update(data);
+        // Reported once the target took every byte before it: a resumed copy trusts them.
+        report(copyStep(ref), offset + data.length);
+        if (rate > 0) {
+          const due = ((offset + data.length - from) / rate) * 1000;
+          const ahead = due - (performance.now() - started);
+          if (ahead > 0) {
+            await sleep(ahead, undefined, options.signal ? { signal: options.signal } : {});
+          }
+        }
+      },
+    },
+    options.signal,
+  );
+  const sourceDigest = hash.digest('hex');
+  report(verifyStep(ref), 0);
+  const targetHash = createHash('sha256');
+  await digest(target, capacity, targetHash, options.signal);
+  return targetHash.digest('hex') === sourceDigest;
+}

@@ -1,0 +1,116 @@
+import { link, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../config.ts';
+import { createDriverFactory } from '../../drivers/index.ts';
+import {
+  nonZeroRanges,
+  startDirPoolDaemon,
+  type DirPoolDaemon,
+} from '../support/dir-pool-daemon.ts';
+import { fileDigest, writePattern } from '../support/disk-pattern.ts';
+import { settle, startHarness, type Harness } from '../support/harness.ts';
+import { TEST_HOST_URIS } from '../support/host-uris.ts';
+import { findExecutable } from '../support/libvirtd.ts';
+
+const missing = ['libvirtd', 'virsh', 'qemu-system-x86_64'].filter((p) => !findExecutable(p));
+const skip = missing.length > 0 ? `${missing.join(', ')} not installed` : null;
+
+/**
+ * vms.migrate and hosts.maintenance as a user calls them, between two libvirt hosts that keep
+ * real bytes: two private libvirtd daemons, each with a directory pool of the same name. Their
+ * guests run under qemu's emulation (no KVM for an unprivileged daemon), with an empty disk;
+ * each VM is stopped before its data is written, so it moves cold.
+ */
+describe.skipIf(skip)(
+  skip ? `a VM's disks through a move (skipped: ${skip})` : "a VM's disks through a move",
+  () => {
+    const pool = `vagoth-dm-${randomUUID().slice(0, 8)}`;
+    const daemons: Record<string, DirPoolDaemon> = {};
+    let h: Harness;
+
+    beforeAll(async () => {
+      const [a, b] = await Promise.all([startDirPoolDaemon(pool), startDirPoolDaemon(pool)]);
+      daemons['dm-a'] = a;
+      daemons['dm-b'] = b;
+      const drivers = loadConfig().drivers;
+      h = await startHarness({
+        driverFactory: createDriverFactory({
+          ...drivers,
+          hostUris: TEST_HOST_URIS,
+          libvirt: { ...drivers.libvirt, pools: [pool], domainType: 'qemu' },
+        }),
+      });
+      for (const [name, d] of Object.entries(daemons)) {
+        await h.api.hosts.register({ name, driver: 'libvirt', uri: d.uri, diskGiB: 100 });
+      }
+    });
+    afterAll(async () => {
+      await h?.close();
+      await Promise.allSettled(Object.values(daemons).map((d) => d.stop()));
+    });
+
+    async function done(call: Promise<{ operation: Parameters<typeof settle>[1] }>) {
+      const outcome = await settle(h, (await call).operation);
+      expect(outcome).toMatchObject({ status: 'completed', error: null });
+    }
+
+    /** A stopped VM on `host` whose volume holds the pattern; its file, digest and a link to it. */
+    async function stoppedWithData(name: string, host: string) {
+      const { operation } = await h.api.vms.create({
+        name,
+        vcpus: 1,
+        memoryMiB: 64,
+        diskGiB: 1,
+        placement: { host },
+      });
+      expect(await settle(h, operation)).toMatchObject({ status: 'completed' });
+      await done(h.api.vms.stop({ name }));
+      const volume = (await h.api.vms.get({ name })).keys
+        .find((k) => k.startsWith('vol:'))!
+        .split('/')[1]!;
+      const file = path.join(daemons[host]!.poolDir, volume);
+      await writePattern(file);
+      // A second name for the volume's inode: what its deletion leaves, to read afterwards.
+      const kept = path.join(daemons[host]!.linkDir, volume);
+      await link(file, kept);
+      return { volume, file, kept, digest: await fileDigest(file) };
+    }
+
+    /** The VM is on `host`, stopped, its volume there byte for byte; the source's zeroed and gone. */
+    async function movedIntact(
+      name: string,
+      host: string,
+      disk: Awaited<ReturnType<typeof stoppedWithData>>,
+    ) {
+      const vm = await h.api.vms.get({ name });
+      expect(vm).toMatchObject({ host, state: 'stopped' });
+      expect(await fileDigest(path.join(daemons[host]!.poolDir, disk.volume))).toBe(disk.digest);
+      await expect(stat(disk.file)).rejects.toThrow();
+      expect(await nonZeroRanges(disk.kept)).toEqual([]);
+    }
+
+    it('vms.migrate moves a stopped VM with every byte of its disk, then wipes the source', async () => {
+      const disk = await stoppedWithData('dm-1', 'dm-a');
+      await done(h.api.vms.migrate({ name: 'dm-1', host: 'dm-b' }));
+      await movedIntact('dm-1', 'dm-b', disk);
+      // And it boots there, on its own disk.
+      await done(h.api.vms.start({ name: 'dm-1' }));
+      expect(await h.api.vms.get({ name: 'dm-1' })).toMatchObject({
+        host: 'dm-b',
+        state: 'running',
+      });
+      await done(h.api.vms.decommission({ name: 'dm-1' }));
+    });
+
+    it("hosts.maintenance drains a host with its VMs' disks intact", async () => {
+      const disk = await stoppedWithData('dm-2', 'dm-b');
+      const report = await h.api.hosts.maintenance({ name: 'dm-b' });
+      expect(report).toMatchObject({ moved: [{ vm: 'dm-2', to: 'dm-a' }], stayed: [], failed: [] });
+      await movedIntact('dm-2', 'dm-a', disk);
+      await h.api.hosts.activate({ name: 'dm-b' });
+      await done(h.api.vms.decommission({ name: 'dm-2' }));
+    });
+  },
+);
