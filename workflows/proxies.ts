@@ -50,21 +50,26 @@ export const boot = proxyActivities<Activities>({
   },
 });
 
+/** Long steps that heartbeat: `startToClose` bounds one attempt, the heartbeat a lost worker. */
+function heartbeating(startToCloseTimeout: string) {
+  return proxyActivities<Activities>({
+    startToCloseTimeout,
+    heartbeatTimeout: '1 minute',
+    retry: {
+      initialInterval: '2 seconds',
+      backoffCoefficient: 2,
+      maximumInterval: '1 minute',
+      maximumAttempts: 5,
+      nonRetryableErrorTypes: PERMANENT,
+    },
+  });
+}
+
 /**
  * Provisioning and wiping volumes, moving a domain: minutes on real disks. They heartbeat the
  * driver's progress, so a lost worker is noticed in a minute, not at the half-hour limit.
  */
-export const long = proxyActivities<Activities>({
-  startToCloseTimeout: '30 minutes',
-  heartbeatTimeout: '1 minute',
-  retry: {
-    initialInterval: '2 seconds',
-    backoffCoefficient: 2,
-    maximumInterval: '1 minute',
-    maximumAttempts: 5,
-    nonRetryableErrorTypes: PERMANENT,
-  },
-});
+export const long = heartbeating('30 minutes');
 
 /**
  * Moving a domain with its disks: a cold copy of a large disk takes hours, not minutes. Each
@@ -72,17 +77,7 @@ export const long = proxyActivities<Activities>({
  * generous; the heartbeat timeout still notices a lost worker within a minute. (Activity
  * options are not part of what a replay checks: runs begun before take it too.)
  */
-export const moving = proxyActivities<Activities>({
-  startToCloseTimeout: '24 hours',
-  heartbeatTimeout: '1 minute',
-  retry: {
-    initialInterval: '2 seconds',
-    backoffCoefficient: 2,
-    maximumInterval: '1 minute',
-    maximumAttempts: 5,
-    nonRetryableErrorTypes: PERMANENT,
-  },
-});
+export const moving = heartbeating('24 hours');
 
 /** A graceful shutdown waits as long as the caller allowed the guest, plus a margin. */
 export function shutdownProxy(timeoutMs: number) {
