@@ -15,11 +15,17 @@ import { patched, workflowInfo } from '@temporalio/workflow';
  *   checks them) before it commits; afterwards only the source's local volumes are wiped,
  *   never those in shared pools (`wipeMovedVolumes`, where runs before it call
  *   `deprovisionVolumes`).
+ * - `act-after-acceptance`: an operation takes no step in the workflow task that accepted
+ *   it; when its turn comes in that same task, a 1 ms timer first makes the acceptance
+ *   durable. A task can be thrown away after its update handlers ran (the server then aborts
+ *   those updates, and the client sends them again, to be judged anew): a local activity run
+ *   in it would leave the registry where the persisted history never took the VM.
  */
 const REVISIONS = [
   'allocate-in-one-step',
   'boot-and-retire-in-one-step',
   'disks-move-with-vm',
+  'act-after-acceptance',
 ] as const;
 
 export type Revision = (typeof REVISIONS)[number];

@@ -7,12 +7,13 @@ import {
   defineUpdate,
   makeContinueAsNewFunc,
   setHandler,
+  sleep,
   workflowInfo,
 } from '@temporalio/workflow';
 import type { FailureType } from '../common/vocabulary.ts';
 import type { OperationRef, Vm, VmRequest } from '../activities/index.ts';
 import { rootFailure } from './failure.ts';
-import { revisionMemo } from './revisions.ts';
+import { revisionMemo, since } from './revisions.ts';
 import { createSaga, type Claim, type OnFailure } from './vm-create.ts';
 import * as ops from './vm-operations.ts';
 import type { OperationOutcome, VmFacts } from './vm-operations.ts';
@@ -144,7 +145,17 @@ export async function vmEntity(input: VmEntityInput): Promise<VmStatus> {
     record: OperationRecord,
     fn: (op: OperationRef) => Promise<string | undefined | void>,
   ) {
+    // The history's length names the workflow task: the same at the turn as at acceptance
+    // means the acceptance is not yet durable, and no step may run before it is.
+    const acceptedIn = workflowInfo().historyLength;
     await condition(() => queue[0] === record);
+    if (
+      record.kind !== 'create' &&
+      workflowInfo().historyLength === acceptedIn &&
+      since('act-after-acceptance')
+    ) {
+      await sleep(1);
+    }
     record.status = 'running';
     try {
       const note = await fn(ref(record));

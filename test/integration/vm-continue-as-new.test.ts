@@ -74,7 +74,7 @@ describe('a VM workflow that continues as new', () => {
       ).length;
     expect(await patchMarkers(firstRun)).toBe(1);
     const second = await handle.describe();
-    expect(second.memo).toEqual({ revision: 'boot-and-retire-in-one-step' });
+    expect(second.memo).toEqual({ revision: 'act-after-acceptance' });
     expect(await patchMarkers(second.runId)).toBe(0);
   });
 });
