@@ -1,6 +1,6 @@
 import { inTransaction } from './context.ts';
 import type { Queryable } from './db.ts';
-import { KeyConflictError } from './errors.ts';
+import { KeyConflictError, NotFoundError } from './errors.ts';
 import { genericNode } from './node-guard.ts';
 
 interface Holder {
@@ -67,7 +67,9 @@ export async function changeKeys(
   return inTransaction(sql, async (tx) => {
     await genericNode(tx, nodeId, 'change its keys');
     // KEY SHARE: the node cannot be deleted meanwhile, yet its metadata stays writable.
-    await tx`SELECT 1 FROM nodes WHERE id = ${nodeId} FOR KEY SHARE`;
+    const [held] = await tx`SELECT 1 FROM nodes WHERE id = ${nodeId} FOR KEY SHARE`;
+    // Deleted since it was read: its keys would be claimed for nothing (a foreign-key error).
+    if (!held) throw new NotFoundError('node', nodeId);
     const release = [...new Set(change.release ?? [])];
     if (release.length > 0) {
       const foreign = (await holdersOf(tx, release)).find((h) => h.node_id !== nodeId);

@@ -118,11 +118,17 @@ async function walk(
     }
   };
   fill();
-  for (let head = under.shift(); head !== undefined; head = under.shift()) {
-    const data = await head.task;
-    signal?.throwIfAborted();
-    await steps.inOrder(data, head.offset);
-    fill();
+  try {
+    for (let head = under.shift(); head !== undefined; head = under.shift()) {
+      const data = await head.task;
+      signal?.throwIfAborted();
+      await steps.inOrder(data, head.offset);
+      fill();
+    }
+  } finally {
+    // A walk cut short leaves no call of its own on the volumes: a retry that starts while an
+    // upload is still open finds the target volume in use.
+    await Promise.allSettled(under.map((u) => u.task));
   }
   signal?.throwIfAborted();
 }
