@@ -4,6 +4,7 @@ import {
   isReleasedError,
   type LibvirtError,
 } from '../../native/libvirt/index.ts';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { bounded, DriverError, type DriverErrorKind } from '../driver.ts';
 import { DomainXmlError } from './domain-xml.ts';
 
@@ -85,4 +86,34 @@ export function classify(err: unknown, what: string): DriverError {
   }
   const message = err instanceof Error ? err.message : String(err);
   return new DriverError('rejected', `${what}: ${message}`, { cause: err });
+}
+
+/**
+ * Whether libvirt refused a volume upload because another upload to that volume was being set
+ * up at that very moment: libvirt counts a volume "in use" only while it opens an upload's
+ * stream, not while the bytes flow, so two uploads under way at once (a copy's lanes, or an
+ * aborted attempt's last chunk beside its retry) can meet there.
+ */
+function isOpeningElsewhere(err: unknown): boolean {
+  return hasCode(err, C.VIR_ERR_OPERATION_INVALID) && /still in use/.test(err.message);
+}
+
+/** How long an upload waits, in all, for the volume's other uploads to finish opening. */
+const OPENING_PATIENCE_MS = 10_000;
+
+/** `upload()`, tried again (with jitter) while the volume's other uploads are being opened. */
+export async function uploadWhenFree<T>(
+  upload: () => Promise<T>,
+  signal?: AbortSignal,
+): Promise<T> {
+  const deadline = performance.now() + OPENING_PATIENCE_MS;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await upload();
+    } catch (err) {
+      if (!isOpeningElsewhere(err) || performance.now() > deadline) throw err;
+      const pause = Math.min(200, 5 * attempt) * (0.5 + Math.random());
+      await sleep(pause, undefined, signal ? { signal } : {});
+    }
+  }
 }

@@ -2,7 +2,7 @@ import { createHash, type Hash } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { constants as C, type StorageVol } from '../../native/libvirt/index.ts';
 import { DriverError, type Progress, type ProgressOptions, type VolumeRef } from '../driver.ts';
-import { hasCode } from './errors.ts';
+import { hasCode, uploadWhenFree } from './errors.ts';
 
 const MiB = 1024 ** 2;
 /** Each download and upload is one short binding call of this many bytes at most. */
@@ -194,7 +194,7 @@ async function copyAndCheck(
     {
       write: async (data, offset) => {
         if (!skipZeros || !data.equals(ZEROS.subarray(0, data.length))) {
-          await target.upload(offset, data);
+          await uploadWhenFree(() => target.upload(offset, data), options.signal);
         }
       },
       inOrder: async (data, offset) => {

@@ -9,7 +9,7 @@ import {
 import type { VmDefinition } from '../../registry/types.ts';
 import { DriverError, type Progress, type ProgressOptions, type VolumeRef } from '../driver.ts';
 import { xmlEscape } from './domain-xml.ts';
-import { hasCode } from './errors.ts';
+import { hasCode, uploadWhenFree } from './errors.ts';
 
 /** The name of a VM's volume: the id in it is what lets deprovision tell it is this VM's. */
 export function volumeName(vmId: string, index: number): string {
@@ -302,7 +302,7 @@ async function zeroThroughStream(
     options.signal?.throwIfAborted();
     const length = Math.min(window, v.capacity - offset);
     try {
-      await v.vol.uploadZeros(offset, length);
+      await uploadWhenFree(() => v.vol.uploadZeros(offset, length), options.signal);
     } catch (err) {
       if (!hasCode(err, C.VIR_ERR_NO_SUPPORT) || offset > from) throw err;
       if (options.simulated) {

@@ -5,7 +5,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DomainSpec, Progress, VolumeRef } from '../../drivers/driver.ts';
 import type { HostAddress } from '../../registry/types.ts';
 import { LibvirtDriver } from '../../drivers/libvirt/libvirt-driver.ts';
+import { uploadWhenFree } from '../../drivers/libvirt/errors.ts';
 import { copyStep } from '../../drivers/libvirt/volume-copy.ts';
+import { open, type StorageVol } from '../../native/libvirt/index.ts';
 import { writeMarks } from '../realvm/host.ts';
 import {
   nonZeroRanges,
@@ -115,6 +117,31 @@ describe.skipIf(skip)(
       expect(copies.some((p) => p.done < 40 * MiB)).toBe(true);
       expect(await fileDigest(moved)).toBe(before);
       expect(await from.info(spec.name)).toBeNull();
+    });
+
+    it('lands every one of many uploads to one volume under way at once', async () => {
+      // libvirt counts a volume "in use" while it opens an upload's stream: uploads started
+      // together meet there ("still in use"), as a copy's lanes and an aborted attempt's last
+      // chunk beside its retry do. Each must wait its turn, not fail the move.
+      const { root } = await stoppedVmWithData();
+      const conn = await open(b.uri);
+      try {
+        const vol: StorageVol = await (
+          await conn.lookupStoragePoolByName(pool)
+        ).lookupVolumeByName(root.name);
+        const chunk = 64 * 1024;
+        const chunks = Array.from({ length: 64 }, (_, i) => Buffer.alloc(chunk, (i % 250) + 1));
+        const raw = await Promise.allSettled(chunks.map((data, i) => vol.upload(i * chunk, data)));
+        const collided = raw.filter((r) => r.status === 'rejected').length;
+        await Promise.all(
+          chunks.map((data, i) => uploadWhenFree(() => vol.upload(i * chunk, data))),
+        );
+        const landed = await vol.download(0, chunks.length * chunk);
+        expect(landed.equals(Buffer.concat(chunks))).toBe(true);
+        console.info(`uploads at once: ${collided} of ${chunks.length} raw ones collided`);
+      } finally {
+        await conn.close();
+      }
     });
 
     it('leaves volumes of a shared pool where they are, unwiped', async () => {
