@@ -93,10 +93,14 @@ export function createHostActivities({ sql, drivers, actor }: HostActivityDeps) 
       if (answered) throw refuse('in maintenance and answering (drain it instead)');
     },
 
-    /** Moves the VM's record and room to the held target; answers the VM's host. Idempotent. */
+    /**
+     * Moves the VM's record and room to the held target, leaving its volumes on the fenced
+     * host off the record (it starts afresh there); answers the VM's host. Idempotent.
+     */
     async commitEvacuation(vmId: string): Promise<string> {
       const vm = await getVmById(sql, vmId);
-      return (await commitMigration(sql, vm, actor())) ?? (await getVmById(sql, vmId)).host!;
+      const committed = await commitMigration(sql, vm, actor(), { forgetSourceVolumes: true });
+      return committed ?? (await getVmById(sql, vmId)).host!;
     },
 
     /**

@@ -23,7 +23,7 @@ import {
   type StepStates,
   type Transition,
 } from './vm.ts';
-import { volumesOf } from '../registry/vm-volumes.ts';
+import { recordedVolumes } from '../registry/vm-volumes.ts';
 import { createMonitorActivities } from './monitor.ts';
 import { createHostActivities } from './host.ts';
 
@@ -56,11 +56,13 @@ function actor(): ActorOptions {
 }
 
 export function createActivities({ sql, drivers, defaultPolicy = 'spread' }: ActivityDeps) {
-  /** Undefines the VM's domain on its host, if placed; answers its volumes left to wipe. */
+  /**
+   * Undefines the VM's domain on its host, if placed; answers how many volumes it has left to
+   * wipe, on any host (a VM the monitor took off a host that lost it keeps its volumes there).
+   */
   async function undefineOnHost({ vm, host }: VmAndHost): Promise<number> {
-    if (!host) return 0;
-    await drivers.get(host).undefine({ id: vm.id, name: vm.name });
-    return volumesOf(vm.keys).length;
+    if (host) await drivers.get(host).undefine({ id: vm.id, name: vm.name });
+    return recordedVolumes(vm.keys).length;
   }
 
   return withFailureTypes({

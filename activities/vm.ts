@@ -17,7 +17,12 @@ import {
   releaseMigrationTarget,
   reserveMigrationTarget,
 } from '../registry/vm-migration.ts';
-import { claimVolumes, releaseVolumes, volumesOf } from '../registry/vm-volumes.ts';
+import {
+  claimVolumes,
+  hostsWithVolumes,
+  releaseVolumes,
+  volumesOn,
+} from '../registry/vm-volumes.ts';
 import { StateConflictError } from '../registry/errors.ts';
 import {
   getVmAndHost,
@@ -74,9 +79,12 @@ export interface ShutdownRequest {
   force: boolean;
 }
 
+/** Progress as heartbeated: tagged with the host it is about, where a step spans hosts. */
+type HostProgress = Progress & { host?: string };
+
 /** The driver progress an earlier attempt of this activity heartbeated last, if any. */
-function lastProgress(): Progress | undefined {
-  const d = activityInfo().heartbeatDetails as Partial<Progress> | null | undefined;
+function lastProgress(): HostProgress | undefined {
+  const d = activityInfo().heartbeatDetails as Partial<HostProgress> | null | undefined;
   if (typeof d !== 'object' || d === null) return undefined;
   if (typeof d.step !== 'string' || !Number.isFinite(d.done) || !Number.isFinite(d.total)) {
     return undefined;
@@ -86,25 +94,32 @@ function lastProgress(): Progress | undefined {
     v && typeof v.pool === 'string' && typeof v.name === 'string'
       ? { volume: { pool: v.pool, name: v.name } }
       : {};
-  return { step: d.step, done: d.done!, total: d.total!, ...volume };
+  const host = typeof d.host === 'string' ? { host: d.host } : {};
+  return { step: d.step, done: d.done!, total: d.total!, ...volume, ...host };
 }
 
 /**
- * Long driver calls report progress as heartbeats, so a lost worker is noticed within the
+ * Runs a driver call that reports progress, heartbeating each report so that the activity's
  * heartbeat timeout and the next attempt (and the Temporal UI) can see how far it got; the next
  * attempt hands that progress to the driver as `resumeFrom`, to go on from there. A call that
  * reports nothing for a while still heartbeats, from a timer, the last progress known (the
- * earlier attempt's, until this one reports): a resumed attempt never erases it.
+ * earlier attempt's, until this one reports): a resumed attempt never erases it. With `host`,
+ * the reports are tagged with it and only a progress about that host is resumed from: one
+ * volume name may be on two hosts, and a wipe resumed on the wrong one would skip bytes.
  */
-async function heartbeating<T>(fn: (options: ProgressOptions) => Promise<T>): Promise<T> {
-  const resumeFrom = lastProgress();
-  let last = resumeFrom;
+async function heartbeating<T>(
+  fn: (options: ProgressOptions) => Promise<T>,
+  host?: string,
+): Promise<T> {
+  const earlier = lastProgress();
+  const resumeFrom = host === undefined || earlier?.host === host ? earlier : undefined;
+  let last: HostProgress | undefined = earlier;
   const timer = setInterval(() => heartbeat(last), 5_000);
   try {
     return await fn({
       onProgress: (p) => {
-        last = p;
-        heartbeat(p);
+        last = host === undefined ? p : { ...p, host };
+        heartbeat(last);
       },
       signal: cancellationSignal(),
       ...(resumeFrom ? { resumeFrom } : {}),
@@ -131,7 +146,7 @@ export function createVmActivities({ sql, drivers, defaultPolicy, actor }: VmAct
     const known = hostName === undefined ? read : undefined;
     const { vm, host } = known ?? (await getVmAndHost(sql, vmId, hostName));
     if (!host) throw new DriverError('rejected', `vm ${vm.name} is on no host`);
-    return { vm, driver: drivers.get(host), volumes: volumesOf(vm.keys) };
+    return { vm, host, driver: drivers.get(host), volumes: volumesOn(vm.keys, host.name, vm.host) };
   }
   const transition = (vmId: string, t: Transition) => recordTransition(sql, vmId, t, actor());
 
@@ -168,11 +183,33 @@ export function createVmActivities({ sql, drivers, defaultPolicy, actor }: VmAct
     return result;
   }
   /** Claims the `vol:` keys of the volumes the VM will have on its host; answers them. */
-  async function claimVolumesOnHost(vmId: string, read?: VmAndHost): Promise<VolumeRef[]> {
-    const { vm, driver } = await onHost(vmId, undefined, read);
+  async function claimVolumesOnHost(
+    vmId: string,
+    read?: VmAndHost,
+    hostName?: string,
+  ): Promise<VolumeRef[]> {
+    const { vm, host, driver } = await onHost(vmId, hostName, read);
     const refs = driver.volumesFor(vm);
-    if (refs.length > 0) await claimVolumes(sql, vmId, refs, actor());
+    if (refs.length > 0) await claimVolumes(sql, vmId, host.name, refs, actor());
     return refs;
+  }
+
+  /**
+   * Undefines the VM's domain on `hostName` (or its own host) and wipes the volumes recorded
+   * there; `movedAway` keeps those in shared pools (the VM's disks wherever it runs). Then,
+   * on a host that is not the VM's own, those volumes are off the record.
+   */
+  async function wipeOn(vmId: string, hostName?: string, movedAway = false): Promise<void> {
+    const { vm, host, driver, volumes } = await onHost(vmId, hostName);
+    await heartbeating(
+      (progress) =>
+        driver.deprovision(
+          { id: vm.id, name: vm.name, volumes },
+          movedAway ? { ...progress, movedAway } : progress,
+        ),
+      host.name,
+    );
+    if (host.name !== vm.host) await releaseVolumes(sql, vmId, actor(), host.name);
   }
   /**
    * Starts the domain; true if the host reports it running at once (most do), and only then
@@ -222,7 +259,10 @@ export function createVmActivities({ sql, drivers, defaultPolicy, actor }: VmAct
         vmId,
         states,
         (read) => claimVolumesOnHost(vmId, read),
-        async () => volumesOf((await getVmById(sql, vmId)).keys),
+        async () => {
+          const vm = await getVmById(sql, vmId);
+          return volumesOn(vm.keys, vm.host, vm.host);
+        },
       );
     },
 
@@ -231,7 +271,8 @@ export function createVmActivities({ sql, drivers, defaultPolicy, actor }: VmAct
     },
 
     /**
-     * Creates the recorded volumes (entering `states.enter` first, if given); ones already
+     * Creates the VM's volumes on its host (entering `states.enter` first, if given), their
+     * keys claimed there first if they are not yet (an evacuation's new host); ones already
      * there are kept, so a retry resumes.
      */
     async provisionVolumes(vmId: string, hostName?: string, states?: StepStates): Promise<void> {
@@ -239,7 +280,10 @@ export function createVmActivities({ sql, drivers, defaultPolicy, actor }: VmAct
         vmId,
         states,
         async (read) => {
-          const { vm, driver, volumes } = await onHost(vmId, hostName, read);
+          const { vm, driver } = await onHost(vmId, hostName, read);
+          const volumes = wantsStorage(vm.definition)
+            ? await claimVolumesOnHost(vmId, read, hostName)
+            : [];
           await heartbeating((progress) => driver.provision(spec(vm, volumes), progress));
         },
         () => undefined,
@@ -247,15 +291,18 @@ export function createVmActivities({ sql, drivers, defaultPolicy, actor }: VmAct
     },
 
     /**
-     * Undefines the domain and wipes the recorded volumes on the VM's host (or `hostName`);
-     * volumes already gone are success, and the wipe under way when an attempt was lost goes on
-     * from the offset it heartbeated, only ever on a volume the registry records for this VM.
+     * Undefines the domain and wipes the volumes recorded on `hostName`; without it, on every
+     * host the VM has volumes recorded on (those a move or the monitor left behind first, its
+     * own host last). Volumes already gone are success, and the wipe under way when an attempt
+     * was lost goes on from the offset it heartbeated on that host, only ever on a volume the
+     * registry records there for this VM. Volumes wiped on a host not the VM's own go off the
+     * record; those on its own host stay recorded, for the caller to provision again or
+     * release.
      */
     async deprovisionVolumes(vmId: string, hostName?: string): Promise<void> {
-      const { vm, driver, volumes } = await onHost(vmId, hostName);
-      await heartbeating((progress) =>
-        driver.deprovision({ id: vm.id, name: vm.name, volumes }, progress),
-      );
+      if (hostName !== undefined) return wipeOn(vmId, hostName);
+      const vm = await getVmById(sql, vmId);
+      for (const host of hostsWithVolumes(vm.keys, vm.host)) await wipeOn(vmId, host);
     },
 
     /**
@@ -264,10 +311,26 @@ export function createVmActivities({ sql, drivers, defaultPolicy, actor }: VmAct
      * committed, and the driver's move copies each local volume and checks it by digest first.
      */
     async wipeMovedVolumes(vmId: string, hostName: string): Promise<void> {
-      const { vm, driver, volumes } = await onHost(vmId, hostName);
-      await heartbeating((progress) =>
-        driver.deprovision({ id: vm.id, name: vm.name, volumes }, { ...progress, movedAway: true }),
-      );
+      await wipeOn(vmId, hostName, true);
+    },
+
+    /**
+     * After a move that failed: wipes what it left on the target (volumes provisioned, a copy
+     * cut short), as after a move, keeping shared pools' volumes; then they are off the
+     * record. Never while the VM's domain is on the target (a move that got further than its
+     * answer said): then they are its disks, kept on record, and the failure says so.
+     */
+    async discardMoveTarget(vmId: string, target: string): Promise<void> {
+      const { vm, host, driver, volumes } = await onHost(vmId, target);
+      if (volumes.length === 0 || host.name === vm.host) return;
+      // Another domain of that name (one vagoth did not make) has nothing to do with these.
+      if ((await driver.info(vm.name))?.vagothId === vm.id) {
+        throw new DriverError(
+          'rejected',
+          `vm ${vm.name} has a domain on ${target} after the move failed: its volumes there are kept`,
+        );
+      }
+      await wipeOn(vmId, target, true);
     },
 
     /**
@@ -358,6 +421,9 @@ export function createVmActivities({ sql, drivers, defaultPolicy, actor }: VmAct
       return heartbeating(async ({ resumeFrom, ...progress }) => {
         const moving = resumeFrom?.step.startsWith(MOVING) ?? false;
         if (!moving) {
+          // On record on the target before anything is made there, so a move that fails
+          // leaves nothing there that vagoth forgets (discardMoveTarget wipes it).
+          if (volumes.length > 0) await claimVolumes(sql, vmId, to.name, volumes, actor());
           await targetDriver.provision(spec(vm, volumes), {
             ...progress,
             ...(resumeFrom ? { resumeFrom } : {}),

@@ -77,32 +77,40 @@ function toHost(r: HostRow): Host {
  */
 export async function insertHost(sql: Sql, host: NewHost, actor?: ActorOptions): Promise<Host> {
   const keys = host.identity === undefined ? [] : [`hypervisor:${host.identity}`];
-  await sql.begin(async (tx) => {
-    const definition = { driver: host.driver, uri: host.uri };
-    const rows = await tx<{ id: string }[]>`
+  const attempt = () =>
+    sql.begin(async (tx) => {
+      const definition = { driver: host.driver, uri: host.uri };
+      const rows = await tx<{ id: string }[]>`
       INSERT INTO nodes (name, type, definition, tags)
       SELECT ${host.name}, 'host', ${jsonb(tx, definition)}, ${jsonb(tx, host.tags ?? {})}
       FROM ${actorSource(tx, actor)}
       ON CONFLICT (name) DO NOTHING
       RETURNING id`;
-    const id = rows[0]?.id;
-    if (!id) {
-      const [holder] = await tx<
-        { id: string; type: string; definition: Partial<HostRow['definition']> }[]
-      >`SELECT id, type, definition FROM nodes WHERE name = ${host.name}`;
-      const same = holder?.type === 'host' && holder.definition.uri === host.uri;
-      if (!same)
-        throw new KeyConflictError(`name:${host.name}`, `${holder?.type ?? 'node'} ${host.name}`);
-      // A host recorded before identities were claimed gets its key on a retry.
-      await claimKeys(tx, holder.id, keys);
-      return;
-    }
-    await claimKeys(tx, id, keys);
-    await tx`
+      const id = rows[0]?.id;
+      if (!id) {
+        // Locked, so a removal of that very host cannot slip in before its key is claimed.
+        const [holder] = await tx<
+          { id: string; type: string; definition: Partial<HostRow['definition']> }[]
+        >`SELECT id, type, definition FROM nodes WHERE name = ${host.name} FOR KEY SHARE`;
+        // Removed between the insert's conflict and this read: the insert is tried again.
+        if (!holder) return false;
+        const same = holder.type === 'host' && holder.definition.uri === host.uri;
+        if (!same) throw new KeyConflictError(`name:${host.name}`, `${holder.type} ${host.name}`);
+        // A host recorded before identities were claimed gets its key on a retry.
+        await claimKeys(tx, holder.id, keys);
+        return true;
+      }
+      await claimKeys(tx, id, keys);
+      await tx`
       INSERT INTO host_capacity (host_id, vcpus, memory_mib, disk_gib, cpu_ratio, memory_ratio)
       VALUES (${id}, ${host.capacity.vcpus}, ${host.capacity.memoryMiB}, ${host.diskGiB ?? 0},
               ${host.cpuRatio ?? 1}, ${host.memoryRatio ?? 1})`;
-  });
+      return true;
+    });
+  // A removal can win that race only once per removal; a few tries outlast any sane churn.
+  for (let tries = 1; !(await attempt()); tries++) {
+    if (tries >= 5) throw new StateConflictError(`host ${host.name}`, 'being removed', 'register');
+  }
   return getHost(sql, host.name);
 }
 
@@ -154,15 +162,25 @@ export async function removeHost(sql: Sql, name: string, actor?: ActorOptions): 
       SELECT c.host_id AS id FROM host_capacity c JOIN nodes n ON n.id = c.host_id
       WHERE n.name = ${name} AND n.type = 'host' FOR UPDATE OF c`;
     if (!host) throw new NotFoundError('host', name);
-    const [held] = await tx<{ allocations: number; children: number }[]>`
+    const [held] = await tx<{ allocations: number; children: number; volumes: number }[]>`
       SELECT (SELECT count(*)::int FROM allocations WHERE host_id = ${host.id}) AS allocations,
-             (SELECT count(*)::int FROM nodes WHERE parent_id = ${host.id}) AS children`;
+             (SELECT count(*)::int FROM nodes WHERE parent_id = ${host.id}) AS children,
+             (SELECT count(*)::int FROM node_keys k JOIN nodes v ON v.id = k.node_id
+              WHERE v.type = 'vm' AND starts_with(k.key, ${`vol:${name}:`})) AS volumes`;
     const remaining = Math.max(held!.allocations, held!.children);
     if (remaining > 0) {
       throw new StateConflictError(
         `host ${name}`,
         `still holding ${remaining} VM(s) or allocation(s)`,
         'remove it; drain it first (hosts maintenance)',
+      );
+    }
+    if (held!.volumes > 0) {
+      // Left by a move or by a VM the monitor found missing: wiped when their VMs go.
+      throw new StateConflictError(
+        `host ${name}`,
+        `still holding ${held!.volumes} volume(s) of VMs no longer on it, not yet wiped`,
+        'remove it; decommission those VMs first',
       );
     }
     await tx`DELETE FROM nodes WHERE id = ${host.id}`;

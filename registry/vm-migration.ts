@@ -4,6 +4,7 @@ import { actorSource, withActor, type ActorOptions } from './context.ts';
 import { jsonb, type Sql } from './db.ts';
 import { InvalidRequestError, NoCapacityError } from './errors.ts';
 import type { Vm } from './types.ts';
+import { forgetVolumes } from './vm-volumes.ts';
 
 /**
  * While a VM moves it needs room on both hosts, and an allocation belongs to one node (its
@@ -72,6 +73,7 @@ export async function commitMigration(
   sql: Sql,
   vm: Pick<Vm, 'id' | 'name'>,
   actor?: ActorOptions,
+  options: { forgetSourceVolumes?: boolean } = {},
 ): Promise<string | null> {
   return withActor(sql, actor ?? { actor: null, operation: null }, async (tx) => {
     const [held] = await tx<{ id: string; host_id: string; host: string }[]>`
@@ -80,6 +82,14 @@ export async function commitMigration(
       WHERE n.name = ${migrationHoldName(vm.name)} AND n.type = 'vm-migration'
       FOR UPDATE OF n`;
     if (!held) return null;
+    if (options.forgetSourceVolumes) {
+      // An evacuation: the source is fenced and never called again, so what is on its disks
+      // is left there, off the record (the monitor reports the VM's leftovers should it
+      // come back); the VM starts afresh on the target.
+      const [source] = await tx<{ name: string }[]>`
+        SELECT h.name FROM nodes v JOIN nodes h ON h.id = v.parent_id WHERE v.id = ${vm.id}`;
+      if (source) await forgetVolumes(tx, vm.id, source.name);
+    }
     await tx`DELETE FROM allocations WHERE vm_id = ${vm.id}`;
     await tx`UPDATE allocations SET vm_id = ${vm.id} WHERE vm_id = ${held.id}`;
     await tx`DELETE FROM nodes WHERE id = ${held.id}`;

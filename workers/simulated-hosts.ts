@@ -1,6 +1,6 @@
 import path from 'node:path';
 import type { createCaller } from '../api/router.ts';
-import { volumesOf } from '../registry/vm-volumes.ts';
+import { volumesOn } from '../registry/vm-volumes.ts';
 import type { DriverPool } from '../drivers/index.ts';
 import { writeSimulatedHost } from '../drivers/libvirt/simulated-host.ts';
 import type { Sql } from '../registry/db.ts';
@@ -68,7 +68,7 @@ export async function restoreSimulatedDomains(sql: Sql, drivers: DriverPool): Pr
       id: vm.id,
       name: vm.name,
       definition: vm.definition,
-      volumes: volumesOf(vm.keys),
+      volumes: volumesOn(vm.keys, vm.host, vm.host),
     };
     if (spec.volumes.length > 0) await driver.provision(spec);
     await driver.define(spec);

@@ -20,12 +20,16 @@ import { patched, workflowInfo } from '@temporalio/workflow';
  *   durable. A task can be thrown away after its update handlers ran (the server then aborts
  *   those updates, and the client sends them again, to be judged anew): a local activity run
  *   in it would leave the registry where the persisted history never took the VM.
+ * - `failed-move-wipes-target`: a migrate that fails wipes what it made on the target (the
+ *   volumes it provisioned there, on record under the target since the move claimed them)
+ *   before it gives the hold back (`discardMoveTarget`).
  */
 const REVISIONS = [
   'allocate-in-one-step',
   'boot-and-retire-in-one-step',
   'disks-move-with-vm',
   'act-after-acceptance',
+  'failed-move-wipes-target',
 ] as const;
 
 export type Revision = (typeof REVISIONS)[number];

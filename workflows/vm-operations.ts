@@ -90,20 +90,27 @@ export async function migrate(
   const before = vm.state as 'running' | 'stopped';
   const source = vm.host!;
   await move(vm, [before], 'migrating', op);
-  let target: string;
+  let target: string | undefined;
   let moved: { live: boolean; note?: string };
   try {
     target = await steps.reserveMigration(id, args.host);
     moved = await moving.migrateDomain(id, target, args.live ?? true);
   } catch (err) {
     await CancellationScope.nonCancellable(async () => {
+      // What the move made on the target (its volumes, a copy cut short) goes with it.
+      // Refused while the VM's domain is there: those volumes stay on record under the target.
+      if (target !== undefined && since('failed-move-wipes-target')) {
+        await wipe.discardMoveTarget(id, target).catch((discardErr: unknown) => {
+          log.warn('what the move left on its target is kept', { error: String(discardErr) });
+        });
+      }
       await cleanup.releaseMigration(id);
       await move(vm, ['migrating'], before, op, rootFailure(err).message);
     });
     throw err;
   }
   await cleanup.commitMigration(id);
-  vm.host = target;
+  vm.host = target!;
   if (since('disks-move-with-vm')) {
     // The move copied each local volume to the target and checked it by digest: the source's
     // copies are this VM's alone (their vol: keys say so), wiped now; shared ones stay.

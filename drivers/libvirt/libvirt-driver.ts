@@ -367,12 +367,17 @@ export class LibvirtDriver implements Driver {
     return this.#call(`undefine ${spec.name}`, (conn) => this.#undefine(conn, spec));
   }
 
-  async #undefine(conn: Connection, spec: Pick<DomainSpec, 'id' | 'name'>): Promise<void> {
+  async #undefine(
+    conn: Connection,
+    spec: Pick<DomainSpec, 'id' | 'name'>,
+    leaveOthers = false,
+  ): Promise<void> {
     await withDomain(await lookup(conn, spec.name), async (d) => {
       if (!d) return;
       const info = await describe(d);
       // Destructive: only ever on the domain vagoth created for this very VM.
       if (info.vagothId !== spec.id) {
+        if (leaveOthers) return;
         throw new DriverError(
           'not-ours',
           `undefine ${spec.name}: the domain was not created by vagoth for this VM`,
@@ -394,7 +399,9 @@ export class LibvirtDriver implements Driver {
       // Every volume is checked before anything is undefined, wiped or deleted.
       const located = await locateVolumes(conn, spec.id, volumes, this.#pools);
       try {
-        await this.#undefine(conn, spec);
+        // Where the VM moved away from, a domain of its name that vagoth did not make for it
+        // is someone else's: left alone, while the volumes (checked as this VM's) go.
+        await this.#undefine(conn, spec, options.movedAway);
         for (const v of located) {
           options.signal?.throwIfAborted();
           await wipeAndDelete(v, {

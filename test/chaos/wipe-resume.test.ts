@@ -128,9 +128,9 @@ describe.skipIf(skip)(
         { name, vcpus: 1, memoryMiB: 64, diskGiB: 1, nics: [], tags: {}, placement: {} },
         { kind: 'create', workflowId: `test:${name}`, runId: randomUUID() },
       );
-      await placeVm(db.sql, claimed, 'spread');
+      const { host } = await placeVm(db.sql, claimed, 'spread');
       const volumes = driver.volumesFor(claimed);
-      await claimVolumes(db.sql, claimed.id, volumes);
+      await claimVolumes(db.sql, claimed.id, host, volumes);
       await driver.provision({ ...claimed, volumes });
       return { ...claimed, volumes };
     }
@@ -173,6 +173,7 @@ describe.skipIf(skip)(
       const offset = heartbeated.done;
       expect(first.activity.attempt).toBe(1);
       expect(heartbeated).toEqual({
+        host: HOST,
         step: `wipe ${pool}/${root.name}`,
         done: offset,
         total: GiB,

@@ -4,6 +4,10 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../config.ts';
 import { createDriverFactory } from '../../drivers/index.ts';
+import { LibvirtDriver } from '../../drivers/libvirt/libvirt-driver.ts';
+import { REPORT_ONLY } from '../../monitor/reconcile.ts';
+import { open } from '../../native/libvirt/index.ts';
+import { monitorCluster } from '../../workflows/index.ts';
 import {
   nonZeroRanges,
   startDirPoolDaemon,
@@ -111,6 +115,59 @@ describe.skipIf(skip)(
       await movedIntact('dm-2', 'dm-a', disk);
       await h.api.hosts.activate({ name: 'dm-b' });
       await done(h.api.vms.decommission({ name: 'dm-2' }));
+    });
+
+    it('a failed move wipes what it made on the target; the VM and its disk stay on the source', async () => {
+      const disk = await stoppedWithData('dm-3', 'dm-a');
+      // The target has a domain of that name that is not vagoth's: the move's define there
+      // is refused, after its volume was made (and filled) on the target.
+      const conn = await open(daemons['dm-b']!.uri);
+      const squatter = await conn.defineDomainXML(
+        "<domain type='qemu'><name>dm-3</name><memory unit='MiB'>64</memory><vcpu>1</vcpu>" +
+          "<os><type arch='x86_64'>hvm</type></os></domain>",
+      );
+      try {
+        const { operation } = await h.api.vms.migrate({ name: 'dm-3', host: 'dm-b' });
+        expect(await settle(h, operation)).toMatchObject({ status: 'failed' });
+        const vm = await h.api.vms.get({ name: 'dm-3' });
+        expect(vm).toMatchObject({ host: 'dm-a', state: 'stopped' });
+        expect(vm.keys.filter((k) => k.startsWith('vol:'))).toEqual([
+          `vol:dm-a:${pool}/${disk.volume}`,
+        ]);
+        await expect(stat(path.join(daemons['dm-b']!.poolDir, disk.volume))).rejects.toThrow();
+        expect(await fileDigest(disk.file)).toBe(disk.digest);
+      } finally {
+        await squatter.undefine();
+        squatter.free();
+        await conn.close();
+      }
+      await done(h.api.vms.decommission({ name: 'dm-3' }));
+      await expect(stat(disk.file)).rejects.toThrow();
+      expect(await nonZeroRanges(disk.kept)).toEqual([]);
+    });
+
+    it('a VM the monitor took off a host that lost it keeps its volume there on record, until decommission wipes it', async () => {
+      const disk = await stoppedWithData('dm-4', 'dm-a');
+      const vm = await h.api.vms.get({ name: 'dm-4' });
+      // Its domain goes behind vagoth's back; its volume stays.
+      const back = new LibvirtDriver({ uri: daemons['dm-a']!.uri, pools: [pool] });
+      await back.undefine({ id: vm.id, name: 'dm-4' }).finally(() => back.close());
+      await h.temporal.workflow.execute(monitorCluster, {
+        args: [{ hosts: ['dm-a'], policies: { ...REPORT_ONLY, missing: 'unassign' } }],
+        taskQueue: h.taskQueue,
+        workflowId: `monitor-dm-${randomUUID()}`,
+      });
+      const lost = await h.api.vms.get({ name: 'dm-4' });
+      expect(lost).toMatchObject({ host: null, state: 'failed' });
+      expect(lost.keys).toContain(`vol:dm-a:${pool}/${disk.volume}`);
+      // The host cannot be forgotten while it holds a volume on record.
+      await expect(h.api.hosts.remove({ name: 'dm-a' })).rejects.toThrow(/volume/);
+      expect(await fileDigest(disk.file)).toBe(disk.digest);
+
+      await done(h.api.vms.decommission({ name: 'dm-4' }));
+      await expect(stat(disk.file)).rejects.toThrow();
+      expect(await nonZeroRanges(disk.kept)).toEqual([]);
+      await expect(h.api.vms.get({ name: 'dm-4' })).rejects.toThrow();
     });
   },
 );

@@ -16,6 +16,7 @@ import { TEST_HOST_URIS } from '../support/host-uris.ts';
 import { settle, startHarness, type Harness } from '../support/harness.ts';
 import { refusal } from '../support/refusal.ts';
 import { generateSshKey } from '../support/ssh-host.ts';
+import { recordedVolumes } from '../../registry/vm-volumes.ts';
 
 let root: string;
 beforeAll(async () => {
@@ -438,7 +439,9 @@ describe('geats hosts in vagoth', () => {
       const done = await settle(h, operation);
       expect(done, JSON.stringify(done)).toMatchObject({ status: 'completed' });
       const { keys } = await h.api.vms.get({ name: 'reused' });
-      const volumes = keys.filter((k) => k.startsWith('vol:geats/')).map((k) => k.slice(10));
+      const volumes = recordedVolumes(keys)
+        .filter((v) => v.pool === 'geats')
+        .map((v) => v.name);
       expect(volumes).toHaveLength(1);
       return { id: vm.id, volume: volumes[0]! };
     };
@@ -491,7 +494,7 @@ describe('geats hosts in vagoth', () => {
     });
     expect(await settle(h, operation)).toMatchObject({ status: 'completed' });
     const { keys } = await h.api.vms.get({ name });
-    return { id: vm.id, volume: keys.find((k) => k.startsWith('vol:geats/'))!.slice(10) };
+    return { id: vm.id, volume: recordedVolumes(keys).find((v) => v.pool === 'geats')!.name };
   };
 
   it('moves a VM between geats hosts with its disk, and leaves the source nothing', async () => {

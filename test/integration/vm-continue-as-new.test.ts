@@ -2,6 +2,7 @@ import { WithStartWorkflowOperation } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { VmRequest } from '../../registry/vms.ts';
 import { claimedUpdate, statusQuery, vmEntity } from '../../workflows/index.ts';
+import { revisionMemo } from '../../workflows/revisions.ts';
 import { settle, startHarness, type Harness } from '../support/harness.ts';
 
 let h: Harness;
@@ -74,7 +75,7 @@ describe('a VM workflow that continues as new', () => {
       ).length;
     expect(await patchMarkers(firstRun)).toBe(1);
     const second = await handle.describe();
-    expect(second.memo).toEqual({ revision: 'act-after-acceptance' });
+    expect(second.memo).toEqual(revisionMemo());
     expect(await patchMarkers(second.runId)).toBe(0);
   });
 });
