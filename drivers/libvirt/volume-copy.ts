@@ -54,7 +54,9 @@ export function copiedBefore(pair: VolumePair, from: Progress | undefined): numb
   if (from.step === verifyStep(pair.ref)) return pair.capacity;
   if (from.step !== copyStep(pair.ref)) return 0;
   const { done } = from;
-  return Number.isSafeInteger(done) && done >= 0 && done <= pair.capacity ? done : 0;
+  if (!Number.isSafeInteger(done) || done < 0 || done > pair.capacity) return 0;
+  // A window's edge (every report but the last is one), so the digest's windows agree.
+  return done === pair.capacity ? done : done - (done % COPY_CHUNK);
 }
 
 /**
@@ -68,16 +70,54 @@ export function pairsDoneBefore(pairs: VolumePair[], from: Progress | undefined)
   return i < 0 ? 0 : i;
 }
 
-/** The bytes of [offset, offset + length) of `vol`, exactly that many or the copy fails. */
-async function read(vol: StorageVol, offset: number, length: number): Promise<Buffer> {
-  const data = await vol.download(offset, length);
-  if (data.length !== length) {
-    throw new DriverError(
-      'rejected',
-      `download of ${vol.name} answered ${data.length} bytes at ${offset}, not ${length}`,
-    );
-  }
-  return data;
+/** One window of a volume: its bytes, or null when every one of them is zero. */
+type Window = Buffer | null;
+
+const isZero = (data: Buffer) => data.equals(ZEROS.subarray(0, data.length));
+
+/**
+ * Reads windows of one volume: through sparse streams (the host sends data only, and no hole
+ * is read from its disk) where the host and pool take them, else dense ones.
+ */
+function reader(vol: StorageVol) {
+  let sparse = true;
+  const exactly = (got: number, offset: number, length: number) => {
+    if (got !== length) {
+      throw new DriverError(
+        'rejected',
+        `download of ${vol.name} answered ${got} bytes at ${offset}, not ${length}`,
+      );
+    }
+  };
+  return async (offset: number, length: number): Promise<Window> => {
+    if (sparse) {
+      try {
+        const window = await vol.downloadSparse(offset, length);
+        exactly(window.length, offset, length);
+        return window.data && !isZero(window.data) ? window.data : null;
+      } catch (err) {
+        const refused = [C.VIR_ERR_NO_SUPPORT, C.VIR_ERR_INVALID_ARG];
+        if (!hasCode(err, ...refused, C.VIR_ERR_OPERATION_UNSUPPORTED)) throw err;
+        sparse = false;
+      }
+    }
+    const data = await vol.download(offset, length);
+    exactly(data.length, offset, length);
+    return isZero(data) ? null : data;
+  };
+}
+
+/**
+ * A volume's digest: SHA-256 over each window that is not all zero, its offset first. Equal
+ * for two volumes of one size exactly when their bytes are, however either holds its zeros
+ * (a hole, or zeros written), and it costs nothing for a window all zero: no bytes hashed.
+ * Windows are COPY_CHUNK long from offset 0 on both sides, so their edges agree.
+ */
+function hashWindow(hash: Hash, window: Window, offset: number): void {
+  if (window === null) return;
+  const at = Buffer.alloc(8);
+  at.writeBigUInt64BE(BigInt(offset));
+  hash.update(at).update(window);
 }
 
 /**
@@ -97,17 +137,18 @@ async function walk(
   from: number,
   end: number,
   steps: {
-    write?: (data: Buffer, offset: number) => Promise<void>;
-    inOrder: (data: Buffer, offset: number) => Promise<void> | void;
+    write?: (window: Window, offset: number, length: number) => Promise<void>;
+    inOrder: (window: Window, offset: number, length: number) => Promise<void> | void;
   },
   signal?: AbortSignal,
 ): Promise<void> {
+  const read = reader(vol);
   const start = async (offset: number) => {
-    const data = await read(vol, offset, Math.min(COPY_CHUNK, end - offset));
-    await steps.write?.(data, offset);
-    return data;
+    const window = await read(offset, Math.min(COPY_CHUNK, end - offset));
+    await steps.write?.(window, offset, Math.min(COPY_CHUNK, end - offset));
+    return window;
   };
-  const under: { offset: number; task: Promise<Buffer> }[] = [];
+  const under: { offset: number; task: Promise<Window> }[] = [];
   let next = from;
   const fill = () => {
     while (under.length < LANES && next < end && !signal?.aborted) {
@@ -120,9 +161,9 @@ async function walk(
   fill();
   try {
     for (let head = under.shift(); head !== undefined; head = under.shift()) {
-      const data = await head.task;
+      const window = await head.task;
       signal?.throwIfAborted();
-      await steps.inOrder(data, head.offset);
+      await steps.inOrder(window, head.offset, Math.min(COPY_CHUNK, end - head.offset));
       fill();
     }
   } finally {
@@ -134,15 +175,16 @@ async function walk(
 }
 
 async function digest(vol: StorageVol, end: number, hash: Hash, signal?: AbortSignal) {
-  await walk(vol, 0, end, { inOrder: (data) => void hash.update(data) }, signal);
+  await walk(vol, 0, end, { inOrder: (w, offset) => hashWindow(hash, w, offset) }, signal);
 }
 
 /**
  * Copies one volume through libvirt's storage streams, from the offset an earlier attempt
- * reported on, then checks it: the SHA-256 of the source's bytes (hashed as they are copied,
- * those before a resumed offset read again) against that of a second download of the target.
- * All-zero chunks are not sent when `skipZeros` (the target is fresh, sparse and reads zero
- * there); should the digests differ anyway, the copy is made again in full. Only a copy whose
+ * reported on, then checks it: the source's digest (hashWindow; taken as it is copied, the
+ * windows before a resumed offset read again) against that of a second download of the target.
+ * Both downloads are sparse where the host can: a hole is neither read nor sent. All-zero
+ * windows are not sent when `skipZeros` (the target is fresh, sparse and reads zero there);
+ * should the digests differ anyway, the copy is made again in full. Only a copy whose
  * digests agree returns: the source may then be wiped.
  */
 export async function copyVolume(pair: VolumePair, options: CopyOptions): Promise<void> {
@@ -192,17 +234,17 @@ async function copyAndCheck(
     from,
     capacity,
     {
-      write: async (data, offset) => {
-        if (!skipZeros || !data.equals(ZEROS.subarray(0, data.length))) {
-          await uploadWhenFree(() => target.upload(offset, data), options.signal);
-        }
+      write: async (window, offset, length) => {
+        if (window === null && skipZeros) return;
+        const data = window ?? ZEROS.subarray(0, length);
+        await uploadWhenFree(() => target.upload(offset, data), options.signal);
       },
-      inOrder: async (data, offset) => {
-        hash.update(data);
+      inOrder: async (window, offset, length) => {
+        hashWindow(hash, window, offset);
         // Reported once the target took every byte before it: a resumed copy trusts them.
-        report(copyStep(ref), offset + data.length);
+        report(copyStep(ref), offset + length);
         if (rate > 0) {
-          const due = ((offset + data.length - from) / rate) * 1000;
+          const due = ((offset + length - from) / rate) * 1000;
           const ahead = due - (performance.now() - started);
           if (ahead > 0) {
             await sleep(ahead, undefined, options.signal ? { signal: options.signal } : {});

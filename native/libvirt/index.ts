@@ -131,6 +131,16 @@ export interface StorageVol extends Freeable {
    * One stream per call, on libuv's pool: keep `length` to a few MiB.
    */
   download(offset: number, length: number): Promise<Buffer>;
+  /**
+   * The same through a sparse stream: the host sends only data, and the window's holes read
+   * zero. `length` is how many bytes the window had; `extents` the data's [start, end) pairs
+   * from `offset`, flat; `data` its bytes, absent for a window all hole (no extents). Holes are
+   * the file's own (SEEK_HOLE): data may still be zeros.
+   */
+  downloadSparse(
+    offset: number,
+    length: number,
+  ): Promise<{ length: number; data?: Buffer; extents: number[] }>;
   /** Writes `data` at `offset` (virStorageVolUpload). One stream per call: a few MiB at most. */
   upload(offset: number, data: Buffer): Promise<void>;
 }

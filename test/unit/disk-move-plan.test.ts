@@ -39,6 +39,7 @@ describe('where a copy goes on from', () => {
   it.each<[string, Progress | undefined, number]>([
     ['no earlier attempt', undefined, 0],
     ['its copy offset', at(copyStep(local), 40 << 20), 40 << 20],
+    ['the window edge below an offset between two', at(copyStep(local), (40 << 20) + 5), 40 << 20],
     ['all of it once it was verifying', at(verifyStep(local), 0), GiB],
     ['0 for another volume', at(copyStep(second), 40 << 20, second), 0],
     ['0 for a volume of another size', at(copyStep(local), 40 << 20, local, 2 * GiB), 0],

@@ -200,6 +200,7 @@ class StorageVol : public Handle<StorageVol, virStorageVolPtr> {
   Napi::Value Delete(const Napi::CallbackInfo& info);
   Napi::Value UploadZeros(const Napi::CallbackInfo& info);
   Napi::Value Download(const Napi::CallbackInfo& info);
+  Napi::Value DownloadSparse(const Napi::CallbackInfo& info);
   Napi::Value Upload(const Napi::CallbackInfo& info);
 };
 
