@@ -1,27 +1,16 @@
 import { ApplicationFailure, CancellationScope, log } from '@temporalio/workflow';
-import type { OperationRef } from '../activities/index.ts';
+import type {
+  EntityState,
+  EvacuateRequest,
+  MigrateRequest,
+  OperationRef,
+  ShutdownArgs,
+  VmFacts,
+} from '../common/messages.ts';
 import { rootFailure } from './failure.ts';
 import { boot, cleanup, long, moving, shutdownProxy, steps, wipe } from './proxies.ts';
 import { since } from './revisions.ts';
-import { entering, move, startAndWait, transition } from './vm-create.ts';
-import type { EntityState, EvacuateRequest, MigrateRequest, ShutdownArgs } from './vm-rules.ts';
-
-/** What the entity workflow knows of its VM; carried across continueAsNew. */
-export interface VmFacts {
-  name: string;
-  vmId: string | null;
-  state: EntityState;
-  host: string | null;
-  error: string | null;
-}
-
-export interface OperationOutcome {
-  operation: OperationRef;
-  state: EntityState;
-  host: string | null;
-  /** What the caller should know of how it went (a move asked live that went cold, and why). */
-  note?: string;
-}
+import { entering, move, startAndWait, transition } from './vm-steps.ts';
 
 /** Raised when an operation that was valid when accepted finds the VM no longer fits it. */
 function stateConflict(vm: VmFacts, what: string): ApplicationFailure {
