@@ -49,6 +49,7 @@ export async function createSaga(
         await long.provisionVolumes(id, undefined, { enter: provisioning });
       }
     } else {
+      // Old path: goes once no run begun before `allocate-in-one-step` is open (revisions.ts).
       // Runs created before allocate-in-one-step: placed, then volume keys claimed, apart.
       vm.host = await steps.placeVm({ id, definition: record.definition }, placing);
       step = 'provisioning';
@@ -70,6 +71,8 @@ export async function createSaga(
         steps.defineDomain(id, { enter: defining }, boot),
       );
     } else {
+      // Old path: goes once no run begun before `boot-and-retire-in-one-step` is open
+      // (revisions.ts).
       await steps.defineDomain(id, { enter: defining });
       step = 'starting';
       await startAndWait(vm, operation, ['defining']);

@@ -158,6 +158,8 @@ export async function vmEntity(input: VmEntityInput): Promise<VmStatus> {
     ) {
       await sleep(1);
     }
+    // Old path (no timer): goes once no run begun before `act-after-acceptance` is open
+    // (revisions.ts).
     record.status = 'running';
     try {
       const note = await fn(ref(record));

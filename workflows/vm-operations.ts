@@ -88,6 +88,8 @@ export async function migrate(
     await CancellationScope.nonCancellable(async () => {
       // What the move made on the target (its volumes, a copy cut short) goes with it.
       // Refused while the VM's domain is there: those volumes stay on record under the target.
+      // Old path (nothing discarded): goes once no run begun before `failed-move-wipes-target`
+      // is open (revisions.ts).
       if (target !== undefined && since('failed-move-wipes-target')) {
         await wipe.discardMoveTarget(id, target).catch((discardErr: unknown) => {
           log.warn('what the move left on its target is kept', { error: String(discardErr) });
@@ -105,6 +107,7 @@ export async function migrate(
     // copies are this VM's alone (their vol: keys say so), wiped now; shared ones stay.
     await wipe.wipeMovedVolumes(id, source);
   } else {
+    // Old path: goes once no run begun before `disks-move-with-vm` is open (revisions.ts).
     // Runs begun before disks-move-with-vm wipe every recorded volume on the source.
     await wipe.deprovisionVolumes(id, source);
   }
@@ -192,6 +195,7 @@ export async function decommission(vm: VmFacts, op: OperationRef): Promise<void>
       await cleanup.deleteVm(id);
     }
   } else {
+    // Old path: goes once no run begun before `boot-and-retire-in-one-step` is open (revisions.ts).
     // Runs begun before boot-and-retire-in-one-step: power off, undefine, wipe, remove, apart.
     if (vm.host !== null) {
       await cleanup.stopDomain(id, { enter: decommissioning });
