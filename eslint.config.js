@@ -29,6 +29,47 @@ const anyOf = (names) => names.map(escapeRegex).join('|');
 const SANDBOX =
   'Workflow code runs in the deterministic Temporal sandbox; do the work in an activity and call it through proxyActivities().';
 
+// What no sandboxed module (workflows/, common/) may import: Node built-ins, I/O packages,
+// Temporal's Node-side packages, any third-party package not allowed here.
+const sandboxBase = {
+  paths: [
+    ...nodeBuiltins.map((name) => ({
+      name,
+      message: `Node built-ins are not available in workflows. ${SANDBOX}`,
+    })),
+    ...ioPackages.map((name) => ({
+      name,
+      message: `Database access belongs in activities. ${SANDBOX}`,
+    })),
+  ],
+  patterns: [
+    {
+      group: ['node:*'],
+      message: `Node built-ins are not available in workflows. ${SANDBOX}`,
+    },
+    {
+      // @temporalio/activity, client, worker, testing, ... are Node-side packages;
+      // @temporalio/workflow re-exports everything from @temporalio/common that
+      // workflows need.
+      regex: '^@temporalio/(?!workflow(?:/|$))',
+      message: 'Only @temporalio/workflow may be imported by workflows.',
+    },
+    {
+      // Any other third-party package: not allowed unless it is added to this
+      // allow-list after checking it is deterministic and sandbox-safe.
+      regex: `^(?![./]|node:|@temporalio/|(?:${anyOf([...nodeBuiltins, ...ioPackages])})(?:/|$))`,
+      message:
+        'Workflows may only import @temporalio/workflow; extend the allow-list in eslint.config.js if a pure, deterministic package is really needed.',
+    },
+  ],
+};
+
+/** The sandbox's import rule, with the patterns that say what else a module may import. */
+const sandboxImports = (...patterns) => [
+  'error',
+  { paths: sandboxBase.paths, patterns: [...sandboxBase.patterns, ...patterns] },
+];
+
 export default defineConfig(
   globalIgnores(['node_modules/', '.tools/', '.vagoth/', 'dist/', 'coverage/', 'test/fixtures/**']),
 
@@ -89,59 +130,68 @@ export default defineConfig(
     // This follows the Temporal TypeScript samples, which restrict imports in workflow files,
     // but it is an allow-list: anything not explicitly permitted is rejected.
     name: 'vagoth/workflows-sandbox',
-    // common/ holds the pure modules workflows share with the rest (the vocabulary): the same
-    // fence keeps them pure.
+    // common/ holds the pure modules workflows share with the rest (the vocabulary, the
+    // messages): the same fence keeps them pure. Workflows take their domain types from
+    // ../common/messages.ts; ../activities only for the types proxyActivities() is given.
     files: ['workflows/**', 'common/**'],
+    rules: {
+      'no-restricted-imports': sandboxImports(
+        {
+          // Activities may be referenced for their types only; a value import would pull
+          // libvirt and PostgreSQL code into the sandbox bundle.
+          regex: '^\\.\\./activities(?:[./]|$)',
+          allowTypeImports: true,
+          message:
+            "Use `import type * as activities from '../activities/...'` and call them via proxyActivities<typeof activities>().",
+        },
+        {
+          regex: `^\\.\\./(?:${anyOf(forbiddenDirs)})(?:[./]|$)`,
+          message: `Workflows must not import drivers, the registry, the API, workers or config. ${SANDBOX}`,
+        },
+        {
+          // Any other module outside workflows/ and common/: not known to be sandbox-safe.
+          regex: `^\\.\\./(?!(?:activities|common|${anyOf(forbiddenDirs)})(?:[./]|$))`,
+          message:
+            'Workflows may only import other files in workflows/, pure modules in ../common and types from ../activities.',
+        },
+      ),
+    },
+  },
+  {
+    // The messages workflows and activities exchange (the samples' shared.ts). Both import it,
+    // so it imports neither; it names the registry's and the monitor's types, for types only
+    // (erased from the workflow bundle).
+    name: 'vagoth/shared-messages',
+    files: ['common/messages.ts'],
+    rules: {
+      'no-restricted-imports': sandboxImports(
+        {
+          regex: '^\\.\\./(?:registry|monitor)/',
+          allowTypeImports: true,
+          message: "The shared messages may name the registry's and the monitor's types only.",
+        },
+        {
+          regex: '^\\.\\./(?!(?:common|registry|monitor)/)',
+          message:
+            'The shared messages import neither workflows nor activities (both import them), nor anything but types.',
+        },
+      ),
+    },
+  },
+  {
+    // Activities answer workflows; they never import them (the messages both use are in
+    // common/messages.ts), so the two folders never import each other in a circle.
+    name: 'vagoth/activities',
+    files: ['activities/**'],
     rules: {
       'no-restricted-imports': [
         'error',
         {
-          paths: [
-            ...nodeBuiltins.map((name) => ({
-              name,
-              message: `Node built-ins are not available in workflows. ${SANDBOX}`,
-            })),
-            ...ioPackages.map((name) => ({
-              name,
-              message: `Database access belongs in activities. ${SANDBOX}`,
-            })),
-          ],
           patterns: [
             {
-              group: ['node:*'],
-              message: `Node built-ins are not available in workflows. ${SANDBOX}`,
-            },
-            {
-              // @temporalio/activity, client, worker, testing, ... are Node-side packages;
-              // @temporalio/workflow re-exports everything from @temporalio/common that
-              // workflows need.
-              regex: '^@temporalio/(?!workflow(?:/|$))',
-              message: 'Only @temporalio/workflow may be imported by workflows.',
-            },
-            {
-              // Any other third-party package: not allowed unless it is added to this
-              // allow-list after checking it is deterministic and sandbox-safe.
-              regex: `^(?![./]|node:|@temporalio/|(?:${anyOf([...nodeBuiltins, ...ioPackages])})(?:/|$))`,
+              regex: '^\\.\\./workflows(?:[./]|$)',
               message:
-                'Workflows may only import @temporalio/workflow; extend the allow-list in eslint.config.js if a pure, deterministic package is really needed.',
-            },
-            {
-              // Activities may be referenced for their types only; a value import would pull
-              // libvirt and PostgreSQL code into the sandbox bundle.
-              regex: '^\\.\\./activities(?:[./]|$)',
-              allowTypeImports: true,
-              message:
-                "Use `import type * as activities from '../activities/...'` and call them via proxyActivities<typeof activities>().",
-            },
-            {
-              regex: `^\\.\\./(?:${anyOf(forbiddenDirs)})(?:[./]|$)`,
-              message: `Workflows must not import drivers, the registry, the API, workers or config. ${SANDBOX}`,
-            },
-            {
-              // Any other module outside workflows/ and common/: not known to be sandbox-safe.
-              regex: `^\\.\\./(?!(?:activities|common|${anyOf(forbiddenDirs)})(?:[./]|$))`,
-              message:
-                'Workflows may only import other files in workflows/, pure modules in ../common and types from ../activities.',
+                'Activities do not import workflows: take shared types from ../common/messages.ts.',
             },
           ],
         },

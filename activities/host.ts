@@ -1,15 +1,22 @@
 import { Context, heartbeat } from '@temporalio/activity';
 import { WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
+import type {
+  DrainOutcome,
+  Host,
+  HostedVm,
+  HostRegistration,
+  HostState,
+  OperationOutcome,
+  Vm,
+} from '../common/messages.ts';
 import { vmWorkflowId } from '../common/vocabulary.ts';
 import type { DriverPool } from '../drivers/index.ts';
 import type { ActorOptions } from '../registry/context.ts';
 import type { Sql } from '../registry/db.ts';
 import { nullIfNotFound, StateConflictError } from '../registry/errors.ts';
-import { getHost, setHostState, vmsOnHost, type HostedVm } from '../registry/hosts.ts';
+import { getHost, insertHost, setHostState, vmsOnHost } from '../registry/hosts.ts';
 import { commitMigration } from '../registry/vm-migration.ts';
 import { getVmById } from '../registry/vms.ts';
-import type { HostState, Vm } from '../registry/types.ts';
-import type { OperationOutcome } from '../workflows/vm-operations.ts';
 
 export interface HostActivityDeps {
   sql: Sql;
@@ -19,18 +26,6 @@ export interface HostActivityDeps {
 
 /** How long a host in maintenance gets to answer before it counts as unreachable. */
 const ANSWER_WITHIN_MS = 5_000;
-
-export type { HostedVm };
-
-/**
- * One VM of a drain or an evacuation: where it went; or why it stayed (still on the host, its
- * state untouched by the attempt); or, having left the host, why it failed where it went.
- */
-export type DrainOutcome =
-  | { vm: string; moved: true; to: string; note?: string }
-  | { vm: string; moved: false; reason: string }
-  | { vm: string; moved: false; reason: string; failedOn: string }
-  | { vm: string; moved: false; reason: string; gone: true };
 
 /** The VM, or null if it is gone (decommissioned while the drain ran). */
 async function vmIfAny(sql: Sql, id: string): Promise<Vm | null> {
@@ -53,9 +48,26 @@ function reasonOf(err: unknown): string {
   return message;
 }
 
-/** Activities of the host lifecycle workflows (workflows/host-*.ts). */
+/** Activities of the host workflows (workflows/register-host.ts, workflows/host-*.ts). */
 export function createHostActivities({ sql, drivers, actor }: HostActivityDeps) {
   return {
+    /** Memory comes from the host; vCPUs too, unless declared (geats reports no CPU count). */
+    async registerHost({ vcpus, ...host }: HostRegistration): Promise<Host> {
+      const driver = drivers.get(host);
+      const { capacity } = await driver.status();
+      // Which hypervisor this is, so a second name or spelling of it is refused.
+      const identity = await driver.hostId?.();
+      return insertHost(
+        sql,
+        {
+          ...host,
+          identity,
+          capacity: { vcpus: vcpus ?? capacity.vcpus, memoryMiB: capacity.memoryMiB },
+        },
+        actor(),
+      );
+    },
+
     async setHostState(name: string, state: HostState): Promise<void> {
       await setHostState(sql, name, state);
     },

@@ -3,6 +3,7 @@
 // orchestrates them; each is one side effect that is safe to retry.
 import { activityInfo, Context } from '@temporalio/activity';
 import { WorkflowNotFoundError } from '@temporalio/client';
+import type { ActionOutcome } from '../common/messages.ts';
 import { vmWorkflowId } from '../common/vocabulary.ts';
 import type { DriverPool, HostStatus } from '../drivers/index.ts';
 import {
@@ -40,16 +41,10 @@ import {
 } from '../registry/monitor.ts';
 import { withFailureTypes } from './failures.ts';
 
-export type { HostPoll, HostStatus, MonitorTarget, PollRecord, ReconcileAction, ReconcilePlan };
-export type { ReconcilePolicies, RegisteredVm };
-
 export interface MonitorDeps {
   sql: Sql;
   drivers: DriverPool;
 }
-
-/** What one action came to: done, or left alone and why (the VM moved on since the snapshot). */
-export type ActionOutcome = 'applied' | `skipped: ${string}`;
 
 /** Changes the monitor makes are logged as its own, under its workflow run. */
 function actor(): ActorOptions {

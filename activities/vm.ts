@@ -1,133 +1,33 @@
-import { activityInfo, cancellationSignal, heartbeat, sleep } from '@temporalio/activity';
-import type { PlacementPolicy } from '../allocator/place.ts';
-import {
-  DriverError,
-  type DriverPool,
-  type Progress,
-  type ProgressOptions,
-  type VolumeRef,
-  wantsStorage,
-} from '../drivers/index.ts';
-import type { ActorOptions } from '../registry/context.ts';
-import type { Sql } from '../registry/db.ts';
+import { activityInfo, heartbeat, sleep } from '@temporalio/activity';
+import type {
+  OperationRef,
+  ShutdownRequest,
+  StepStates,
+  Transition,
+  Vm,
+  VmRequest,
+  VmState,
+} from '../common/messages.ts';
+import { DriverError, type VolumeRef, wantsStorage } from '../drivers/index.ts';
 import { placeVm } from '../registry/allocate.ts';
+import { claimVm } from '../registry/claim-vm.ts';
+import { nullIfNotFound } from '../registry/errors.ts';
 import { getHost } from '../registry/hosts.ts';
 import {
   commitMigration,
   releaseMigrationTarget,
   reserveMigrationTarget,
 } from '../registry/vm-migration.ts';
+import { claimVolumes, recordedVolumes } from '../registry/vm-volumes.ts';
 import {
-  claimVolumes,
-  hostsWithVolumes,
-  releaseVolumes,
-  volumesOn,
-} from '../registry/vm-volumes.ts';
-import { StateConflictError } from '../registry/errors.ts';
-import {
+  deleteVm,
   getVmAndHost,
   getVmById,
   releaseAllocation,
   transitionVm,
   type VmAndHost,
 } from '../registry/vms.ts';
-import type { OperationRef, Vm, VmState } from '../registry/types.ts';
-
-export interface VmActivityDeps {
-  sql: Sql;
-  drivers: DriverPool;
-  defaultPolicy: PlacementPolicy;
-  actor: () => ActorOptions;
-}
-
-/** A change of the VM's registry state, compare-and-set from `from` (as transitionVm). */
-export interface Transition {
-  from: VmState[] | 'any';
-  to: VmState;
-  operation: OperationRef;
-  error?: string | null;
-}
-
-/** Records a step's state change in the registry, as the worker's. */
-export function recordTransition(
-  sql: Sql,
-  vmId: string,
-  t: Transition,
-  actor: ActorOptions,
-): Promise<VmAndHost> {
-  return transitionVm(
-    sql,
-    vmId,
-    t.from,
-    t.to,
-    { operation: t.operation, error: t.error ?? null },
-    actor,
-  );
-}
-
-/**
- * The registry states a step moves the VM through: `enter` before its side effect, `done`
- * after it. Made inside the step, they cost the workflow no step of their own.
- */
-export interface StepStates {
-  enter?: Transition;
-  done?: Transition;
-}
-
-export interface ShutdownRequest {
-  timeoutMs: number;
-  force: boolean;
-}
-
-/** Progress as heartbeated: tagged with the host it is about, where a step spans hosts. */
-type HostProgress = Progress & { host?: string };
-
-/** The driver progress an earlier attempt of this activity heartbeated last, if any. */
-function lastProgress(): HostProgress | undefined {
-  const d = activityInfo().heartbeatDetails as Partial<HostProgress> | null | undefined;
-  if (typeof d !== 'object' || d === null) return undefined;
-  if (typeof d.step !== 'string' || !Number.isFinite(d.done) || !Number.isFinite(d.total)) {
-    return undefined;
-  }
-  const v = d.volume as Partial<VolumeRef> | undefined;
-  const volume =
-    v && typeof v.pool === 'string' && typeof v.name === 'string'
-      ? { volume: { pool: v.pool, name: v.name } }
-      : {};
-  const host = typeof d.host === 'string' ? { host: d.host } : {};
-  return { step: d.step, done: d.done!, total: d.total!, ...volume, ...host };
-}
-
-/**
- * Runs a driver call that reports progress, heartbeating each report so that the activity's
- * heartbeat timeout and the next attempt (and the Temporal UI) can see how far it got; the next
- * attempt hands that progress to the driver as `resumeFrom`, to go on from there. A call that
- * reports nothing for a while still heartbeats, from a timer, the last progress known (the
- * earlier attempt's, until this one reports): a resumed attempt never erases it. With `host`,
- * the reports are tagged with it and only a progress about that host is resumed from: one
- * volume name may be on two hosts, and a wipe resumed on the wrong one would skip bytes.
- */
-async function heartbeating<T>(
-  fn: (options: ProgressOptions) => Promise<T>,
-  host?: string,
-): Promise<T> {
-  const earlier = lastProgress();
-  const resumeFrom = host === undefined || earlier?.host === host ? earlier : undefined;
-  let last: HostProgress | undefined = earlier;
-  const timer = setInterval(() => heartbeat(last), 5_000);
-  try {
-    return await fn({
-      onProgress: (p) => {
-        last = host === undefined ? p : { ...p, host };
-        heartbeat(last);
-      },
-      signal: cancellationSignal(),
-      ...(resumeFrom ? { resumeFrom } : {}),
-    });
-  } finally {
-    clearInterval(timer);
-  }
-}
+import { heartbeating, spec, vmStepHelpers, type VmActivityDeps } from './vm-helpers.ts';
 
 /**
  * The step migrateDomain heartbeats once the target's volumes are there; the drivers' own
@@ -135,82 +35,15 @@ async function heartbeating<T>(
  */
 const MOVING = 'migrate';
 
-/** Activities of the VM entity workflow: one side effect each, safe to retry. */
-export function createVmActivities({ sql, drivers, defaultPolicy, actor }: VmActivityDeps) {
-  /**
-   * The VM and the driver of its host (or of `hostName`, for the far side of a move); `read`
-   * is the VM as the step's own state change just returned it (with its own host), read
-   * again otherwise.
-   */
-  async function onHost(vmId: string, hostName?: string, read?: VmAndHost) {
-    const known = hostName === undefined ? read : undefined;
-    const { vm, host } = known ?? (await getVmAndHost(sql, vmId, hostName));
-    if (!host) throw new DriverError('rejected', `vm ${vm.name} is on no host`);
-    return { vm, host, driver: drivers.get(host), volumes: volumesOn(vm.keys, host.name, vm.host) };
-  }
-  const transition = (vmId: string, t: Transition) => recordTransition(sql, vmId, t, actor());
+/**
+ * The VM entity workflow's steps through its life: claim, place, define, start, stop, move,
+ * retire. One side effect each, safe to retry; making and wiping its volumes is in
+ * vm-disks.ts.
+ */
+export function createVmActivities(deps: VmActivityDeps) {
+  const { sql, drivers, defaultPolicy, actor } = deps;
+  const { onHost, transition, withStates, claimVolumesOnHost } = vmStepHelpers(deps);
 
-  /**
-   * Runs `fn` between the step's `enter` and `done` states (`done` only if `reached` says the
-   * step got there), handing it the VM as `enter` left it. A retry of a step whose `done`
-   * already landed (its answer lost) finds the VM there and does nothing again: it answers
-   * `skipped`.
-   */
-  async function withStates<T>(
-    vmId: string,
-    states: StepStates | undefined,
-    fn: (read?: VmAndHost) => Promise<T>,
-    skipped: () => T | Promise<T>,
-    reached: (result: T) => boolean = () => true,
-  ): Promise<T> {
-    let read: VmAndHost | undefined;
-    if (states?.enter) {
-      try {
-        read = await transition(vmId, states.enter);
-      } catch (err) {
-        const done = states.done?.to;
-        if (
-          err instanceof StateConflictError &&
-          done &&
-          (await getVmById(sql, vmId)).state === done
-        )
-          return skipped();
-        throw err;
-      }
-    }
-    const result = await fn(read);
-    if (states?.done && reached(result)) await transition(vmId, states.done);
-    return result;
-  }
-  /** Claims the `vol:` keys of the volumes the VM will have on its host; answers them. */
-  async function claimVolumesOnHost(
-    vmId: string,
-    read?: VmAndHost,
-    hostName?: string,
-  ): Promise<VolumeRef[]> {
-    const { vm, host, driver } = await onHost(vmId, hostName, read);
-    const refs = driver.volumesFor(vm);
-    if (refs.length > 0) await claimVolumes(sql, vmId, host.name, refs, actor());
-    return refs;
-  }
-
-  /**
-   * Undefines the VM's domain on `hostName` (or its own host) and wipes the volumes recorded
-   * there; `movedAway` keeps those in shared pools (the VM's disks wherever it runs). Then,
-   * on a host that is not the VM's own, those volumes are off the record.
-   */
-  async function wipeOn(vmId: string, hostName?: string, movedAway = false): Promise<void> {
-    const { vm, host, driver, volumes } = await onHost(vmId, hostName);
-    await heartbeating(
-      (progress) =>
-        driver.deprovision(
-          { id: vm.id, name: vm.name, volumes },
-          movedAway ? { ...progress, movedAway } : progress,
-        ),
-      host.name,
-    );
-    if (host.name !== vm.host) await releaseVolumes(sql, vmId, actor(), host.name);
-  }
   /**
    * Starts the domain; true if the host reports it running at once (most do), and only then
    * is `done` recorded: otherwise the workflow waits for it (waitRunning) and records it.
@@ -228,14 +61,35 @@ export function createVmActivities({ sql, drivers, defaultPolicy, actor }: VmAct
     );
   }
 
-  const spec = (vm: Vm, volumes: VolumeRef[]) => ({
-    id: vm.id,
-    name: vm.name,
-    definition: vm.definition,
-    volumes,
-  });
+  /**
+   * Undefines the VM's domain on its host, if placed; answers how many volumes it has left to
+   * wipe, on any host (a VM the monitor took off a host that lost it keeps its volumes there).
+   */
+  async function undefineOnHost({ vm, host }: VmAndHost): Promise<number> {
+    if (host) await drivers.get(host).undefine({ id: vm.id, name: vm.name });
+    return recordedVolumes(vm.keys).length;
+  }
 
   return {
+    async claimVm(request: VmRequest, operation: OperationRef): Promise<Vm> {
+      return claimVm(sql, request, operation, actor());
+    },
+
+    async transitionVm(
+      vmId: string,
+      from: VmState[] | 'any',
+      to: VmState,
+      patch: { operation?: OperationRef; error?: string | null } = {},
+    ): Promise<void> {
+      await transitionVm(sql, vmId, from, to, patch, actor());
+    },
+
+    /** Enters `placing` (if asked) and places the VM: its host. */
+    async placeVm(vm: Pick<Vm, 'id' | 'definition'>, enter?: Transition): Promise<string> {
+      if (enter) await transition(vm.id, enter);
+      return (await placeVm(sql, vm, defaultPolicy, actor())).host;
+    },
+
     /**
      * The create's allocation as one step: enters `placing` (if asked), places the VM (room on
      * a host), then claims the `vol:` keys of the volumes provision will create there, before
@@ -251,86 +105,6 @@ export function createVmActivities({ sql, drivers, defaultPolicy, actor }: VmAct
       const { host } = await placeVm(sql, vm, defaultPolicy, actor());
       const volumes = wantsStorage(vm.definition) ? await claimVolumesOnHost(vm.id) : [];
       return { host, volumes };
-    },
-
-    /** Claims the `vol:` keys of the volumes provision will create, before anything exists. */
-    async claimVolumes(vmId: string, states?: StepStates): Promise<VolumeRef[]> {
-      return withStates(
-        vmId,
-        states,
-        (read) => claimVolumesOnHost(vmId, read),
-        async () => {
-          const vm = await getVmById(sql, vmId);
-          return volumesOn(vm.keys, vm.host, vm.host);
-        },
-      );
-    },
-
-    async releaseVolumes(vmId: string): Promise<void> {
-      await releaseVolumes(sql, vmId, actor());
-    },
-
-    /**
-     * Creates the VM's volumes on its host (entering `states.enter` first, if given), their
-     * keys claimed there first if they are not yet (an evacuation's new host); ones already
-     * there are kept, so a retry resumes.
-     */
-    async provisionVolumes(vmId: string, hostName?: string, states?: StepStates): Promise<void> {
-      await withStates(
-        vmId,
-        states,
-        async (read) => {
-          const { vm, driver } = await onHost(vmId, hostName, read);
-          const volumes = wantsStorage(vm.definition)
-            ? await claimVolumesOnHost(vmId, read, hostName)
-            : [];
-          await heartbeating((progress) => driver.provision(spec(vm, volumes), progress));
-        },
-        () => undefined,
-      );
-    },
-
-    /**
-     * Undefines the domain and wipes the volumes recorded on `hostName`; without it, on every
-     * host the VM has volumes recorded on (those a move or the monitor left behind first, its
-     * own host last). Volumes already gone are success, and the wipe under way when an attempt
-     * was lost goes on from the offset it heartbeated on that host, only ever on a volume the
-     * registry records there for this VM. Volumes wiped on a host not the VM's own go off the
-     * record; those on its own host stay recorded, for the caller to provision again or
-     * release.
-     */
-    async deprovisionVolumes(vmId: string, hostName?: string): Promise<void> {
-      if (hostName !== undefined) return wipeOn(vmId, hostName);
-      const vm = await getVmById(sql, vmId);
-      for (const host of hostsWithVolumes(vm.keys, vm.host)) await wipeOn(vmId, host);
-    },
-
-    /**
-     * After a move: wipes the VM's volumes left on the host it came from, but those on storage
-     * both hosts share (they are its disks where it runs now). Runs only once the move
-     * committed, and the driver's move copies each local volume and checks it by digest first.
-     */
-    async wipeMovedVolumes(vmId: string, hostName: string): Promise<void> {
-      await wipeOn(vmId, hostName, true);
-    },
-
-    /**
-     * After a move that failed: wipes what it left on the target (volumes provisioned, a copy
-     * cut short), as after a move, keeping shared pools' volumes; then they are off the
-     * record. Never while the VM's domain is on the target (a move that got further than its
-     * answer said): then they are its disks, kept on record, and the failure says so.
-     */
-    async discardMoveTarget(vmId: string, target: string): Promise<void> {
-      const { vm, host, driver, volumes } = await onHost(vmId, target);
-      if (volumes.length === 0 || host.name === vm.host) return;
-      // Another domain of that name (one vagoth did not make) has nothing to do with these.
-      if ((await driver.info(vm.name))?.vagothId === vm.id) {
-        throw new DriverError(
-          'rejected',
-          `vm ${vm.name} has a domain on ${target} after the move failed: its volumes there are kept`,
-        );
-      }
-      await wipeOn(vmId, target, true);
     },
 
     /**
@@ -388,6 +162,35 @@ export function createVmActivities({ sql, drivers, defaultPolicy, actor }: VmAct
     async rebootDomain(vmId: string): Promise<void> {
       const { vm, driver } = await onHost(vmId);
       await driver.reboot(vm.name);
+    },
+
+    /**
+     * Powers the domain off and forgets it, once the driver has checked it is this VM's.
+     * Idempotent: a VM never placed, or a domain already gone, is success. Answers how many
+     * volumes the registry records for the VM, still to be wiped (none for a VM without disks).
+     */
+    async undefineDomain(vmId: string): Promise<number> {
+      const found = await getVmAndHost(sql, vmId).catch(nullIfNotFound);
+      return found ? undefineOnHost(found) : 0;
+    },
+
+    /**
+     * Decommission's first step: enters `enter` (decommissioning), powers the domain off and
+     * undefines it as undefineDomain does, then removes a VM that has no volumes left to wipe
+     * (its keys and its room on the host go with it). Answers how many volumes are left: if
+     * any, the caller wipes them, then removes the VM. A VM already removed is success (a
+     * retry whose first attempt finished).
+     */
+    async retireVm(vmId: string, enter: Transition): Promise<number> {
+      const found = await transition(vmId, enter).catch(nullIfNotFound);
+      if (!found) return 0;
+      const volumes = await undefineOnHost(found);
+      if (volumes === 0) await deleteVm(sql, vmId, actor());
+      return volumes;
+    },
+
+    async deleteVm(vmId: string): Promise<void> {
+      await deleteVm(sql, vmId, actor());
     },
 
     /** Holds room on the target (named, or the allocator's pick with the current host excluded). */

@@ -1,6 +1,6 @@
 import { proxyActivities } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.ts';
-import type { DrainOutcome, HostedVm } from '../activities/host.ts';
+import type { DrainOutcome, HostedVm } from '../common/messages.ts';
 
 export interface DrainReport {
   host: string;

@@ -15,8 +15,13 @@ export {
   type VmEntityInput,
   type VmStatus,
 } from './vm-entity.ts';
-export type { OperationOutcome } from './vm-operations.ts';
-export type { EvacuateRequest, MigrateRequest, OperationKind, ShutdownArgs } from './vm-rules.ts';
+export type {
+  EvacuateRequest,
+  MigrateRequest,
+  OperationKind,
+  OperationOutcome,
+  ShutdownArgs,
+} from '../common/messages.ts';
 export { registerHost } from './register-host.ts';
 export { monitorCluster, type MonitorInput, type MonitorReport } from './monitor.ts';
 export {

@@ -1,14 +1,14 @@
 import { ActivityFailure, proxyActivities, workflowInfo } from '@temporalio/workflow';
+import type { MonitorActivities } from '../activities/monitor.ts';
 import type {
   ActionOutcome,
   HostPoll,
-  MonitorActivities,
   MonitorTarget,
   ReconcileAction,
   ReconcilePlan,
   ReconcilePolicies,
   RegisteredVm,
-} from '../activities/monitor.ts';
+} from '../common/messages.ts';
 
 /** Registry reads and writes: quick, retried a few times. */
 const registry = proxyActivities<MonitorActivities>({

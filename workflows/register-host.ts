@@ -1,4 +1,4 @@
-import type { Host, HostRegistration } from '../activities/index.ts';
+import type { Host, HostRegistration } from '../common/messages.ts';
 import { probe } from './proxies.ts';
 
 /** Reads the host's capacity through its driver and records it. */

@@ -5,6 +5,27 @@ import { patched, workflowInfo } from '@temporalio/workflow';
  * workflow lives as long as its VM, so a run begun before a revision must replay on the path
  * it took then.
  *
+ * When an old path goes: the path a run begun before `x` takes at `since('x')` (marked "Old
+ * path" there) may be removed, with the call, once both hold below; `x` stays in REVISIONS
+ * (since() compares memos by their place in it).
+ *
+ * 1. No open run began before `x`. A run begins at the revision its memo names (a continued
+ *    run at the newest: continueAsNew replays none of the old history); one with no memo
+ *    began before the memo existed, so before every revision. A run that began before `x`
+ *    may still replay that path, even after it records `x`'s marker. An operator lists the
+ *    open VM runs with the revision each began at (`none`: no memo):
+ *
+ *        temporal workflow list -o jsonl \
+ *          --query 'WorkflowType="vmEntity" AND ExecutionStatus="Running"' |
+ *          jq -r '[.execution.workflowId, .memo.fields.revision // "none"] | @tsv'
+ *
+ *    Every line must name `x` or a revision listed after it. Other workflow types never call
+ *    since(). A run that still blocks goes once its VM is decommissioned, or continues as
+ *    new (when Temporal suggests it: its history has grown long).
+ * 2. The recorded histories that may replay that path are retired in the same change: those
+ *    in test/histories/ whose start event's memo names a revision before `x`, or none
+ *    (a workflow kind left with none is recorded afresh: test/replay/record-histories.ts).
+ *
  * - `allocate-in-one-step`: placing a VM and claiming its volume keys are one step, and a VM
  *   without volumes goes from `placing` straight to `defining`.
  * - `boot-and-retire-in-one-step`: the create defines and starts the domain in one step; and

@@ -1,9 +1,9 @@
 import { ApplicationFailure, CancellationScope, log } from '@temporalio/workflow';
-import type { OperationRef, StepStates, Transition, Vm, VmRequest } from '../activities/index.ts';
+import type { OperationRef, Vm, VmFacts, VmRequest } from '../common/messages.ts';
 import { rootFailure } from './failure.ts';
-import { boot, cleanup, long, steps, wipe } from './proxies.ts';
+import { cleanup, long, steps, wipe } from './proxies.ts';
 import { since } from './revisions.ts';
-import type { VmFacts } from './vm-operations.ts';
+import { entering, startAndWait } from './vm-steps.ts';
 
 export type OnFailure = 'remove' | 'keep';
 
@@ -49,6 +49,7 @@ export async function createSaga(
         await long.provisionVolumes(id, undefined, { enter: provisioning });
       }
     } else {
+      // Old path: goes once no run begun before `allocate-in-one-step` is open (revisions.ts).
       // Runs created before allocate-in-one-step: placed, then volume keys claimed, apart.
       vm.host = await steps.placeVm({ id, definition: record.definition }, placing);
       step = 'provisioning';
@@ -70,6 +71,8 @@ export async function createSaga(
         steps.defineDomain(id, { enter: defining }, boot),
       );
     } else {
+      // Old path: goes once no run begun before `boot-and-retire-in-one-step` is open
+      // (revisions.ts).
       await steps.defineDomain(id, { enter: defining });
       step = 'starting';
       await startAndWait(vm, operation, ['defining']);
@@ -118,74 +121,3 @@ const CREATE_STATES = [
   'starting',
   'running',
 ] as const;
-
-type Live = Exclude<VmFacts['state'], 'gone'>;
-
-/** A registry state change made inside a step, compare-and-set from `from`. */
-export function transition(
-  from: VmFacts['state'][] | 'any',
-  to: Live,
-  operation: OperationRef,
-  error: string | null = null,
-): Transition {
-  const live = from === 'any' ? from : from.filter((s): s is Live => s !== 'gone');
-  return { from: live, to, operation, error };
-}
-
-/**
- * The state a step enters before its side effect: mirrored at once in the entity's own view
- * (the entity is its VM's only writer), recorded in the registry by the step itself.
- */
-export function entering(
-  vm: VmFacts,
-  from: VmFacts['state'][] | 'any',
-  to: Live,
-  operation: OperationRef,
-  error: string | null = null,
-): Transition {
-  vm.state = to;
-  vm.error = error;
-  return transition(from, to, operation, error);
-}
-
-/**
- * Starts the domain and waits until its host reports it running: a heartbeating activity,
- * needed only when the host does not say so at once (a slow host, an agent that boots late).
- * With `from`, the VM goes from there to `starting`, then `running`; without, its state is
- * the caller's to keep. `start` is the step that boots it (startDomain, unless the caller's
- * own step boots as it goes).
- */
-export async function startAndWait(
-  vm: VmFacts,
-  operation: OperationRef,
-  from?: VmFacts['state'][],
-  start: (states: StepStates) => Promise<boolean> = (states) => steps.startDomain(vm.vmId!, states),
-): Promise<void> {
-  const id = vm.vmId!;
-  const states: StepStates = from
-    ? {
-        enter: entering(vm, from, 'starting', operation),
-        done: transition(['starting'], 'running', operation),
-      }
-    : {};
-  if (await start(states)) {
-    if (from) vm.state = 'running';
-    return;
-  }
-  await boot.waitRunning(id);
-  if (from) await move(vm, ['starting'], 'running', operation);
-}
-
-/** Compare-and-set in the registry, then in the entity's own view: a step of its own. */
-export async function move(
-  vm: VmFacts,
-  from: VmFacts['state'][],
-  to: Live,
-  operation: OperationRef,
-  error: string | null = null,
-): Promise<void> {
-  const t = transition(from, to, operation, error);
-  await steps.transitionVm(vm.vmId!, t.from, to, { operation, error });
-  vm.state = to;
-  vm.error = error;
-}

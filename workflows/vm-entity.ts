@@ -10,22 +10,24 @@ import {
   sleep,
   workflowInfo,
 } from '@temporalio/workflow';
+import type {
+  EntityState,
+  EvacuateRequest,
+  MigrateRequest,
+  OperationKind,
+  OperationOutcome,
+  OperationRef,
+  ShutdownArgs,
+  Vm,
+  VmFacts,
+  VmRequest,
+} from '../common/messages.ts';
 import type { FailureType } from '../common/vocabulary.ts';
-import type { OperationRef, Vm, VmRequest } from '../activities/index.ts';
 import { rootFailure } from './failure.ts';
 import { revisionMemo, since } from './revisions.ts';
 import { createSaga, type Claim, type OnFailure } from './vm-create.ts';
 import * as ops from './vm-operations.ts';
-import type { OperationOutcome, VmFacts } from './vm-operations.ts';
-import {
-  rejection,
-  targetOf,
-  type EntityState,
-  type EvacuateRequest,
-  type MigrateRequest,
-  type OperationKind,
-  type ShutdownArgs,
-} from './vm-rules.ts';
+import { rejection, targetOf } from './vm-rules.ts';
 
 export interface OperationRecord {
   updateId: string;
@@ -156,6 +158,8 @@ export async function vmEntity(input: VmEntityInput): Promise<VmStatus> {
     ) {
       await sleep(1);
     }
+    // Old path (no timer): goes once no run begun before `act-after-acceptance` is open
+    // (revisions.ts).
     record.status = 'running';
     try {
       const note = await fn(ref(record));

@@ -1,27 +1,16 @@
 import { ApplicationFailure, CancellationScope, log } from '@temporalio/workflow';
-import type { OperationRef } from '../activities/index.ts';
+import type {
+  EntityState,
+  EvacuateRequest,
+  MigrateRequest,
+  OperationRef,
+  ShutdownArgs,
+  VmFacts,
+} from '../common/messages.ts';
 import { rootFailure } from './failure.ts';
 import { boot, cleanup, long, moving, shutdownProxy, steps, wipe } from './proxies.ts';
 import { since } from './revisions.ts';
-import { entering, move, startAndWait, transition } from './vm-create.ts';
-import type { EntityState, EvacuateRequest, MigrateRequest, ShutdownArgs } from './vm-rules.ts';
-
-/** What the entity workflow knows of its VM; carried across continueAsNew. */
-export interface VmFacts {
-  name: string;
-  vmId: string | null;
-  state: EntityState;
-  host: string | null;
-  error: string | null;
-}
-
-export interface OperationOutcome {
-  operation: OperationRef;
-  state: EntityState;
-  host: string | null;
-  /** What the caller should know of how it went (a move asked live that went cold, and why). */
-  note?: string;
-}
+import { entering, move, startAndWait, transition } from './vm-steps.ts';
 
 /** Raised when an operation that was valid when accepted finds the VM no longer fits it. */
 function stateConflict(vm: VmFacts, what: string): ApplicationFailure {
@@ -99,6 +88,8 @@ export async function migrate(
     await CancellationScope.nonCancellable(async () => {
       // What the move made on the target (its volumes, a copy cut short) goes with it.
       // Refused while the VM's domain is there: those volumes stay on record under the target.
+      // Old path (nothing discarded): goes once no run begun before `failed-move-wipes-target`
+      // is open (revisions.ts).
       if (target !== undefined && since('failed-move-wipes-target')) {
         await wipe.discardMoveTarget(id, target).catch((discardErr: unknown) => {
           log.warn('what the move left on its target is kept', { error: String(discardErr) });
@@ -116,6 +107,7 @@ export async function migrate(
     // copies are this VM's alone (their vol: keys say so), wiped now; shared ones stay.
     await wipe.wipeMovedVolumes(id, source);
   } else {
+    // Old path: goes once no run begun before `disks-move-with-vm` is open (revisions.ts).
     // Runs begun before disks-move-with-vm wipe every recorded volume on the source.
     await wipe.deprovisionVolumes(id, source);
   }
@@ -203,6 +195,7 @@ export async function decommission(vm: VmFacts, op: OperationRef): Promise<void>
       await cleanup.deleteVm(id);
     }
   } else {
+    // Old path: goes once no run begun before `boot-and-retire-in-one-step` is open (revisions.ts).
     // Runs begun before boot-and-retire-in-one-step: power off, undefine, wipe, remove, apart.
     if (vm.host !== null) {
       await cleanup.stopDomain(id, { enter: decommissioning });

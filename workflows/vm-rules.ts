@@ -1,34 +1,9 @@
-import type { VmState } from '../activities/index.ts';
-
-/** The operations a VM's entity workflow serves, each as an Update of that name. */
-export type OperationKind =
-  | 'create'
-  | 'start'
-  | 'stop'
-  | 'shutdown'
-  | 'reboot'
-  | 'migrate'
-  | 'reprovision'
-  | 'decommission'
-  | 'evacuate';
-
-/** A VM as its entity workflow sees it; `gone` once decommissioned or removed. */
-export type EntityState = VmState | 'gone';
-
-export interface MigrateRequest {
-  host?: string | undefined;
-  live?: boolean | undefined;
-}
-
-/** Restart the VM elsewhere: `from` is the fenced host it must be on (else nothing to do). */
-export interface EvacuateRequest {
-  from: string;
-}
-
-export interface ShutdownArgs {
-  timeoutMs?: number | undefined;
-  force?: boolean | undefined;
-}
+import type {
+  EntityState,
+  MigrateRequest,
+  OperationKind,
+  ShutdownArgs,
+} from '../common/messages.ts';
 
 /** The state an accepted operation leaves the VM in, if it succeeds. */
 export function targetOf(kind: OperationKind, before: EntityState): EntityState {

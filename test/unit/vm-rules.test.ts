@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { projectedState, rejection, type OperationKind } from '../../workflows/vm-rules.ts';
+import type { OperationKind } from '../../common/messages.ts';
+import { projectedState, rejection } from '../../workflows/vm-rules.ts';
 
 describe('which operation a VM accepts', () => {
   const cases: Array<[OperationKind, Parameters<typeof rejection>[2], string | null]> = [

@@ -1,0 +1,113 @@
+import type { StepStates } from '../common/messages.ts';
+import { DriverError, type VolumeRef, wantsStorage } from '../drivers/index.ts';
+import { hostsWithVolumes, releaseVolumes, volumesOn } from '../registry/vm-volumes.ts';
+import { getVmById } from '../registry/vms.ts';
+import { heartbeating, spec, vmStepHelpers, type VmActivityDeps } from './vm-helpers.ts';
+
+/**
+ * The VM steps that claim, make and wipe its volumes (a move's copy is migrateDomain's, in
+ * vm.ts): long ones heartbeat their progress, and a retry goes on from it.
+ */
+export function createVmDiskActivities(deps: VmActivityDeps) {
+  const { sql, actor } = deps;
+  const { onHost, withStates, claimVolumesOnHost } = vmStepHelpers(deps);
+
+  /**
+   * Undefines the VM's domain on `hostName` (or its own host) and wipes the volumes recorded
+   * there; `movedAway` keeps those in shared pools (the VM's disks wherever it runs). Then,
+   * on a host that is not the VM's own, those volumes are off the record.
+   */
+  async function wipeOn(vmId: string, hostName?: string, movedAway = false): Promise<void> {
+    const { vm, host, driver, volumes } = await onHost(vmId, hostName);
+    await heartbeating(
+      (progress) =>
+        driver.deprovision(
+          { id: vm.id, name: vm.name, volumes },
+          movedAway ? { ...progress, movedAway } : progress,
+        ),
+      host.name,
+    );
+    if (host.name !== vm.host) await releaseVolumes(sql, vmId, actor(), host.name);
+  }
+  return {
+    /** Claims the `vol:` keys of the volumes provision will create, before anything exists. */
+    async claimVolumes(vmId: string, states?: StepStates): Promise<VolumeRef[]> {
+      return withStates(
+        vmId,
+        states,
+        (read) => claimVolumesOnHost(vmId, read),
+        async () => {
+          const vm = await getVmById(sql, vmId);
+          return volumesOn(vm.keys, vm.host, vm.host);
+        },
+      );
+    },
+
+    async releaseVolumes(vmId: string): Promise<void> {
+      await releaseVolumes(sql, vmId, actor());
+    },
+
+    /**
+     * Creates the VM's volumes on its host (entering `states.enter` first, if given), their
+     * keys claimed there first if they are not yet (an evacuation's new host); ones already
+     * there are kept, so a retry resumes.
+     */
+    async provisionVolumes(vmId: string, hostName?: string, states?: StepStates): Promise<void> {
+      await withStates(
+        vmId,
+        states,
+        async (read) => {
+          const { vm, driver } = await onHost(vmId, hostName, read);
+          const volumes = wantsStorage(vm.definition)
+            ? await claimVolumesOnHost(vmId, read, hostName)
+            : [];
+          await heartbeating((progress) => driver.provision(spec(vm, volumes), progress));
+        },
+        () => undefined,
+      );
+    },
+
+    /**
+     * Undefines the domain and wipes the volumes recorded on `hostName`; without it, on every
+     * host the VM has volumes recorded on (those a move or the monitor left behind first, its
+     * own host last). Volumes already gone are success, and the wipe under way when an attempt
+     * was lost goes on from the offset it heartbeated on that host, only ever on a volume the
+     * registry records there for this VM. Volumes wiped on a host not the VM's own go off the
+     * record; those on its own host stay recorded, for the caller to provision again or
+     * release.
+     */
+    async deprovisionVolumes(vmId: string, hostName?: string): Promise<void> {
+      if (hostName !== undefined) return wipeOn(vmId, hostName);
+      const vm = await getVmById(sql, vmId);
+      for (const host of hostsWithVolumes(vm.keys, vm.host)) await wipeOn(vmId, host);
+    },
+
+    /**
+     * After a move: wipes the VM's volumes left on the host it came from, but those on storage
+     * both hosts share (they are its disks where it runs now). Runs only once the move
+     * committed, and the driver's move copies each local volume and checks it by digest first.
+     */
+    async wipeMovedVolumes(vmId: string, hostName: string): Promise<void> {
+      await wipeOn(vmId, hostName, true);
+    },
+
+    /**
+     * After a move that failed: wipes what it left on the target (volumes provisioned, a copy
+     * cut short), as after a move, keeping shared pools' volumes; then they are off the
+     * record. Never while the VM's domain is on the target (a move that got further than its
+     * answer said): then they are its disks, kept on record, and the failure says so.
+     */
+    async discardMoveTarget(vmId: string, target: string): Promise<void> {
+      const { vm, host, driver, volumes } = await onHost(vmId, target);
+      if (volumes.length === 0 || host.name === vm.host) return;
+      // Another domain of that name (one vagoth did not make) has nothing to do with these.
+      if ((await driver.info(vm.name))?.vagothId === vm.id) {
+        throw new DriverError(
+          'rejected',
+          `vm ${vm.name} has a domain on ${target} after the move failed: its volumes there are kept`,
+        );
+      }
+      await wipeOn(vmId, target, true);
+    },
+  };
+}
