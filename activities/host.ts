@@ -16,6 +16,7 @@ import type { Sql } from '../registry/db.ts';
 import { nullIfNotFound, StateConflictError } from '../registry/errors.ts';
 import { getHost, insertHost, setHostState, vmsOnHost } from '../registry/hosts.ts';
 import { commitMigration } from '../registry/vm-migration.ts';
+import { forgetVolumesOnHost } from '../registry/vm-volumes.ts';
 import { getVmById } from '../registry/vms.ts';
 
 export interface HostActivityDeps {
@@ -80,7 +81,10 @@ export function createHostActivities({ sql, drivers, actor }: HostActivityDeps) 
      * Evacuation restarts VMs elsewhere, so it is only safe when the host cannot run them any
      * more. The caller vouches for fencing; this refuses what is plainly not dead: an active
      * host, or one in maintenance that still answers (drain that one instead). A `down` host
-     * is taken at the caller's word.
+     * is taken at the caller's word. Once it passes, the volumes recorded on the host of VMs
+     * no longer on it (a move's source not yet wiped, a VM the monitor took off it) are
+     * forgotten: nothing will ever wipe them through a dead host, and their VMs' decommission
+     * and the host's removal would wait for it forever.
      */
     async checkEvacuable(name: string): Promise<void> {
       const host = await getHost(sql, name);
@@ -91,18 +95,20 @@ export function createHostActivities({ sql, drivers, actor }: HostActivityDeps) 
           'evacuate it; only a down host, or one in maintenance that does not answer, can be',
         );
       if (host.state === 'active') throw refuse('active');
-      if (host.state === 'down') return;
-      const answered = await Promise.race([
-        drivers
-          .get(host)
-          .status()
-          .then(
-            () => true,
-            () => false,
-          ),
-        new Promise<false>((r) => setTimeout(() => r(false), ANSWER_WITHIN_MS).unref()),
-      ]);
-      if (answered) throw refuse('in maintenance and answering (drain it instead)');
+      if (host.state !== 'down') {
+        const answered = await Promise.race([
+          drivers
+            .get(host)
+            .status()
+            .then(
+              () => true,
+              () => false,
+            ),
+          new Promise<false>((r) => setTimeout(() => r(false), ANSWER_WITHIN_MS).unref()),
+        ]);
+        if (answered) throw refuse('in maintenance and answering (drain it instead)');
+      }
+      await forgetVolumesOnHost(sql, name, actor());
     },
 
     /**

@@ -1,5 +1,10 @@
 import type { StepStates } from '../common/messages.ts';
-import { DriverError, type VolumeRef, wantsStorage } from '../drivers/index.ts';
+import {
+  DriverError,
+  type DeprovisionOptions,
+  type VolumeRef,
+  wantsStorage,
+} from '../drivers/index.ts';
 import { hostsWithVolumes, releaseVolumes, volumesOn } from '../registry/vm-volumes.ts';
 import { getVmById } from '../registry/vms.ts';
 import { heartbeating, spec, vmStepHelpers, type VmActivityDeps } from './vm-helpers.ts';
@@ -14,17 +19,23 @@ export function createVmDiskActivities(deps: VmActivityDeps) {
 
   /**
    * Undefines the VM's domain on `hostName` (or its own host) and wipes the volumes recorded
-   * there; `movedAway` keeps those in shared pools (the VM's disks wherever it runs). Then,
-   * on a host that is not the VM's own, those volumes are off the record.
+   * there; `movedAway` keeps those in shared pools (the VM's disks wherever it runs), and
+   * `onlyStopped` refuses a domain that runs there (DeprovisionOptions). Then, on a host that
+   * is not the VM's own, those volumes are off the record. On such a host with none on record
+   * (wiped already, or forgotten with the host when it was evacuated) there is nothing to do,
+   * and the host is not called: unless `evenIfNone` (a failed move's domain on its target).
    */
-  async function wipeOn(vmId: string, hostName?: string, movedAway = false): Promise<void> {
+  async function wipeOn(
+    vmId: string,
+    hostName?: string,
+    how: Pick<DeprovisionOptions, 'movedAway' | 'onlyStopped'> = {},
+    evenIfNone = false,
+  ): Promise<void> {
     const { vm, host, driver, volumes } = await onHost(vmId, hostName);
+    if (volumes.length === 0 && host.name !== vm.host && !evenIfNone) return;
     await heartbeating(
       (progress) =>
-        driver.deprovision(
-          { id: vm.id, name: vm.name, volumes },
-          movedAway ? { ...progress, movedAway } : progress,
-        ),
+        driver.deprovision({ id: vm.id, name: vm.name, volumes }, { ...progress, ...how }),
       host.name,
     );
     if (host.name !== vm.host) await releaseVolumes(sql, vmId, actor(), host.name);
@@ -88,26 +99,31 @@ export function createVmDiskActivities(deps: VmActivityDeps) {
      * committed, and the driver's move copies each local volume and checks it by digest first.
      */
     async wipeMovedVolumes(vmId: string, hostName: string): Promise<void> {
-      await wipeOn(vmId, hostName, true);
+      await wipeOn(vmId, hostName, { movedAway: true });
     },
 
     /**
      * After a move that failed: wipes what it left on the target (volumes provisioned, a copy
-     * cut short), as after a move, keeping shared pools' volumes; then they are off the
-     * record. Never while the VM's domain is on the target (a move that got further than its
-     * answer said): then they are its disks, kept on record, and the failure says so.
+     * cut short, the domain a cold move defined there before it copied), keeping shared pools'
+     * volumes; then they are off the record. Only while the source still holds the VM's domain
+     * (else the move may have landed after all) and never while the VM's domain runs on the
+     * target, checked again as it is undefined: then they are its disks, kept on record, and
+     * the failure says so.
      */
     async discardMoveTarget(vmId: string, target: string): Promise<void> {
       const { vm, host, driver, volumes } = await onHost(vmId, target);
-      if (volumes.length === 0 || host.name === vm.host) return;
-      // Another domain of that name (one vagoth did not make) has nothing to do with these.
-      if ((await driver.info(vm.name))?.vagothId === vm.id) {
+      if (host.name === vm.host) return;
+      // Another domain of that name (one vagoth did not make) has nothing to do with this VM.
+      const there = (await driver.info(vm.name))?.vagothId === vm.id;
+      if (volumes.length === 0 && !there) return;
+      const source = await onHost(vmId);
+      if ((await source.driver.info(vm.name))?.vagothId !== vm.id) {
         throw new DriverError(
           'rejected',
-          `vm ${vm.name} has a domain on ${target} after the move failed: its volumes there are kept`,
+          `vm ${vm.name} is no longer on ${source.host.name} after the move failed: what is on ${target} is kept`,
         );
       }
-      await wipeOn(vmId, target, true);
+      await wipeOn(vmId, target, { movedAway: true, onlyStopped: true }, true);
     },
   };
 }

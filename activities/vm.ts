@@ -227,10 +227,13 @@ export function createVmActivities(deps: VmActivityDeps) {
           // On record on the target before anything is made there, so a move that fails
           // leaves nothing there that vagoth forgets (discardMoveTarget wipes it).
           if (volumes.length > 0) await claimVolumes(sql, vmId, to.name, volumes, actor());
-          await targetDriver.provision(spec(vm, volumes), {
-            ...progress,
-            ...(resumeFrom ? { resumeFrom } : {}),
-          });
+          // A driver whose migrate brings the storage along wants nothing there before it.
+          if (!driver.migrateMovesStorage) {
+            await targetDriver.provision(spec(vm, volumes), {
+              ...progress,
+              ...(resumeFrom ? { resumeFrom } : {}),
+            });
+          }
           progress.onProgress?.({ step: MOVING, done: 0, total: 1 });
         }
         return driver.migrate(spec(vm, volumes), to, {

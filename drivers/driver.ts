@@ -89,6 +89,12 @@ export interface DeprovisionOptions extends ProgressOptions {
    * volumes on storage both hosts share are its disks there too, so they stay.
    */
   movedAway?: boolean;
+  /**
+   * What a failed move left on its target: the VM's domain there is undefined only while it
+   * is not running (a running one is refused, `rejected`, and nothing is wiped), and no volume
+   * is wiped while a domain of the VM's name is still there afterwards.
+   */
+  onlyStopped?: boolean;
 }
 
 /**
@@ -96,6 +102,12 @@ export interface DeprovisionOptions extends ProgressOptions {
  * allows it, so an activity may be retried after a lost answer.
  */
 export interface Driver {
+  /**
+   * Whether `migrate` brings the VM's storage to the target itself (geats's migrate does):
+   * then vagoth makes nothing on the target first. Otherwise the target's volumes are
+   * provisioned before the move, for the driver to fill (libvirt copies into them).
+   */
+  readonly migrateMovesStorage?: boolean;
   status(): Promise<HostStatus>;
   /**
    * Which hypervisor this is, whatever name or spelling of its address reached it: two hosts

@@ -104,3 +104,24 @@ export async function releaseVolumes(
     forgetVolumes(tx, vmId, host),
   );
 }
+
+/**
+ * Forgets every volume recorded on `host` of a VM that is not on it: the host is fenced and
+ * being evacuated, so it is never called again and what its disks hold is off the record (the
+ * operator wipes them before it serves again). Its own VMs' keys go as each is evacuated
+ * (commitMigration). Answers how many keys went.
+ */
+export async function forgetVolumesOnHost(
+  sql: Sql,
+  host: string,
+  actor?: ActorOptions,
+): Promise<number> {
+  return withActor(sql, actor ?? { actor: null, operation: null }, async (tx) => {
+    const gone = await tx`
+      DELETE FROM node_keys k USING nodes v
+      WHERE v.id = k.node_id AND v.type = 'vm' AND starts_with(k.key, ${`vol:${host}:`})
+        AND v.parent_id IS DISTINCT FROM (SELECT id FROM nodes WHERE name = ${host} AND type = 'host')
+      RETURNING k.key`;
+    return gone.length;
+  });
+}

@@ -91,7 +91,9 @@ export async function migrate(
       // Old path (nothing discarded): goes once no run begun before `failed-move-wipes-target`
       // is open (revisions.ts).
       if (target !== undefined && since('failed-move-wipes-target')) {
-        await wipe.discardMoveTarget(id, target).catch((discardErr: unknown) => {
+        // A few attempts, not cleanup's patience: a target that does not answer (the usual
+        // reason a move fails) must not keep the VM migrating; its volumes stay on record.
+        await long.discardMoveTarget(id, target).catch((discardErr: unknown) => {
           log.warn('what the move left on its target is kept', { error: String(discardErr) });
         });
       }

@@ -4,6 +4,7 @@ import {
   DriverError,
   type DomainInfo,
   type DomainSpec,
+  type DeprovisionOptions,
   type DomainState,
   type Driver,
   type HostStatus,
@@ -52,6 +53,8 @@ const notFound = (err: unknown) => err instanceof DriverError && err.kind === 'n
  * what lets destructive calls touch only the VMs vagoth created.
  */
 export class GeatsDriver implements Driver {
+  /** Geats's migrate takes the VM's storage along: nothing is provisioned on the target. */
+  readonly migrateMovesStorage = true;
   readonly #t: Transport;
   readonly #timeoutMs: number;
   readonly #longTimeoutMs: number;
@@ -256,10 +259,11 @@ export class GeatsDriver implements Driver {
   }
 
   /**
-   * Vagoth provisions a migration's target before it moves the VM (activities/vm.ts
-   * migrateDomain): on a geats target that is a VM of the same name on a blank disk, which
-   * geats's migrate, bringing the VM's own disk, would collide with. While the source still
-   * holds the VM that copy is not the VM's disk (geats storage is the host's own): remove it.
+   * A move begun by a worker before `migrateMovesStorage` provisioned its target first
+   * (activities/vm.ts migrateDomain): on a geats target that is a VM of the same name on a
+   * blank disk, which geats's migrate, bringing the VM's own disk, would collide with. While
+   * the source still holds the VM that copy is not the VM's disk (geats storage is the host's
+   * own): remove it. Old path: goes once no move begun by such a worker can be retried.
    */
   async #clearTarget(spec: DomainSpec, peer: GeatsDriver, target: HostAddress): Promise<void> {
     const there = await peer.info(spec.name);
@@ -291,12 +295,14 @@ export class GeatsDriver implements Driver {
    */
   async deprovision(
     spec: Pick<DomainSpec, 'id' | 'name'> & { volumes: VolumeRef[] },
-    options: ProgressOptions = {},
+    options: DeprovisionOptions = {},
   ): Promise<void> {
     this.#checkVolumes(spec, spec.volumes, 'deprovision');
     const info = await this.info(spec.name);
     if (info) this.#mustBeOurs(info, spec.id, 'deprovision');
-    else if (spec.volumes.length === 0) return;
+    if (info && options.onlyStopped && info.state !== 'stopped') {
+      throw new DriverError('rejected', `${spec.name} runs on ${this.#t.uri}: its storage is kept`);
+    } else if (spec.volumes.length === 0) return;
     options.onProgress?.({ step: 'deprovision', done: 0, total: 1 });
     if (!info) await this.#defineStorageOnly(spec);
     await this.#unlessGone('deprovision', spec.name, { long: true, signal: options.signal });

@@ -370,21 +370,36 @@ export class LibvirtDriver implements Driver {
   async #undefine(
     conn: Connection,
     spec: Pick<DomainSpec, 'id' | 'name'>,
-    leaveOthers = false,
+    options: DeprovisionOptions = {},
   ): Promise<void> {
     await withDomain(await lookup(conn, spec.name), async (d) => {
       if (!d) return;
       const info = await describe(d);
       // Destructive: only ever on the domain vagoth created for this very VM.
       if (info.vagothId !== spec.id) {
-        if (leaveOthers) return;
+        // Where the VM moved away from, a domain of its name that vagoth did not make for it
+        // is someone else's: left alone, while the volumes (checked as this VM's) go.
+        if (options.movedAway) return;
         throw new DriverError(
           'not-ours',
           `undefine ${spec.name}: the domain was not created by vagoth for this VM`,
         );
       }
-      if (isActive(info.state)) await powerOff(d);
+      if (isActive(info.state)) {
+        if (options.onlyStopped) {
+          throw new DriverError('rejected', `${spec.name} runs here: its volumes are kept`);
+        }
+        await powerOff(d);
+      }
       await undefineDomain(d);
+    });
+    if (!options.onlyStopped) return;
+    // Started between the look and the undefine, it stays as a transient domain: its volumes
+    // are then in use, and kept.
+    await withDomain(await lookup(conn, spec.name), async (d) => {
+      if (d && (await describe(d)).vagothId === spec.id) {
+        throw new DriverError('rejected', `${spec.name} runs here: its volumes are kept`);
+      }
     });
   }
 
@@ -399,9 +414,7 @@ export class LibvirtDriver implements Driver {
       // Every volume is checked before anything is undefined, wiped or deleted.
       const located = await locateVolumes(conn, spec.id, volumes, this.#pools);
       try {
-        // Where the VM moved away from, a domain of its name that vagoth did not make for it
-        // is someone else's: left alone, while the volumes (checked as this VM's) go.
-        await this.#undefine(conn, spec, options.movedAway);
+        await this.#undefine(conn, spec, options);
         for (const v of located) {
           options.signal?.throwIfAborted();
           await wipeAndDelete(v, {

@@ -1,4 +1,4 @@
-import { link, stat } from 'node:fs/promises';
+import { chmod, link, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -145,6 +145,33 @@ describe.skipIf(skip)(
       await expect(stat(disk.file)).rejects.toThrow();
       expect(await nonZeroRanges(disk.kept)).toEqual([]);
     });
+
+    it('a move whose copy fails after it defined the VM on the target leaves nothing there, and the source whole', async () => {
+      const disk = await stoppedWithData('dm-5', 'dm-a');
+      // The source's disk cannot be read (its daemon runs unprivileged): every attempt fails
+      // in the copy, after the move made the volume on the target and defined the VM there.
+      const { mode } = await stat(disk.file);
+      await chmod(disk.file, 0);
+      try {
+        const { operation } = await h.api.vms.migrate({ name: 'dm-5', host: 'dm-b' });
+        expect(await settle(h, operation)).toMatchObject({ status: 'failed' });
+      } finally {
+        await chmod(disk.file, mode);
+      }
+      const vm = await h.api.vms.get({ name: 'dm-5' });
+      expect(vm).toMatchObject({ host: 'dm-a', state: 'stopped' });
+      expect(vm.keys.filter((k) => k.startsWith('vol:'))).toEqual([
+        `vol:dm-a:${pool}/${disk.volume}`,
+      ]);
+      const target = new LibvirtDriver({ uri: daemons['dm-b']!.uri, pools: [pool] });
+      expect(await target.info('dm-5').finally(() => target.close())).toBeNull();
+      await expect(stat(path.join(daemons['dm-b']!.poolDir, disk.volume))).rejects.toThrow();
+      expect(await fileDigest(disk.file)).toBe(disk.digest);
+      // And it moves once its disk can be read again.
+      await done(h.api.vms.migrate({ name: 'dm-5', host: 'dm-b' }));
+      await movedIntact('dm-5', 'dm-b', disk);
+      await done(h.api.vms.decommission({ name: 'dm-5' }));
+    }, 150_000);
 
     it('a VM the monitor took off a host that lost it keeps its volume there on record, until decommission wipes it', async () => {
       const disk = await stoppedWithData('dm-4', 'dm-a');

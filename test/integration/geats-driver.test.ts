@@ -231,7 +231,8 @@ describe('geats driver, local agent', () => {
     await failure(driver.migrate(spec, to(live), { liveOnly: true }), 'unsupported');
     await failure(driver.migrate(spec, to(live, 'nowhere')), 'rejected');
     expect(await driver.info('web-1')).not.toBeNull();
-    // As migrateDomain does, the target is provisioned first: a blank disk geats's move replaces.
+    // As a move begun before migrateMovesStorage did, the target is provisioned first: a blank
+    // disk geats's move replaces.
     const there = createGeatsDriver(live.uri, geatsTestOptions());
     await there.provision(spec);
     expect(await driver.migrate(spec, to(live))).toEqual({ live: false });
@@ -254,7 +255,7 @@ describe('geats driver, local agent', () => {
     const [volume] = await d.provision(spec);
     await d.start('web-1');
     await fixed.writeToVolume(volume!.name, 'kept');
-    await driver.provision(spec); // the target, as migrateDomain prepares it
+    await driver.provision(spec); // the target, as a move begun before migrateMovesStorage made it
     const target = { name: host.name, driver: 'geats' as const, uri: host.uri };
     const err = await failure(d.migrate(spec, target), 'unsupported');
     expect(err.code).toBe('NotImplementedError');

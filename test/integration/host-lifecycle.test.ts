@@ -4,7 +4,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connections } from '../../drivers/libvirt/connections.ts';
 import { LibvirtDriver } from '../../drivers/libvirt/libvirt-driver.ts';
 import { setHostState } from '../../registry/hosts.ts';
-import { startHarness, type Harness } from '../support/harness.ts';
+import { REPORT_ONLY } from '../../monitor/reconcile.ts';
+import { monitorCluster } from '../../workflows/index.ts';
+import { settle, startHarness, type Harness } from '../support/harness.ts';
 
 let h: Harness;
 const uris = new Map<string, string>();
@@ -18,10 +20,10 @@ afterAll(async () => {
   await h?.close();
 });
 
-async function addHost(name: string, memoryMiB = 8192) {
+async function addHost(name: string, memoryMiB = 8192, diskGiB?: number) {
   const uri = await h.simulatedHost(name, { memoryMiB });
   uris.set(name, uri);
-  await h.api.hosts.register({ name, driver: 'libvirt', uri });
+  await h.api.hosts.register({ name, driver: 'libvirt', uri, ...(diskGiB ? { diskGiB } : {}) });
 }
 
 /** The simulated hypervisor itself, behind vagoth's back (connections to it are shared). */
@@ -197,7 +199,7 @@ describe('evacuate', () => {
 
   it('restarts a dead host’s VMs elsewhere, each on exactly one host', async () => {
     const survivors = ['ev-a', 'ev-b'];
-    await addHost('ev-dead');
+    await addHost('ev-dead', 8192, 10);
     for (const host of survivors) await addHost(host);
     // Only the evacuation's targets have room: the hosts of earlier tests are out of the way.
     for (const host of await h.api.hosts.list()) {
@@ -207,6 +209,26 @@ describe('evacuate', () => {
     }
     const vms = ['ev-vm-1', 'ev-vm-2', 'ev-vm-3'];
     for (const vm of vms) await running(vm, 'ev-dead');
+    // One more, with a disk, whose domain went behind vagoth's back while the host still
+    // answered: the monitor takes it off the host, its volume there still on record.
+    const { operation } = await h.api.vms.create({
+      name: 'ev-lost',
+      vcpus: 1,
+      memoryMiB: 256,
+      diskGiB: 1,
+      placement: { host: 'ev-dead' },
+    });
+    expect(await settle(h, operation)).toMatchObject({ status: 'completed' });
+    const lostVm = await h.api.vms.get({ name: 'ev-lost' });
+    await hypervisor('ev-dead').undefine({ id: lostVm.id, name: 'ev-lost' });
+    await h.temporal.workflow.execute(monitorCluster, {
+      args: [{ hosts: ['ev-dead'], policies: { ...REPORT_ONLY, missing: 'unassign' } }],
+      taskQueue: h.taskQueue,
+      workflowId: `monitor-ev-${lostVm.id}`,
+    });
+    const lost = await h.api.vms.get({ name: 'ev-lost' });
+    expect(lost).toMatchObject({ host: null });
+    expect(lost.keys.filter((k) => k.startsWith('vol:ev-dead:'))).toHaveLength(1);
 
     // The hypervisor goes away (as in monitor.test.ts); the monitor marks it down.
     const uri = uris.get('ev-dead')!;
@@ -234,6 +256,13 @@ describe('evacuate', () => {
     });
     const room = await Promise.all(survivors.map((name) => h.api.hosts.get({ name })));
     expect(room.reduce((sum, host) => sum + host.allocated.memoryMiB, 0)).toBe(3 * 1024);
+    // The volume left there is off the record with the fenced host: the lost VM's
+    // decommission does not wait for a host that will never answer, nor does the removal.
+    expect((await h.api.vms.get({ name: 'ev-lost' })).keys.some((k) => k.startsWith('vol:'))).toBe(
+      false,
+    );
+    const gone = await h.api.vms.decommission({ name: 'ev-lost' });
+    expect(await settle(h, gone.operation)).toMatchObject({ status: 'completed' });
     // Evacuating again has nothing left to do; the empty dead host can now be removed.
     expect((await h.api.hosts.evacuate({ name: 'ev-dead', fenced: true })).moved).toEqual([]);
     await h.api.hosts.remove({ name: 'ev-dead' });
