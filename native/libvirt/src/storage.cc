@@ -290,12 +290,15 @@ Napi::Value StorageVol::DownloadSparse(const Napi::CallbackInfo& info) {
     std::shared_ptr<char> bytes(static_cast<char*>(std::calloc(size > 0 ? size : 1, 1)), std::free);
     if (!bytes) throw std::bad_alloc();
     auto extents = std::make_shared<std::vector<std::pair<size_t, size_t>>>();
-    auto overrun = [] {
+    auto broken = [](const char* message, const char* call) {
       VirError e;
       e.code = VIR_ERR_INTERNAL_ERROR;
-      e.message = "virStorageVolDownload sent more bytes than asked";
-      e.call = "virStreamRecvFlags";
+      e.message = message;
+      e.call = call;
       return Failure(e);
+    };
+    auto overrun = [&] {
+      return broken("virStorageVolDownload sent more bytes than asked", "virStreamRecvFlags");
     };
     size_t at = 0;
     for (;;) {
@@ -306,7 +309,11 @@ Napi::Value StorageVol::DownloadSparse(const Napi::CallbackInfo& info) {
       if (n == -3) {
         long long hole = 0;
         Check(virStreamRecvHole(guard.stream, &hole, 0), "virStreamRecvHole");
-        if (hole < 0 || static_cast<uint64_t>(hole) > room) throw overrun();
+        // A hole of nothing would be asked for again and again: a protocol error, not a loop.
+        if (hole <= 0) {
+          throw broken("virStreamRecvHole answered an empty hole", "virStreamRecvHole");
+        }
+        if (static_cast<uint64_t>(hole) > room) throw overrun();
         at += static_cast<size_t>(hole);  // the window reads zero there already
         continue;
       }
