@@ -143,9 +143,10 @@ async function walk(
   signal?: AbortSignal,
 ): Promise<void> {
   const read = reader(vol);
+  const lengthAt = (offset: number) => Math.min(COPY_CHUNK, end - offset);
   const start = async (offset: number) => {
-    const window = await read(offset, Math.min(COPY_CHUNK, end - offset));
-    await steps.write?.(window, offset, Math.min(COPY_CHUNK, end - offset));
+    const window = await read(offset, lengthAt(offset));
+    await steps.write?.(window, offset, lengthAt(offset));
     return window;
   };
   const under: { offset: number; task: Promise<Window> }[] = [];
@@ -163,7 +164,7 @@ async function walk(
     for (let head = under.shift(); head !== undefined; head = under.shift()) {
       const window = await head.task;
       signal?.throwIfAborted();
-      await steps.inOrder(window, head.offset, Math.min(COPY_CHUNK, end - head.offset));
+      await steps.inOrder(window, head.offset, lengthAt(head.offset));
       fill();
     }
   } finally {

@@ -133,14 +133,10 @@ export interface StorageVol extends Freeable {
   download(offset: number, length: number): Promise<Buffer>;
   /**
    * The same through a sparse stream: the host sends only data, and the window's holes read
-   * zero. `length` is how many bytes the window had; `extents` the data's [start, end) pairs
-   * from `offset`, flat; `data` its bytes, absent for a window all hole (no extents). Holes are
-   * the file's own (SEEK_HOLE): data may still be zeros.
+   * zero. `length` is how many bytes the window had; `data` its bytes, absent for a window all
+   * hole. Holes are the file's own (SEEK_HOLE): data may still be zeros.
    */
-  downloadSparse(
-    offset: number,
-    length: number,
-  ): Promise<{ length: number; data?: Buffer; extents: number[] }>;
+  downloadSparse(offset: number, length: number): Promise<{ length: number; data?: Buffer }>;
   /** Writes `data` at `offset` (virStorageVolUpload). One stream per call: a few MiB at most. */
   upload(offset: number, data: Buffer): Promise<void>;
 }

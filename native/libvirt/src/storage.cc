@@ -1,7 +1,6 @@
 #include <algorithm>
 #include <cstdlib>
 #include <memory>
-#include <utility>
 #include <vector>
 
 #include "objects.h"
@@ -208,6 +207,15 @@ struct StreamGuard {
 
 constexpr size_t kChunk = 1 << 20;
 
+// A stream that broke its promise (more bytes than asked, an empty hole): libvirt set no error.
+Failure StreamBroken(const char* message, const char* call) {
+  VirError e;
+  e.code = VIR_ERR_INTERNAL_ERROR;
+  e.message = message;
+  e.call = call;
+  return Failure(e);
+}
+
 }  // namespace
 
 // uploadZeros(offset, length): writes zeros over [offset, offset + length) through a stream,
@@ -254,11 +262,7 @@ Napi::Value StorageVol::Download(const Napi::CallbackInfo& info) {
                        : Check(virStreamRecv(guard.stream, &probe, 1), "virStreamRecv");
       if (n == 0) break;
       if (room == 0) {
-        VirError e;
-        e.code = VIR_ERR_INTERNAL_ERROR;
-        e.message = "virStorageVolDownload sent more bytes than asked";
-        e.call = "virStreamRecv";
-        throw Failure(e);
+        throw StreamBroken("virStorageVolDownload sent more bytes than asked", "virStreamRecv");
       }
       got += static_cast<size_t>(n);
     }
@@ -273,9 +277,9 @@ Napi::Value StorageVol::Download(const Napi::CallbackInfo& info) {
 
 // downloadSparse(offset, length): as download, through a sparse stream
 // (VIR_STORAGE_VOL_DOWNLOAD_SPARSE_STREAM): the host reads and sends only the volume's data,
-// and tells where its holes are. Answers the extents of data in the window, as [start, end)
-// pairs from its start, and the window's bytes (zero in its holes), or no bytes at all for a
-// window all hole: a copy then neither reads, sends nor hashes it.
+// and tells where its holes are. Answers the window's length and its bytes (zero in its
+// holes), or no bytes at all for a window all hole: a copy then neither reads, sends nor
+// hashes it.
 Napi::Value StorageVol::DownloadSparse(const Napi::CallbackInfo& info) {
   uint64_t offset = SizeArg(info, 0, "offset");
   uint64_t length = SizeArg(info, 1, "length");
@@ -289,18 +293,9 @@ Napi::Value StorageVol::DownloadSparse(const Napi::CallbackInfo& info) {
     size_t size = static_cast<size_t>(length);
     std::shared_ptr<char> bytes(static_cast<char*>(std::calloc(size > 0 ? size : 1, 1)), std::free);
     if (!bytes) throw std::bad_alloc();
-    auto extents = std::make_shared<std::vector<std::pair<size_t, size_t>>>();
-    auto broken = [](const char* message, const char* call) {
-      VirError e;
-      e.code = VIR_ERR_INTERNAL_ERROR;
-      e.message = message;
-      e.call = call;
-      return Failure(e);
-    };
-    auto overrun = [&] {
-      return broken("virStorageVolDownload sent more bytes than asked", "virStreamRecvFlags");
-    };
+    const char* overrun = "virStorageVolDownload sent more bytes than asked";
     size_t at = 0;
+    bool data = false;
     for (;;) {
       size_t room = size - at;
       char probe;
@@ -311,34 +306,24 @@ Napi::Value StorageVol::DownloadSparse(const Napi::CallbackInfo& info) {
         Check(virStreamRecvHole(guard.stream, &hole, 0), "virStreamRecvHole");
         // A hole of nothing would be asked for again and again: a protocol error, not a loop.
         if (hole <= 0) {
-          throw broken("virStreamRecvHole answered an empty hole", "virStreamRecvHole");
+          throw StreamBroken("virStreamRecvHole answered an empty hole", "virStreamRecvHole");
         }
-        if (static_cast<uint64_t>(hole) > room) throw overrun();
+        if (static_cast<uint64_t>(hole) > room) throw StreamBroken(overrun, "virStreamRecvHole");
         at += static_cast<size_t>(hole);  // the window reads zero there already
         continue;
       }
       Check(n, "virStreamRecvFlags");
       if (n == 0) break;
-      if (room == 0) throw overrun();
-      if (!extents->empty() && extents->back().second == at) {
-        extents->back().second += static_cast<size_t>(n);
-      } else {
-        extents->emplace_back(at, at + static_cast<size_t>(n));
-      }
+      if (room == 0) throw StreamBroken(overrun, "virStreamRecvFlags");
+      data = true;
       at += static_cast<size_t>(n);
     }
     Check(virStreamFinish(guard.stream), "virStreamFinish");
     guard.finished = true;
-    return [bytes, extents, at](Napi::Env env) -> Napi::Value {
+    return [bytes, at, data](Napi::Env env) -> Napi::Value {
       Napi::Object out = Napi::Object::New(env);
       out.Set("length", static_cast<double>(at));
-      if (!extents->empty()) out.Set("data", Napi::Buffer<char>::Copy(env, bytes.get(), at));
-      Napi::Array list = Napi::Array::New(env, extents->size() * 2);
-      for (size_t i = 0; i < extents->size(); i++) {
-        list.Set(static_cast<uint32_t>(2 * i), static_cast<double>((*extents)[i].first));
-        list.Set(static_cast<uint32_t>(2 * i + 1), static_cast<double>((*extents)[i].second));
-      }
-      out.Set("extents", list);
+      if (data) out.Set("data", Napi::Buffer<char>::Copy(env, bytes.get(), at));
       return out;
     };
   });
