@@ -112,7 +112,10 @@ const registryWatch = (sql: Sql) =>
     return new Map(rows.map((r) => [r.name, r.state]));
   });
 
-async function vagoth(address: string, temporal: Client): Promise<Figures & { steps: Steps }> {
+async function vagoth(
+  address: string,
+  temporal: Client,
+): Promise<Figures & { steps: Steps; events: number }> {
   const db = await benchDatabase(40);
   const hostsDir = await mkdtemp(path.join(tmpdir(), 'vagoth-bench-hosts-'));
   const taskQueue = `bench-${randomUUID()}`;
@@ -162,7 +165,11 @@ async function vagoth(address: string, temporal: Client): Promise<Figures & { st
       await watch.until(name, 'gone');
       return latency;
     });
-    return { ...figures, steps: await activitySteps(temporal, sample!) };
+    return {
+      ...figures,
+      steps: await activitySteps(temporal, sample!),
+      events: await eventCount(temporal, sample!.id),
+    };
   } finally {
     await watch.stop();
     await worker.shutdown();
@@ -172,6 +179,11 @@ async function vagoth(address: string, temporal: Client): Promise<Figures & { st
 }
 
 type Steps = [StepKind[], StepKind[]];
+
+/** The events of one lifecycle's workflow history: what the server stores and indexes. */
+async function eventCount(temporal: Client, workflowId: string): Promise<number> {
+  return (await temporal.workflow.getHandle(workflowId).fetchHistory()).events?.length ?? 0;
+}
 
 /**
  * The steps one real lifecycle ran, before and after its decommission, each a local activity
@@ -194,7 +206,11 @@ async function activitySteps(temporal: Client, op: { id: string; runId: string }
   return steps;
 }
 
-async function floor(address: string, temporal: Client, steps: Steps): Promise<Figures> {
+async function floor(
+  address: string,
+  temporal: Client,
+  steps: Steps,
+): Promise<Figures & { events: number }> {
   const taskQueue = `floor-${randomUUID()}`;
   const states = new Map<string, string>();
   const floorWatch = watch(async () => states);
@@ -213,7 +229,7 @@ async function floor(address: string, temporal: Client, steps: Steps): Promise<F
   });
   const running = worker.run();
   try {
-    return await drive(async (i) => {
+    const figures = await drive(async (i) => {
       const t0 = performance.now();
       const workflowId = `floor-${taskQueue}-${i}`;
       const start = new WithStartWorkflowOperation(floorLifecycle, {
@@ -233,6 +249,7 @@ async function floor(address: string, temporal: Client, steps: Steps): Promise<F
       await floorWatch.until(workflowId, 'gone');
       return latency;
     });
+    return { ...figures, events: await eventCount(temporal, `floor-${taskQueue}-0`) };
   } finally {
     await floorWatch.stop();
     worker.shutdown();
@@ -279,6 +296,7 @@ const shape = (kinds: StepKind[]) =>
 console.log(
   `activities per lifecycle: create ${shape(real.steps[0])}, decommission ${shape(real.steps[1])} (the floor runs as many no-ops, of the same kinds)`,
 );
+console.log(`events per lifecycle: vagoth ${real.events}, floor ${base.events}`);
 const ratio = base.seconds > 0 ? real.seconds / base.seconds : NaN;
 console.log(`throughput: ${rate(real).toFixed(1)} lifecycles/s (target >= 30)`);
 console.log(`vagoth / floor (wall time): ${ratio.toFixed(2)}x (target <= 1.5x)`);

@@ -28,6 +28,8 @@ const USAGE = `usage: vagoth <command>
   vms migrate <name> [--to HOST] [--cold] [--wait]
   placement explain --vcpus N --memory MiB [--disk GiB] [PLACEMENT]
   operations get <id> [<run-id>] [--update ID]
+  operations retry <vm-name> [--wait]
+      runs the VM's last operation again, with its input, if it failed
   tokens list [--all]
   tokens create <name> --role admin|operator|reader [--expires SECONDS]
       prints the token once: it is stored only as a hash
@@ -252,6 +254,11 @@ async function run(): Promise<void> {
           ...(values.update ? { updateId: values.update } : {}),
         }),
       );
+    }
+    case 'operations retry': {
+      const [name] = needs(1);
+      const { operation } = await api.operations.retry.mutate({ name: name! });
+      return finish(operation, () => api.vms.get.query({ name: name! }));
     }
     case 'tokens list':
       return print(

@@ -1,7 +1,9 @@
 import { loadConfig } from '../config.ts';
 import { startApiServer } from '../api/server.ts';
 import { apiDeps, ensureAdminToken } from './api-deps.ts';
+import type { NativeConnection } from '@temporalio/worker';
 import { connectClient, openRegistry } from './compose.ts';
+import { ensureSearchAttributes } from './search-attributes.ts';
 import { requireSetting, runUntilSignal } from './lifecycle.ts';
 
 // `npm run api`: the tRPC API alone, against TEMPORAL_ADDRESS and DATABASE_URL.
@@ -12,6 +14,8 @@ await runUntilSignal(async (onStop) => {
   onStop(() => sql.end());
   const temporal = await connectClient(requireSetting('TEMPORAL_ADDRESS', t.address), t.namespace);
   onStop(() => temporal.connection.close());
+  // The API starts workflows with vagoth's search attributes: they must exist first.
+  await ensureSearchAttributes(temporal.connection as NativeConnection, t.namespace);
   const tokenFile = await ensureAdminToken(sql, config.adminTokenFile);
   const api = await startApiServer(apiDeps(config, sql, temporal), config.api);
   onStop(api.close);

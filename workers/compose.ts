@@ -19,8 +19,13 @@ import {
 } from '../drivers/index.ts';
 import { connect, type Sql } from '../registry/db.ts';
 import { migrate } from '../registry/migrate.ts';
+import { ensureSearchAttributes } from './search-attributes.ts';
 
 export const workflowsPath = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
+/** The workflow interceptors every bundle carries (workflows/interceptors.ts). */
+export const workflowInterceptorModules = [
+  fileURLToPath(new URL('../workflows/interceptors.ts', import.meta.url)),
+];
 
 /** Once per process, before any worker starts. */
 export function installLogging(level: LogLevel): void {
@@ -77,12 +82,16 @@ export async function startWorker(options: VagothWorkerOptions): Promise<VagothW
   const drivers = new DriverPool(
     options.driverFactory ?? createDriverFactory(options.drivers ?? loadConfig().drivers),
   );
+  const added = await ensureSearchAttributes(connection, options.namespace);
+  if (added.length > 0) console.log(`registered search attributes ${added.join(', ')}`);
   const worker = await Worker.create({
     connection,
     namespace: options.namespace,
     taskQueue: options.taskQueue,
     workflowThreadPoolSize: options.workflowThreads ?? 1,
-    ...(options.workflowBundle ? { workflowBundle: options.workflowBundle } : { workflowsPath }),
+    ...(options.workflowBundle
+      ? { workflowBundle: options.workflowBundle }
+      : { workflowsPath, interceptors: { workflowModules: workflowInterceptorModules } }),
     activities: createActivities({
       sql: options.sql,
       drivers,

@@ -3,6 +3,7 @@ import { access, mkdir } from 'node:fs/promises';
 import { connect } from 'node:net';
 import path from 'node:path';
 import { Connection } from '@temporalio/client';
+import { devServerFlags } from './search-attributes.ts';
 
 /** Something `npm start` started and must stop on the way out. */
 export interface Embedded {
@@ -76,6 +77,7 @@ export async function startTemporalDevServer(options: TemporalDevServerOptions):
       path.join(options.dataDir, 'temporal.db'),
       '--log-level',
       'error',
+      ...devServerFlags(),
     ],
     { stdio: ['ignore', 'ignore', 'inherit'] },
   );

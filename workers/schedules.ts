@@ -5,6 +5,7 @@ import {
   type ScheduleOptionsStartWorkflowAction,
   type ScheduleSpec,
 } from '@temporalio/client';
+import { attributePairs } from '../common/search-attributes.ts';
 import { monitorScheduledWorkflowId } from '../common/vocabulary.ts';
 import type { ReconcilePolicies } from '../monitor/reconcile.ts';
 import { monitorCluster } from '../workflows/index.ts';
@@ -38,6 +39,7 @@ export async function ensureMonitorSchedule(
     taskQueue: options.taskQueue,
     workflowId: monitorScheduledWorkflowId(options.scheduleId),
     staticSummary: 'monitor: poll every host and reconcile the registry',
+    typedSearchAttributes: attributePairs({ VagothKind: 'monitor' }),
     // A run that hangs must not hold the schedule: SKIP would skip every later one.
     workflowRunTimeout: `${Math.max(60, options.intervalSeconds * 4)}s`,
   };
@@ -47,8 +49,15 @@ export async function ensureMonitorSchedule(
     // After an outage, one run catches up, not a burst of every missed one.
     catchupWindow: `${Math.max(10, options.intervalSeconds)}s`,
   };
+  // What the schedule does, in the UI's schedule page (the memo is set when it is created).
+  const memo = {
+    purpose:
+      `Every ${options.intervalSeconds} s, polls every host's status, marks hosts that stop ` +
+      'answering down, and reconciles the registry with what the hosts report (hosts.monitor ' +
+      'shows the last report)',
+  };
   try {
-    await client.schedule.create({ scheduleId, spec, action, policies });
+    await client.schedule.create({ scheduleId, spec, action, policies, memo });
     return 'created';
   } catch (err) {
     if (!(err instanceof ScheduleAlreadyRunning)) throw err;

@@ -9,6 +9,7 @@ export {
   reprovisionUpdate,
   decommissionUpdate,
   evacuateUpdate,
+  retryUpdate,
   statusQuery,
   operationQuery,
   type OperationRecord,

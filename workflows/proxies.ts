@@ -1,6 +1,36 @@
-import { proxyActivities, proxyLocalActivities } from '@temporalio/workflow';
+import {
+  proxyActivities as proxyTaskActivities,
+  proxyLocalActivities,
+  type ActivityOptions,
+} from '@temporalio/workflow';
 import type { Activities } from '../activities/index.ts';
 import { PERMANENT_FAILURES } from '../common/vocabulary.ts';
+
+// A workflow's own module state (each run has its own).
+let leaving: (() => void) | undefined;
+
+/**
+ * `hook` runs before each ordinary activity this run schedules: the run may wait there long
+ * (a workflow task ends), so the VM entity shows first what changed (vm-entity.ts).
+ */
+export function onLeavingTask(hook: () => void): void {
+  leaving = hook;
+}
+
+/** proxyActivities, each call preceded by the run's `onLeavingTask` hook. */
+function proxyActivities<A extends object>(options: ActivityOptions) {
+  const proxy = proxyTaskActivities<A>(options);
+  return new Proxy(proxy, {
+    get(target, name, receiver) {
+      const activity: unknown = Reflect.get(target, name, receiver);
+      if (typeof activity !== 'function') return activity;
+      return (...args: unknown[]) => {
+        leaving?.();
+        return (activity as (...a: unknown[]) => unknown)(...args);
+      };
+    },
+  });
+}
 
 /**
  * Failures retrying cannot cure (common/vocabulary.ts). activities/failures.ts already raises

@@ -44,6 +44,9 @@ import { patched, workflowInfo } from '@temporalio/workflow';
  * - `failed-move-wipes-target`: a migrate that fails wipes what it made on the target (the
  *   volumes it provisioned there, on record under the target since the move claimed them)
  *   before it gives the hold back (`discardMoveTarget`).
+ * - `operator-window`: the run keeps its search attributes (common/search-attributes.ts) up to
+ *   date: an upsert of those that changed as each operation ends, before it waits on an
+ *   ordinary activity, and as the run ends (vm-window.ts' operatorWindow).
  */
 const REVISIONS = [
   'allocate-in-one-step',
@@ -51,6 +54,7 @@ const REVISIONS = [
   'disks-move-with-vm',
   'act-after-acceptance',
   'failed-move-wipes-target',
+  'operator-window',
 ] as const;
 
 export type Revision = (typeof REVISIONS)[number];

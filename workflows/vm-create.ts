@@ -22,21 +22,24 @@ export async function createSaga(
   onFailure: OnFailure,
   operation: OperationRef,
   onClaim: (claim: Claim) => void,
+  again?: Vm,
 ): Promise<void> {
   const undo: Array<() => Promise<void>> = [];
   let step = 'claiming';
   let claimed = false;
   try {
-    const record = await steps.claimVm(request, operation);
+    // A retried create: the VM a failed create kept (`failed`, on no host, its keys still
+    // claimed) is placed again from there.
+    const record = again ?? (await steps.claimVm(request, operation));
     vm.vmId = record.id;
-    vm.state = 'pending';
+    if (!again) vm.state = 'pending';
     claimed = true;
-    onClaim({ vm: record });
+    if (!again) onClaim({ vm: record });
     const id = record.id;
 
     step = 'placing';
     undo.unshift(() => cleanup.releaseAllocation(id));
-    const placing = entering(vm, ['pending'], 'placing', operation);
+    const placing = entering(vm, again ? ['failed'] : ['pending'], 'placing', operation);
     if (since('allocate-in-one-step')) {
       undo.unshift(() => cleanup.releaseVolumes(id));
       const allocated = await steps.allocateVm({ id, definition: record.definition }, placing);
@@ -91,7 +94,8 @@ export async function createSaga(
       }
       if (!claimed) return;
       if (onFailure === 'keep') {
-        await cleanup.transitionVm(vm.vmId!, [...CREATE_STATES], 'failed', {
+        const from = again ? [...CREATE_STATES, 'failed' as const] : [...CREATE_STATES];
+        await cleanup.transitionVm(vm.vmId!, from, 'failed', {
           operation,
           error: reason,
         });

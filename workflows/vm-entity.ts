@@ -25,9 +25,12 @@ import type {
 import type { FailureType } from '../common/vocabulary.ts';
 import { rootFailure } from './failure.ts';
 import { revisionMemo, since } from './revisions.ts';
+import { locateSubject } from './interceptors.ts';
+import { onLeavingTask } from './proxies.ts';
 import { createSaga, type Claim, type OnFailure } from './vm-create.ts';
 import * as ops from './vm-operations.ts';
-import { rejection, targetOf } from './vm-rules.ts';
+import { rejection, retryRejection, targetOf } from './vm-rules.ts';
+import { operatorWindow, vmAttributes, vmDetails, watched } from './vm-window.ts';
 
 export interface OperationRecord {
   updateId: string;
@@ -39,6 +42,8 @@ export interface OperationRecord {
   error: { type: string | null; message: string } | null;
   /** What the caller should know of how it went, when there is something (see OperationOutcome). */
   note?: string;
+  /** The Update's input, when it takes one: what a retry sends again. */
+  args?: unknown[];
   acceptedAt: string;
   closedAt: string | null;
 }
@@ -77,6 +82,12 @@ export const reprovisionUpdate = defineUpdate<OperationOutcome>('reprovision');
 export const decommissionUpdate = defineUpdate<OperationOutcome>('decommission');
 /** Sent by a host's evacuation (workflows/host-evacuate.ts) once the host is fenced. */
 export const evacuateUpdate = defineUpdate<OperationOutcome, [EvacuateRequest]>('evacuate');
+/**
+ * Runs the VM's last operation again, with its input, when it failed: a failed create kept
+ * `failed` is placed and booted again. Judged as that operation would be, so a retry the VM's
+ * state does not allow is refused with the reason.
+ */
+export const retryUpdate = defineUpdate<OperationOutcome>('retry');
 export const statusQuery = defineQuery<VmStatus>('status');
 export const operationQuery = defineQuery<OperationRecord | null, [string]>('operation');
 
@@ -101,15 +112,25 @@ export async function vmEntity(input: VmEntityInput): Promise<VmStatus> {
   const { request } = input;
   const onFailure = input.onFailure ?? 'remove';
   const { workflowId, runId } = workflowInfo();
-  const vm: VmFacts = input.carried?.vm ?? {
-    name: request.name,
-    vmId: null,
-    state: 'pending',
-    host: null,
-    error: null,
-  };
   const records: OperationRecord[] = [...(input.carried?.operations ?? [])];
   const queue: OperationRecord[] = [];
+  const view = operatorWindow(
+    () => vmAttributes(vm, queue, records),
+    () => vmDetails(vm, queue, records),
+  );
+  // Every change of the VM's state, host or error is shown in the UI (view.changed).
+  const vm: VmFacts = watched(
+    input.carried?.vm ?? {
+      name: request.name,
+      vmId: null,
+      state: 'pending',
+      host: null,
+      error: null,
+    },
+    view.changed,
+  );
+  locateSubject(() => vm.host);
+  onLeavingTask(view.publish);
   let claim: Claim | undefined;
   if (input.carried) {
     const { claimed } = input.carried;
@@ -125,7 +146,7 @@ export async function vmEntity(input: VmEntityInput): Promise<VmStatus> {
   });
   const projected = (): EntityState => queue.at(-1)?.projected ?? vm.state;
 
-  function accept(kind: OperationKind, updateId: string): OperationRecord {
+  function accept(kind: OperationKind, updateId: string, args: unknown[] = []): OperationRecord {
     const record: OperationRecord = {
       updateId,
       kind,
@@ -136,7 +157,9 @@ export async function vmEntity(input: VmEntityInput): Promise<VmStatus> {
       // Workflow time: deterministic on replay.
       acceptedAt: new Date().toISOString(),
       closedAt: null,
+      ...(args.length > 0 && args.some((a) => a !== undefined) ? { args } : {}),
     };
+    view.changed();
     queue.push(record);
     records.push(record);
     if (records.length > RECENT) records.splice(0, records.length - RECENT);
@@ -152,7 +175,7 @@ export async function vmEntity(input: VmEntityInput): Promise<VmStatus> {
     const acceptedIn = workflowInfo().historyLength;
     await condition(() => queue[0] === record);
     if (
-      record.kind !== 'create' &&
+      record !== create &&
       workflowInfo().historyLength === acceptedIn &&
       since('act-after-acceptance')
     ) {
@@ -161,6 +184,7 @@ export async function vmEntity(input: VmEntityInput): Promise<VmStatus> {
     // Old path (no timer): goes once no run begun before `act-after-acceptance` is open
     // (revisions.ts).
     record.status = 'running';
+    view.changed();
     try {
       const note = await fn(ref(record));
       if (typeof note === 'string') record.note = note;
@@ -174,7 +198,22 @@ export async function vmEntity(input: VmEntityInput): Promise<VmStatus> {
       record.closedAt = new Date().toISOString();
       queue.shift();
       finished++;
+      view.changed();
+      view.publish();
     }
+  }
+
+  type Step = (op: OperationRef, ...args: unknown[]) => Promise<string | undefined | void>;
+  type Check = (...args: unknown[]) => Parameters<typeof rejection>[4];
+  /** Each operation's step and its input's check, by kind: what `retry` runs again. */
+  const served = new Map<OperationKind, { fn: Step; check: Check }>();
+
+  /** Accepts the operation, runs it in its turn, and answers how it went. */
+  async function run(kind: OperationKind, args: unknown[], fn: Step) {
+    const record = accept(kind, currentUpdateInfo()?.id ?? kind, args);
+    await inTurn(record, (op) => fn(op, ...args));
+    const note = record.note === undefined ? {} : { note: record.note };
+    return { operation: ref(record), state: vm.state, host: vm.host, ...note };
   }
 
   function serve<A extends unknown[]>(
@@ -183,21 +222,13 @@ export async function vmEntity(input: VmEntityInput): Promise<VmStatus> {
     fn: (op: OperationRef, ...args: A) => Promise<string | undefined | void>,
     check: (...args: A) => Parameters<typeof rejection>[4] = () => ({}),
   ) {
-    setHandler(
-      update,
-      async (...args: A) => {
-        const record = accept(kind, currentUpdateInfo()?.id ?? kind);
-        await inTurn(record, (op) => fn(op, ...args));
-        const note = record.note === undefined ? {} : { note: record.note };
-        return { operation: ref(record), state: vm.state, host: vm.host, ...note };
+    served.set(kind, { fn: fn as Step, check: check as Check });
+    setHandler(update, (...args: A) => run(kind, args, fn as Step), {
+      validator: (...args: A) => {
+        const why = rejection(vm.name, kind, projected(), vm.host, check(...args));
+        if (why !== null) throw rejected(why);
       },
-      {
-        validator: (...args: A) => {
-          const why = rejection(vm.name, kind, projected(), vm.host, check(...args));
-          if (why !== null) throw rejected(why);
-        },
-      },
-    );
+    });
   }
 
   // Before the first await: an update-with-start's update finds its handler.
@@ -252,6 +283,27 @@ export async function vmEntity(input: VmEntityInput): Promise<VmStatus> {
   serve(decommissionUpdate, 'decommission', (op) => ops.decommission(vm, op));
   serve(evacuateUpdate, 'evacuate', (op, args) => ops.evacuate(vm, op, args));
 
+  // The last operation, when it failed, once more: its kind and input, judged as it would be.
+  const lastClosed = () => records.findLast((r) => r.closedAt !== null);
+  setHandler(
+    retryUpdate,
+    () => {
+      const { kind, args = [] } = lastClosed()!;
+      if (kind !== 'create') return run(kind, args, served.get(kind)!.fn);
+      const kept = claim && 'vm' in claim ? claim.vm : undefined;
+      return run(kind, [], (op) => createSaga(vm, request, 'keep', op, () => {}, kept));
+    },
+    {
+      validator: () => {
+        const last = lastClosed();
+        const kept = claim !== undefined && 'vm' in claim;
+        const check = last && served.get(last.kind)?.check(...(last.args ?? []));
+        const why = retryRejection(vm.name, last, projected(), vm.host, kept, check ?? {});
+        if (why !== null) throw rejected(why);
+      },
+    },
+  );
+
   let createFailure: unknown = null;
   if (create) {
     await inTurn(create, (op) => createSaga(vm, request, onFailure, op, (c) => (claim = c))).catch(
@@ -269,11 +321,13 @@ export async function vmEntity(input: VmEntityInput): Promise<VmStatus> {
     // Every accepted operation gets its answer before this run ends.
     await condition(allHandlersFinished);
     if (vm.state === 'gone') {
+      view.publish(); // now: nothing may follow the workflow's last command
       if (createFailure) throw createFailure;
       return { ...vm, operation: null, queued: [], operations: records };
     }
     if (queue.length === 0) break;
   }
+  view.publish();
   const { continueAfter } = input;
   // The next run is new: it begins at the newest revision this code knows.
   return makeContinueAsNewFunc<typeof vmEntity>({ memo: revisionMemo() })({

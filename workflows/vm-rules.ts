@@ -1,3 +1,4 @@
+import type { OperationRecord } from './vm-entity.ts';
 import type {
   EntityState,
   MigrateRequest,
@@ -79,4 +80,29 @@ export function rejection(
       return null;
     }
   }
+}
+
+/**
+ * Why the VM's last operation `last` cannot be run again now, or null when it can: it must
+ * have failed, and be allowed as a new request of its kind would be (`args`: its input, as
+ * `rejection` takes it). A failed create is retried only on a VM kept `failed` on no host
+ * (`kept`: its keys still claimed); one removed has nothing left to retry.
+ */
+export function retryRejection(
+  name: string,
+  last: Pick<OperationRecord, 'kind' | 'status'> | undefined,
+  projected: EntityState,
+  host: string | null,
+  kept: boolean,
+  args: Parameters<typeof rejection>[4],
+): string | null {
+  if (!last) return `vm ${name} has no operation to retry`;
+  if (last.status !== 'failed') {
+    return `vm ${name}'s last operation, ${last.kind}, ${last.status}: nothing to retry`;
+  }
+  if (last.kind !== 'create') return rejection(name, last.kind, projected, host, args);
+  if (kept && projected === 'failed' && host === null) return null;
+  return projected === 'gone'
+    ? `vm ${name} is being decommissioned or is gone`
+    : `vm ${name}'s failed create left nothing to place again; decommission it and create it again`;
 }

@@ -6,6 +6,7 @@ import {
   type Client,
 } from '@temporalio/client';
 import type { UpdateDefinition } from '@temporalio/common';
+import { attributePairs } from '../../common/search-attributes.ts';
 import { TRPCError } from '@trpc/server';
 import { z } from 'zod';
 import {
@@ -71,6 +72,7 @@ async function onHost<R>(ctx: Context, name: string, update: UpdateDefinition<R,
       workflowId: hostWorkflowId(name),
       workflowIdConflictPolicy: 'USE_EXISTING',
       staticSummary: `operations on host ${name}`,
+      typedSearchAttributes: attributePairs({ VagothKind: 'host', VagothHost: name }),
     });
     try {
       return await ctx.temporal.workflow.executeUpdateWithStart(update, {
@@ -106,6 +108,7 @@ export const hostsRouter = router({
       // A retried request joins the registration already under way.
       workflowId: hostRegisterWorkflowId(input.name),
       staticSummary: `register host ${input.name} (${input.uri})`,
+      typedSearchAttributes: attributePairs({ VagothKind: 'host', VagothHost: input.name }),
       workflowIdConflictPolicy: 'USE_EXISTING',
     });
   }),
@@ -131,6 +134,10 @@ export const hostsRouter = router({
         workflowId: monitorPollWorkflowId(input.name),
         workflowIdConflictPolicy: 'USE_EXISTING',
         staticSummary: `poll ${input.name ? `host ${input.name}` : 'every host'}`,
+        typedSearchAttributes: attributePairs({
+          VagothKind: 'monitor',
+          ...(input.name !== undefined ? { VagothHost: input.name } : {}),
+        }),
       });
     }),
 

@@ -1,5 +1,7 @@
 import { isRefusal, seesUpdateOutcomes, settledAtOnce } from '../update-outcomes.ts';
 import { WithStartWorkflowOperation, type Client } from '@temporalio/client';
+import { attributePairs } from '../../common/search-attributes.ts';
+import { createAttributes } from '../../workflows/vm-window.ts';
 import { TRPCError } from '@trpc/server';
 import { vmWorkflowId } from '../../common/vocabulary.ts';
 import type { Sql } from '../../registry/db.ts';
@@ -39,7 +41,7 @@ async function checkReferences(sql: Sql, input: z.infer<typeof vmCreateInput>): 
   for (const [i, nic] of input.nics.entries()) await checkedPool(sql, nic, i);
 }
 
-interface OperationContext {
+export interface OperationContext {
   sql: Sql;
   temporal: Client;
   temporalUiUrl: string;
@@ -52,7 +54,7 @@ interface OperationContext {
  * wipe holds no HTTP request open. A validator's refusal (OperationRejected) becomes
  * PRECONDITION_FAILED with the reason, and nothing is recorded.
  */
-async function operate<A extends unknown[]>(
+export async function operate<A extends unknown[]>(
   ctx: OperationContext,
   name: string,
   update: UpdateDefinition<OperationOutcome, A>,
@@ -126,6 +128,7 @@ export const vmsRouter = router({
       workflowId: vmWorkflowId(input.name),
       memo: revisionMemo(),
       staticSummary: `VM ${input.name}: ${input.vcpus} vCPU, ${input.memoryMiB} MiB, ${input.nics.length} NIC`,
+      typedSearchAttributes: attributePairs(createAttributes()),
       // A retried request reaches the run already under way (its update checks it is the same).
       workflowIdConflictPolicy: 'USE_EXISTING',
     });

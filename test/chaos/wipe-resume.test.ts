@@ -13,7 +13,7 @@ import { claimVm } from '../../registry/claim-vm.ts';
 import { insertHost } from '../../registry/hosts.ts';
 import type { Vm } from '../../registry/types.ts';
 import { claimVolumes } from '../../registry/vm-volumes.ts';
-import { connectClient } from '../../workers/compose.ts';
+import { connectClient, workflowInterceptorModules } from '../../workers/compose.ts';
 import { poolVolumes, readMarks, writeMarks, type Mark } from '../realvm/host.ts';
 import {
   nonZeroRanges,
@@ -92,7 +92,11 @@ describe.skipIf(skip)(
       const address = inject('temporalAddress');
       client = await connectClient(address, 'default');
       cleanups.push(() => client.connection.close());
-      const { code } = await bundleWorkflowCode({ workflowsPath: WORKFLOWS, logger: quietLogger });
+      const { code } = await bundleWorkflowCode({
+        workflowsPath: WORKFLOWS,
+        workflowInterceptorModules,
+        logger: quietLogger,
+      });
       const bundlePath = path.join(host.daemon.dir, 'workflows.js');
       await writeFile(bundlePath, code);
       worker = new WorkerProcess({

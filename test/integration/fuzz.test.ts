@@ -109,6 +109,7 @@ const VALID: Record<string, fc.Arbitrary<unknown>> = {
     fc.constant({ id: 'host:fz-a:register' }),
     fc.constant({ id: 'host:fz-a:register', updateId: 'x' }),
   ),
+  'operations.retry': byName(vmName),
   'networks.create': fc.nat(200).map((i) => ({ name: `fz-net-${i}`, cidr: `10.201.${i}.0/24` })),
   'networks.list': fc.constant(undefined),
   'networks.get': byName(fc.constantFrom('default', 'fz-net-1')),

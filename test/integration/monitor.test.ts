@@ -9,6 +9,8 @@ import { setHostState } from '../../registry/hosts.ts';
 import { getVm } from '../../registry/vms.ts';
 import { releaseMigrationTarget, reserveMigrationTarget } from '../../registry/vm-migration.ts';
 import { ensureMonitorSchedule } from '../../workers/schedules.ts';
+import { attributeKey } from '../../common/search-attributes.ts';
+import type { TypedSearchAttributes } from '@temporalio/common';
 import { monitorCluster, type MonitorReport } from '../../workflows/index.ts';
 import { foreignDomainXml, vmSpec } from '../support/libvirt-hosts.ts';
 import { startHarness, type Harness } from '../support/harness.ts';
@@ -299,6 +301,13 @@ describe('the schedule', () => {
         taskQueue: h.taskQueue,
         args: [{ policies: options.policies }],
       });
+      // An operator finds it in the UI by what it says it does.
+      expect(String(described.memo?.purpose)).toMatch(/^Every 3600 s, polls every host/);
+      expect(described.action).toMatchObject({
+        staticSummary: 'monitor: poll every host and reconcile the registry',
+      });
+      const attributes = described.action.typedSearchAttributes as TypedSearchAttributes;
+      expect(attributes.get(attributeKey('VagothKind'))).toBe('monitor');
 
       // A second start-up with another interval changes the one schedule, not a second one.
       expect(await ensureMonitorSchedule(h.temporal, { ...options, intervalSeconds: 45 })).toBe(

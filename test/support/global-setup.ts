@@ -4,7 +4,7 @@ import type { TestProject } from 'vitest/node';
 import { loadConfig } from '../../config.ts';
 import { connect } from '../../registry/db.ts';
 import { migrate } from '../../registry/migrate.ts';
-import { workflowsPath } from '../../workers/compose.ts';
+import { workflowInterceptorModules, workflowsPath } from '../../workers/compose.ts';
 
 /**
  * Once per run: migrate a template database (each test file clones its own from it), start a
@@ -23,7 +23,11 @@ export default async function setup(project: TestProject) {
 
   const temporal = await localTemporal();
   const temporalAddress = temporal.address;
-  const { code } = await bundleWorkflowCode({ workflowsPath, logger: quietLogger });
+  const { code } = await bundleWorkflowCode({
+    workflowsPath,
+    workflowInterceptorModules,
+    logger: quietLogger,
+  });
 
   project.provide('databaseUrl', databaseUrl);
   project.provide('templateDatabase', templateDatabase);

@@ -1,5 +1,7 @@
 import path from 'node:path';
+import { defineSearchAttributeKey } from '@temporalio/common';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { SEARCH_ATTRIBUTE_NAMES, SEARCH_ATTRIBUTES } from '../../common/search-attributes.ts';
 import { loadConfig } from '../../config.ts';
 
 /**
@@ -17,6 +19,9 @@ export async function localTemporal(log?: {
     server: {
       executable: { type: 'existing-path', path: path.resolve(config.temporal.cli) },
       ui: false,
+      searchAttributes: SEARCH_ATTRIBUTE_NAMES.map((n) =>
+        defineSearchAttributeKey(n, SEARCH_ATTRIBUTES[n]),
+      ),
       ...(log ? { log } : {}),
     },
   });

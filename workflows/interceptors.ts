@@ -1,0 +1,116 @@
+import {
+  workflowInfo,
+  type ActivityInput,
+  type LocalActivityInput,
+  type Next,
+  type WorkflowInterceptors,
+  type WorkflowOutboundCallsInterceptor,
+} from '@temporalio/workflow';
+
+// Every activity and local activity carries a one-line summary naming what it acts on, which
+// the Temporal UI shows in the run's history and timeline (`define web-1 on sim-2`, `wipe
+// web-1's volumes on sim-1`). Set by a workflow interceptor (workers/compose.ts registers this
+// module), so no call site spells it out. A summary is user metadata, which replay does not
+// check: this module adds no command, so a worker without it replays the same.
+
+/** What a workflow acts on (`web-1`, `host sim-1`) and where that is now, if anywhere. */
+export interface Subject {
+  name: string;
+  host: string | null;
+}
+
+// A workflow's own module state (each run has its own).
+let whereNow: (() => string | null) | undefined;
+
+/** The VM entity says where its VM is as it changes. */
+export function locateSubject(where: () => string | null): void {
+  whereNow = where;
+}
+
+function subject(): Subject {
+  const { workflowId } = workflowInfo();
+  const [kind, name = workflowId] = workflowId.split(':');
+  if (kind === 'vm') return { name, host: whereNow?.() ?? null };
+  if (kind === 'host') return { name: `host ${name}`, host: null };
+  return { name: workflowId, host: null };
+}
+
+const on = (host: string | null) => (host === null ? '' : ` on ${host}`);
+const str = (v: unknown) => (typeof v === 'string' ? v : null);
+
+/** A step's summary, from its activity type and arguments (pure: tests call it). */
+export function summarize(activityType: string, args: readonly unknown[], s: Subject): string {
+  const { name, host } = s;
+  switch (activityType) {
+    case 'claimVm':
+      return `claim ${name}'s name and addresses`;
+    case 'allocateVm':
+    case 'placeVm':
+      return `place ${name}`;
+    case 'claimVolumes':
+      return `claim ${name}'s volumes`;
+    case 'provisionVolumes':
+      return `provision ${name}'s volumes${on(host)}`;
+    case 'defineDomain':
+      return `define ${name}${on(host)}`;
+    case 'startDomain':
+      return `start ${name}${on(host)}`;
+    case 'waitRunning':
+      return `wait until ${name} runs${on(host)}`;
+    case 'stopDomain':
+      return `power off ${name}${on(host)}`;
+    case 'shutdownDomain':
+      return `shut down ${name}${on(host)}`;
+    case 'rebootDomain':
+      return `reboot ${name}${on(host)}`;
+    case 'undefineDomain':
+      return `undefine ${name}${on(host)}`;
+    case 'transitionVm':
+      return `record ${name} ${str(args[2]) ?? 'state'}`;
+    case 'reserveMigration':
+      return `reserve room for ${name} on ${str(args[1]) ?? 'a host the allocator picks'}`;
+    case 'migrateDomain':
+      return `move ${name}${host === null ? '' : ` from ${host}`} to ${str(args[1]) ?? '?'}${args[2] === true ? ' live' : ''}`;
+    case 'commitMigration':
+      return `record ${name} on its new host`;
+    case 'releaseMigration':
+      return `release ${name}'s room on its move's target`;
+    case 'discardMoveTarget':
+      return `discard what ${name}'s failed move made on ${str(args[1]) ?? '?'}`;
+    case 'deprovisionVolumes':
+      return `wipe ${name}'s volumes${on(str(args[1]) ?? host)}`;
+    case 'wipeMovedVolumes':
+      return `wipe ${name}'s volumes left on ${str(args[1]) ?? '?'}`;
+    case 'releaseVolumes':
+      return `release ${name}'s volume keys`;
+    case 'releaseAllocation':
+      return `release ${name}'s room${on(host)}`;
+    case 'retireVm':
+      return `power off and undefine ${name}${on(host)}`;
+    case 'deleteVm':
+      return `forget ${name} and free its keys`;
+    default:
+      return `${activityType} ${name}${on(host)}`;
+  }
+}
+
+function withSummary<I extends ActivityInput | LocalActivityInput>(input: I): I {
+  if (input.options.summary !== undefined) return input;
+  const summary = summarize(input.activityType, input.args, subject());
+  return { ...input, options: { ...input.options, summary } };
+}
+
+const outbound: WorkflowOutboundCallsInterceptor = {
+  scheduleActivity(
+    input: ActivityInput,
+    next: Next<WorkflowOutboundCallsInterceptor, 'scheduleActivity'>,
+  ) {
+    return next(withSummary(input));
+  },
+  scheduleLocalActivity: (
+    input: LocalActivityInput,
+    next: Next<WorkflowOutboundCallsInterceptor, 'scheduleLocalActivity'>,
+  ) => next(withSummary(input)),
+};
+
+export const interceptors = (): WorkflowInterceptors => ({ outbound: [outbound] });
