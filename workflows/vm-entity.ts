@@ -284,18 +284,25 @@ export async function vmEntity(input: VmEntityInput): Promise<VmStatus> {
   serve(evacuateUpdate, 'evacuate', (op, args) => ops.evacuate(vm, op, args));
 
   // The last operation, when it failed, once more: its kind and input, judged as it would be.
-  const lastClosed = () => records.findLast((r) => r.closedAt !== null);
+  // Only while it is the latest one accepted: a second retry, or one sent behind another
+  // operation, would run an old failure again after the VM moved on.
+  const latest = () => records.at(-1);
+  let createFailure: unknown = null;
   setHandler(
     retryUpdate,
     () => {
-      const { kind, args = [] } = lastClosed()!;
+      const { kind, args = [] } = latest()!;
       if (kind !== 'create') return run(kind, args, served.get(kind)!.fn);
       const kept = claim && 'vm' in claim ? claim.vm : undefined;
-      return run(kind, [], (op) => createSaga(vm, request, 'keep', op, () => {}, kept));
+      if (!kept) throw rejected(`vm ${vm.name} kept nothing of its create to place again`);
+      return run(kind, [], async (op) => {
+        await createSaga(vm, request, 'keep', op, () => {}, kept);
+        createFailure = null; // the run ends as its VM does, not as the first attempt did
+      });
     },
     {
       validator: () => {
-        const last = lastClosed();
+        const last = latest();
         const kept = claim !== undefined && 'vm' in claim;
         const check = last && served.get(last.kind)?.check(...(last.args ?? []));
         const why = retryRejection(vm.name, last, projected(), vm.host, kept, check ?? {});
@@ -304,7 +311,6 @@ export async function vmEntity(input: VmEntityInput): Promise<VmStatus> {
     },
   );
 
-  let createFailure: unknown = null;
   if (create) {
     await inTurn(create, (op) => createSaga(vm, request, onFailure, op, (c) => (claim = c))).catch(
       (err: unknown) => (createFailure = err),

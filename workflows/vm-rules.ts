@@ -83,8 +83,8 @@ export function rejection(
 }
 
 /**
- * Why the VM's last operation `last` cannot be run again now, or null when it can: it must
- * have failed, and be allowed as a new request of its kind would be (`args`: its input, as
+ * Why the VM's latest operation `last` cannot be run again now, or null when it can: it must
+ * have ended, failed, and be allowed as a new request of its kind would be (`args`: its input, as
  * `rejection` takes it). A failed create is retried only on a VM kept `failed` on no host
  * (`kept`: its keys still claimed); one removed has nothing left to retry.
  */
@@ -97,8 +97,15 @@ export function retryRejection(
   args: Parameters<typeof rejection>[4],
 ): string | null {
   if (!last) return `vm ${name} has no operation to retry`;
+  if (last.status === 'queued' || last.status === 'running') {
+    return `vm ${name}'s last operation, ${last.kind}, is ${last.status}: retry once it has ended`;
+  }
   if (last.status !== 'failed') {
     return `vm ${name}'s last operation, ${last.kind}, ${last.status}: nothing to retry`;
+  }
+  if (last.kind === 'evacuate') {
+    // Only the host's evacuation checks again that its host is fenced and silent.
+    return `vm ${name}'s evacuation is retried through its host: hosts.evacuate`;
   }
   if (last.kind !== 'create') return rejection(name, last.kind, projected, host, args);
   if (kept && projected === 'failed' && host === null) return null;

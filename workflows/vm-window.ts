@@ -62,6 +62,9 @@ function retryHint(vm: VmFacts, failed: OperationRecord): string {
       ? `${retry}: it places and boots the VM again, with the same request.`
       : `To retry: decommission it (Update ${code('decommission')}, no input), then create it again.`;
   }
+  if (failed.kind === 'evacuate') {
+    return 'To retry: evacuate its host again (`vagoth hosts evacuate`), which checks first that the host is fenced.';
+  }
   const input = JSON.stringify(failed.args ?? []);
   return (
     `${retry}: it runs ${code(failed.kind)} again with input ${code(input)}, as the Update ` +

@@ -1,5 +1,4 @@
 import { chmod, mkdir, mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -11,17 +10,10 @@ import {
 } from '../../workers/embedded.ts';
 import { decommissionAll, settle } from '../support/chaos-batch.ts';
 import { startChaosEnv, type ChaosEnv } from '../support/chaos-env.ts';
+import { freePort } from '../support/free-port.ts';
 
 const VMS = 40;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 // Never the machine's shared servers: a Temporal dev server keeping its state in a file and an
 // embedded PostgreSQL, both this file's own, so restarting them disturbs nobody else.

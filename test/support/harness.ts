@@ -88,6 +88,8 @@ export interface HarnessOptions {
   placementPolicy?: PlacementPolicy;
   /** What hosts.register accepts (the API's check); TEST_HOST_URIS by default. */
   hostUris?: HostUriPolicy;
+  /** A Temporal server of the test's own (one with its Web UI); the run's shared one by default. */
+  temporalAddress?: string;
 }
 
 /** Registers a fresh namespace and waits until the server answers for it (a fraction of a second). */
@@ -120,7 +122,7 @@ async function createNamespace(address: string): Promise<string> {
 export async function startHarness(options: HarnessOptions = {}): Promise<Harness> {
   const db = await createTestDatabase();
   const placementPolicy = options.placementPolicy ?? 'spread';
-  const address = inject('temporalAddress');
+  const address = options.temporalAddress ?? inject('temporalAddress');
   const taskQueue = `test-${randomUUID()}`;
   const namespace = await createNamespace(address);
   const temporal = await connectClient(address, namespace);

@@ -158,6 +158,14 @@ describe('a retry', () => {
     expect(retryRejection('w', failedOp('stop'), 'running', 'h', true, {})).toBeNull();
     expect(retryRejection('w', failedOp('stop'), 'gone', 'h', true, {})).toMatch(/decommissioned/);
   });
+  it('only while the failure is the latest operation, never of an evacuation', () => {
+    expect(retryRejection('w', { kind: 'stop', status: 'queued' }, 'running', 'h', true, {})).toBe(
+      "vm w's last operation, stop, is queued: retry once it has ended",
+    );
+    expect(retryRejection('w', failedOp('evacuate'), 'running', 'h', true, {})).toMatch(
+      /hosts.evacuate/,
+    );
+  });
   it('of a create, only on a VM kept failed on no host', () => {
     expect(retryRejection('w', failedOp('create'), 'failed', null, true, {})).toBeNull();
     expect(retryRejection('w', failedOp('create'), 'failed', null, false, {})).toMatch(
