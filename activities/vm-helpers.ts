@@ -1,5 +1,6 @@
 import { activityInfo, cancellationSignal, heartbeat } from '@temporalio/activity';
 import type { PlacementPolicy } from '../allocator/place.ts';
+import { stepPosition } from './run-position.ts';
 import type { StepStates, Transition, Vm } from '../common/messages.ts';
 import {
   DriverError,
@@ -36,7 +37,7 @@ export function recordTransition(
     vmId,
     t.from,
     t.to,
-    { operation: t.operation, error: t.error ?? null },
+    { operation: t.operation, error: t.error ?? null, at: stepPosition() },
     actor,
   );
 }

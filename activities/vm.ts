@@ -27,6 +27,7 @@ import {
   transitionVm,
   type VmAndHost,
 } from '../registry/vms.ts';
+import { stepPosition } from './run-position.ts';
 import { heartbeating, spec, vmStepHelpers, type VmActivityDeps } from './vm-helpers.ts';
 
 /**
@@ -81,7 +82,7 @@ export function createVmActivities(deps: VmActivityDeps) {
       to: VmState,
       patch: { operation?: OperationRef; error?: string | null } = {},
     ): Promise<void> {
-      await transitionVm(sql, vmId, from, to, patch, actor());
+      await transitionVm(sql, vmId, from, to, { ...patch, at: stepPosition() }, actor());
     },
 
     /** Enters `placing` (if asked) and places the VM: its host. */

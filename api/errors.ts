@@ -12,6 +12,8 @@ const CODES: Record<FailureType, TRPC_ERROR_CODE_KEY> = {
   StateConflict: 'PRECONDITION_FAILED',
   // A VM's entity workflow refused an operation its state does not allow (an update validator).
   OperationRejected: 'PRECONDITION_FAILED',
+  // A step of a reset VM workflow, refused: the registry moved past the reset point.
+  ResetRefused: 'PRECONDITION_FAILED',
   DriverRejected: 'BAD_REQUEST',
   // The host no longer has the VM's domain.
   DomainNotFound: 'NOT_FOUND',

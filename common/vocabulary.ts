@@ -28,6 +28,11 @@ export const FAILURES = {
   RegistryFault: { permanent: true },
   // A VM's entity workflow refused an operation its state does not allow (an update validator).
   OperationRejected: { permanent: true },
+  /**
+   * A step of a VM's workflow run begun by a Temporal Reset, refused: the registry holds a
+   * change the reset run's history lacks (common/run-position.ts).
+   */
+  ResetRefused: { permanent: true },
   // The drivers' (activities/failures.ts).
   DriverRejected: { permanent: true },
   DomainNotFound: { permanent: true },

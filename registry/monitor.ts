@@ -133,7 +133,7 @@ export async function unassignVm(
   return withActor(sql, actor, async (tx) => {
     const rows = await tx`
       UPDATE nodes v SET parent_id = NULL, updated_at = now(),
-        metadata = v.metadata || ${jsonb(tx, { state: 'failed', error: reason })}
+        metadata = (v.metadata || ${jsonb(tx, { state: 'failed', error: reason })}) - 'at'
       FROM nodes h
       WHERE v.id = ${vm.id} AND v.type = 'vm' AND v.metadata->>'state' = ${vm.state}
         AND h.id = v.parent_id AND h.name = ${vm.host}
@@ -153,7 +153,7 @@ export async function adoptVmState(
   actor: ActorOptions,
 ): Promise<boolean> {
   const rows = await sql`
-    UPDATE nodes SET metadata = metadata || ${jsonb(sql, { state: to })}, updated_at = now()
+    UPDATE nodes SET metadata = (metadata || ${jsonb(sql, { state: to })}) - 'at', updated_at = now()
     FROM ${actorSource(sql, actor)}
     WHERE id = ${vmId} AND type = 'vm' AND metadata->>'state' = ${from}
     RETURNING id`;
@@ -199,7 +199,7 @@ export async function adoptVmHost(
 ): Promise<boolean> {
   return withActor(sql, actor, async (tx) => {
     const [moved] = await tx<{ target: string }[]>`
-      UPDATE nodes v SET parent_id = t.id, updated_at = now()
+      UPDATE nodes v SET parent_id = t.id, metadata = v.metadata - 'at', updated_at = now()
       FROM nodes t
       WHERE v.id = ${vm.id} AND v.type = 'vm' AND v.metadata->>'state' = ${vm.state}
         AND v.parent_id IS NOT DISTINCT FROM

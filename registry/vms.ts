@@ -1,3 +1,4 @@
+import type { Recorded, RecordedPosition } from '../common/run-position.ts';
 import { actorSource, withActor, type ActorOptions } from './context.ts';
 import { jsonb, type Queryable, type Sql } from './db.ts';
 import { NotFoundError, StateConflictError } from './errors.ts';
@@ -120,13 +121,14 @@ export async function holderOf(sql: Queryable, key: string): Promise<string> {
 /**
  * Moves the VM to `to` only from one of `from` (compare-and-set), so two operations
  * racing on one VM cannot both proceed; `any` is for teardown, which must win over anything.
+ * `at`: the position of the workflow step that made the change (common/run-position.ts).
  */
 export async function transitionVm(
   sql: Sql,
   id: string,
   from: readonly VmState[] | 'any',
   to: VmState,
-  patch: { operation?: OperationRef; error?: string | null } = {},
+  patch: { operation?: OperationRef; error?: string | null; at?: RecordedPosition } = {},
   actor?: ActorOptions,
 ): Promise<VmAndHost> {
   const rows = await sql<VmAndHostRow[]>`
@@ -145,6 +147,13 @@ export async function transitionVm(
   if (vm.state !== 'failed' && patch.operation && sameOperation(vm.operation, patch.operation))
     return found;
   throw new StateConflictError(`vm ${vm.name}`, vm.state, to);
+}
+
+/** Whether the VM is still recorded, and the position of the step that last changed its state. */
+export async function recordedPosition(sql: Queryable, id: string): Promise<Recorded> {
+  const rows = await sql<{ at: RecordedPosition | null }[]>`
+    SELECT metadata->'at' AS at FROM nodes WHERE id = ${id} AND type = 'vm'`;
+  return rows[0] ? { exists: true, at: rows[0].at } : { exists: false };
 }
 
 function sameOperation(a: OperationRef | null, b: OperationRef): boolean {

@@ -8,6 +8,7 @@ import {
   type LogLevel,
 } from '@temporalio/worker';
 import { createActivities } from '../activities/index.ts';
+import { positionInterceptor } from '../activities/run-position.ts';
 import { updateOutcomes } from '../api/update-outcomes.ts';
 import type { PlacementPolicy } from '../allocator/place.ts';
 import { loadConfig } from '../config.ts';
@@ -89,9 +90,18 @@ export async function startWorker(options: VagothWorkerOptions): Promise<VagothW
     namespace: options.namespace,
     taskQueue: options.taskQueue,
     workflowThreadPoolSize: options.workflowThreads ?? 1,
-    ...(options.workflowBundle
-      ? { workflowBundle: options.workflowBundle }
-      : { workflowsPath, interceptors: { workflowModules: workflowInterceptorModules } }),
+    ...(options.workflowBundle ? { workflowBundle: options.workflowBundle } : { workflowsPath }),
+    interceptors: {
+      // The bundle, when given, was built with the same workflow interceptors.
+      ...(options.workflowBundle ? {} : { workflowModules: workflowInterceptorModules }),
+      activity: [
+        positionInterceptor({
+          sql: options.sql,
+          service: connection.workflowService,
+          namespace: options.namespace,
+        }),
+      ],
+    },
     activities: createActivities({
       sql: options.sql,
       drivers,

@@ -1,4 +1,5 @@
 import {
+  defaultPayloadConverter,
   workflowInfo,
   type ActivityInput,
   type LocalActivityInput,
@@ -6,12 +7,14 @@ import {
   type WorkflowInterceptors,
   type WorkflowOutboundCallsInterceptor,
 } from '@temporalio/workflow';
+import { POSITION_HEADER, type RunPosition } from '../common/run-position.ts';
 
 // Every activity and local activity carries a one-line summary naming what it acts on, which
 // the Temporal UI shows in the run's history and timeline (`define web-1 on sim-2`, `wipe
 // web-1's volumes on sim-1`). Set by a workflow interceptor (workers/compose.ts registers this
 // module), so no call site spells it out. A summary is user metadata, which replay does not
-// check: this module adds no command, so a worker without it replays the same.
+// check: this module adds no command, so a worker without it replays the same. Headers are
+// not checked either: the position header (common/run-position.ts) changes no command.
 
 /** What a workflow acts on (`web-1`, `host sim-1`) and where that is now, if anywhere. */
 export interface Subject {
@@ -19,18 +22,33 @@ export interface Subject {
   host: string | null;
 }
 
-// A workflow's own module state (each run has its own).
-let whereNow: (() => string | null) | undefined;
+/** What the VM entity says of its VM as it changes: where it is, and which VM it is. */
+export interface Located {
+  host: string | null;
+  vmId: string | null;
+}
 
-/** The VM entity says where its VM is as it changes. */
-export function locateSubject(where: () => string | null): void {
+// A workflow's own module state (each run has its own).
+let whereNow: (() => Located) | undefined;
+let chain = { generation: 0, inherited: false };
+
+/**
+ * The VM entity says where its VM is as it changes, how many continueAsNew runs came before
+ * this one, and whether one of them began by a Reset: its steps then carry their position
+ * (common/run-position.ts).
+ */
+export function locateSubject(
+  where: () => Located,
+  runsBefore: { generation: number; inherited: boolean },
+): void {
   whereNow = where;
+  chain = runsBefore;
 }
 
 function subject(): Subject {
   const { workflowId } = workflowInfo();
   const [kind, name = workflowId] = workflowId.split(':');
-  if (kind === 'vm') return { name, host: whereNow?.() ?? null };
+  if (kind === 'vm') return { name, host: whereNow?.().host ?? null };
   if (kind === 'host') return { name: `host ${name}`, host: null };
   return { name: workflowId, host: null };
 }
@@ -94,10 +112,37 @@ export function summarize(activityType: string, args: readonly unknown[], s: Sub
   }
 }
 
-function withSummary<I extends ActivityInput | LocalActivityInput>(input: I): I {
-  if (input.options.summary !== undefined) return input;
-  const summary = summarize(input.activityType, input.args, subject());
-  return { ...input, options: { ...input.options, summary } };
+/**
+ * The step's position in its history, for a VM's entity workflow: the worker records it with
+ * each registry change the step makes and, in a run begun by a Reset, checks it first.
+ */
+function position(): RunPosition | null {
+  if (whereNow === undefined) return null;
+  const { runId, originalExecutionRunId, historyLength, continuedFromExecutionRunId } =
+    workflowInfo();
+  return {
+    run: runId,
+    reset: runId !== originalExecutionRunId,
+    ...chain,
+    predecessor: continuedFromExecutionRunId ?? null,
+    at: historyLength,
+    vmId: whereNow().vmId,
+  };
+}
+
+/** The step as scheduled: with its summary and, for a VM's steps, its position header. */
+function annotated<I extends ActivityInput | LocalActivityInput>(input: I): I {
+  const at = position();
+  const summary = input.options.summary ?? summarize(input.activityType, input.args, subject());
+  return {
+    ...input,
+    options: { ...input.options, summary },
+    ...(at === null
+      ? {}
+      : {
+          headers: { ...input.headers, [POSITION_HEADER]: defaultPayloadConverter.toPayload(at) },
+        }),
+  };
 }
 
 const outbound: WorkflowOutboundCallsInterceptor = {
@@ -105,12 +150,12 @@ const outbound: WorkflowOutboundCallsInterceptor = {
     input: ActivityInput,
     next: Next<WorkflowOutboundCallsInterceptor, 'scheduleActivity'>,
   ) {
-    return next(withSummary(input));
+    return next(annotated(input));
   },
   scheduleLocalActivity: (
     input: LocalActivityInput,
     next: Next<WorkflowOutboundCallsInterceptor, 'scheduleLocalActivity'>,
-  ) => next(withSummary(input)),
+  ) => next(annotated(input)),
 };
 
 export const interceptors = (): WorkflowInterceptors => ({ outbound: [outbound] });

@@ -67,8 +67,18 @@ export interface VmEntityInput {
   onFailure?: OnFailure;
   /** For tests of continueAsNew: continue after this many operations, not only when suggested. */
   continueAfter?: number;
-  /** Set by continueAsNew: the VM as the last run left it, and its recent operations. */
-  carried?: { vm: VmFacts; claimed: Vm | null; operations: OperationRecord[] };
+  /**
+   * Set by continueAsNew: the VM as the last run left it, its recent operations, how many
+   * runs came before this one and whether one of them began by a Reset (common/run-position.ts;
+   * both absent from runs continued before they were carried).
+   */
+  carried?: {
+    vm: VmFacts;
+    claimed: Vm | null;
+    operations: OperationRecord[];
+    generation?: number;
+    resetInChain?: boolean;
+  };
 }
 
 /** Resolves once the VM's name and keys are claimed, or fails with why they could not be. */
@@ -129,7 +139,9 @@ export async function vmEntity(input: VmEntityInput): Promise<VmStatus> {
     },
     view.changed,
   );
-  locateSubject(() => vm.host);
+  const generation = input.carried ? (input.carried.generation ?? 0) + 1 : 0;
+  const inherited = input.carried?.resetInChain ?? false;
+  locateSubject(() => ({ host: vm.host, vmId: vm.vmId }), { generation, inherited });
   onLeavingTask(view.publish);
   let claim: Claim | undefined;
   if (input.carried) {
@@ -198,7 +210,6 @@ export async function vmEntity(input: VmEntityInput): Promise<VmStatus> {
       record.closedAt = new Date().toISOString();
       queue.shift();
       finished++;
-      view.changed();
       view.publish();
     }
   }
@@ -340,6 +351,12 @@ export async function vmEntity(input: VmEntityInput): Promise<VmStatus> {
     request,
     onFailure,
     ...(continueAfter === undefined ? {} : { continueAfter }),
-    carried: { vm, claimed: claim && 'vm' in claim ? claim.vm : null, operations: records },
+    carried: {
+      vm,
+      claimed: claim && 'vm' in claim ? claim.vm : null,
+      operations: records,
+      generation,
+      resetInChain: inherited || runId !== workflowInfo().originalExecutionRunId,
+    },
   });
 }
