@@ -1,6 +1,6 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { ApplicationFailure, defaultPayloadConverter } from '@temporalio/common';
-import { temporal } from '@temporalio/proto';
+import proto, { type temporal } from '@temporalio/proto';
 import type { ActivityInterceptorsFactory } from '@temporalio/worker';
 import {
   asRunPosition,
@@ -29,7 +29,7 @@ export function stepPosition(): RecordedPosition | undefined {
 type WorkflowService = temporal.api.workflowservice.v1.WorkflowService;
 
 const RESET =
-  temporal.api.enums.v1.WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_RESET_WORKFLOW;
+  proto.temporal.api.enums.v1.WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_RESET_WORKFLOW;
 
 /**
  * Where the run was reset from: the WorkflowTaskFailed event a Reset writes into the new
