@@ -4,12 +4,16 @@ import {
   condition,
   defineQuery,
   defineUpdate,
+  patched,
+  setCurrentDetails,
   setHandler,
   workflowInfo,
 } from '@temporalio/workflow';
+import type { Attributes, OperationStatus } from '../common/search-attributes.ts';
 import { rootFailure } from './failure.ts';
 import { evacuateHost, type EvacuationReport } from './host-evacuate.ts';
 import { drainHost, registry, type DrainReport } from './host-maintenance.ts';
+import { upsertChanged } from './vm-window.ts';
 
 export type HostOperationKind = 'maintenance' | 'activate' | 'evacuate';
 
@@ -57,6 +61,36 @@ export async function hostEntity({ name }: { name: string }): Promise<void> {
   const { runId } = workflowInfo();
   const line: Operation[] = [];
   let seq = 0;
+  // Runs begun before `host-window` showed nothing as they went: they replay without it.
+  const window = patched('host-window');
+
+  /**
+   * What the Temporal UI shows of the host's operations: the one running (or the last, as
+   * it ended) in the search attributes, the line in the current details.
+   */
+  function show(
+    op: Operation,
+    status: OperationStatus,
+    failure?: { message: string; type?: string | null },
+  ) {
+    if (!window) return;
+    const wanted: Attributes = {
+      VagothKind: 'host',
+      VagothHost: name,
+      VagothOperation: op.kind,
+      VagothOperationStatus: status,
+      ...(failure ? { VagothFailure: failure.type ?? 'Internal' } : {}),
+    };
+    upsertChanged(wanted);
+    const waiting = line.filter((o) => o.status === 'queued').map((o) => o.kind);
+    setCurrentDetails(
+      [
+        `**host ${name}**: ${op.kind} ${status}`,
+        ...(failure ? [`Failed: ${failure.message}`] : []),
+        ...(waiting.length > 0 ? [`Waiting: ${waiting.join(', ')}`] : []),
+      ].join('\n\n'),
+    );
+  }
 
   function enqueue<R>(kind: HostOperationKind, run: (op: Operation) => Promise<R>): Promise<R> {
     const op: Operation = { seq: ++seq, kind, status: 'queued', stopping: null, result: null! };
@@ -64,12 +98,17 @@ export async function hostEntity({ name }: { name: string }): Promise<void> {
     const result = (async () => {
       await condition(() => line[0] === op);
       op.status = 'running';
+      show(op, 'running');
       try {
-        return await run(op);
-      } catch (err) {
-        throw rootFailure(err);
-      } finally {
+        const value = await run(op);
         line.shift();
+        show(op, 'completed');
+        return value;
+      } catch (err) {
+        const failure = rootFailure(err);
+        line.shift();
+        show(op, 'failed', failure);
+        throw failure;
       }
     })();
     op.result = result;

@@ -143,14 +143,19 @@ export function operatorWindow(attributes: () => Attributes, details: () => stri
       setCurrentDetails(details());
       upserting ||= since('operator-window');
       if (!upserting) return;
-      const { typedSearchAttributes } = workflowInfo();
-      const shown: Attributes = {};
-      for (const name of SEARCH_ATTRIBUTE_NAMES) {
-        const value = typedSearchAttributes.get(attributeKey(name));
-        if (typeof value === 'string') shown[name] = value;
-      }
-      const updates = attributeUpdates(shown, attributes());
-      if (updates.length > 0) upsertSearchAttributes(updates);
+      upsertChanged(attributes());
     },
   };
+}
+
+/** Upserts the attributes `wanted` changes from those the run shows now: none, no event. */
+export function upsertChanged(wanted: Attributes): void {
+  const { typedSearchAttributes } = workflowInfo();
+  const shown: Attributes = {};
+  for (const name of SEARCH_ATTRIBUTE_NAMES) {
+    const value = typedSearchAttributes.get(attributeKey(name));
+    if (typeof value === 'string') shown[name] = value;
+  }
+  const updates = attributeUpdates(shown, wanted);
+  if (updates.length > 0) upsertSearchAttributes(updates);
 }

@@ -5,7 +5,7 @@ import {
   SEARCH_ATTRIBUTE_NAMES,
   type Attributes,
 } from '../../common/search-attributes.ts';
-import { vmWorkflowId } from '../../common/vocabulary.ts';
+import { hostWorkflowId, vmWorkflowId } from '../../common/vocabulary.ts';
 import { settle, startHarness, type Harness } from '../support/harness.ts';
 import { refusal } from '../support/refusal.ts';
 
@@ -26,8 +26,8 @@ afterAll(async () => {
   await h?.close();
 });
 
-async function attributes(name: string): Promise<Attributes> {
-  const described = await h.temporal.workflow.getHandle(vmWorkflowId(name)).describe();
+async function attributes(name: string, id = vmWorkflowId(name)): Promise<Attributes> {
+  const described = await h.temporal.workflow.getHandle(id).describe();
   const found: Attributes = {};
   for (const n of SEARCH_ATTRIBUTE_NAMES) {
     const value = described.typedSearchAttributes.get(attributeKey(n));
@@ -36,9 +36,9 @@ async function attributes(name: string): Promise<Attributes> {
   return found;
 }
 
-async function details(name: string): Promise<string> {
+async function details(name: string, id = vmWorkflowId(name)): Promise<string> {
   const metadata = await h.temporal.workflow
-    .getHandle(vmWorkflowId(name))
+    .getHandle(id)
     .query<temporal.api.sdk.v1.IWorkflowMetadata>('__temporal_workflow_metadata');
   return metadata.currentDetails ?? '';
 }
@@ -219,5 +219,39 @@ describe('the Temporal UI shows each VM as an operator needs it', () => {
     );
     const done = await h.api.vms.decommission({ name: 'win-late' });
     expect(await settle(h, done.operation)).toMatchObject({ status: 'completed' });
+  });
+});
+
+describe('the Temporal UI shows each host as an operator needs it', () => {
+  it("its latest operation with status, a refusal's reason, and the next operation clearing it", async () => {
+    await h.api.hosts.register({
+      name: 'win-host',
+      driver: 'libvirt',
+      uri: await h.simulatedHost('win-host', { cpus: 2, memoryMiB: 2048 }),
+    });
+    const id = hostWorkflowId('win-host');
+    const shown = (operation: string, status: string, failure?: string) => ({
+      VagothKind: 'host',
+      VagothHost: 'win-host',
+      VagothOperation: operation,
+      VagothOperationStatus: status,
+      ...(failure ? { VagothFailure: failure } : {}),
+    });
+    await h.api.hosts.maintenance({ name: 'win-host' });
+    expect(await attributes('win-host', id)).toEqual(shown('maintenance', 'completed'));
+    expect(await details('win-host', id)).toMatch(/win-host.*maintenance completed/);
+
+    // A host in maintenance that still answers is not evacuated: the run says why.
+    const evacuation = h.api.hosts.evacuate({ name: 'win-host', fenced: true });
+    expect((await refusal(evacuation)).code).toBe('PRECONDITION_FAILED');
+    expect(await attributes('win-host', id)).toEqual(shown('evacuate', 'failed', 'StateConflict'));
+    expect(await details('win-host', id)).toMatch(/evacuate failed[^]*Failed: .*answering/);
+    expect(
+      await listed('VagothKind = "host" AND VagothOperationStatus = "failed"', ['host:win-host']),
+    ).toEqual(['host:win-host']);
+
+    await h.api.hosts.activate({ name: 'win-host' });
+    expect(await attributes('win-host', id)).toEqual(shown('activate', 'completed'));
+    expect(await details('win-host', id)).not.toMatch(/Failed/);
   });
 });
