@@ -128,8 +128,8 @@ const schema = z.object({
     .string()
     .regex(/^([A-Za-z0-9_.+-]+(,[A-Za-z0-9_.+-]+)*)?$/, 'must be pool names separated by commas')
     .default(''),
-  // libvirt's wipe by default; `stream` zeroes through uploads that report (and resume) by offset.
-  VAGOTH_LIBVIRT_WIPE: z.enum(['libvirt', 'stream']).default('libvirt'),
+  // Streamed zeros by default: they overwrite every byte and report (and resume) by offset.
+  VAGOTH_LIBVIRT_WIPE: z.enum(['libvirt', 'stream']).default('stream'),
   VAGOTH_LIBVIRT_WIPE_MIB_S: z.coerce.number().int().min(0).max(1_000_000).default(0),
   VAGOTH_SSH_KEY: z.string().min(1).optional(),
   VAGOTH_SSH_KEY_PASSPHRASE: z.string().optional(),

@@ -15,6 +15,7 @@ const BY_KIND = {
   unreachable: 'HostUnreachable',
   timeout: 'HostTimeout',
   unsupported: 'Unsupported',
+  unwiped: 'WipeUnverified',
 } as const satisfies Record<DriverError['kind'], FailureType>;
 
 /**

@@ -4,7 +4,9 @@ import {
   type DeprovisionOptions,
   type VolumeRef,
   wantsStorage,
+  type WipeRecord,
 } from '../drivers/index.ts';
+import { recordWipe, type WipeReason } from '../registry/volume-wipes.ts';
 import { hostsWithVolumes, releaseVolumes, volumesOn } from '../registry/vm-volumes.ts';
 import { getVmById } from '../registry/vms.ts';
 import { heartbeating, spec, vmStepHelpers, type VmActivityDeps } from './vm-helpers.ts';
@@ -24,18 +26,21 @@ export function createVmDiskActivities(deps: VmActivityDeps) {
    * is not the VM's own, those volumes are off the record. On such a host with none on record
    * (wiped already, or forgotten with the host when it was evacuated) there is nothing to do,
    * and the host is not called: unless `evenIfNone` (a failed move's domain on its target).
+   * Each volume's wipe is recorded, as `reason`, before the volume is deleted.
    */
   async function wipeOn(
     vmId: string,
-    hostName?: string,
+    hostName: string | undefined,
+    reason: WipeReason,
     how: Pick<DeprovisionOptions, 'movedAway' | 'onlyStopped'> = {},
     evenIfNone = false,
   ): Promise<void> {
     const { vm, host, driver, volumes } = await onHost(vmId, hostName);
     if (volumes.length === 0 && host.name !== vm.host && !evenIfNone) return;
+    const onWiped = (record: WipeRecord) => recordWipe(sql, vm, host.name, reason, record, actor());
     await heartbeating(
       (progress) =>
-        driver.deprovision({ id: vm.id, name: vm.name, volumes }, { ...progress, ...how }),
+        driver.deprovision({ id: vm.id, name: vm.name, volumes }, { ...progress, ...how, onWiped }),
       host.name,
     );
     if (host.name !== vm.host) await releaseVolumes(sql, vmId, actor(), host.name);
@@ -88,9 +93,11 @@ export function createVmDiskActivities(deps: VmActivityDeps) {
      * release.
      */
     async deprovisionVolumes(vmId: string, hostName?: string): Promise<void> {
-      if (hostName !== undefined) return wipeOn(vmId, hostName);
+      if (hostName !== undefined) return wipeOn(vmId, hostName, 'deprovision');
       const vm = await getVmById(sql, vmId);
-      for (const host of hostsWithVolumes(vm.keys, vm.host)) await wipeOn(vmId, host);
+      for (const host of hostsWithVolumes(vm.keys, vm.host)) {
+        await wipeOn(vmId, host, 'deprovision');
+      }
     },
 
     /**
@@ -99,7 +106,7 @@ export function createVmDiskActivities(deps: VmActivityDeps) {
      * committed, and the driver's move copies each local volume and checks it by digest first.
      */
     async wipeMovedVolumes(vmId: string, hostName: string): Promise<void> {
-      await wipeOn(vmId, hostName, { movedAway: true });
+      await wipeOn(vmId, hostName, 'moved-away', { movedAway: true });
     },
 
     /**
@@ -123,7 +130,7 @@ export function createVmDiskActivities(deps: VmActivityDeps) {
           `vm ${vm.name} is no longer on ${source.host.name} after the move failed: what is on ${target} is kept`,
         );
       }
-      await wipeOn(vmId, target, { movedAway: true, onlyStopped: true }, true);
+      await wipeOn(vmId, target, 'failed-move', { movedAway: true, onlyStopped: true }, true);
     },
   };
 }

@@ -22,6 +22,8 @@ const CODES: Record<FailureType, TRPC_ERROR_CODE_KEY> = {
   HostUnreachable: 'BAD_GATEWAY',
   HostTimeout: 'TIMEOUT',
   Unsupported: 'METHOD_NOT_SUPPORTED',
+  // A volume still held bytes after its wipe: the server could not do what it must.
+  WipeUnverified: 'INTERNAL_SERVER_ERROR',
   InvalidRequest: 'BAD_REQUEST',
   // The node tree: a node in one cannot go, and a parent is cleared before it is set again.
   NodeInUse: 'PRECONDITION_FAILED',

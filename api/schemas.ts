@@ -253,6 +253,14 @@ function onNode<S extends z.ZodRawShape>(shape: S) {
   return z.object({ ...refShape, ...shape }).superRefine(exactlyOne(['id', 'name']));
 }
 
+/** vms.wipes: a VM by its id, or by its name (a decommissioned VM's last one). */
+export const vmWipesInput = z
+  .object({
+    id: z.uuid({ error: 'must be a VM id (a UUID)' }).optional(),
+    name: nameSchema.optional(),
+  })
+  .superRefine(exactlyOne(['id', 'name']));
+
 export const nodeGetInput = z
   .object({ ...refShape, key: nodeKeySchema.optional() })
   .superRefine(exactlyOne(['id', 'name', 'key']));

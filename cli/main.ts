@@ -21,6 +21,8 @@ const USAGE = `usage: vagoth <command>
   networks create <name> <cidr> [--gateway A.B.C.D] [--reserve FIRST-LAST]...
   vms list
   vms get <name>
+  vms wipes <name>
+      how its volumes were wiped and checked (a decommissioned VM by its last name)
   vms create <name> --vcpus N --memory MiB [--disk GiB] [--nic network[,ip=A.B.C.D][,mac=M]]...
              [--tag k=v]... [PLACEMENT] [--keep-on-failure] [--wait]
   vms start|stop|reboot|reprovision|decommission <name> [--wait]
@@ -201,6 +203,8 @@ async function run(): Promise<void> {
       return print(await api.vms.list.query());
     case 'vms get':
       return print(await api.vms.get.query({ name: needs(1)[0]! }));
+    case 'vms wipes':
+      return print(await api.vms.wipes.query({ name: needs(1)[0]! }));
     case 'vms create': {
       const name = needs(1)[0]!;
       const { operation } = await api.vms.create.mutate({

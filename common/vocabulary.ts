@@ -38,6 +38,11 @@ export const FAILURES = {
   DomainNotFound: { permanent: true },
   NotOurs: { permanent: true },
   Unsupported: { permanent: true },
+  /**
+   * A wipe's read-back found bytes that are not zero (something wrote to the volume while it
+   * was wiped): the volume is kept. Another wipe may cure it, but only once someone has looked.
+   */
+  WipeUnverified: { permanent: true },
   HostUnreachable: { permanent: false },
   HostTimeout: { permanent: false },
 } as const satisfies Record<string, { permanent: boolean }>;

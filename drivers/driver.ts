@@ -83,7 +83,38 @@ export interface MigrateResult {
   note?: string;
 }
 
+/**
+ * How one volume was wiped, reported before it is deleted (and when its check fails, instead).
+ * `method`: `stream` (zeros streamed over every byte), `libvirt` (libvirt's own wipe), `agent`
+ * (the local manager wiped it, unseen), `none` (a simulated volume, which holds no bytes).
+ */
+export interface WipeRecord {
+  volume: VolumeRef;
+  method: 'stream' | 'libvirt' | 'agent' | 'none';
+  /** Null where the local manager does not say (`agent`). */
+  sizeBytes: number | null;
+  /** Written by this attempt; an attempt that resumed a wipe cut short began at `resumedFrom`. */
+  bytesWritten: number | null;
+  resumedFrom: number;
+  ms: number;
+  /** The read-back: null where the bytes cannot be read (`agent`, `none`). */
+  check: WipeCheck | null;
+}
+
+/** Blocks read back after a wipe; `nonZeroAt` is the first byte found not zero, else null. */
+export interface WipeCheck {
+  blocks: number;
+  bytesRead: number;
+  nonZeroAt: number | null;
+}
+
 export interface DeprovisionOptions extends ProgressOptions {
+  /**
+   * Called with each volume's wipe once it is done and checked, before the volume is deleted
+   * (so a crash after it leaves the volume, to be wiped again, never a deletion unrecorded).
+   * A failed check is reported too, then the call fails `unwiped` and keeps the volume.
+   */
+  onWiped?: (record: WipeRecord) => Promise<void>;
   /**
    * The VM has moved to another host and these are its volumes left on the one it came from:
    * volumes on storage both hosts share are its disks there too, so they stay.
@@ -158,8 +189,9 @@ export interface Driver {
  * `rejected` (the host refused the definition or request), `not-found`, `not-ours` (the
  * target was not created by vagoth for this VM), `unsupported` (the host cannot do this).
  */
+/** `unwiped`: a wipe's read-back found bytes that are not zero; the volume is kept. */
 export type DriverErrorKind =
-  'unreachable' | 'timeout' | 'rejected' | 'not-found' | 'not-ours' | 'unsupported';
+  'unreachable' | 'timeout' | 'rejected' | 'not-found' | 'not-ours' | 'unsupported' | 'unwiped';
 
 export interface DriverErrorOptions extends ErrorOptions {
   /** The local manager's own error code (libvirt's virErrorNumber, a geats errorcode). */
@@ -176,6 +208,26 @@ export function bounded(text: string, max = 200): string {
   // eslint-disable-next-line no-control-regex
   const line = text.replace(/[\u0000-\u001f\u007f]+/g, ' ').trim();
   return line.length > max ? `${line.slice(0, max - 3)}...` : line;
+}
+
+/**
+ * What a caller's own callback (DeprovisionOptions.onWiped) threw, carried through the driver
+ * as it was: not the host's failure, so never classified as one.
+ */
+export class CallbackFailed extends Error {
+  override name = 'CallbackFailed';
+  constructor(readonly error: unknown) {
+    super('a callback of the caller failed', { cause: error });
+  }
+}
+
+/** Calls a caller's callback; what it throws leaves the driver untouched (CallbackFailed). */
+export async function callBack<A>(fn: ((arg: A) => Promise<void>) | undefined, arg: A) {
+  try {
+    await fn?.(arg);
+  } catch (err) {
+    throw new CallbackFailed(err);
+  }
 }
 
 /** `retryable` tells a workflow whether trying again can help. */

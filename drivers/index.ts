@@ -3,7 +3,7 @@ import { DriverError, type Driver, type DriverFactory } from './driver.ts';
 import { createGeatsDriver, GeatsDriver, type GeatsOptions } from './geats/index.ts';
 import { checkHostUri, CLOSED_HOST_URIS, HostUriError, type HostUriPolicy } from './host-uri.ts';
 import { LibvirtDriver } from './libvirt/libvirt-driver.ts';
-import type { WipeMethod } from './libvirt/volumes.ts';
+import type { WipeMethod } from './libvirt/wipe.ts';
 
 export * from './driver.ts';
 export { DriverPool } from './pool.ts';
@@ -35,7 +35,7 @@ export interface DriversOptions {
 /** Defaults for callers without a configuration (tests); a worker passes config.ts's. */
 export const DEFAULT_DRIVERS_OPTIONS: DriversOptions = {
   hostUris: CLOSED_HOST_URIS,
-  libvirt: { pools: ['vagoth'], wipe: 'libvirt', wipeMiBPerSecond: 0 },
+  libvirt: { pools: ['vagoth'], wipe: 'stream', wipeMiBPerSecond: 0 },
   geats: {
     timeoutMs: 15_000,
     longTimeoutMs: 600_000,

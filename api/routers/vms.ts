@@ -24,7 +24,14 @@ import {
 } from '../../workflows/index.ts';
 import { revisionMemo } from '../../workflows/revisions.ts';
 import { toOperation } from '../operations.ts';
-import { byName, vmCreateInput, vmMigrateInput, vmShutdownInput } from '../schemas.ts';
+import {
+  byName,
+  vmCreateInput,
+  vmMigrateInput,
+  vmShutdownInput,
+  vmWipesInput,
+} from '../schemas.ts';
+import { wipesOf } from '../../registry/volume-wipes.ts';
 import type { z } from 'zod';
 import type { UpdateDefinition } from '@temporalio/common';
 import { procedure, router } from '../trpc.ts';
@@ -144,6 +151,16 @@ export const vmsRouter = router({
   get: procedure.input(byName).query(({ ctx, input }) => getVm(ctx.sql, input.name)),
 
   list: procedure.query(({ ctx }) => listVms(ctx.sql)),
+
+  /**
+   * How each of the VM's volumes was wiped and what reading it back found, oldest first; a
+   * decommissioned VM's too, by its id or its last name.
+   */
+  wipes: procedure
+    .input(vmWipesInput)
+    .query(({ ctx, input }) =>
+      wipesOf(ctx.sql, input.id !== undefined ? { id: input.id } : { name: input.name! }),
+    ),
 
   /** Idempotent (running: nothing to do). */
   start: procedure

@@ -1,6 +1,7 @@
 import type { Connection, Domain } from '../../native/libvirt/index.ts';
 import type { HostAddress } from '../../registry/types.ts';
 import {
+  CallbackFailed,
   DriverError,
   type DeprovisionOptions,
   type Driver,
@@ -39,9 +40,8 @@ import {
   provisionedBefore,
   provisionVolume,
   volumeName,
-  wipeAndDelete,
-  type WipeMethod,
 } from './volumes.ts';
+import { wipeAndDelete, type WipeMethod } from './wipe.ts';
 import { hostStatus } from './status.ts';
 
 export interface LibvirtDriverOptions {
@@ -62,9 +62,10 @@ export interface LibvirtDriverOptions {
   /** Where connections are shared; the process-wide registry by default. */
   connections?: ConnectionRegistry;
   /**
-   * How deprovision zeroes a volume: `libvirt` (the default) uses libvirt's wipe where the pool
-   * has one (sparse-aware, but silent until done: a wipe cut short by a crash starts over);
-   * `stream` always streams zeros, reporting each window so a crash resumes from the last.
+   * How deprovision zeroes a volume (wipe.ts): `stream` (the default) streams zeros over every
+   * byte, by offset, resumed after a crash; `libvirt` uses libvirt's wipe where the pool has one
+   * (silent until done, so a wipe cut short starts over; on a directory pool it truncates a
+   * sparse file rather than overwriting it). Either way a sample is read back before deletion.
    */
   wipe?: WipeMethod;
   /** Cap on streamed zeros in MiB/s, so a wipe leaves the host's guests some disk; 0: none. */
@@ -143,7 +144,7 @@ export class LibvirtDriver implements Driver {
     if (!Number.isFinite(rate) || rate < 0) {
       throw new Error('LibvirtDriverOptions.wipeMiBPerSecond: give a number >= 0');
     }
-    this.#wipe = options.wipe ?? 'libvirt';
+    this.#wipe = options.wipe ?? 'stream';
     this.#wipeBytesPerSecond = rate * 1024 ** 2;
     this.#registry = options.connections ?? connections;
     this.#lease = this.#registry.lease(options.uri);
@@ -197,6 +198,7 @@ export class LibvirtDriver implements Driver {
     try {
       return await fn(conn);
     } catch (err) {
+      if (err instanceof CallbackFailed) throw err.error;
       const e = classify(err, what);
       if (e.kind === 'unreachable') lease.drop(conn);
       throw e;
@@ -251,17 +253,32 @@ export class LibvirtDriver implements Driver {
         (await withDomain(await lookup(conn, spec.name), async (d) => d !== null));
       for (const [i, ref] of refs.entries()) {
         options.signal?.throwIfAborted();
-        await provisionVolume(
-          conn,
-          ref,
-          spec.definition,
-          // A shared pool's volume is the VM's disk wherever it runs: never built again.
-          i < reported || inUse || this.#sharedPools.includes(ref.pool) ? 'keep' : 'rebuild',
-        );
+        // A shared pool's volume is the VM's disk wherever it runs: never built again.
+        const keep = i < reported || inUse || this.#sharedPools.includes(ref.pool);
+        // What a lost attempt left holds this VM's bytes (a part of its image, of its disk on
+        // the way here): wiped as deprovision wipes, not merely deleted, before it is built again.
+        if (!keep) await this.#wipeLeftover(conn, spec.id, ref, options.signal);
+        await provisionVolume(conn, ref, spec.definition);
         options.onProgress?.({ step: PROVISION_STEP, done: i + 1, total: refs.length });
       }
       return refs;
     });
+  }
+
+  async #wipeLeftover(conn: Connection, vmId: string, ref: VolumeRef, signal?: AbortSignal) {
+    const located = await locateVolumes(conn, vmId, [ref], this.#pools);
+    try {
+      for (const v of located) {
+        await wipeAndDelete(v, {
+          simulated: this.#simulated,
+          method: this.#wipe,
+          bytesPerSecond: this.#wipeBytesPerSecond,
+          ...(signal ? { signal } : {}),
+        });
+      }
+    } finally {
+      for (const v of located) v.vol.free();
+    }
   }
 
   define(spec: DomainSpec): Promise<void> {

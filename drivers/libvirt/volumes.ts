@@ -1,5 +1,4 @@
 import path from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import {
   constants as C,
   type Connection,
@@ -7,9 +6,9 @@ import {
   type StorageVol,
 } from '../../native/libvirt/index.ts';
 import type { VmDefinition } from '../../registry/types.ts';
-import { DriverError, type Progress, type ProgressOptions, type VolumeRef } from '../driver.ts';
+import { DriverError, type Progress, type VolumeRef } from '../driver.ts';
 import { xmlEscape } from './domain-xml.ts';
-import { hasCode, uploadWhenFree } from './errors.ts';
+import { hasCode } from './errors.ts';
 
 /** The name of a VM's volume: the id in it is what lets deprovision tell it is this VM's. */
 export function volumeName(vmId: string, index: number): string {
@@ -82,17 +81,16 @@ async function findVolume(pool: StoragePool, name: string): Promise<StorageVol |
 }
 
 /**
- * Creates one volume of a VM, from its image when it names one. An existing one is kept, or,
- * with `existing: 'rebuild'`, deleted and created again: the caller's say for a volume that an
- * attempt lost mid-way may have left half-built (a clone cut short). libvirt refuses to delete
- * a volume it is still building, so a rebuild waits for the build under way (by failing, to
- * be retried), never races it.
+ * Creates one volume of a VM, from its image when it names one; an existing one is kept. One
+ * an attempt lost mid-way may have left half-built (a clone cut short) the caller wipes and
+ * deletes first (LibvirtDriver.provision). libvirt refuses to wipe or delete a volume it is
+ * still building, so that waits for the build under way (by failing, to be retried), never
+ * races it.
  */
 export async function provisionVolume(
   conn: Connection,
   ref: VolumeRef,
   definition: VmDefinition,
-  existing: 'keep' | 'rebuild' = 'keep',
 ): Promise<void> {
   const { diskGiB, image } = definition;
   if (!(diskGiB > 0) && !image) {
@@ -104,9 +102,7 @@ export async function provisionVolume(
   }
   await freeing(lookupPool(conn, ref.pool), async (pool) => {
     const found = await findVolume(pool, ref.name);
-    if (found && existing === 'keep') return found.free();
-    if (found)
-      await freeing(Promise.resolve(found), (v) => v.delete(C.VIR_STORAGE_VOL_DELETE_NORMAL));
+    if (found) return found.free();
     try {
       if (!image) return (await pool.createVolumeXML(volumeXml(ref.name, diskGiB * GiB))).free();
       const source = await findVolume(pool, image);
@@ -199,27 +195,6 @@ export async function locateVolumes(
   }
 }
 
-const MiB = 1024 ** 2;
-const WINDOW = 64 * MiB;
-
-/**
- * How a volume is zeroed: `libvirt` is libvirt's own wipe (virStorageVolWipe) where the pool
- * has one, streamed zeros where it has none; `stream` is always streamed zeros.
- */
-export type WipeMethod = 'libvirt' | 'stream';
-
-export interface WipeOptions extends ProgressOptions {
-  /**
-   * The test driver can neither wipe nor upload, and its volumes hold no bytes: there a volume
-   * is deleted without zeroing (the progress says so). Anywhere else that refuses.
-   */
-  simulated: boolean;
-  /** `libvirt` by default. */
-  method?: WipeMethod;
-  /** Streamed zeros go no faster than this, so a wipe leaves the host's guests some disk; 0: no cap. */
-  bytesPerSecond?: number;
-}
-
 export const PROVISION_STEP = 'provision';
 
 /**
@@ -232,101 +207,6 @@ export function provisionedBefore(from: Progress | undefined, total: number): nu
 }
 
 /** A progress's `done` when it is a whole count within its `total`, else 0: start over. */
-function doneWithin({ done, total }: Progress): number {
+export function doneWithin({ done, total }: Progress): number {
   return Number.isSafeInteger(done) && done >= 0 && done <= total ? done : 0;
-}
-
-export function wipeStep(ref: VolumeRef): string {
-  return `wipe ${ref.pool}/${ref.name}`;
-}
-
-/**
- * Where the wipe of `v` starts: the offset an earlier attempt reported zeroed (it reports one
- * only once libvirt has finished the stream up to there), else 0. Only a progress that names
- * this very volume, as located, with its capacity, counts: `v` is one of the VM's recorded
- * volumes, checked to be vagoth's, so a resumed wipe never skips bytes of any other.
- */
-export function resumeOffset(v: LocatedVolume, from: Progress | undefined): number {
-  if (!from?.volume || from.step !== wipeStep(v.ref)) return 0;
-  if (from.volume.pool !== v.ref.pool || from.volume.name !== v.ref.name) return 0;
-  return from.total === v.capacity ? doneWithin(from) : 0;
-}
-
-/**
- * Zeroes a volume, then deletes it. Resumable: an attempt after a crash goes on from the
- * progress the last one reported. libvirt's own wipe reports none until it ends, so a wipe cut
- * short there starts again from the first byte; streamed zeros go on from the last offset.
- */
-export async function wipeAndDelete(v: LocatedVolume, options: WipeOptions): Promise<void> {
-  const step = wipeStep(v.ref);
-  const from = resumeOffset(v, options.resumeFrom);
-  options.onProgress?.({ step, done: from, total: v.capacity, volume: v.ref });
-  if (from < v.capacity) await zero(v, from, step, options);
-  options.signal?.throwIfAborted();
-  try {
-    await v.vol.delete(C.VIR_STORAGE_VOL_DELETE_NORMAL);
-  } catch (err) {
-    if (!hasCode(err, C.VIR_ERR_NO_STORAGE_VOL)) throw err;
-  }
-}
-
-async function zero(v: LocatedVolume, from: number, step: string, options: WipeOptions) {
-  // A partial offset only ever comes from streamed zeros: those go on from there.
-  if (from === 0 && (options.method ?? 'libvirt') === 'libvirt') {
-    try {
-      await v.vol.wipe(C.VIR_STORAGE_VOL_WIPE_ALG_ZERO);
-      options.onProgress?.({ step, done: v.capacity, total: v.capacity, volume: v.ref });
-      return;
-    } catch (err) {
-      if (!hasCode(err, C.VIR_ERR_NO_SUPPORT)) throw err;
-    }
-  }
-  await zeroThroughStream(v, from, step, options);
-}
-
-/** About a second of writing at the cap, so progress (and heartbeats) stay frequent. */
-function windowFor(bytesPerSecond: number | undefined): number {
-  if (!bytesPerSecond) return WINDOW;
-  return Math.min(WINDOW, Math.max(MiB, Math.floor(bytesPerSecond / MiB) * MiB));
-}
-
-async function zeroThroughStream(
-  v: LocatedVolume,
-  from: number,
-  step: string,
-  options: WipeOptions,
-): Promise<void> {
-  const window = windowFor(options.bytesPerSecond);
-  const started = performance.now();
-  for (let offset = from; offset < v.capacity; offset += window) {
-    options.signal?.throwIfAborted();
-    const length = Math.min(window, v.capacity - offset);
-    try {
-      await uploadWhenFree(() => v.vol.uploadZeros(offset, length), options.signal);
-    } catch (err) {
-      if (!hasCode(err, C.VIR_ERR_NO_SUPPORT) || offset > from) throw err;
-      if (options.simulated) {
-        options.onProgress?.({
-          step: `${step}: skipped, a simulated volume holds no bytes`,
-          done: v.capacity,
-          total: v.capacity,
-        });
-        return;
-      }
-      throw new DriverError(
-        'unsupported',
-        `${step}: the pool can neither wipe nor take an upload, so the volume is left in place`,
-        { cause: err, code: err.code },
-      );
-    }
-    // Reported only once libvirt finished the stream: a resumed wipe trusts every byte before it.
-    options.onProgress?.({ step, done: offset + length, total: v.capacity, volume: v.ref });
-    if (options.bytesPerSecond) {
-      const due = ((offset + length - from) / options.bytesPerSecond) * 1000;
-      const ahead = due - (performance.now() - started);
-      if (ahead > 0 && offset + length < v.capacity) {
-        await sleep(ahead, undefined, options.signal ? { signal: options.signal } : {});
-      }
-    }
-  }
 }

@@ -97,6 +97,10 @@ const VALID: Record<string, fc.Arbitrary<unknown>> = {
   }),
   'vms.get': byName(vmName),
   'vms.list': fc.constant(undefined),
+  'vms.wipes': fc.oneof(
+    byName(vmName),
+    fc.uuid().map((id) => ({ id })),
+  ),
   'vms.start': byName(vmName),
   'vms.stop': byName(vmName),
   'vms.shutdown': fc.record({ name: vmName, timeoutMs: fc.constant(500), force: fc.boolean() }),

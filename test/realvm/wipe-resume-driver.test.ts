@@ -2,9 +2,15 @@ import { randomUUID } from 'node:crypto';
 import { link, readdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { DomainSpec, Progress, VolumeRef } from '../../drivers/driver.ts';
+import {
+  DriverError,
+  type DomainSpec,
+  type Progress,
+  type VolumeRef,
+  type WipeRecord,
+} from '../../drivers/driver.ts';
 import { LibvirtDriver } from '../../drivers/libvirt/libvirt-driver.ts';
-import type { WipeMethod } from '../../drivers/libvirt/volumes.ts';
+import type { WipeMethod } from '../../drivers/libvirt/wipe.ts';
 import {
   nonZeroRanges,
   startDirPoolDaemon,
@@ -74,35 +80,68 @@ describe.skipIf(skip)(
       ...over,
     });
 
-    it('streams from the offset the progress names, never writing before it', async () => {
-      const { vm, kept } = await filledVm();
+    /**
+     * Deprovisions `vm` resuming from `resumeFrom`, a progress that lies (the bytes before its
+     * offset were never zeroed): the read-back finds them, so the call fails `unwiped` at byte
+     * 0 and keeps the volume. Answers what the wipe recorded; wipes the volume for good after.
+     */
+    async function lyingResume(method: WipeMethod, vm: Vm, resumeFrom: Progress) {
       const seen: Progress[] = [];
-      await drivers.get('stream')!.deprovision(vm, {
-        resumeFrom: wipeOf(vm, 512 * MiB),
-        onProgress: (p) => seen.push(p),
-      });
+      const records: WipeRecord[] = [];
+      const err = await drivers
+        .get(method)!
+        .deprovision(vm, {
+          resumeFrom,
+          onProgress: (p) => seen.push(p),
+          onWiped: async (r) => void records.push(r),
+        })
+        .then(
+          () => null,
+          (e: unknown) => e,
+        );
+      expect(err).toBeInstanceOf(DriverError);
+      expect(err).toMatchObject({ kind: 'unwiped', message: expect.stringMatching(/byte 0 /) });
+      expect(await poolVolumes(host.uri, pool)).toContain(vm.volumes[0]!.name);
+      return { seen, records, cleanUp: () => drivers.get('stream')!.deprovision(vm) };
+    }
+
+    it('streams from the offset the progress names, never writing before it; the read-back finds what lay there', async () => {
+      const { vm, kept } = await filledVm();
+      const { seen, records, cleanUp } = await lyingResume('stream', vm, wipeOf(vm, 512 * MiB));
       // What lay before the offset was the earlier attempt's to zero: it is still there.
       const left = await nonZeroRanges(kept);
       expect(left.length).toBeGreaterThan(0);
       expect(left.every((r) => r.end <= 512 * MiB)).toBe(true);
       expect(seen[0]).toEqual(wipeOf(vm, 512 * MiB));
       expect(seen.at(-1)).toEqual(wipeOf(vm, GiB));
-      expect(await poolVolumes(host.uri, pool)).not.toContain(vm.volumes[0]!.name);
+      expect(records).toMatchObject([
+        {
+          method: 'stream',
+          resumedFrom: 512 * MiB,
+          bytesWritten: 512 * MiB,
+          check: { nonZeroAt: 0 },
+        },
+      ]);
+      await cleanUp();
+      expect(await nonZeroRanges(kept)).toEqual([]);
     });
 
     it('goes on streaming from a partial offset even where libvirt’s own wipe is the method', async () => {
       const { vm, kept } = await filledVm();
-      await drivers.get('libvirt')!.deprovision(vm, { resumeFrom: wipeOf(vm, GiB - 64 * MiB) });
+      const { cleanUp } = await lyingResume('libvirt', vm, wipeOf(vm, GiB - 64 * MiB));
       const left = await nonZeroRanges(kept);
       expect(left.length).toBeGreaterThan(0);
       expect(left.every((r) => r.end <= GiB - 64 * MiB)).toBe(true);
+      await cleanUp();
     });
 
-    it('deletes without wiping again a volume an earlier attempt reported wiped', async () => {
+    it('reads back, rather than trusts, a volume an earlier attempt reported wiped', async () => {
       const { vm, kept } = await filledVm();
-      await drivers.get('stream')!.deprovision(vm, { resumeFrom: wipeOf(vm, GiB) });
+      const { seen, records, cleanUp } = await lyingResume('stream', vm, wipeOf(vm, GiB));
+      expect(seen).toEqual([wipeOf(vm, GiB)]);
+      expect(records).toMatchObject([{ resumedFrom: GiB, bytesWritten: 0 }]);
       expect((await nonZeroRanges(kept)).length).toBeGreaterThan(0);
-      expect(await poolVolumes(host.uri, pool)).not.toContain(vm.volumes[0]!.name);
+      await cleanUp();
     });
 
     // Each of these is a progress the driver cannot match to this volume as it is: it zeroes

@@ -2,14 +2,14 @@ import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../config.ts';
 
 describe('how libvirt hosts wipe volumes (VAGOTH_LIBVIRT_WIPE, VAGOTH_LIBVIRT_WIPE_MIB_S)', () => {
-  it('is libvirt’s own wipe, uncapped, by default', () => {
-    expect(loadConfig({}).drivers.libvirt).toMatchObject({ wipe: 'libvirt', wipeMiBPerSecond: 0 });
+  it('is streamed zeros over every byte, uncapped, by default', () => {
+    expect(loadConfig({}).drivers.libvirt).toMatchObject({ wipe: 'stream', wipeMiBPerSecond: 0 });
   });
 
-  it('takes streamed zeros and a cap', () => {
-    const env = { VAGOTH_LIBVIRT_WIPE: 'stream', VAGOTH_LIBVIRT_WIPE_MIB_S: '200' };
+  it('takes libvirt’s own wipe and a cap', () => {
+    const env = { VAGOTH_LIBVIRT_WIPE: 'libvirt', VAGOTH_LIBVIRT_WIPE_MIB_S: '200' };
     expect(loadConfig(env).drivers.libvirt).toMatchObject({
-      wipe: 'stream',
+      wipe: 'libvirt',
       wipeMiBPerSecond: 200,
     });
   });

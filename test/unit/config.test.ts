@@ -55,7 +55,7 @@ describe('loadConfig', () => {
           sharedPools: [],
           domainType: 'kvm',
           copyMiBPerSecond: 0,
-          wipe: 'libvirt',
+          wipe: 'stream',
           wipeMiBPerSecond: 0,
         },
         geats: {
@@ -169,7 +169,7 @@ describe('loadConfig', () => {
           sharedPools: ['fast-ssd'],
           domainType: 'qemu',
           copyMiBPerSecond: 200,
-          wipe: 'libvirt',
+          wipe: 'stream',
           wipeMiBPerSecond: 0,
         },
         geats: {

@@ -1,0 +1,217 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { constants as C } from '../../native/libvirt/index.ts';
+import {
+  callBack,
+  DriverError,
+  type ProgressOptions,
+  type VolumeRef,
+  type WipeCheck,
+  type WipeRecord,
+} from '../driver.ts';
+import { hasCode, uploadWhenFree } from './errors.ts';
+import { doneWithin, type LocatedVolume } from './volumes.ts';
+
+const MiB = 1024 ** 2;
+const WINDOW = 64 * MiB;
+
+/**
+ * How a volume is zeroed: `stream` writes zeros over every byte through libvirt's upload
+ * stream (progress by byte, resumed after a crash; a sparse file ends fully allocated, every
+ * block it had overwritten); `libvirt` is libvirt's own wipe (virStorageVolWipe) where the
+ * pool has one, streamed zeros where it has none. libvirt's wipe of a sparse file in a
+ * directory pool truncates it rather than overwriting, leaving the old bytes in the file
+ * system's free space, and reports nothing until it ends: `stream` is the default.
+ */
+export type WipeMethod = 'libvirt' | 'stream';
+
+export interface WipeOptions extends ProgressOptions {
+  /**
+   * The test driver can neither wipe nor upload, and its volumes hold no bytes: there a volume
+   * is deleted without zeroing (the progress and the record say so). Anywhere else that refuses.
+   */
+  simulated: boolean;
+  /** `stream` by default. */
+  method?: WipeMethod;
+  /** Streamed zeros go no faster than this, so a wipe leaves the host's guests some disk; 0: no cap. */
+  bytesPerSecond?: number;
+  /** Told of the wipe once checked, before the volume is deleted (DeprovisionOptions.onWiped). */
+  onWiped?: (record: WipeRecord) => Promise<void>;
+}
+
+export function wipeStep(ref: VolumeRef): string {
+  return `wipe ${ref.pool}/${ref.name}`;
+}
+
+/**
+ * Where the wipe of `v` starts: the offset an earlier attempt reported zeroed (it reports one
+ * only once libvirt has finished the stream up to there), else 0. Only a progress that names
+ * this very volume, as located, with its capacity, counts: `v` is one of the VM's recorded
+ * volumes, checked to be vagoth's, so a resumed wipe never skips bytes of any other.
+ */
+export function resumeOffset(v: LocatedVolume, from: ProgressOptions['resumeFrom']): number {
+  if (!from?.volume || from.step !== wipeStep(v.ref)) return 0;
+  if (from.volume.pool !== v.ref.pool || from.volume.name !== v.ref.name) return 0;
+  return from.total === v.capacity ? doneWithin(from) : 0;
+}
+
+/** Blocks of this size are read back between the first and the last MiB. */
+export const CHECK_BLOCK = 64 * 1024;
+/** How many: with the first and last MiB, a wipe's check reads 6 MiB, whatever the volume's size. */
+export const CHECK_SAMPLES = 64;
+
+/**
+ * The ranges a wipe's check reads back: the first and the last MiB whole, and CHECK_SAMPLES
+ * blocks between them, one at a `random` place within each of as many equal stripes (so no
+ * fixed pattern of offsets is ever trusted). A volume of no more than a few MiB is read whole.
+ */
+export function checkRanges(
+  capacity: number,
+  random: () => number = Math.random,
+): { offset: number; length: number }[] {
+  if (capacity <= 2 * MiB + CHECK_SAMPLES * CHECK_BLOCK) {
+    const whole: { offset: number; length: number }[] = [];
+    for (let offset = 0; offset < capacity; offset += MiB) {
+      whole.push({ offset, length: Math.min(MiB, capacity - offset) });
+    }
+    return whole;
+  }
+  const ranges = [{ offset: 0, length: MiB }];
+  const stripe = Math.floor((capacity - 2 * MiB) / CHECK_SAMPLES);
+  for (let i = 0; i < CHECK_SAMPLES; i++) {
+    const slack = Math.max(0, stripe - CHECK_BLOCK);
+    const jitter = Math.floor((random() * slack) / 4096) * 4096;
+    ranges.push({ offset: MiB + i * stripe + jitter, length: CHECK_BLOCK });
+  }
+  ranges.push({ offset: capacity - MiB, length: MiB });
+  return ranges;
+}
+
+/** Reads `v` back where checkRanges says; the first byte that is not zero, if any. */
+async function readBack(v: LocatedVolume, step: string): Promise<WipeCheck> {
+  const ranges = checkRanges(v.capacity);
+  let bytesRead = 0;
+  for (const { offset, length } of ranges) {
+    let data: Buffer;
+    try {
+      data = await v.vol.download(offset, length);
+    } catch (err) {
+      if (!hasCode(err, C.VIR_ERR_NO_SUPPORT)) throw err;
+      throw new DriverError(
+        'unsupported',
+        `${step}: the pool cannot read the volume back to check it, so it is kept`,
+        { cause: err, code: err.code },
+      );
+    }
+    bytesRead += data.length;
+    const at = data.findIndex((b) => b !== 0);
+    if (at >= 0) return { blocks: ranges.length, bytesRead, nonZeroAt: offset + at };
+  }
+  return { blocks: ranges.length, bytesRead, nonZeroAt: null };
+}
+
+/**
+ * Zeroes a volume, reads a sample of it back, reports the record, then deletes it. A check
+ * that finds a byte not zero fails `unwiped` and keeps the volume. Resumable: an attempt
+ * after a crash goes on from the progress the last one reported (streamed zeros from the last
+ * offset; libvirt's own wipe reports none until it ends, so one cut short starts over).
+ */
+export async function wipeAndDelete(v: LocatedVolume, options: WipeOptions): Promise<void> {
+  const step = wipeStep(v.ref);
+  const started = performance.now();
+  const from = resumeOffset(v, options.resumeFrom);
+  options.onProgress?.({ step, done: from, total: v.capacity, volume: v.ref });
+  // Zeroed to its end by an earlier attempt, cut short before the delete: only checked again.
+  const method =
+    from < v.capacity ? await zero(v, from, step, options) : (options.method ?? 'stream');
+  options.signal?.throwIfAborted();
+  const check = method === 'none' ? null : await readBack(v, step);
+  const record: WipeRecord = {
+    volume: v.ref,
+    method,
+    sizeBytes: v.capacity,
+    bytesWritten: method === 'none' ? 0 : v.capacity - from,
+    resumedFrom: from,
+    ms: Math.round(performance.now() - started),
+    check,
+  };
+  await callBack(options.onWiped, record);
+  if (check?.nonZeroAt != null) {
+    throw new DriverError(
+      'unwiped',
+      `${step}: read back after the wipe, byte ${check.nonZeroAt} is not zero; the volume is kept`,
+    );
+  }
+  options.signal?.throwIfAborted();
+  try {
+    await v.vol.delete(C.VIR_STORAGE_VOL_DELETE_NORMAL);
+  } catch (err) {
+    if (!hasCode(err, C.VIR_ERR_NO_STORAGE_VOL)) throw err;
+  }
+}
+
+async function zero(
+  v: LocatedVolume,
+  from: number,
+  step: string,
+  options: WipeOptions,
+): Promise<WipeRecord['method']> {
+  // A partial offset only ever comes from streamed zeros: those go on from there.
+  if (from === 0 && options.method === 'libvirt') {
+    try {
+      await v.vol.wipe(C.VIR_STORAGE_VOL_WIPE_ALG_ZERO);
+      options.onProgress?.({ step, done: v.capacity, total: v.capacity, volume: v.ref });
+      return 'libvirt';
+    } catch (err) {
+      if (!hasCode(err, C.VIR_ERR_NO_SUPPORT)) throw err;
+    }
+  }
+  return zeroThroughStream(v, from, step, options);
+}
+
+/** About a second of writing at the cap, so progress (and heartbeats) stay frequent. */
+function windowFor(bytesPerSecond: number | undefined): number {
+  if (!bytesPerSecond) return WINDOW;
+  return Math.min(WINDOW, Math.max(MiB, Math.floor(bytesPerSecond / MiB) * MiB));
+}
+
+async function zeroThroughStream(
+  v: LocatedVolume,
+  from: number,
+  step: string,
+  options: WipeOptions,
+): Promise<'stream' | 'none'> {
+  const window = windowFor(options.bytesPerSecond);
+  const started = performance.now();
+  for (let offset = from; offset < v.capacity; offset += window) {
+    options.signal?.throwIfAborted();
+    const length = Math.min(window, v.capacity - offset);
+    try {
+      await uploadWhenFree(() => v.vol.uploadZeros(offset, length), options.signal);
+    } catch (err) {
+      if (!hasCode(err, C.VIR_ERR_NO_SUPPORT) || offset > from) throw err;
+      if (options.simulated) {
+        options.onProgress?.({
+          step: `${step}: skipped, a simulated volume holds no bytes`,
+          done: v.capacity,
+          total: v.capacity,
+        });
+        return 'none';
+      }
+      throw new DriverError(
+        'unsupported',
+        `${step}: the pool can neither wipe nor take an upload, so the volume is left in place`,
+        { cause: err, code: err.code },
+      );
+    }
+    // Reported only once libvirt finished the stream: a resumed wipe trusts every byte before it.
+    options.onProgress?.({ step, done: offset + length, total: v.capacity, volume: v.ref });
+    if (options.bytesPerSecond) {
+      const due = ((offset + length - from) / options.bytesPerSecond) * 1000;
+      const ahead = due - (performance.now() - started);
+      if (ahead > 0 && offset + length < v.capacity) {
+        await sleep(ahead, undefined, options.signal ? { signal: options.signal } : {});
+      }
+    }
+  }
+  return 'stream';
+}

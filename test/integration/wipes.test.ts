@@ -1,0 +1,198 @@
+import { link, open, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../config.ts';
+import { createDriverFactory } from '../../drivers/index.ts';
+import { LibvirtDriver } from '../../drivers/libvirt/libvirt-driver.ts';
+import {
+  nonZeroRanges,
+  startDirPoolDaemon,
+  type DirPoolDaemon,
+} from '../support/dir-pool-daemon.ts';
+import { writePattern } from '../support/disk-pattern.ts';
+import { settle, startHarness, type Harness } from '../support/harness.ts';
+import { TEST_HOST_URIS } from '../support/host-uris.ts';
+import { findExecutable } from '../support/libvirtd.ts';
+import { refusal } from '../support/refusal.ts';
+
+const missing = ['libvirtd', 'virsh'].filter((p) => !findExecutable(p));
+const skip = missing.length > 0 ? `${missing.join(', ')} not installed` : null;
+const MiB = 1024 ** 2;
+const GiB = 1024 * MiB;
+
+/**
+ * What vagoth records of each volume it wipes, read back as a user would (vms.wipes), on a
+ * libvirt host that keeps real bytes: a private libvirtd with a directory pool. Wipes are
+ * capped (VAGOTH_LIBVIRT_WIPE_MIB_S) so a test can write to a volume while it is wiped.
+ */
+describe.skipIf(skip)(
+  skip ? `a record of every wipe (skipped: ${skip})` : 'a record of every wipe',
+  () => {
+    const pool = `vagoth-wp-${randomUUID().slice(0, 8)}`;
+    let daemon: DirPoolDaemon;
+    let h: Harness;
+
+    beforeAll(async () => {
+      daemon = await startDirPoolDaemon(pool);
+      const drivers = loadConfig().drivers;
+      h = await startHarness({
+        driverFactory: createDriverFactory({
+          ...drivers,
+          hostUris: TEST_HOST_URIS,
+          libvirt: { ...drivers.libvirt, pools: [pool], domainType: 'qemu', wipeMiBPerSecond: 256 },
+        }),
+      });
+      await h.api.hosts.register({
+        name: 'wp-a',
+        driver: 'libvirt',
+        uri: daemon.uri,
+        diskGiB: 100,
+      });
+    });
+    afterAll(async () => {
+      await h?.close();
+      await daemon?.stop();
+    });
+
+    /** A VM defined on wp-a with a 1 GiB volume holding data; its file and a second link to it. */
+    async function withData(name: string) {
+      const { operation } = await h.api.vms.create({
+        name,
+        vcpus: 1,
+        memoryMiB: 64,
+        diskGiB: 1,
+        placement: { host: 'wp-a' },
+      });
+      expect(await settle(h, operation)).toMatchObject({ status: 'completed' });
+      const vm = await h.api.vms.get({ name });
+      const volume = vm.keys.find((k) => k.startsWith('vol:'))!.split('/')[1]!;
+      const file = path.join(daemon.poolDir, volume);
+      await writePattern(file);
+      // A second name for the volume's inode: what its deletion leaves, to read afterwards.
+      const kept = path.join(daemon.linkDir, volume);
+      await link(file, kept);
+      return { id: vm.id, volume, file, kept };
+    }
+
+    it('a decommission overwrites every byte, checks it, and its record outlives the VM', async () => {
+      const disk = await withData('wp-1');
+      const { operation } = await h.api.vms.decommission({ name: 'wp-1' });
+      expect(await settle(h, operation)).toMatchObject({ status: 'completed' });
+      expect((await refusal(h.api.vms.get({ name: 'wp-1' }))).code).toBe('NOT_FOUND');
+      await expect(stat(disk.file)).rejects.toThrow();
+      // Overwritten, not truncated: every block of the inode was written with zeros.
+      expect(await nonZeroRanges(disk.kept)).toEqual([]);
+      const { size, blocks } = await stat(disk.kept);
+      expect(size).toBe(GiB);
+      expect(blocks * 512).toBeGreaterThanOrEqual(GiB);
+
+      const wipes = await h.api.vms.wipes({ name: 'wp-1' });
+      expect(wipes).toEqual([
+        {
+          vmId: disk.id,
+          vmName: 'wp-1',
+          host: 'wp-a',
+          pool,
+          volume: disk.volume,
+          reason: 'deprovision',
+          vmOperation: 'decommission',
+          method: 'stream',
+          sizeBytes: GiB,
+          bytesWritten: GiB,
+          resumedFrom: 0,
+          durationMs: expect.any(Number),
+          // The first and last MiB, and 64 blocks of 64 KiB between them.
+          check: { blocks: 66, bytesRead: 6 * MiB, zero: true, nonZeroAt: null },
+          at: expect.any(String),
+          operation: expect.stringMatching(/^vm:wp-1\//),
+        },
+      ]);
+      // Capped at 256 MiB/s, a GiB takes 4 s at the least.
+      expect(wipes[0]!.durationMs).toBeGreaterThanOrEqual(3500);
+      // By id too, and for a reader.
+      expect(await h.api.vms.wipes({ id: disk.id })).toEqual(wipes);
+      const reader = await h.callerWith('reader');
+      expect(await reader.api.vms.wipes({ name: 'wp-1' })).toEqual(wipes);
+      // History, not a table to tidy: even the database's owner cannot edit or drop a record.
+      await expect(h.sql`DELETE FROM volume_wipes`).rejects.toThrow(/append-only/);
+      await expect(h.sql`UPDATE volume_wipes SET nonzero_at = NULL`).rejects.toThrow(/append-only/);
+    });
+
+    it('a volume written to while it is wiped fails the check: the decommission fails, the volume stays', async () => {
+      const disk = await withData('wp-2');
+      const { operation } = await h.api.vms.decommission({ name: 'wp-2' });
+      // Once the zeros are well past the start, something writes there again.
+      for (let i = 0; ; i++) {
+        const { blocks } = await stat(disk.kept);
+        if (blocks * 512 >= 64 * MiB) break;
+        expect(i).toBeLessThan(400);
+        await new Promise((r) => setTimeout(r, 25));
+      }
+      const handle = await open(disk.file, 'r+');
+      await handle.write(Buffer.from('still here'), 0, 10, 4096);
+      await handle.sync();
+      await handle.close();
+
+      const outcome = await settle(h, operation);
+      expect(outcome).toMatchObject({ status: 'failed' });
+      expect(JSON.stringify(outcome)).toMatch(/byte 4096 is not zero; the volume is kept/);
+      expect(JSON.stringify(outcome)).toMatch(/WipeUnverified/);
+      expect((await stat(disk.file)).size).toBe(GiB);
+      expect(await h.api.vms.get({ name: 'wp-2' })).toMatchObject({ state: 'decommissioning' });
+      expect(await h.api.vms.wipes({ name: 'wp-2' })).toMatchObject([
+        {
+          volume: disk.volume,
+          method: 'stream',
+          check: { zero: false, nonZeroAt: 4096 },
+        },
+      ]);
+
+      // Looked at, the decommission retried: wiped once more, checked, gone.
+      const again = await h.api.operations.retry({ name: 'wp-2' });
+      expect(await settle(h, again.operation)).toMatchObject({ status: 'completed' });
+      await expect(stat(disk.file)).rejects.toThrow();
+      expect(await nonZeroRanges(disk.kept)).toEqual([]);
+      expect(await h.api.vms.wipes({ name: 'wp-2' })).toMatchObject([
+        { check: { zero: false, nonZeroAt: 4096 } },
+        { method: 'stream', bytesWritten: GiB, check: { zero: true } },
+      ]);
+    });
+
+    it('a volume a lost attempt left half-made is wiped, not merely deleted, before it is made again', async () => {
+      const driver = new LibvirtDriver({ uri: daemon.uri, pools: [pool] });
+      try {
+        const spec = {
+          id: randomUUID(),
+          name: 'wp-left',
+          definition: { vcpus: 1, memoryMiB: 64, diskGiB: 1, nics: [], placement: {} },
+        };
+        const volumes = driver.volumesFor(spec);
+        await driver.provision({ ...spec, volumes });
+        const file = path.join(daemon.poolDir, volumes[0]!.name);
+        await writePattern(file);
+        const kept = path.join(daemon.linkDir, volumes[0]!.name);
+        await link(file, kept);
+        // The next attempt, with no progress on record, cannot know the volume is whole.
+        await driver.provision({ ...spec, volumes });
+        expect((await stat(file)).ino).not.toBe((await stat(kept)).ino);
+        expect(await nonZeroRanges(kept)).toEqual([]);
+        expect(await nonZeroRanges(file)).toEqual([]);
+        await driver.deprovision({ ...spec, volumes });
+        await expect(stat(file)).rejects.toThrow();
+      } finally {
+        await driver.close();
+      }
+    });
+
+    it('answers NOT_FOUND for a VM no one ever had, and BAD_REQUEST naming the field', async () => {
+      expect((await refusal(h.api.vms.wipes({ name: 'wp-never' }))).code).toBe('NOT_FOUND');
+      expect((await refusal(h.api.vms.wipes({ id: randomUUID() }))).code).toBe('NOT_FOUND');
+      const both = await refusal(h.api.vms.wipes({ name: 'wp-1', id: randomUUID() }));
+      expect(both.code).toBe('BAD_REQUEST');
+      expect(both.message).toMatch(/exactly one of id, name/);
+      const bad = await refusal(h.api.vms.wipes({ id: '../etc' }));
+      expect(bad.message).toMatch(/id.*UUID/);
+    });
+  },
+);
