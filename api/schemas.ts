@@ -180,6 +180,12 @@ export const networkCreateInput = z.object({
     .array(z.object({ first: ipv4, last: ipv4 }))
     .max(64)
     .default([]),
+  /** What its guests are told to ask, in order; outside the pool, or its gateway or reserved. */
+  dns: z
+    .array(ipv4)
+    .max(4, 'at most 4 DNS servers')
+    .refine((a) => new Set(a).size === a.length, 'names a server twice')
+    .default([]),
 });
 
 // Generic nodes (nodes.*): any type a user registers, identified by id or by current name.

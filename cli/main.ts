@@ -18,7 +18,7 @@ const USAGE = `usage: vagoth <command>
   hosts evacuate <name> --fenced
       restarts a dead host's VMs elsewhere on fresh volumes; --fenced confirms the host is off
   networks list
-  networks create <name> <cidr> [--gateway A.B.C.D] [--reserve FIRST-LAST]...
+  networks create <name> <cidr> [--gateway A.B.C.D] [--reserve FIRST-LAST]... [--dns A.B.C.D]...
   vms list
   vms get <name>
   vms wipes <name>
@@ -61,6 +61,7 @@ const { values, positionals } = parseArgs({
     'memory-ratio': { type: 'string' },
     gateway: { type: 'string' },
     reserve: { type: 'string', multiple: true },
+    dns: { type: 'string', multiple: true },
     wait: { type: 'boolean' },
     'keep-on-failure': { type: 'boolean' },
     timeout: { type: 'string' },
@@ -188,6 +189,7 @@ async function run(): Promise<void> {
           cidr: cidr!,
           gateway: values.gateway,
           reserved,
+          dns: values.dns ?? [],
         }),
       );
     }

@@ -5,6 +5,8 @@ import { InvalidRequestError, KeyConflictError, NotFoundError } from './errors.t
 export interface Network extends Pool {
   id: string;
   name: string;
+  /** The DNS servers its guests are told of, in order. */
+  dns: string[];
   /** Addresses held by VMs now. */
   used: number;
   createdAt: string;
@@ -17,6 +19,7 @@ export interface NewNetwork {
   cidr: string;
   gateway?: string | undefined;
   reserved?: Array<{ first: string; last: string }> | undefined;
+  dns?: string[] | undefined;
 }
 
 interface NetworkRow {
@@ -25,18 +28,20 @@ interface NetworkRow {
   cidr: string;
   gateway: string | null;
   reserved: Array<{ first: string; last: string }>;
+  dns: string[];
   created_at: Date;
 }
 
 const selectNetworks = (sql: Queryable) => sql`
   SELECT w.id, w.name, w.cidr::text AS cidr, host(w.gateway) AS gateway, w.created_at,
+    ARRAY(SELECT host(d.a) FROM unnest(w.dns) WITH ORDINALITY AS d(a, i) ORDER BY d.i) AS dns,
     COALESCE((SELECT json_agg(json_build_object('first', host(r.first), 'last', host(r.last)) ORDER BY r.first)
               FROM network_reserved r WHERE r.network_id = w.id), '[]') AS reserved
   FROM networks w`;
 
 function toNetwork(r: NetworkRow, used: number): Network {
-  const { id, name, cidr, gateway, reserved } = r;
-  return { id, name, cidr, gateway, reserved, used, createdAt: r.created_at.toISOString() };
+  const { id, name, cidr, gateway, reserved, dns } = r;
+  return { id, name, cidr, gateway, reserved, dns, used, createdAt: r.created_at.toISOString() };
 }
 
 // Other nodes may hold `ip:` keys that are not addresses (nodes.changeKeys takes any key):
@@ -75,13 +80,19 @@ export async function createNetwork(sql: Sql, net: NewNetwork): Promise<Network>
     if (ipToInt(r.first) > ipToInt(r.last))
       throw new InvalidRequestError(`reserved.${i}`, 'first is after last');
   });
+  const dns = net.dns ?? [];
+  dns.forEach((a, i) => {
+    const bad = dnsProblem({ cidr: net.cidr, gateway: net.gateway ?? null, reserved }, a);
+    if (bad) throw new InvalidRequestError(`dns.${i}`, bad);
+  });
   try {
     await sql.begin(async (tx) => {
       // Concurrent inserts that the overlap constraint checks against each other can deadlock;
       // creating networks is rare, so they simply take turns.
       await tx`SELECT pg_advisory_xact_lock(${NETWORK_LOCK})`;
       const [row] = await tx<{ id: string }[]>`
-        INSERT INTO networks (name, cidr, gateway) VALUES (${net.name}, ${net.cidr}::cidr, ${net.gateway ?? null}::inet)
+        INSERT INTO networks (name, cidr, gateway, dns)
+        VALUES (${net.name}, ${net.cidr}::cidr, ${net.gateway ?? null}::inet, ${dns}::inet[])
         RETURNING id`;
       await tx`CREATE SEQUENCE ${tx(cursorName(row!.id))} MINVALUE 0 START 0`;
       for (const r of reserved) {
@@ -105,6 +116,28 @@ export async function createNetwork(sql: Sql, net: NewNetwork): Promise<Network>
     throw err;
   }
   return getNetwork(sql, net.name);
+}
+
+/**
+ * Why `ip` cannot be a DNS server guests of `pool` are told of: an address no server answers
+ * on (unspecified, loopback, link-local, multicast, broadcast), or one inside the pool that
+ * could be handed to a VM (neither the gateway nor reserved). Null when it can.
+ */
+export function dnsProblem(pool: Pool, ip: string): string | null {
+  const first = Number(ip.split('.')[0]);
+  if (first === 0) return `${ip} is not an address a server answers on`;
+  if (first === 127) return `${ip} is a loopback address: the guest would ask itself`;
+  if (ip.startsWith('169.254.')) return `${ip} is link-local`;
+  if (first >= 224) return `${ip} is multicast or reserved, not a server's address`;
+  const { base, size } = parseCidr(pool.cidr);
+  const n = ipToInt(ip);
+  if (n < base || n >= base + size) return null;
+  if (n === base || n === base + size - 1) return addressProblem(pool, ip);
+  const gateway = pool.gateway !== null && ipToInt(pool.gateway) === n;
+  if (gateway || pool.reserved.some((r) => ipToInt(r.first) <= n && n <= ipToInt(r.last))) {
+    return null;
+  }
+  return `${ip} lies in ${pool.cidr} and could be handed to a VM: make it the gateway or reserve it`;
 }
 
 export async function listNetworks(sql: Sql): Promise<Network[]> {

@@ -114,7 +114,12 @@ const VALID: Record<string, fc.Arbitrary<unknown>> = {
     fc.constant({ id: 'host:fz-a:register', updateId: 'x' }),
   ),
   'operations.retry': byName(vmName),
-  'networks.create': fc.nat(200).map((i) => ({ name: `fz-net-${i}`, cidr: `10.201.${i}.0/24` })),
+  'networks.create': fc.nat(200).map((i) => ({
+    name: `fz-net-${i}`,
+    cidr: `10.201.${i}.0/24`,
+    gateway: `10.201.${i}.1`,
+    dns: [[], [`10.201.${i}.1`], ['10.53.0.1', `10.201.${i}.1`]][i % 3],
+  })),
   'networks.list': fc.constant(undefined),
   'networks.get': byName(fc.constantFrom('default', 'fz-net-1')),
   'placement.explain': fc.record({

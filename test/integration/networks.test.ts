@@ -1,3 +1,4 @@
+import { z } from 'zod';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import type { TRPCError } from '@trpc/server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -88,6 +89,8 @@ describe('networks.create, list and get', () => {
         { first: '172.16.1.200', last: '172.16.1.209' },
         { first: '172.16.1.100', last: '172.16.1.100' },
       ],
+      // The gateway, a server outside the pool, a reserved address: in the order given.
+      dns: ['172.16.1.1', '10.53.0.1', '172.16.1.100'],
     });
     expect(lan).toEqual({
       id: expect.any(String),
@@ -98,12 +101,13 @@ describe('networks.create, list and get', () => {
         { first: '172.16.1.100', last: '172.16.1.100' },
         { first: '172.16.1.200', last: '172.16.1.209' },
       ],
+      dns: ['172.16.1.1', '10.53.0.1', '172.16.1.100'],
       used: 0,
       createdAt: expect.any(String),
     });
     expect(await h.api.networks.get({ name: 'lan' })).toEqual(lan);
     const bare = await h.api.networks.create({ name: 'bare', cidr: '192.168.7.0/24' });
-    expect(bare).toMatchObject({ gateway: null, reserved: [], used: 0 });
+    expect(bare).toMatchObject({ gateway: null, reserved: [], dns: [], used: 0 });
 
     const list = await h.api.networks.list();
     expect(list.map((n) => n.name)).toEqual(['bare', 'default', 'lan']);
@@ -206,6 +210,17 @@ describe('networks.create, list and get', () => {
       /first is after last/,
     ],
     [
+      'a DNS server inside the pool that a VM could be handed',
+      { gateway: '172.16.8.1', dns: ['172.16.8.1', '172.16.8.53'] },
+      'dns.1',
+      /172\.16\.8\.53 lies in 172\.16\.8\.0\/24 and could be handed to a VM/,
+    ],
+    ['a loopback DNS server', { dns: ['10.53.0.1', '127.0.0.53'] }, 'dns.1', /loopback/],
+    ['the broadcast address as DNS', { dns: ['172.16.8.255'] }, 'dns.0', /broadcast/],
+    ['a multicast DNS server', { dns: ['224.0.0.251'] }, 'dns.0', /multicast/],
+    ['a link-local DNS server', { dns: ['169.254.169.254'] }, 'dns.0', /link-local/],
+    ['an unspecified DNS server', { dns: ['0.0.0.0'] }, 'dns.0', /not an address/],
+    [
       'host bits set in the CIDR',
       { cidr: '172.16.8.5/24' },
       'cidr',
@@ -220,6 +235,26 @@ describe('networks.create, list and get', () => {
     expect(err.message.startsWith(`${field}: `)).toBe(true);
     expect(err.message).toMatch(reason);
     expect(vagothErrorData(err)).toMatchObject({ type: 'InvalidRequest', details: { field } });
+    expect(await h.api.networks.list()).toEqual(before);
+  });
+
+  it.each([
+    [
+      'five DNS servers',
+      ['10.53.0.1', '10.53.0.2', '10.53.0.3', '10.53.0.4', '10.53.0.5'],
+      ['dns'],
+      /at most 4/,
+    ],
+    ['a DNS server named twice', ['10.53.0.1', '10.53.0.1'], ['dns'], /twice/],
+    ['a DNS server that is no address', ['ns1.example'], ['dns', 0], /IPv4/],
+  ])('%s: BAD_REQUEST naming the field', async (_what, dns, path, reason) => {
+    const before = await h.api.networks.list();
+    const err = await refusal(h.api.networks.create({ name: 'bad', cidr: '172.16.8.0/24', dns }));
+    expect(err.code).toBe('BAD_REQUEST');
+    expect(err.cause).toBeInstanceOf(z.ZodError);
+    const issues = (err.cause as z.ZodError).issues;
+    expect(issues.map((i) => i.path)).toEqual([path]);
+    expect(issues[0]!.message).toMatch(reason);
     expect(await h.api.networks.list()).toEqual(before);
   });
 
