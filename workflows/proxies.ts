@@ -127,9 +127,14 @@ export const cleanup = proxyLocalActivities<Activities>({
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute' },
 });
 
-/** Teardown of volumes (wipe): as persistent as cleanup, as patient as `long`. */
+/**
+ * Teardown of volumes (wipe): as persistent as cleanup, as patient as `moving`. A wipe of a
+ * large volume takes hours; each attempt goes on from the offset the last one heartbeated
+ * (test/chaos/wipe-resume.test.ts runs one through attempts of 6 s), so the bound is per
+ * attempt and generous, and the heartbeat timeout still notices a lost worker within a minute.
+ */
 export const wipe = proxyActivities<Activities>({
-  startToCloseTimeout: '30 minutes',
+  startToCloseTimeout: '24 hours',
   heartbeatTimeout: '1 minute',
   retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '1 minute' },
 });
