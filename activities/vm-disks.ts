@@ -73,11 +73,16 @@ export function createVmDiskActivities(deps: VmActivityDeps) {
         vmId,
         states,
         async (read) => {
-          const { vm, driver } = await onHost(vmId, hostName, read);
+          const { vm, host, driver } = await onHost(vmId, hostName, read);
           const volumes = wantsStorage(vm.definition)
             ? await claimVolumesOnHost(vmId, read, hostName)
             : [];
-          await heartbeating((progress) => driver.provision(spec(vm, volumes), progress));
+          const onWiped = (record: WipeRecord) =>
+            recordWipe(sql, vm, host.name, 'rebuild', record, actor());
+          await heartbeating(
+            (progress) => driver.provision(spec(vm, volumes), { ...progress, onWiped }),
+            host.name,
+          );
         },
         () => undefined,
       );

@@ -85,15 +85,20 @@ export interface MigrateResult {
 
 /**
  * How one volume was wiped, reported before it is deleted (and when its check fails, instead).
- * `method`: `stream` (zeros streamed over every byte), `libvirt` (libvirt's own wipe), `agent`
- * (the local manager wiped it, unseen), `none` (a simulated volume, which holds no bytes).
+ * `method`: `stream` (zeros streamed over every byte), `libvirt` (libvirt's own wipe),
+ * `check-only` (an earlier attempt, cut short before the delete, had zeroed it all: only read
+ * back now), `agent` (handed to the local manager to remove, unseen), `none` (a simulated
+ * volume, which holds no bytes).
  */
 export interface WipeRecord {
   volume: VolumeRef;
-  method: 'stream' | 'libvirt' | 'agent' | 'none';
+  method: 'stream' | 'libvirt' | 'check-only' | 'agent' | 'none';
   /** Null where the local manager does not say (`agent`). */
   sizeBytes: number | null;
-  /** Written by this attempt; an attempt that resumed a wipe cut short began at `resumedFrom`. */
+  /**
+   * Written by this attempt (null where unknown: libvirt's wipe may truncate rather than
+   * write); an attempt that resumed a wipe cut short began at `resumedFrom`.
+   */
   bytesWritten: number | null;
   resumedFrom: number;
   ms: number;
@@ -106,6 +111,10 @@ export interface WipeCheck {
   blocks: number;
   bytesRead: number;
   nonZeroAt: number | null;
+}
+
+export interface ProvisionOptions extends ProgressOptions {
+  onWiped?: (record: WipeRecord) => Promise<void>;
 }
 
 export interface DeprovisionOptions extends ProgressOptions {
@@ -153,8 +162,12 @@ export interface Driver {
    * anything is created.
    */
   volumesFor(spec: Pick<DomainSpec, 'id' | 'name' | 'definition'>): VolumeRef[];
-  /** Creates the VM's volumes (from its image when the definition names one); existing ones of this VM are kept. */
-  provision(spec: DomainSpec, options?: ProgressOptions): Promise<VolumeRef[]>;
+  /**
+   * Creates the VM's volumes (from its image when the definition names one); existing ones of
+   * this VM are kept, but one an earlier attempt may have left half-made is wiped first (and
+   * reported through `onWiped`, as deprovision's are) before it is made again.
+   */
+  provision(spec: DomainSpec, options?: ProvisionOptions): Promise<VolumeRef[]>;
   define(spec: DomainSpec): Promise<void>;
   /**
    * Boots the domain (already running is success); answers the state the host reports right

@@ -4,7 +4,7 @@ import type { Queryable } from './db.ts';
 import { NotFoundError } from './errors.ts';
 
 /** Why a volume was wiped: the step that did it (migrations/012_volume_wipes.sql). */
-export type WipeReason = 'deprovision' | 'moved-away' | 'failed-move';
+export type WipeReason = 'deprovision' | 'moved-away' | 'failed-move' | 'rebuild';
 
 /** One volume's wipe as vms.wipes answers it. */
 export interface VolumeWipe {

@@ -1,7 +1,7 @@
 import { ApplicationFailure, CancellationScope, log } from '@temporalio/workflow';
 import type { OperationRef, Vm, VmFacts, VmRequest } from '../common/messages.ts';
 import { rootFailure } from './failure.ts';
-import { cleanup, long, steps, wipe } from './proxies.ts';
+import { cleanup, moving, steps, wipe } from './proxies.ts';
 import { since } from './revisions.ts';
 import { entering, startAndWait } from './vm-steps.ts';
 
@@ -49,7 +49,7 @@ export async function createSaga(
         step = 'provisioning';
         undo.unshift(() => wipe.deprovisionVolumes(id));
         const provisioning = entering(vm, ['placing'], 'provisioning', operation);
-        await long.provisionVolumes(id, undefined, { enter: provisioning });
+        await moving.provisionVolumes(id, undefined, { enter: provisioning });
       }
     } else {
       // Old path: goes once no run begun before `allocate-in-one-step` is open (revisions.ts).
@@ -60,7 +60,7 @@ export async function createSaga(
       const provisioning = entering(vm, ['placing'], 'provisioning', operation);
       if ((await steps.claimVolumes(id, { enter: provisioning })).length > 0) {
         undo.unshift(() => wipe.deprovisionVolumes(id));
-        await long.provisionVolumes(id);
+        await moving.provisionVolumes(id);
       }
     }
 

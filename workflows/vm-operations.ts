@@ -144,7 +144,7 @@ export async function evacuate(
   }
   vm.host = await cleanup.commitEvacuation(id);
   try {
-    await long.provisionVolumes(id);
+    await moving.provisionVolumes(id);
     await steps.defineDomain(id);
     if (before === 'running') await startAndWait(vm, op);
   } catch (err) {
@@ -165,8 +165,8 @@ export async function reprovision(vm: VmFacts, op: OperationRef): Promise<void> 
   await move(vm, ['running', 'stopped', 'failed'], 'reprovisioning', op);
   try {
     await steps.stopDomain(id);
-    await long.deprovisionVolumes(id);
-    await long.provisionVolumes(id);
+    await wipe.deprovisionVolumes(id);
+    await moving.provisionVolumes(id);
     await steps.defineDomain(id);
     await startAndWait(vm, op);
   } catch (err) {

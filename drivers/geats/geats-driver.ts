@@ -304,8 +304,20 @@ export class GeatsDriver implements Driver {
       throw new DriverError('rejected', `${spec.name} runs on ${this.#t.uri}: its storage is kept`);
     } else if (spec.volumes.length === 0) return;
     options.onProgress?.({ step: 'deprovision', done: 0, total: 1 });
-    const started = performance.now();
     if (!info) await this.#defineStorageOnly(spec);
+    // geats's agent removes the storage itself, out of vagoth's sight: recorded as handed to
+    // it, before it is (a retry records it again), with no bytes vagoth could read back.
+    for (const volume of spec.volumes) {
+      await options.onWiped?.({
+        volume,
+        method: 'agent',
+        sizeBytes: null,
+        bytesWritten: null,
+        resumedFrom: 0,
+        ms: 0,
+        check: null,
+      });
+    }
     await this.#unlessGone('deprovision', spec.name, { long: true, signal: options.signal });
     if (await this.info(spec.name)) {
       throw new DriverError(
@@ -315,19 +327,6 @@ export class GeatsDriver implements Driver {
       );
     }
     options.onProgress?.({ step: 'deprovision', done: 1, total: 1 });
-    // geats's agent removes the storage itself, out of vagoth's sight: no bytes to read back.
-    const ms = Math.round(performance.now() - started);
-    for (const volume of spec.volumes) {
-      await options.onWiped?.({
-        volume,
-        method: 'agent',
-        sizeBytes: null,
-        bytesWritten: null,
-        resumedFrom: 0,
-        ms,
-        check: null,
-      });
-    }
   }
 
   async #defineStorageOnly(spec: Pick<DomainSpec, 'id' | 'name'> & { volumes: VolumeRef[] }) {

@@ -11,7 +11,7 @@ import {
   type HostStatus,
   type MigrateOptions,
   type MigrateResult,
-  type ProgressOptions,
+  type ProvisionOptions,
   type ShutdownOptions,
   type VolumeRef,
   wantsStorage,
@@ -239,7 +239,7 @@ export class LibvirtDriver implements Driver {
       : [];
   }
 
-  provision(spec: DomainSpec, options: ProgressOptions = {}): Promise<VolumeRef[]> {
+  provision(spec: DomainSpec, options: ProvisionOptions = {}): Promise<VolumeRef[]> {
     const refs = spec.volumes ?? this.volumesFor(spec);
     return this.#call(`provision ${spec.name}`, async (conn) => {
       checkOwned(spec.id, refs, this.#pools);
@@ -257,7 +257,7 @@ export class LibvirtDriver implements Driver {
         const keep = i < reported || inUse || this.#sharedPools.includes(ref.pool);
         // What a lost attempt left holds this VM's bytes (a part of its image, of its disk on
         // the way here): wiped as deprovision wipes, not merely deleted, before it is built again.
-        if (!keep) await this.#wipeLeftover(conn, spec.id, ref, options.signal);
+        if (!keep) await this.#wipeLeftover(conn, spec.id, ref, options);
         await provisionVolume(conn, ref, spec.definition);
         options.onProgress?.({ step: PROVISION_STEP, done: i + 1, total: refs.length });
       }
@@ -265,15 +265,19 @@ export class LibvirtDriver implements Driver {
     });
   }
 
-  async #wipeLeftover(conn: Connection, vmId: string, ref: VolumeRef, signal?: AbortSignal) {
+  /**
+   * Wipes and deletes `ref` if it is there, as deprovision would: its progress is the step's
+   * (a retry after a crash goes on from it, and then builds the volume again).
+   */
+  async #wipeLeftover(conn: Connection, vmId: string, ref: VolumeRef, options: ProvisionOptions) {
     const located = await locateVolumes(conn, vmId, [ref], this.#pools);
     try {
       for (const v of located) {
         await wipeAndDelete(v, {
+          ...options,
           simulated: this.#simulated,
           method: this.#wipe,
           bytesPerSecond: this.#wipeBytesPerSecond,
-          ...(signal ? { signal } : {}),
         });
       }
     } finally {

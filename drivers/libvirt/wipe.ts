@@ -102,6 +102,13 @@ async function readBack(v: LocatedVolume, step: string): Promise<WipeCheck> {
         { cause: err, code: err.code },
       );
     }
+    if (data.length !== length) {
+      // Shorter than its capacity says: what could not be read is not known to be zero.
+      throw new DriverError(
+        'unwiped',
+        `${step}: read back ${data.length} of ${length} bytes at ${offset}; the volume is kept`,
+      );
+    }
     bytesRead += data.length;
     const at = data.findIndex((b) => b !== 0);
     if (at >= 0) return { blocks: ranges.length, bytesRead, nonZeroAt: offset + at };
@@ -121,15 +128,15 @@ export async function wipeAndDelete(v: LocatedVolume, options: WipeOptions): Pro
   const from = resumeOffset(v, options.resumeFrom);
   options.onProgress?.({ step, done: from, total: v.capacity, volume: v.ref });
   // Zeroed to its end by an earlier attempt, cut short before the delete: only checked again.
-  const method =
-    from < v.capacity ? await zero(v, from, step, options) : (options.method ?? 'stream');
+  const method = from < v.capacity ? await zero(v, from, step, options) : 'check-only';
   options.signal?.throwIfAborted();
   const check = method === 'none' ? null : await readBack(v, step);
   const record: WipeRecord = {
     volume: v.ref,
     method,
     sizeBytes: v.capacity,
-    bytesWritten: method === 'none' ? 0 : v.capacity - from,
+    // libvirt's wipe does not say: on a directory pool it may truncate rather than write.
+    bytesWritten: method === 'libvirt' ? null : method === 'none' ? 0 : v.capacity - from,
     resumedFrom: from,
     ms: Math.round(performance.now() - started),
     check,

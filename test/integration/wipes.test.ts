@@ -3,7 +3,7 @@ import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../config.ts';
-import { createDriverFactory } from '../../drivers/index.ts';
+import { createDriverFactory, type WipeRecord } from '../../drivers/index.ts';
 import { LibvirtDriver } from '../../drivers/libvirt/libvirt-driver.ts';
 import {
   nonZeroRanges,
@@ -174,7 +174,14 @@ describe.skipIf(skip)(
         const kept = path.join(daemon.linkDir, volumes[0]!.name);
         await link(file, kept);
         // The next attempt, with no progress on record, cannot know the volume is whole.
-        await driver.provision({ ...spec, volumes });
+        const records: WipeRecord[] = [];
+        await driver.provision(
+          { ...spec, volumes },
+          { onWiped: async (r) => void records.push(r) },
+        );
+        expect(records).toMatchObject([
+          { volume: volumes[0], method: 'stream', bytesWritten: GiB, check: { nonZeroAt: null } },
+        ]);
         expect((await stat(file)).ino).not.toBe((await stat(kept)).ino);
         expect(await nonZeroRanges(kept)).toEqual([]);
         expect(await nonZeroRanges(file)).toEqual([]);
