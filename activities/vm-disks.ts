@@ -1,4 +1,5 @@
 import type { StepStates } from '../common/messages.ts';
+import type { Vm } from '../registry/types.ts';
 import {
   DriverError,
   type DeprovisionOptions,
@@ -19,6 +20,10 @@ export function createVmDiskActivities(deps: VmActivityDeps) {
   const { sql, actor } = deps;
   const { onHost, withStates, claimVolumesOnHost } = vmStepHelpers(deps);
 
+  /** What the driver calls with each wipe on `host`: its record, as `reason`. */
+  const recorder = (vm: Vm, host: string, reason: WipeReason) => (record: WipeRecord) =>
+    recordWipe(sql, vm, host, reason, record, actor());
+
   /**
    * Undefines the VM's domain on `hostName` (or its own host) and wipes the volumes recorded
    * there; `movedAway` keeps those in shared pools (the VM's disks wherever it runs), and
@@ -37,7 +42,7 @@ export function createVmDiskActivities(deps: VmActivityDeps) {
   ): Promise<void> {
     const { vm, host, driver, volumes } = await onHost(vmId, hostName);
     if (volumes.length === 0 && host.name !== vm.host && !evenIfNone) return;
-    const onWiped = (record: WipeRecord) => recordWipe(sql, vm, host.name, reason, record, actor());
+    const onWiped = recorder(vm, host.name, reason);
     await heartbeating(
       (progress) =>
         driver.deprovision({ id: vm.id, name: vm.name, volumes }, { ...progress, ...how, onWiped }),
@@ -77,8 +82,7 @@ export function createVmDiskActivities(deps: VmActivityDeps) {
           const volumes = wantsStorage(vm.definition)
             ? await claimVolumesOnHost(vmId, read, hostName)
             : [];
-          const onWiped = (record: WipeRecord) =>
-            recordWipe(sql, vm, host.name, 'rebuild', record, actor());
+          const onWiped = recorder(vm, host.name, 'rebuild');
           await heartbeating(
             (progress) => driver.provision(spec(vm, volumes), { ...progress, onWiped }),
             host.name,

@@ -133,10 +133,8 @@ export function dnsProblem(pool: Pool, ip: string): string | null {
   const n = ipToInt(ip);
   if (n < base || n >= base + size) return null;
   if (n === base || n === base + size - 1) return addressProblem(pool, ip);
-  const gateway = pool.gateway !== null && ipToInt(pool.gateway) === n;
-  if (gateway || pool.reserved.some((r) => ipToInt(r.first) <= n && n <= ipToInt(r.last))) {
-    return null;
-  }
+  // Inside the pool, any other address addressProblem refuses is the gateway or reserved.
+  if (addressProblem(pool, ip) !== null) return null;
   return `${ip} lies in ${pool.cidr} and could be handed to a VM: make it the gateway or reserve it`;
 }
 

@@ -101,14 +101,14 @@ export async function hostEntity({ name }: { name: string }): Promise<void> {
       show(op, 'running');
       try {
         const value = await run(op);
-        line.shift();
         show(op, 'completed');
         return value;
       } catch (err) {
         const failure = rootFailure(err);
-        line.shift();
         show(op, 'failed', failure);
         throw failure;
+      } finally {
+        line.shift();
       }
     })();
     op.result = result;

@@ -165,7 +165,7 @@ export async function reprovision(vm: VmFacts, op: OperationRef): Promise<void> 
   await move(vm, ['running', 'stopped', 'failed'], 'reprovisioning', op);
   try {
     await steps.stopDomain(id);
-    await wipe.deprovisionVolumes(id);
+    await moving.deprovisionVolumes(id);
     await moving.provisionVolumes(id);
     await steps.defineDomain(id);
     await startAndWait(vm, op);

@@ -40,6 +40,7 @@ import {
   provisionedBefore,
   provisionVolume,
   volumeName,
+  type LocatedVolume,
 } from './volumes.ts';
 import { wipeAndDelete, type WipeMethod } from './wipe.ts';
 import { hostStatus } from './status.ts';
@@ -272,16 +273,22 @@ export class LibvirtDriver implements Driver {
   async #wipeLeftover(conn: Connection, vmId: string, ref: VolumeRef, options: ProvisionOptions) {
     const located = await locateVolumes(conn, vmId, [ref], this.#pools);
     try {
-      for (const v of located) {
-        await wipeAndDelete(v, {
-          ...options,
-          simulated: this.#simulated,
-          method: this.#wipe,
-          bytesPerSecond: this.#wipeBytesPerSecond,
-        });
-      }
+      await this.#wipeEach(located, options);
     } finally {
       for (const v of located) v.vol.free();
+    }
+  }
+
+  /** Wipes, checks and deletes each of `located`, as this host is configured to. */
+  async #wipeEach(located: LocatedVolume[], options: ProvisionOptions): Promise<void> {
+    for (const v of located) {
+      options.signal?.throwIfAborted();
+      await wipeAndDelete(v, {
+        ...options,
+        simulated: this.#simulated,
+        method: this.#wipe,
+        bytesPerSecond: this.#wipeBytesPerSecond,
+      });
     }
   }
 
@@ -436,15 +443,7 @@ export class LibvirtDriver implements Driver {
       const located = await locateVolumes(conn, spec.id, volumes, this.#pools);
       try {
         await this.#undefine(conn, spec, options);
-        for (const v of located) {
-          options.signal?.throwIfAborted();
-          await wipeAndDelete(v, {
-            ...options,
-            simulated: this.#simulated,
-            method: this.#wipe,
-            bytesPerSecond: this.#wipeBytesPerSecond,
-          });
-        }
+        await this.#wipeEach(located, options);
       } finally {
         for (const v of located) v.vol.free();
       }
