@@ -5,13 +5,15 @@
 //
 // Two private libvirtd daemons (test/support/dir-pool-daemon.ts), each with a directory pool on
 // this machine's temp disk: a volume of `--mib` MiB is copied from one daemon's pool to the
-// other's through libvirt's storage streams, and checked by digest as a move does; then `cp`
-// copies the same file within the same disk. Rounds alternate the order, so both see the same
+// other's through libvirt's storage streams and checked by digest, as a move does (copyDisks);
+// then `cp` copies the same file within the same disk, and libvirt's own tools copy the volume
+// between the daemons with no check (`virsh vol-download | virsh vol-upload`): what one stream
+// each way gives here. Rounds alternate the order, so both see the same
 // page cache. Two volumes: `dense`, every byte random (no holes, so skipping them flatters
 // nothing), and `sparse`, one 8 MiB extent of random bytes in every 64 MiB and holes between
 // (a VM's disk as it mostly is: far from full), where `cp` keeps the holes too.
-// Prints each figure, the ratio of throughputs (copy / cp) and the CPU the whole copy took
-// (this process and both daemons) per GiB, never an assertion.
+// Prints each figure, the ratios of throughputs (copy / cp, copy / virsh's pipe) and the CPU the
+// whole copy took (this process and both daemons) per GiB, never an assertion.
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { open, readdir, readFile, rm } from 'node:fs/promises';
@@ -19,14 +21,15 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { parseArgs } from 'node:util';
 import { LibvirtDriver } from '../drivers/libvirt/libvirt-driver.ts';
-import { copyVolume, verifyStep } from '../drivers/libvirt/volume-copy.ts';
-import { locateVolumes } from '../drivers/libvirt/volumes.ts';
+import { copyDisks } from '../drivers/libvirt/disk-move.ts';
+import { open as openLibvirt } from '../native/libvirt/index.ts';
 import { connections } from '../drivers/libvirt/connections.ts';
 import { startDirPoolDaemon } from '../test/support/dir-pool-daemon.ts';
 import { vmSpec } from '../test/support/libvirt-hosts.ts';
 
 const run = promisify(execFile);
 const MiB = 1024 ** 2;
+const shell = (line: string) => run('sh', ['-c', line], { maxBuffer: 1 << 20 });
 const { values } = parseArgs({
   options: {
     mib: { type: 'string', default: '1024' },
@@ -52,7 +55,10 @@ async function fillRandom(file: string, kind: Kind) {
   }
 }
 
-/** CPU seconds so far of the processes whose command line names one of `dirs` (the daemons). */
+/**
+ * CPU seconds so far of the processes whose command line or environment names one of `dirs`:
+ * the daemons (whose HOME is their directory) and what they run.
+ */
 async function daemonCpu(dirs: string[]): Promise<number> {
   const tick = 100; // USER_HZ
   let total = 0;
@@ -60,7 +66,8 @@ async function daemonCpu(dirs: string[]): Promise<number> {
     if (!/^\d+$/.test(pid)) continue;
     try {
       const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8');
-      if (!dirs.some((d) => cmdline.includes(d))) continue;
+      const environ = await readFile(`/proc/${pid}/environ`, 'utf8');
+      if (!dirs.some((d) => cmdline.includes(d) || environ.includes(`HOME=${d}\0`))) continue;
       const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
       const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
       total += (Number(fields[11]) + Number(fields[12])) / tick;
@@ -87,10 +94,10 @@ async function main() {
       await run('truncate', ['--size', '0', source]);
       await run('truncate', ['--size', String(size), source]);
       await fillRandom(source, kind);
-      const copies = { stream: [] as number[], copyOnly: [] as number[], cp: [] as number[] };
+      const copies = { stream: [] as number[], virsh: [] as number[], cp: [] as number[] };
       const cpu: number[] = [];
       for (let round = 0; round < rounds; round++) {
-        const order = round % 2 === 0 ? ['stream', 'cp'] : ['cp', 'stream'];
+        const order = round % 2 === 0 ? ['stream', 'cp', 'virsh'] : ['virsh', 'cp', 'stream'];
         for (const which of order) {
           if (which === 'cp') {
             const target = path.join(a.linkDir, 'cp.img');
@@ -103,38 +110,47 @@ async function main() {
           }
           await drivers[1]!.provision({ ...spec, volumes });
           await run('truncate', ['--size', String(size), path.join(b.poolDir, ref.name)]);
-          const sides = await Promise.all(
-            [a, b].map(async (d) => {
-              const lease = connections.lease(d.uri);
+          if (which === 'virsh') {
+            const t0 = performance.now();
+            await shell(
+              `virsh -q -c '${a.uri}' vol-download --pool ${pool} ${ref.name} /dev/stdout | ` +
+                `virsh -q -c '${b.uri}' vol-upload --pool ${pool} ${ref.name} /dev/stdin`,
+            );
+            await run('sync', ['--file-system', path.join(b.poolDir, ref.name)]);
+            copies.virsh.push(performance.now() - t0);
+            await drivers[1]!.deprovision({ ...spec, volumes });
+            continue;
+          }
+          const leases = [a, b].map((d) => connections.lease(d.uri));
+          const [from, to] = await Promise.all(
+            leases.map(async (lease) => {
               const conn = await lease.get();
               await (await conn.lookupStoragePoolByName(pool)).refresh();
-              const [v] = await locateVolumes(conn, spec.id, volumes, [pool]);
-              return { v: v!, lease };
+              return conn;
             }),
           );
-          const from = sides[0]!;
-          const to = sides[1]!;
-          let copied = 0;
           const cpu0 = process.cpuUsage();
           const daemons0 = await daemonCpu(dirs);
           const t0 = performance.now();
-          await copyVolume(
-            { ref, source: from.v.vol, target: to.v.vol, capacity: from.v.capacity },
+          await copyDisks(
             {
+              source: from!,
+              target: to!,
+              vmId: spec.id,
+              volumes,
+              pools: [pool],
+              sharedPools: [],
               simulated: false,
-              onProgress: (p) => {
-                if (p.step === verifyStep(ref) && copied === 0) copied = performance.now() - t0;
-              },
+              bytesPerSecond: 0,
+              openLane: (side) => openLibvirt(side === 'source' ? a.uri : b.uri),
             },
+            {},
           );
           await run('sync', ['--file-system', path.join(b.poolDir, ref.name)]);
           copies.stream.push(performance.now() - t0);
-          copies.copyOnly.push(copied);
           const own = process.cpuUsage(cpu0);
           cpu.push((own.user + own.system) / 1e6 + (await daemonCpu(dirs)) - daemons0);
-          from.v.vol.free();
-          to.v.vol.free();
-          await Promise.all([from.lease.release(), to.lease.release()]);
+          await Promise.all(leases.map((lease) => lease.release()));
           await drivers[1]!.deprovision({ ...spec, volumes });
         }
       }
@@ -142,16 +158,16 @@ async function main() {
       const mibs = (ms: number) => size / MiB / (ms / 1000);
       const cp = mibs(median(copies.cp));
       const stream = mibs(median(copies.stream));
-      const copyOnly = mibs(median(copies.copyOnly));
+      const virsh = mibs(median(copies.virsh));
       const cpuPerGiB = median(cpu) / (size / 1024 ** 3);
       console.log(`${kind} volume of ${size / MiB} MiB, median of ${rounds} rounds`);
-      console.log(`  cp (same disk, synced):               ${cp.toFixed(0)} MiB/s`);
+      console.log(`  cp (same disk, synced):                    ${cp.toFixed(0)} MiB/s`);
       console.log(
-        `  libvirt streams, copy phase:          ${copyOnly.toFixed(0)} MiB/s  ratio ${(copyOnly / cp).toFixed(2)}x`,
+        `  virsh vol-download | vol-upload, no check: ${virsh.toFixed(0)} MiB/s  ratio ${(virsh / cp).toFixed(2)}x of cp`,
       );
       console.log(
-        `  libvirt streams, copy + digest check: ${stream.toFixed(0)} MiB/s  ratio ${(stream / cp).toFixed(2)}x` +
-          `  (${cpuPerGiB.toFixed(1)} CPU s/GiB, worker and both daemons)`,
+        `  vagoth copy + digest check:                ${stream.toFixed(0)} MiB/s  ratio ${(stream / cp).toFixed(2)}x of cp, ` +
+          `${(stream / virsh).toFixed(2)}x of virsh  (${cpuPerGiB.toFixed(1)} CPU s/GiB, worker and both daemons)`,
       );
     }
   } finally {

@@ -1,4 +1,4 @@
-import type { Connection, Domain } from '../../native/libvirt/index.ts';
+import { open as openLibvirt, type Connection, type Domain } from '../../native/libvirt/index.ts';
 import type { HostAddress } from '../../registry/types.ts';
 import {
   CallbackFailed,
@@ -378,6 +378,11 @@ export class LibvirtDriver implements Driver {
                 sharedPools: this.#sharedPools,
                 simulated: this.#simulated,
                 bytesPerSecond: this.#copyBytesPerSecond,
+                ...(this.#simulated
+                  ? {}
+                  : {
+                      openLane: (side) => openLibvirt(side === 'source' ? this.#uri : target.uri),
+                    }),
               },
               progress,
             ),

@@ -17,11 +17,15 @@ export function verifyStep(ref: VolumeRef): string {
   return `migrate cold: verify ${ref.pool}/${ref.name}`;
 }
 
-/** One volume's two sides: its bytes on the source, the fresh volume on the target. */
+/**
+ * One volume's two sides: its bytes on the source, the fresh volume on the target, each as
+ * handles on one or more connections to its host. A copy's lanes take turns over them: streams
+ * on one connection wait on each other in libvirt's client, on several they flow side by side.
+ */
 export interface VolumePair {
   ref: VolumeRef;
-  source: StorageVol;
-  target: StorageVol;
+  source: StorageVol[];
+  target: StorageVol[];
   /** The source's capacity: every byte below it is copied and compared. */
   capacity: number;
 }
@@ -121,35 +125,41 @@ function hashWindow(hash: Hash, window: Window, offset: number): void {
 }
 
 /**
- * Chunks a walk keeps under way at once: each is a download (and for a copy, an upload) on
- * libuv's pool, so one stream's round trips overlap another's. Three leave the pool's fourth
- * thread to the process's other calls.
+ * Chunks a walk keeps under way at once: each is a download (and for a copy, an upload and a
+ * read back) on libuv's pool, so one stream's round trips overlap another's. Three leave the
+ * pool's fourth thread to the process's other calls.
  */
 export const LANES = 3;
 
 /**
- * Walks [from, end) of `vol` chunk by chunk, up to LANES chunks under way at once, each read
- * and handed to `write` (if any) as soon as it arrives; `inOrder` then sees each chunk in the
- * volume's order, once its write is done, so what it reports is a prefix that is whole.
+ * Walks [from, end) of a volume chunk by chunk, up to LANES chunks under way at once, the k-th
+ * chunk read through `vols[k % vols.length]` (handles on the volume, each on a connection of
+ * its own) and handed to `each` with that lane's number as soon as it arrives; `inOrder` then
+ * sees what `each` made of every chunk in the volume's order, so what it reports is a prefix
+ * that is whole.
  */
-async function walk(
-  vol: StorageVol,
+async function walk<T>(
+  vols: StorageVol[],
   from: number,
   end: number,
   steps: {
-    write?: (window: Window, offset: number, length: number) => Promise<void>;
-    inOrder: (window: Window, offset: number, length: number) => Promise<void> | void;
+    each: (window: Window, offset: number, length: number, lane: number) => Promise<T> | T;
+    inOrder: (done: T, offset: number, length: number) => Promise<void> | void;
   },
   signal?: AbortSignal,
 ): Promise<void> {
-  const read = reader(vol);
+  const readers = vols.map(reader);
   const lengthAt = (offset: number) => Math.min(COPY_CHUNK, end - offset);
   const start = async (offset: number) => {
-    const window = await read(offset, lengthAt(offset));
-    await steps.write?.(window, offset, lengthAt(offset));
-    return window;
+    const lane = Math.floor((offset - from) / COPY_CHUNK) % readers.length;
+    return steps.each(
+      await readers[lane]!(offset, lengthAt(offset)),
+      offset,
+      lengthAt(offset),
+      lane,
+    );
   };
-  const under: { offset: number; task: Promise<Window> }[] = [];
+  const under: { offset: number; task: Promise<T> }[] = [];
   let next = from;
   const fill = () => {
     while (under.length < LANES && next < end && !signal?.aborted) {
@@ -162,9 +172,9 @@ async function walk(
   fill();
   try {
     for (let head = under.shift(); head !== undefined; head = under.shift()) {
-      const window = await head.task;
+      const done = await head.task;
       signal?.throwIfAborted();
-      await steps.inOrder(window, head.offset, lengthAt(head.offset));
+      await steps.inOrder(done, head.offset, lengthAt(head.offset));
       fill();
     }
   } finally {
@@ -175,18 +185,26 @@ async function walk(
   signal?.throwIfAborted();
 }
 
-async function digest(vol: StorageVol, end: number, hash: Hash, signal?: AbortSignal) {
-  await walk(vol, 0, end, { inOrder: (w, offset) => hashWindow(hash, w, offset) }, signal);
+async function digest(vols: StorageVol[], end: number, hash: Hash, signal?: AbortSignal) {
+  await walk(
+    vols,
+    0,
+    end,
+    { each: (w) => w, inOrder: (w, offset) => hashWindow(hash, w, offset) },
+    signal,
+  );
 }
 
 /**
  * Copies one volume through libvirt's storage streams, from the offset an earlier attempt
- * reported on, then checks it: the source's digest (hashWindow; taken as it is copied, the
- * windows before a resumed offset read again) against that of a second download of the target.
- * Both downloads are sparse where the host can: a hole is neither read nor sent. All-zero
- * windows are not sent when `skipZeros` (the target is fresh, sparse and reads zero there);
- * should the digests differ anyway, the copy is made again in full. Only a copy whose
- * digests agree returns: the source may then be wiped.
+ * reported on, and checks it as it goes: each window, once uploaded, is downloaded again from
+ * the target, and the source's digest (hashWindow) is compared with the target's (the windows
+ * before a resumed offset are read again from both sides). The read back runs on the target's
+ * host while the next windows are read on the source's, so the check costs little wall time.
+ * Downloads are sparse where the host can: a hole is neither read nor sent. All-zero windows
+ * are not sent when `skipZeros` (the target is fresh, sparse and reads zero there); should the
+ * digests differ anyway, the copy is made again in full. Only a copy whose digests agree
+ * returns: the source may then be wiped.
  */
 export async function copyVolume(pair: VolumePair, options: CopyOptions): Promise<void> {
   const { ref, capacity } = pair;
@@ -225,9 +243,16 @@ async function copyAndCheck(
   report: (step: string, done: number) => void,
 ): Promise<boolean> {
   const { ref, capacity, source, target } = pair;
-  const hash = createHash('sha256');
-  // Bytes an earlier attempt copied: hashed again from the source, which is powered off.
-  await digest(source, from, hash, options.signal);
+  const { signal } = options;
+  const sourceHash = createHash('sha256');
+  const targetHash = createHash('sha256');
+  // Bytes an earlier attempt copied and read back: hashed again from both sides (the source
+  // is powered off, the target not yet in use).
+  await Promise.all([
+    digest(source, from, sourceHash, signal),
+    digest(target, from, targetHash, signal),
+  ]);
+  const readBack = target.map(reader);
   const started = performance.now();
   const rate = options.bytesPerSecond ?? 0;
   await walk(
@@ -235,29 +260,29 @@ async function copyAndCheck(
     from,
     capacity,
     {
-      write: async (window, offset, length) => {
-        if (window === null && skipZeros) return;
-        const data = window ?? ZEROS.subarray(0, length);
-        await uploadWhenFree(() => target.upload(offset, data), options.signal);
+      each: async (window, offset, length, lane) => {
+        const side = lane % target.length;
+        if (window !== null || !skipZeros) {
+          const data = window ?? ZEROS.subarray(0, length);
+          await uploadWhenFree(() => target[side]!.upload(offset, data), signal);
+        }
+        return { window, written: await readBack[side]!(offset, length) };
       },
-      inOrder: async (window, offset, length) => {
-        hashWindow(hash, window, offset);
-        // Reported once the target took every byte before it: a resumed copy trusts them.
+      inOrder: async ({ window, written }, offset, length) => {
+        hashWindow(sourceHash, window, offset);
+        hashWindow(targetHash, written, offset);
+        // Reported once the target took and gave back every byte before it: a resumed copy
+        // trusts them, and reads them again from both sides for its digests.
         report(copyStep(ref), offset + length);
         if (rate > 0) {
           const due = ((offset + length - from) / rate) * 1000;
           const ahead = due - (performance.now() - started);
-          if (ahead > 0) {
-            await sleep(ahead, undefined, options.signal ? { signal: options.signal } : {});
-          }
+          if (ahead > 0) await sleep(ahead, undefined, signal ? { signal } : {});
         }
       },
     },
-    options.signal,
+    signal,
   );
-  const sourceDigest = hash.digest('hex');
-  report(verifyStep(ref), 0);
-  const targetHash = createHash('sha256');
-  await digest(target, capacity, targetHash, options.signal);
-  return targetHash.digest('hex') === sourceDigest;
+  report(verifyStep(ref), capacity);
+  return targetHash.digest('hex') === sourceHash.digest('hex');
 }

@@ -207,6 +207,21 @@ struct StreamGuard {
 
 constexpr size_t kChunk = 1 << 20;
 
+// A download's bytes, malloc'd off the main thread and handed to JavaScript as they are.
+using Bytes = std::unique_ptr<char, decltype(&std::free)>;
+
+Bytes Allocate(size_t size, bool zeroed) {
+  void* p = zeroed ? std::calloc(size > 0 ? size : 1, 1) : std::malloc(size > 0 ? size : 1);
+  if (p == nullptr) throw std::bad_alloc();
+  return Bytes(static_cast<char*>(p), std::free);
+}
+
+// The first `length` bytes as a Buffer that owns them (no copy), freed when it is collected.
+Napi::Value Hand(Napi::Env env, Bytes& bytes, size_t length) {
+  char* data = bytes.release();
+  return Napi::Buffer<char>::New(env, data, length, [](Napi::Env, char* p) { std::free(p); });
+}
+
 // A stream that broke its promise (more bytes than asked, an empty hole): libvirt set no error.
 Failure StreamBroken(const char* message, const char* call) {
   VirError e;
@@ -251,13 +266,15 @@ Napi::Value StorageVol::Download(const Napi::CallbackInfo& info) {
     StreamGuard guard{Check(virStreamNew(conn, 0), "virStreamNew")};
     Check(virStorageVolDownload(vol.get(), guard.stream, offset, length, 0),
           "virStorageVolDownload");
-    auto bytes = std::make_shared<std::vector<char>>(static_cast<size_t>(length));
+    // Not zeroed: every byte handed on was received.
+    Bytes bytes = Allocate(static_cast<size_t>(length), false);
+    size_t size = static_cast<size_t>(length);
     size_t got = 0;
     for (;;) {
-      size_t room = bytes->size() - got;
+      size_t room = size - got;
       // At the end of the data libvirt answers 0; a full buffer asks once more to see the end.
       char probe;
-      int n = room > 0 ? Check(virStreamRecv(guard.stream, bytes->data() + got, room),
+      int n = room > 0 ? Check(virStreamRecv(guard.stream, bytes.get() + got, room),
                                "virStreamRecv")
                        : Check(virStreamRecv(guard.stream, &probe, 1), "virStreamRecv");
       if (n == 0) break;
@@ -268,9 +285,8 @@ Napi::Value StorageVol::Download(const Napi::CallbackInfo& info) {
     }
     Check(virStreamFinish(guard.stream), "virStreamFinish");
     guard.finished = true;
-    bytes->resize(got);
-    return [bytes](Napi::Env env) -> Napi::Value {
-      return Napi::Buffer<char>::Copy(env, bytes->data(), bytes->size());
+    return [bytes = std::make_shared<Bytes>(std::move(bytes)), got](Napi::Env env) {
+      return Hand(env, *bytes, got);
     };
   });
 }
@@ -291,8 +307,7 @@ Napi::Value StorageVol::DownloadSparse(const Napi::CallbackInfo& info) {
           "virStorageVolDownload");
     // calloc: fresh pages read zero without being written, so a hole costs nothing here.
     size_t size = static_cast<size_t>(length);
-    std::shared_ptr<char> bytes(static_cast<char*>(std::calloc(size > 0 ? size : 1, 1)), std::free);
-    if (!bytes) throw std::bad_alloc();
+    Bytes bytes = Allocate(size, true);
     const char* overrun = "virStorageVolDownload sent more bytes than asked";
     size_t at = 0;
     bool data = false;
@@ -320,10 +335,10 @@ Napi::Value StorageVol::DownloadSparse(const Napi::CallbackInfo& info) {
     }
     Check(virStreamFinish(guard.stream), "virStreamFinish");
     guard.finished = true;
-    return [bytes, at, data](Napi::Env env) -> Napi::Value {
+    return [bytes = std::make_shared<Bytes>(std::move(bytes)), at, data](Napi::Env env) {
       Napi::Object out = Napi::Object::New(env);
       out.Set("length", static_cast<double>(at));
-      if (data) out.Set("data", Napi::Buffer<char>::Copy(env, bytes.get(), at));
+      if (data) out.Set("data", Hand(env, *bytes, at));
       return out;
     };
   });
