@@ -13,14 +13,19 @@ import { doneWithin, type LocatedVolume } from './volumes.ts';
 
 const MiB = 1024 ** 2;
 const WINDOW = 64 * MiB;
+/** A thin volume's windows are asked for their data, and zeroed, this much at a time. */
+export const PROBE = 8 * MiB;
 
 /**
- * How a volume is zeroed: `stream` writes zeros over every byte through libvirt's upload
- * stream (progress by byte, resumed after a crash; a sparse file ends fully allocated, every
- * block it had overwritten); `libvirt` is libvirt's own wipe (virStorageVolWipe) where the
- * pool has one, streamed zeros where it has none. libvirt's wipe of a sparse file in a
- * directory pool truncates it rather than overwriting, leaving the old bytes in the file
- * system's free space, and reports nothing until it ends: `stream` is the default.
+ * How a volume is zeroed: `stream` writes zeros through libvirt's upload stream over every
+ * allocated byte (progress by byte, resumed after a crash): over all of a volume at least half
+ * allocated; over each PROBE of a thinner one that a sparse download finds data in, so a thin
+ * volume stays thin (zeroing all of it could fill an overcommitted pool) and its holes, which
+ * hold nothing, are neither read nor written. `libvirt` is libvirt's own wipe
+ * (virStorageVolWipe) where the pool has one, streamed zeros where it has none. libvirt's wipe
+ * of a sparse file in a directory pool truncates it rather than overwriting, leaving the old
+ * bytes in the file system's free space, and reports nothing until it ends: `stream` is the
+ * default.
  */
 export type WipeMethod = 'libvirt' | 'stream';
 
@@ -128,7 +133,10 @@ export async function wipeAndDelete(v: LocatedVolume, options: WipeOptions): Pro
   const from = resumeOffset(v, options.resumeFrom);
   options.onProgress?.({ step, done: from, total: v.capacity, volume: v.ref });
   // Zeroed to its end by an earlier attempt, cut short before the delete: only checked again.
-  const method = from < v.capacity ? await zero(v, from, step, options) : 'check-only';
+  const { method, written } =
+    from < v.capacity
+      ? await zero(v, from, step, options)
+      : { method: 'check-only' as const, written: 0 };
   options.signal?.throwIfAborted();
   const check = method === 'none' ? null : await readBack(v, step);
   const record: WipeRecord = {
@@ -136,7 +144,7 @@ export async function wipeAndDelete(v: LocatedVolume, options: WipeOptions): Pro
     method,
     sizeBytes: v.capacity,
     // libvirt's wipe does not say: on a directory pool it may truncate rather than write.
-    bytesWritten: method === 'libvirt' ? null : method === 'none' ? 0 : v.capacity - from,
+    bytesWritten: written,
     resumedFrom: from,
     ms: Math.round(performance.now() - started),
     check,
@@ -161,13 +169,13 @@ async function zero(
   from: number,
   step: string,
   options: WipeOptions,
-): Promise<WipeRecord['method']> {
+): Promise<{ method: WipeRecord['method']; written: number | null }> {
   // A partial offset only ever comes from streamed zeros: those go on from there.
   if (from === 0 && options.method === 'libvirt') {
     try {
       await v.vol.wipe(C.VIR_STORAGE_VOL_WIPE_ALG_ZERO);
       options.onProgress?.({ step, done: v.capacity, total: v.capacity, volume: v.ref });
-      return 'libvirt';
+      return { method: 'libvirt', written: null };
     } catch (err) {
       if (!hasCode(err, C.VIR_ERR_NO_SUPPORT)) throw err;
     }
@@ -181,28 +189,71 @@ function windowFor(bytesPerSecond: number | undefined): number {
   return Math.min(WINDOW, Math.max(MiB, Math.floor(bytesPerSecond / MiB) * MiB));
 }
 
+/**
+ * Which parts of [offset, offset + length) to zero, PROBE by PROBE: those a sparse download
+ * finds data in (even data all zero: it is allocated). Null where the host cannot say, so
+ * the caller zeroes all of it.
+ */
+async function dataIn(
+  v: LocatedVolume,
+  offset: number,
+  length: number,
+): Promise<{ offset: number; length: number }[] | null> {
+  const parts: { offset: number; length: number }[] = [];
+  for (let at = offset; at < offset + length; at += PROBE) {
+    const part = { offset: at, length: Math.min(PROBE, offset + length - at) };
+    try {
+      if ((await v.vol.downloadSparse(part.offset, part.length)).data) parts.push(part);
+    } catch (err) {
+      const refused = [C.VIR_ERR_NO_SUPPORT, C.VIR_ERR_INVALID_ARG];
+      if (hasCode(err, ...refused, C.VIR_ERR_OPERATION_UNSUPPORTED)) return null;
+      throw err;
+    }
+  }
+  return parts;
+}
+
+/** Whether a volume holds less than half its capacity: only its data is then zeroed. */
+async function isThin(v: LocatedVolume, simulated: boolean): Promise<boolean> {
+  if (simulated) return false;
+  const { allocation } = await v.vol.getInfo();
+  return allocation < v.capacity / 2;
+}
+
 async function zeroThroughStream(
   v: LocatedVolume,
   from: number,
   step: string,
   options: WipeOptions,
-): Promise<'stream' | 'none'> {
+): Promise<{ method: 'stream' | 'none'; written: number }> {
   const window = windowFor(options.bytesPerSecond);
   const started = performance.now();
+  let thin = await isThin(v, options.simulated);
+  let written = 0;
   for (let offset = from; offset < v.capacity; offset += window) {
     options.signal?.throwIfAborted();
     const length = Math.min(window, v.capacity - offset);
+    let parts = [{ offset, length }];
+    if (thin) {
+      const found = await dataIn(v, offset, length);
+      // A host that cannot tell data from holes has every byte zeroed, from here on.
+      if (found) parts = found;
+      else thin = false;
+    }
     try {
-      await uploadWhenFree(() => v.vol.uploadZeros(offset, length), options.signal);
+      for (const part of parts) {
+        await uploadWhenFree(() => v.vol.uploadZeros(part.offset, part.length), options.signal);
+        written += part.length;
+      }
     } catch (err) {
-      if (!hasCode(err, C.VIR_ERR_NO_SUPPORT) || offset > from) throw err;
+      if (!hasCode(err, C.VIR_ERR_NO_SUPPORT) || written > 0) throw err;
       if (options.simulated) {
         options.onProgress?.({
           step: `${step}: skipped, a simulated volume holds no bytes`,
           done: v.capacity,
           total: v.capacity,
         });
-        return 'none';
+        return { method: 'none', written: 0 };
       }
       throw new DriverError(
         'unsupported',
@@ -213,12 +264,13 @@ async function zeroThroughStream(
     // Reported only once libvirt finished the stream: a resumed wipe trusts every byte before it.
     options.onProgress?.({ step, done: offset + length, total: v.capacity, volume: v.ref });
     if (options.bytesPerSecond) {
-      const due = ((offset + length - from) / options.bytesPerSecond) * 1000;
+      // The cap is on what is written: a thin volume's holes cost the host's disk nothing.
+      const due = (written / options.bytesPerSecond) * 1000;
       const ahead = due - (performance.now() - started);
       if (ahead > 0 && offset + length < v.capacity) {
         await sleep(ahead, undefined, options.signal ? { signal: options.signal } : {});
       }
     }
   }
-  return 'stream';
+  return { method: 'stream', written };
 }

@@ -15,6 +15,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { Progress, VolumeRef } from '../../drivers/driver.ts';
 import { LibvirtDriver } from '../../drivers/libvirt/libvirt-driver.ts';
 import { placeVm } from '../../registry/allocate.ts';
+import { PROBE } from '../../drivers/libvirt/wipe.ts';
 import { claimVm } from '../../registry/claim-vm.ts';
 import { insertHost } from '../../registry/hosts.ts';
 import type { Vm } from '../../registry/types.ts';
@@ -164,7 +165,8 @@ describe.skipIf(skip)(
       const vm = await provisionedVm('wiped-briefly');
       const [root] = vm.volumes as [VolumeRef];
       const data: Mark[] = [];
-      for (let offset = 512; offset < GiB; offset += 16 * MiB) {
+      // In every PROBE: a thin volume's wipe writes where it finds data, so here all of it.
+      for (let offset = 512; offset < GiB; offset += PROBE) {
         data.push({ offset, text: `VAGOTH-DATA-${offset}` });
       }
       await writeMarks(volumePath(root), data);
@@ -206,7 +208,8 @@ describe.skipIf(skip)(
       const [root] = vm.volumes as [VolumeRef];
       // Data all through the volume, so whatever a wipe skips shows.
       const data: Mark[] = [];
-      for (let offset = 512; offset < GiB; offset += 16 * MiB) {
+      // In every PROBE: a thin volume's wipe writes where it finds data, so here all of it.
+      for (let offset = 512; offset < GiB; offset += PROBE) {
         data.push({ offset, text: `VAGOTH-DATA-${vm.id}-${offset}` });
       }
       await writeMarks(volumePath(root), data);

@@ -40,17 +40,23 @@ export async function startDirPoolDaemon(pool: string): Promise<DirPoolDaemon> {
   }
 }
 
-/** Byte ranges of a file that are not zero, at most eight: what a wipe left behind. */
-export async function nonZeroRanges(file: string): Promise<{ start: number; end: number }[]> {
+/**
+ * Byte ranges of a file (of its first `upTo` bytes, if given) that are not zero, at most eight:
+ * what a wipe left behind.
+ */
+export async function nonZeroRanges(
+  file: string,
+  upTo = Infinity,
+): Promise<{ start: number; end: number }[]> {
   const chunk = 4 * MiB;
   const buffer = Buffer.alloc(chunk);
   const zeros = Buffer.alloc(chunk);
   const ranges: { start: number; end: number }[] = [];
   const handle = await open(file, 'r');
   try {
-    const { size } = await handle.stat();
+    const size = Math.min(upTo, (await handle.stat()).size);
     for (let offset = 0; offset < size && ranges.length < 8; offset += chunk) {
-      const { bytesRead } = await handle.read(buffer, 0, chunk, offset);
+      const { bytesRead } = await handle.read(buffer, 0, Math.min(chunk, size - offset), offset);
       if (buffer.subarray(0, bytesRead).equals(zeros.subarray(0, bytesRead))) continue;
       for (let i = 0; i < bytesRead; i++) {
         if (buffer[i] === 0) continue;
