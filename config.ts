@@ -2,6 +2,7 @@ import { availableParallelism, homedir } from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 import type { DriversOptions } from './drivers/index.ts';
+import type { ImageSourcePolicy } from './images/sources.ts';
 import { REPORT_ONLY, type ReconcilePolicies } from './monitor/reconcile.ts';
 
 // The one place that reads process.env: every other module gets a Config.
@@ -19,8 +20,8 @@ const geatsType = (fallback: string) =>
     .regex(/^[A-Za-z0-9_.-]{1,64}$/, 'must be a geats type name such as kvm')
     .default(fallback);
 
-/** Comma-separated absolute paths; empty: none. */
-const pathList = z
+/** Comma-separated items, blanks dropped. */
+const commaList = z
   .string()
   .default('')
   .transform((text) =>
@@ -28,12 +29,23 @@ const pathList = z
       .split(',')
       .map((p) => p.trim())
       .filter((p) => p !== ''),
-  )
+  );
+
+/** Comma-separated absolute paths; empty: none. */
+const pathList = commaList
   .refine(
     (paths) => paths.every((p) => path.isAbsolute(p)),
     'must be absolute paths separated by commas',
   )
   .transform((paths) => paths.map((p) => path.resolve(p)));
+
+/** Comma-separated http(s) URL prefixes; empty: none. */
+const urlPrefixes = commaList
+  .refine(
+    (urls) => urls.every((u) => URL.canParse(u) && /^https?:$/.test(new URL(u).protocol)),
+    'must be http(s) URL prefixes separated by commas',
+  )
+  .transform((urls) => urls.map((u) => new URL(u).href));
 
 const flag = z
   .enum(['true', 'false', '1', '0', ''])
@@ -93,6 +105,10 @@ const schema = z.object({
   VAGOTH_SIMULATED_HOST_DIRS: pathList,
   VAGOTH_GEATS_AGENTS: pathList,
   VAGOTH_LIBVIRT_SOCKET_DIRS: pathList,
+  VAGOTH_IMAGE_DIRS: pathList,
+  VAGOTH_IMAGE_URLS: urlPrefixes,
+  VAGOTH_IMAGE_STORE: z.string().min(1).optional(),
+  VAGOTH_IMAGE_MAX_GIB: z.coerce.number().int().min(1).max(65_536).default(256),
   VAGOTH_SIMULATED_HOSTS: z.coerce.number().int().min(0).max(16).default(3),
   VAGOTH_TEMPORAL_CLI: z.string().min(1).optional(),
   VAGOTH_TEMPORAL_PORT: port(7233),
@@ -184,6 +200,17 @@ export interface Config {
   drivers: DriversOptions;
   /** The monitor's schedule and what it may do about each discrepancy. */
   monitor: { intervalSeconds: number; policies: ReconcilePolicies };
+  images: ImagesOptions;
+}
+
+/** Where images come from and where the workers keep them. */
+export interface ImagesOptions {
+  /** The workers' image store: a directory (shared, where workers run on several machines). */
+  store: string;
+  /** Where images.create may read from: directories and URL prefixes. */
+  sources: ImageSourcePolicy;
+  /** An image larger than this is refused. */
+  maxBytes: number;
 }
 
 export class ConfigError extends Error {
@@ -268,6 +295,11 @@ export function loadConfig(
           connectTimeoutMs: e.VAGOTH_SSH_CONNECT_TIMEOUT_MS,
         },
       },
+    },
+    images: {
+      store: path.resolve(e.VAGOTH_IMAGE_STORE ?? path.join(dataDir, 'images')),
+      sources: { dirs: e.VAGOTH_IMAGE_DIRS, urls: e.VAGOTH_IMAGE_URLS },
+      maxBytes: e.VAGOTH_IMAGE_MAX_GIB * 1024 ** 3,
     },
     monitor: {
       intervalSeconds: e.VAGOTH_MONITOR_INTERVAL_S,

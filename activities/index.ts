@@ -5,6 +5,9 @@ import type { ActorOptions } from '../registry/context.ts';
 import type { Sql } from '../registry/db.ts';
 import { withFailureTypes } from './failures.ts';
 import { createHostActivities } from './host.ts';
+import { createImageActivities } from './images.ts';
+import { ImageStore } from '../images/store.ts';
+import type { ImagesOptions } from '../config.ts';
 import { createMonitorActivities } from './monitor.ts';
 import { createVmDiskActivities } from './vm-disks.ts';
 import { createVmActivities } from './vm.ts';
@@ -14,6 +17,7 @@ export interface ActivityDeps {
   drivers: DriverPool;
   /** The cluster's placement policy, for requests that do not name one. */
   defaultPolicy?: PlacementPolicy;
+  images: ImagesOptions;
 }
 
 /** Registry changes an activity makes are logged as the worker's, under its workflow run. */
@@ -26,12 +30,18 @@ function actor(): ActorOptions {
  * Every activity, by the name workflows call it by. The names are part of every recorded
  * history (test/replay/ replays some): a name changed here fails runs already under way.
  */
-export function createActivities({ sql, drivers, defaultPolicy = 'spread' }: ActivityDeps) {
+export function createActivities({ sql, drivers, defaultPolicy = 'spread', images }: ActivityDeps) {
   return withFailureTypes({
     ...createVmActivities({ sql, drivers, defaultPolicy, actor }),
     ...createVmDiskActivities({ sql, drivers, defaultPolicy, actor }),
     ...createMonitorActivities({ sql, drivers }),
     ...createHostActivities({ sql, drivers, actor }),
+    ...createImageActivities({
+      sql,
+      store: new ImageStore(images.store),
+      sources: images.sources,
+      maxBytes: images.maxBytes,
+    }),
   });
 }
 

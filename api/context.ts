@@ -1,6 +1,7 @@
 import type { Client } from '@temporalio/client';
 import type { PlacementPolicy } from '../allocator/place.ts';
 import type { HostUriPolicy } from '../drivers/host-uri.ts';
+import type { ImageSourcePolicy } from '../images/sources.ts';
 import type { Sql } from '../registry/db.ts';
 import type { Principal } from './authorize.ts';
 import type { TokenVerifier } from './token-verifier.ts';
@@ -20,6 +21,11 @@ export interface ApiDeps {
    * only the shape is checked here, and the worker checks the rest before it opens anything.
    */
   hostUris?: HostUriPolicy;
+  /**
+   * Where images.create may read from (config.ts's images.sources); unset: nowhere. The
+   * worker checks again, against its own lists, before it opens anything.
+   */
+  imageSources?: ImageSourcePolicy;
 }
 
 /**

@@ -24,6 +24,8 @@ const CODES: Record<FailureType, TRPC_ERROR_CODE_KEY> = {
   Unsupported: 'METHOD_NOT_SUPPORTED',
   // A volume still held bytes after its wipe: the server could not do what it must.
   WipeUnverified: 'INTERNAL_SERVER_ERROR',
+  // The image is not one vagoth takes; the reason says why.
+  ImageRejected: 'BAD_REQUEST',
   InvalidRequest: 'BAD_REQUEST',
   // The node tree: a node in one cannot go, and a parent is cleared before it is set again.
   NodeInUse: 'PRECONDITION_FAILED',

@@ -60,6 +60,8 @@ const STATUS: Record<string, OperationStatus> = {
 const KINDS: Record<string, string> = {
   vmEntity: 'vm',
   registerHost: 'register',
+  importImage: 'import',
+  deleteImage: 'delete-image',
 };
 
 /** The innermost failure's type and message: the reason, without Temporal's wrapping. */

@@ -1,4 +1,5 @@
 import { hostsRouter } from './routers/hosts.ts';
+import { imagesRouter } from './routers/images.ts';
 import { networksRouter } from './routers/networks.ts';
 import { nodesRouter } from './routers/nodes.ts';
 import { operationsRouter } from './routers/operations.ts';
@@ -12,6 +13,7 @@ export const appRouter = router({
   vms: vmsRouter,
   operations: operationsRouter,
   networks: networksRouter,
+  images: imagesRouter,
   placement: placementRouter,
   nodes: nodesRouter,
   tokens: tokensRouter,

@@ -188,6 +188,21 @@ export const networkCreateInput = z.object({
     .default([]),
 });
 
+/**
+ * An image to import: `source` is a path under one of VAGOTH_IMAGE_DIRS or a URL under one of
+ * VAGOTH_IMAGE_URLS (checked by the router, against the operator's lists); `format` and
+ * `sha256`, when given, are what the image must turn out to be.
+ */
+export const imageCreateInput = z.object({
+  name: nameSchema,
+  source: safeString().min(1, 'is required').max(2048),
+  format: z.enum(['raw', 'qcow2']).optional(),
+  sha256: z
+    .string()
+    .regex(/^[0-9a-f]{64}$/, 'must be a SHA-256 digest: 64 lowercase hexadecimal digits')
+    .optional(),
+});
+
 // Generic nodes (nodes.*): any type a user registers, identified by id or by current name.
 
 export const nodeTypeSchema = z

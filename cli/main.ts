@@ -19,6 +19,12 @@ const USAGE = `usage: vagoth <command>
       restarts a dead host's VMs elsewhere on fresh volumes; --fenced confirms the host is off
   networks list
   networks create <name> <cidr> [--gateway A.B.C.D] [--reserve FIRST-LAST]... [--dns A.B.C.D]...
+  images list
+  images get <name>
+  images create <name> <source> [--format raw|qcow2] [--sha256 HEX] [--wait]
+      source: a file under $VAGOTH_IMAGE_DIRS or a URL under $VAGOTH_IMAGE_URLS; the import
+      checks the digest (if given) and the format (qcow2 or raw) and reports bytes read
+  images delete <name>
   vms list
   vms get <name>
   vms wipes <name>
@@ -69,6 +75,8 @@ const { values, positionals } = parseArgs({
     to: { type: 'string' },
     cold: { type: 'boolean' },
     update: { type: 'string' },
+    format: { type: 'string' },
+    sha256: { type: 'string' },
     role: { type: 'string' },
     expires: { type: 'string' },
     all: { type: 'boolean' },
@@ -193,6 +201,23 @@ async function run(): Promise<void> {
         }),
       );
     }
+    case 'images list':
+      return print(await api.images.list.query());
+    case 'images get':
+      return print(await api.images.get.query({ name: needs(1)[0]! }));
+    case 'images create': {
+      const [name, source] = needs(2);
+      const image = await api.images.create.mutate({
+        name: name!,
+        source: source!,
+        ...(values.format ? { format: values.format as 'raw' } : {}),
+        ...(values.sha256 ? { sha256: values.sha256 } : {}),
+      });
+      if (!values.wait || !image.operation) return print(image);
+      return finish(image.operation, () => api.images.get.query({ name: name! }));
+    }
+    case 'images delete':
+      return print(await api.images.delete.mutate({ name: needs(1)[0]! }));
     case 'placement explain': {
       const shape = {
         vcpus: Number(values.vcpus),

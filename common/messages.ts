@@ -13,6 +13,7 @@ export type { Host, HostAddress, HostState, OperationRef, Vm, VmState } from '..
 export type { VmRequest } from '../registry/vms.ts';
 export type { HostedVm } from '../registry/hosts.ts';
 export type { MonitorTarget, PollRecord } from '../registry/monitor.ts';
+export type { ImportedImage } from '../registry/images.ts';
 export type {
   HostPoll,
   ReconcileAction,

@@ -4,7 +4,7 @@
 
 /** Each attribute, and what it holds. */
 export const SEARCH_ATTRIBUTES = {
-  /** What the workflow runs for: `vm`, `host` or `monitor`. */
+  /** What the workflow runs for: `vm`, `host`, `monitor` or `image`. */
   VagothKind: 'KEYWORD',
   /** A VM's state (registry's words: `running`, `migrating`, `failed`, `gone`...). */
   VagothVmState: 'KEYWORD',

@@ -43,6 +43,11 @@ export const FAILURES = {
    * was wiped): the volume is kept. Another wipe may cure it, but only once someone has looked.
    */
   WipeUnverified: { permanent: true },
+  /**
+   * An image vagoth will not keep (images/store.ts): not the digest asked for, not qcow2 or
+   * raw, naming another file, too large, or from a source the worker's allow-lists refuse.
+   */
+  ImageRejected: { permanent: true },
   HostUnreachable: { permanent: false },
   HostTimeout: { permanent: false },
 } as const satisfies Record<string, { permanent: boolean }>;
@@ -69,6 +74,12 @@ export const hostWorkflowId = (name: string) => `host:${name}`;
 
 /** A host's registration: a retried request joins the one under way. */
 export const hostRegisterWorkflowId = (name: string) => `host:${name}:register`;
+
+/** An image's import, by the image's id: a name may be given to another image later. */
+export const imageImportWorkflowId = (id: string) => `image:${id}:import`;
+
+/** An image's deletion: a retried request joins the one under way. */
+export const imageDeleteWorkflowId = (id: string) => `image:${id}:delete`;
 
 /**
  * The id prefix of the monitor schedule's runs (Temporal appends each run's time); a test's

@@ -21,6 +21,7 @@ export function apiDeps(config: Config, sql: Sql, temporal: Client): ApiDeps {
     temporalUiUrl: t.uiUrl,
     placementPolicy: config.placementPolicy,
     hostUris: config.drivers.hostUris,
+    imageSources: config.images.sources,
     tokens: new TokenVerifier(sql, {
       ttlMs: config.api.tokenCacheMs,
       maxEntries: TOKEN_CACHE_ENTRIES,

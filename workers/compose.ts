@@ -11,7 +11,7 @@ import { createActivities } from '../activities/index.ts';
 import { positionInterceptor } from '../activities/run-position.ts';
 import { updateOutcomes } from '../api/update-outcomes.ts';
 import type { PlacementPolicy } from '../allocator/place.ts';
-import { loadConfig } from '../config.ts';
+import { loadConfig, type ImagesOptions } from '../config.ts';
 import {
   createDriverFactory,
   DriverPool,
@@ -68,6 +68,8 @@ export interface VagothWorkerOptions {
   workflowThreads?: number;
   /** A prebuilt workflow bundle (tests build one once); otherwise bundled from source. */
   workflowBundle?: { code: string };
+  /** Where images come from and are kept; config.ts's `images` by default. */
+  images?: ImagesOptions;
 }
 
 export interface VagothWorker {
@@ -106,6 +108,7 @@ export async function startWorker(options: VagothWorkerOptions): Promise<VagothW
       sql: options.sql,
       drivers,
       defaultPolicy: options.placementPolicy ?? 'spread',
+      images: options.images ?? loadConfig().images,
     }),
   });
   const running = worker.run().finally(async () => {

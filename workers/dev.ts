@@ -48,6 +48,7 @@ await runUntilSignal(async (onStop) => {
     taskQueue: t.taskQueue,
     placementPolicy: config.placementPolicy,
     drivers: config.drivers,
+    images: config.images,
     workflowThreads: config.workflowThreads,
   });
   onStop(worker.shutdown);

@@ -18,6 +18,7 @@ await runUntilSignal(async (onStop) => {
     taskQueue: config.temporal.taskQueue,
     placementPolicy: config.placementPolicy,
     drivers: config.drivers,
+    images: config.images,
     workflowThreads: config.workflowThreads,
   });
   onStop(worker.shutdown);

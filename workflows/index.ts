@@ -35,3 +35,4 @@ export {
 } from './host-entity.ts';
 export type { DrainReport } from './host-maintenance.ts';
 export type { EvacuationReport } from './host-evacuate.ts';
+export { importImage, deleteImage } from './image-import.ts';

@@ -109,6 +109,12 @@ export const long = heartbeating('30 minutes');
  */
 export const moving = heartbeating('24 hours');
 
+/**
+ * Importing an image: a download of many GiB may take hours on a slow link. An attempt starts
+ * the download over (a digest cannot be carried from one attempt to the next), so a few.
+ */
+export const importing = heartbeating('24 hours');
+
 /** A graceful shutdown waits as long as the caller allowed the guest, plus a margin. */
 export function shutdownProxy(timeoutMs: number) {
   return proxyActivities<Activities>({

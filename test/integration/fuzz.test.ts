@@ -1,3 +1,7 @@
+import { randomBytes } from 'node:crypto';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { nameSchema } from '../../api/schemas.ts';
@@ -71,6 +75,9 @@ const metadata = fc.dictionary(fc.constantFrom('a', 'b', 'c'), fc.jsonValue({ ma
 });
 const keys = fc.uniqueArray(fc.constantFrom('ip:10.99.0.1', 'x:one', 'x:two'), { maxLength: 2 });
 const byName = (name: fc.Arbitrary<string>) => name.map((n) => ({ name: n }));
+const imageName = fc.constantFrom('fz-img-1', 'fz-img-2');
+// images.create may read files here (VAGOTH_IMAGE_DIRS): one small raw image.
+const IMAGE_DIR = path.join(tmpdir(), `vagoth-fuzz-images-${process.pid}`);
 
 const VALID: Record<string, fc.Arbitrary<unknown>> = {
   'hosts.register': fc.constantFrom('fz-a', 'fz-b').map((name) => ({
@@ -121,6 +128,14 @@ const VALID: Record<string, fc.Arbitrary<unknown>> = {
     dns: [[], [`10.201.${i}.1`], ['10.53.0.1', `10.201.${i}.1`]][i % 3],
   })),
   'networks.list': fc.constant(undefined),
+  'images.create': fc.record({
+    name: imageName,
+    source: fc.constantFrom(path.join(IMAGE_DIR, 'disk.raw'), path.join(IMAGE_DIR, 'none.raw')),
+    format: fc.constantFrom('raw', 'qcow2'),
+  }),
+  'images.list': fc.constant(undefined),
+  'images.get': byName(imageName),
+  'images.delete': byName(imageName),
   'networks.get': byName(fc.constantFrom('default', 'fz-net-1')),
   'placement.explain': fc.record({
     vcpus: fc.constant(1),
@@ -259,7 +274,16 @@ function keepHostsKnown(path: string, input: unknown): unknown {
 }
 
 beforeAll(async () => {
-  h = await startHarness({ http: true });
+  await mkdir(IMAGE_DIR, { recursive: true });
+  await writeFile(path.join(IMAGE_DIR, 'disk.raw'), randomBytes(1024 * 1024));
+  h = await startHarness({
+    http: true,
+    images: {
+      store: path.join(IMAGE_DIR, 'store'),
+      sources: { dirs: [IMAGE_DIR], urls: [] },
+      maxBytes: 64 * 1024 * 1024,
+    },
+  });
   for (const name of ['fz-a', 'fz-b']) {
     uris.set(name, await h.simulatedHost(name, { cpus: 8, memoryMiB: 65536 }));
     await h.api.hosts.register({ name, driver: 'libvirt', uri: uris.get(name)!, cpuRatio: 32 });
@@ -267,6 +291,7 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await h?.close();
+  await rm(IMAGE_DIR, { recursive: true, force: true });
 });
 
 interface Problem {

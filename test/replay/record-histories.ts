@@ -55,6 +55,11 @@ try {
     namespace: 'default',
     taskQueue,
     driverFactory,
+    images: {
+      store: path.join(hostsDir, 'images'),
+      sources: { dirs: [hostsDir], urls: [] },
+      maxBytes: 1024 ** 3,
+    },
   });
   const base = {
     sql,
@@ -63,6 +68,7 @@ try {
     namespace: 'default',
     temporalUiUrl: 'http://ui',
     placementPolicy: 'spread' as const,
+    imageSources: { dirs: [hostsDir], urls: [] },
   };
   const { api } = await tokenCaller(base);
   try {
@@ -89,6 +95,15 @@ try {
     await api.hosts.poll({});
     await api.vms.decommission({ name: 'hist-ok' });
     await until(async () => (await api.vms.list()).every((v) => v.state === 'failed'));
+    // An image imported, one refused (its digest), and the first deleted.
+    const source = path.join(hostsDir, 'hist.raw');
+    await writeFile(source, Buffer.alloc(1024 * 1024, 7));
+    await api.images.create({ name: 'hist-image', source });
+    await api.images.create({ name: 'hist-image-bad', source, sha256: '0'.repeat(64) });
+    const imported = async () =>
+      (await api.images.list()).every((i) => i.status === 'ready' || i.status === 'failed');
+    await until(imported, 'images imported');
+    await api.images.delete({ name: 'hist-image' });
     await until(async () => (await openWorkflows()).length === 0, 'workflows still running');
     await saveHistories();
   } finally {

@@ -14,7 +14,7 @@ import {
   type SimulatedHostOptions,
 } from '../../drivers/libvirt/simulated-host.ts';
 import type { PlacementPolicy } from '../../allocator/place.ts';
-import { loadConfig } from '../../config.ts';
+import { loadConfig, type ImagesOptions } from '../../config.ts';
 import {
   createDriverFactory,
   type DriverFactory,
@@ -90,6 +90,8 @@ export interface HarnessOptions {
   hostUris?: HostUriPolicy;
   /** A Temporal server of the test's own (one with its Web UI); the run's shared one by default. */
   temporalAddress?: string;
+  /** Where images come from and are kept (worker and API); none allowed by default. */
+  images?: ImagesOptions;
 }
 
 /** Registers a fresh namespace and waits until the server answers for it (a fraction of a second). */
@@ -126,6 +128,11 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
   const taskQueue = `test-${randomUUID()}`;
   const namespace = await createNamespace(address);
   const temporal = await connectClient(address, namespace);
+  const images = options.images ?? {
+    store: path.join(tmpdir(), `vagoth-images-${taskQueue}`),
+    sources: { dirs: [], urls: [] },
+    maxBytes: 1024 ** 3,
+  };
   const worker = await startWorker({
     sql: db.sql,
     address,
@@ -133,6 +140,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     taskQueue,
     workflowBundle: { code: inject('workflowBundle') },
     placementPolicy,
+    images,
     driverFactory:
       options.driverFactory ??
       createDriverFactory({
@@ -149,6 +157,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     temporalUiUrl: UI_URL,
     placementPolicy,
     hostUris: options.hostUris ?? TEST_HOST_URIS,
+    ...(options.images ? { imageSources: options.images.sources } : {}),
   });
   const server = options.http
     ? await startApiServer(deps, { host: '127.0.0.1', port: 0, ...API_LIMITS })
@@ -178,6 +187,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       await temporal.connection.close();
       await db.drop();
       await rm(hostsDir, { recursive: true, force: true });
+      if (!options.images) await rm(images.store, { recursive: true, force: true });
     },
   };
 }

@@ -71,6 +71,11 @@ describe('loadConfig', () => {
           },
         },
       },
+      images: {
+        store: path.resolve('.vagoth', 'images'),
+        sources: { dirs: [], urls: [] },
+        maxBytes: 256 * 1024 ** 3,
+      },
       monitor: {
         intervalSeconds: 30,
         policies: {
@@ -128,6 +133,10 @@ describe('loadConfig', () => {
       VAGOTH_LIBVIRT_SHARED_POOLS: 'fast-ssd',
       VAGOTH_LIBVIRT_DOMAIN_TYPE: 'qemu',
       VAGOTH_LIBVIRT_COPY_MIB_S: '200',
+      VAGOTH_IMAGE_DIRS: '/srv/images, /mnt/nfs/images/',
+      VAGOTH_IMAGE_URLS: 'https://cloud.debian.org/images/, http://mirror.internal',
+      VAGOTH_IMAGE_STORE: '/srv/vagoth/images',
+      VAGOTH_IMAGE_MAX_GIB: '64',
     });
     expect(config).toEqual({
       api: {
@@ -185,6 +194,15 @@ describe('loadConfig', () => {
           },
         },
       },
+      images: {
+        store: '/srv/vagoth/images',
+        sources: {
+          dirs: ['/srv/images', '/mnt/nfs/images'],
+          // As URLs parse them: a bare origin gains its slash.
+          urls: ['https://cloud.debian.org/images/', 'http://mirror.internal/'],
+        },
+        maxBytes: 64 * 1024 ** 3,
+      },
       monitor: {
         intervalSeconds: 10,
         policies: {
@@ -221,6 +239,10 @@ describe('loadConfig', () => {
     ['VAGOTH_WORKFLOW_THREADS', '0'],
     ['VAGOTH_WORKFLOW_THREADS', 'many'],
     ['VAGOTH_LIBVIRT_POOLS', 'vagoth,,other'],
+    ['VAGOTH_IMAGE_DIRS', 'images'],
+    ['VAGOTH_IMAGE_URLS', 'ftp://mirror/images/'],
+    ['VAGOTH_IMAGE_URLS', 'not a url'],
+    ['VAGOTH_IMAGE_MAX_GIB', '0'],
     ['VAGOTH_LIBVIRT_POOLS', '../etc'],
     ['VAGOTH_GEATS_TIMEOUT_MS', '10'],
     ['VAGOTH_GEATS_VM_TYPE', 'kvm; rm -rf /'],

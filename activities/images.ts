@@ -1,0 +1,80 @@
+import { cancellationSignal, heartbeat, log } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
+import { ImageRejected, type ImageStore } from '../images/store.ts';
+import { admitImageSource, ImageSourceError, type ImageSourcePolicy } from '../images/sources.ts';
+import type { Sql } from '../registry/db.ts';
+import { describeDomainError } from '../registry/errors.ts';
+import {
+  dropImage,
+  getImageById,
+  markImageFailed,
+  markImageReady,
+  type ImportedImage,
+} from '../registry/images.ts';
+
+export interface ImageActivityDeps {
+  sql: Sql;
+  store: ImageStore;
+  /** Where images may be read from: the worker's own configuration decides, not the API's. */
+  sources: ImageSourcePolicy;
+  maxBytes: number;
+}
+
+/** A refusal in vagoth's words is the caller's to read; any other error goes to the log only. */
+function importFailure(err: unknown): unknown {
+  if (err instanceof ImageRejected || err instanceof ImageSourceError) {
+    if (err.cause !== undefined) log.warn(err.message, { detail: String(err.cause) });
+    return ApplicationFailure.create({
+      type: 'ImageRejected',
+      message: `image refused: ${err.message}`,
+      nonRetryable: true,
+    });
+  }
+  if (err instanceof ApplicationFailure || describeDomainError(err)) return err;
+  const code = (err as { code?: unknown }).code;
+  log.warn('image import failed', { error: String(err) });
+  return new Error(
+    `reading or storing the image failed${typeof code === 'string' ? ` (${code})` : ''}`,
+  );
+}
+
+export function createImageActivities({ sql, store, sources, maxBytes }: ImageActivityDeps) {
+  return {
+    /**
+     * Streams an image into the store, heartbeating the bytes read (images.get shows them). It
+     * heartbeats only as bytes arrive: a source that stalls for the heartbeat timeout (a
+     * minute) fails the attempt, and the next one starts over.
+     */
+    async fetchImage(id: string): Promise<ImportedImage> {
+      try {
+        const image = await getImageById(sql, id);
+        const source = admitImageSource(image.source, sources);
+        return await store.import(id, {
+          source,
+          policy: sources,
+          asked: image.asked,
+          maxBytes,
+          signal: cancellationSignal(),
+          onProgress: (done, total) => heartbeat({ done, total }),
+        });
+      } catch (err) {
+        throw importFailure(err);
+      }
+    },
+
+    async recordImage(id: string, found: ImportedImage): Promise<void> {
+      await markImageReady(sql, id, found);
+    },
+
+    /** An import that failed leaves nothing in the store, and its reason on the record. */
+    async failImage(id: string, reason: string): Promise<void> {
+      await store.remove(id);
+      await markImageFailed(sql, id, reason);
+    },
+
+    async removeImage(id: string): Promise<void> {
+      await store.remove(id);
+      await dropImage(sql, id);
+    },
+  };
+}

@@ -1,0 +1,172 @@
+import type { Queryable, Sql } from './db.ts';
+import { KeyConflictError, NotFoundError, StateConflictError } from './errors.ts';
+
+export type ImageFormat = 'raw' | 'qcow2';
+export type ImageStatus = 'importing' | 'ready' | 'failed' | 'deleting';
+
+export interface Image {
+  id: string;
+  name: string;
+  source: string;
+  status: ImageStatus;
+  /** What the caller asked the image to be: the import fails unless it is. */
+  asked: { format: ImageFormat | null; sha256: string | null };
+  /** Once ready. */
+  format: ImageFormat | null;
+  sha256: string | null;
+  sizeBytes: number | null;
+  virtualSize: number | null;
+  /** Once failed: why. */
+  error: string | null;
+  /** The import's workflow run. */
+  workflowId: string;
+  runId: string | null;
+  createdAt: string;
+  readyAt: string | null;
+}
+
+/** What an import found: recorded when the image becomes ready. */
+export interface ImportedImage {
+  format: ImageFormat;
+  sha256: string;
+  sizeBytes: number;
+  virtualSize: number;
+}
+
+export interface NewImage {
+  name: string;
+  source: string;
+  format?: ImageFormat | undefined;
+  sha256?: string | undefined;
+}
+
+interface ImageRow {
+  id: string;
+  name: string;
+  source: string;
+  status: ImageStatus;
+  format_asked: ImageFormat | null;
+  sha256_asked: string | null;
+  format: ImageFormat | null;
+  sha256: string | null;
+  size_bytes: string | null;
+  virtual_size: string | null;
+  error: string | null;
+  workflow_id: string;
+  run_id: string | null;
+  created_at: Date;
+  ready_at: Date | null;
+}
+
+function toImage(r: ImageRow): Image {
+  return {
+    id: r.id,
+    name: r.name,
+    source: r.source,
+    status: r.status,
+    asked: { format: r.format_asked, sha256: r.sha256_asked },
+    format: r.format,
+    sha256: r.sha256,
+    sizeBytes: r.size_bytes === null ? null : Number(r.size_bytes),
+    virtualSize: r.virtual_size === null ? null : Number(r.virtual_size),
+    error: r.error,
+    workflowId: r.workflow_id,
+    runId: r.run_id,
+    createdAt: r.created_at.toISOString(),
+    readyAt: r.ready_at?.toISOString() ?? null,
+  };
+}
+
+/**
+ * Records an image about to be imported, under the id its workflow is named for
+ * (`workflowIdOf`). A name an image already has is a KeyConflict.
+ */
+export async function createImage(
+  sql: Sql,
+  image: NewImage,
+  workflowIdOf: (id: string) => string,
+): Promise<Image> {
+  const [{ id } = { id: '' }] = await sql<{ id: string }[]>`SELECT gen_random_uuid() AS id`;
+  try {
+    const [row] = await sql<ImageRow[]>`
+      INSERT INTO images (id, name, source, format_asked, sha256_asked, workflow_id)
+      VALUES (${id}, ${image.name}, ${image.source}, ${image.format ?? null},
+              ${image.sha256 ?? null}, ${workflowIdOf(id)})
+      RETURNING *`;
+    return toImage(row!);
+  } catch (err) {
+    if ((err as { code?: string }).code === '23505') {
+      throw new KeyConflictError(`image:${image.name}`, `image ${image.name}`, { cause: err });
+    }
+    throw err;
+  }
+}
+
+/** The import's run, once started. */
+export async function setImageRun(sql: Queryable, id: string, runId: string): Promise<void> {
+  await sql`UPDATE images SET run_id = ${runId} WHERE id = ${id}`;
+}
+
+/** Forgets an image whose import could not even start: nothing else was made for it. */
+export async function forgetImage(sql: Queryable, id: string): Promise<void> {
+  await sql`DELETE FROM images WHERE id = ${id}`;
+}
+
+export async function getImage(sql: Queryable, name: string): Promise<Image> {
+  const [row] = await sql<ImageRow[]>`SELECT * FROM images WHERE name = ${name}`;
+  if (!row) throw new NotFoundError('image', name);
+  return toImage(row);
+}
+
+export async function getImageById(sql: Queryable, id: string): Promise<Image> {
+  const [row] = await sql<ImageRow[]>`SELECT * FROM images WHERE id = ${id}`;
+  if (!row) throw new NotFoundError('image', id);
+  return toImage(row);
+}
+
+export async function listImages(sql: Queryable): Promise<Image[]> {
+  const rows = await sql<ImageRow[]>`SELECT * FROM images ORDER BY name`;
+  return rows.map(toImage);
+}
+
+/** An import that ended well: the image may now be used. Once only; a retry finds it done. */
+export async function markImageReady(
+  sql: Queryable,
+  id: string,
+  found: ImportedImage,
+): Promise<void> {
+  await sql`
+    UPDATE images SET status = 'ready', format = ${found.format}, sha256 = ${found.sha256},
+      size_bytes = ${found.sizeBytes}, virtual_size = ${found.virtualSize}, ready_at = now()
+    WHERE id = ${id} AND status = 'importing'`;
+}
+
+/** An import that failed, and why (in vagoth's words). */
+export async function markImageFailed(sql: Queryable, id: string, reason: string): Promise<void> {
+  await sql`
+    UPDATE images SET status = 'failed', error = ${reason.slice(0, 2000)}
+    WHERE id = ${id} AND status = 'importing'`;
+}
+
+/**
+ * Marks an image for deletion; refused while it is being imported (its workflow owns it
+ * until it ends). An image already being deleted is answered as it is, so a retried
+ * request joins the deletion under way.
+ */
+export async function beginImageDeletion(sql: Sql, name: string): Promise<Image> {
+  return sql.begin(async (tx) => {
+    const [row] = await tx<ImageRow[]>`SELECT * FROM images WHERE name = ${name} FOR UPDATE`;
+    if (!row) throw new NotFoundError('image', name);
+    if (row.status === 'importing')
+      throw new StateConflictError(`image ${name}`, 'importing', 'delete');
+    if (row.status === 'deleting') return toImage(row);
+    const [updated] = await tx<ImageRow[]>`
+      UPDATE images SET status = 'deleting' WHERE id = ${row.id} RETURNING *`;
+    return toImage(updated!);
+  });
+}
+
+/** Removes the record of an image whose file is gone. */
+export async function dropImage(sql: Queryable, id: string): Promise<void> {
+  await sql`DELETE FROM images WHERE id = ${id} AND status = 'deleting'`;
+}

@@ -1,0 +1,35 @@
+import { ApplicationFailure } from '@temporalio/workflow';
+import type { ImportedImage } from '../common/messages.ts';
+import { cleanup, importing, steps } from './proxies.ts';
+
+/** Why an import failed, in the words of its last failure (vagoth's own, never a program's). */
+function reasonOf(err: unknown): string {
+  let last: unknown = err;
+  for (let e: unknown = err; e instanceof Error; e = e.cause) {
+    last = e;
+    if (e instanceof ApplicationFailure) break;
+  }
+  return last instanceof Error ? last.message : String(last);
+}
+
+/**
+ * Imports an image recorded by images.create: streams it into the image store, checking its
+ * digest and format (activities/images.ts), then records what it found, and the image is
+ * ready. A failed import is recorded with its reason and leaves nothing in the store; the
+ * run then fails with that reason too, for operations.get and the Temporal UI.
+ */
+export async function importImage(image: { id: string; name: string }): Promise<ImportedImage> {
+  try {
+    const found = await importing.fetchImage(image.id);
+    await steps.recordImage(image.id, found);
+    return found;
+  } catch (err) {
+    await cleanup.failImage(image.id, reasonOf(err));
+    throw err;
+  }
+}
+
+/** Removes an image marked for deletion: its file from the store, then its record. */
+export async function deleteImage(image: { id: string; name: string }): Promise<void> {
+  await cleanup.removeImage(image.id);
+}
