@@ -124,7 +124,10 @@ describe.skipIf(skip)(
 
         const status = await driver.status();
         expect(status.capacity.vcpus).toBeGreaterThan(0);
-        expect(wiped).toBe(0);
+        // Queued behind them, the poll would have waited for two wipes to end (the sixth wipe
+        // takes the first slot freed, the poll the second); the earliest wipe, begun while the
+        // last were still being located, may have ended on a fast disk.
+        expect(wiped).toBeLessThan(2);
         await Promise.all(deprovisions.map((d) => d.promise));
         expect(wiped).toBe(6);
       } finally {
