@@ -1,6 +1,7 @@
 import { cancellationSignal, heartbeat, log } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { ImageRejected, type ImageStore } from '../images/store.ts';
+import { NotFoundError } from '../registry/errors.ts';
 import { admitImageSource, ImageSourceError, type ImageSourcePolicy } from '../images/sources.ts';
 import type { Sql } from '../registry/db.ts';
 import { describeDomainError } from '../registry/errors.ts';
@@ -46,8 +47,15 @@ export function createImageActivities({ sql, store, sources, maxBytes }: ImageAc
      * minute) fails the attempt, and the next one starts over.
      */
     async fetchImage(id: string): Promise<ImportedImage> {
+      let last: { done: number; total: number | null } = { done: 0, total: null };
+      // Alive through the sync and qemu-img too; a source that stalls is given up on by the
+      // download itself (a minute without a byte).
+      const timer = setInterval(() => heartbeat(last), 10_000);
       try {
         const image = await getImageById(sql, id);
+        if (image.status !== 'importing') {
+          throw new ImageRejected(`the image is ${image.status}: it is no longer imported`);
+        }
         const source = admitImageSource(image.source, sources);
         return await store.import(id, {
           source,
@@ -55,15 +63,23 @@ export function createImageActivities({ sql, store, sources, maxBytes }: ImageAc
           asked: image.asked,
           maxBytes,
           signal: cancellationSignal(),
-          onProgress: (done, total) => heartbeat({ done, total }),
+          onProgress: (done, total) => {
+            last = { done, total };
+            heartbeat(last);
+          },
         });
       } catch (err) {
         throw importFailure(err);
+      } finally {
+        clearInterval(timer);
       }
     },
 
+    /** Records an import's result; an image deleted meanwhile has its file removed instead. */
     async recordImage(id: string, found: ImportedImage): Promise<void> {
-      await markImageReady(sql, id, found);
+      if (await markImageReady(sql, id, found)) return;
+      await store.remove(id);
+      throw new NotFoundError('image', id);
     },
 
     /** An import that failed leaves nothing in the store, and its reason on the record. */

@@ -1,4 +1,5 @@
-import { realpath } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { open, readlink, realpath, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 
 /**
@@ -22,10 +23,22 @@ export class ImageSourceError extends Error {
 const within = (dirs: readonly string[], file: string) =>
   dirs.some((d) => file.startsWith(d.endsWith('/') ? d : `${d}/`));
 
-/** The prefixes as URLs parse them, so `https://a.example` cannot admit `https://a.example.evil`. */
-function prefixes(urls: readonly string[]): string[] {
-  return urls.map((u) => new URL(u).href);
+/**
+ * The prefixes as URLs parse them, each ending at a path segment's end: `https://a.example`
+ * cannot admit `https://a.example.evil`, nor `https://a.example/images` `.../images-private`.
+ */
+export function urlPrefixes(urls: readonly string[]): string[] {
+  return urls.map((u) => {
+    const { href } = new URL(u);
+    return href.endsWith('/') ? href : `${href}/`;
+  });
 }
+
+/**
+ * Encoded separators and NULs a server might decode after the prefix was checked (WHATWG
+ * parsing leaves them be), and backslashes some servers take for slashes.
+ */
+const SMUGGLED = /%2f|%5c|%00|\\/i;
 
 /**
  * Admits `source` as written (no file is opened): an absolute path under one of the policy's
@@ -62,30 +75,46 @@ export function admitImageSource(source: string, policy: ImageSourcePolicy): Ima
 /** An image URL (or a redirect's target) must start with a prefix of VAGOTH_IMAGE_URLS. */
 export function admitUrl(url: URL, policy: ImageSourcePolicy): void {
   url.hash = '';
-  if (!prefixes(policy.urls).some((p) => url.href.startsWith(p))) {
+  if (SMUGGLED.test(url.pathname)) {
+    throw new ImageSourceError('a URL path with an encoded slash, backslash or NUL is refused');
+  }
+  if (!urlPrefixes(policy.urls).some((p) => url.href.startsWith(p))) {
     throw new ImageSourceError('a URL must start with a prefix of VAGOTH_IMAGE_URLS');
   }
 }
 
+/** Where an open file really lies: the kernel's own answer, not the name it was opened by. */
+async function whereOpen(handle: FileHandle): Promise<string> {
+  return readlink(`/proc/self/fd/${handle.fd}`);
+}
+
 /**
- * The file an admitted path names, where it really lies: refused unless that is a directory
- * of the policy's, as the directories themselves really lie, so no symbolic link leads out.
+ * Opens the file an admitted path names, for reading: refused unless it is a regular file and,
+ * where the open file really lies, under a directory of the policy's (as the directories
+ * themselves really lie). The check is of the file opened, not of its name, so no link swapped
+ * in between checking and opening leads out; a FIFO or device is never waited on (O_NONBLOCK).
  */
-export async function resolveImageFile(file: string, policy: ImageSourcePolicy): Promise<string> {
-  let real: string;
+export async function openImageFile(file: string, policy: ImageSourcePolicy): Promise<FileHandle> {
+  let handle: FileHandle;
   try {
-    real = await realpath(file);
+    handle = await open(file, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
   } catch {
-    throw new ImageSourceError('no such file');
+    throw new ImageSourceError('no such file, or it cannot be read');
   }
-  const dirs = await Promise.all(policy.dirs.map((d) => realpath(d).catch(() => null)));
-  if (
-    !within(
-      dirs.filter((d): d is string => d !== null),
-      real,
-    )
-  ) {
-    throw new ImageSourceError('the file lies outside VAGOTH_IMAGE_DIRS once links are followed');
+  try {
+    if (!(await handle.stat()).isFile()) throw new ImageSourceError('not a regular file');
+    const dirs = await Promise.all(policy.dirs.map((d) => realpath(d).catch(() => null)));
+    if (
+      !within(
+        dirs.filter((d): d is string => d !== null),
+        await whereOpen(handle),
+      )
+    ) {
+      throw new ImageSourceError('the file lies outside VAGOTH_IMAGE_DIRS once links are followed');
+    }
+    return handle;
+  } catch (err) {
+    await handle.close();
+    throw err;
   }
-  return real;
 }

@@ -129,16 +129,21 @@ export async function listImages(sql: Queryable): Promise<Image[]> {
   return rows.map(toImage);
 }
 
-/** An import that ended well: the image may now be used. Once only; a retry finds it done. */
+/**
+ * An import that ended well: the image may now be used. Answers whether the image is ready
+ * now (a retry finds it so); false where it was deleted or failed meanwhile.
+ */
 export async function markImageReady(
   sql: Queryable,
   id: string,
   found: ImportedImage,
-): Promise<void> {
+): Promise<boolean> {
   await sql`
     UPDATE images SET status = 'ready', format = ${found.format}, sha256 = ${found.sha256},
       size_bytes = ${found.sizeBytes}, virtual_size = ${found.virtualSize}, ready_at = now()
     WHERE id = ${id} AND status = 'importing'`;
+  const [row] = await sql<{ status: ImageStatus }[]>`SELECT status FROM images WHERE id = ${id}`;
+  return row?.status === 'ready';
 }
 
 /** An import that failed, and why (in vagoth's words). */

@@ -1,4 +1,4 @@
-import { ApplicationFailure } from '@temporalio/workflow';
+import { ApplicationFailure, CancellationScope } from '@temporalio/workflow';
 import type { ImportedImage } from '../common/messages.ts';
 import { cleanup, importing, steps } from './proxies.ts';
 
@@ -24,7 +24,8 @@ export async function importImage(image: { id: string; name: string }): Promise<
     await steps.recordImage(image.id, found);
     return found;
   } catch (err) {
-    await cleanup.failImage(image.id, reasonOf(err));
+    // Also when the run was cancelled: the record and the store are settled all the same.
+    await CancellationScope.nonCancellable(() => cleanup.failImage(image.id, reasonOf(err)));
     throw err;
   }
 }

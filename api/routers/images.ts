@@ -3,7 +3,7 @@ import { defaultPayloadConverter } from '@temporalio/common';
 import { attributePairs } from '../../common/search-attributes.ts';
 import { imageDeleteWorkflowId, imageImportWorkflowId } from '../../common/vocabulary.ts';
 import { admitImageSource, ImageSourceError } from '../../images/sources.ts';
-import { InvalidRequestError } from '../../registry/errors.ts';
+import { InvalidRequestError, StateConflictError } from '../../registry/errors.ts';
 import {
   beginImageDeletion,
   createImage,
@@ -27,13 +27,22 @@ export type ImageView = Omit<Image, 'workflowId' | 'runId'> & {
   progress?: { done: number; total: number | null };
 };
 
+/** A URL's query may carry a signature (a pre-signed download): never shown back. */
+function shownSource(source: string): string {
+  if (source.startsWith('/') || !URL.canParse(source)) return source;
+  const url = new URL(source);
+  if (url.search === '') return source;
+  url.search = '?(hidden)';
+  return url.href;
+}
+
 function view(ctx: Context, image: Image): ImageView {
-  const { workflowId, runId, ...rest } = image;
+  const { workflowId, runId, source, ...rest } = image;
   const operation =
     runId === null
       ? null
       : toOperation({ kind: 'import', workflowId, runId }, ctx.temporalUiUrl, ctx.namespace);
-  return { ...rest, operation };
+  return { ...rest, source: shownSource(source), operation };
 }
 
 /** The bytes the import's activity last heartbeated, if it is under way. */
@@ -53,6 +62,8 @@ async function progressOf(ctx: Context, image: Image): Promise<ImageView['progre
  * An image still `importing` whose import is not under way (its start was lost with the API
  * process, or an operator terminated the run): recorded as failed, so it can be deleted.
  */
+const ORPHAN_AFTER_MS = 60_000;
+
 async function settleOrphan(ctx: Context, image: Image): Promise<void> {
   if (image.status !== 'importing') return;
   const status = await ctx.temporal.workflow
@@ -66,6 +77,11 @@ async function settleOrphan(ctx: Context, image: Image): Promise<void> {
       },
     );
   if (status === 'RUNNING') return;
+  // A run not found yet may be one whose start is still under way.
+  const age = Date.now() - Date.parse(image.createdAt);
+  if (status === 'NOT_FOUND' && age < ORPHAN_AFTER_MS) {
+    throw new StateConflictError(`image ${image.name}`, 'starting its import', 'delete');
+  }
   await markImageFailed(ctx.sql, image.id, 'its import ended without recording a result');
 }
 

@@ -189,35 +189,61 @@ function windowFor(bytesPerSecond: number | undefined): number {
   return Math.min(WINDOW, Math.max(MiB, Math.floor(bytesPerSecond / MiB) * MiB));
 }
 
+/** Allocated bytes a thin volume may hold beyond its data: its file's own metadata blocks. */
+const METADATA_SLACK = 64 * 1024;
+
 /**
- * Which parts of [offset, offset + length) to zero, PROBE by PROBE: those a sparse download
- * finds data in (even data all zero: it is allocated). Null where the host cannot say, so
- * the caller zeroes all of it.
+ * The offsets of the PROBEs of a volume less than half allocated that hold data (a sparse
+ * download finds data there, even data all zero: it is allocated), or null where the volume
+ * must be zeroed whole: it is not that thin, the host cannot tell data from holes, or its
+ * allocation exceeds the bytes the probes found data (more than its file's metadata). That last is how allocated blocks a file system
+ * reports as holes show: ext4 and XFS so report extents a guest zeroed with fallocate
+ * (FALLOC_FL_ZERO_RANGE, write-zeroes), whose blocks still hold their old bytes on disk.
+ * Every PROBE is asked, each attempt: what a resumed wipe zeroed before counts as data.
  */
-async function dataIn(
+async function thinPlan(
   v: LocatedVolume,
-  offset: number,
-  length: number,
-): Promise<{ offset: number; length: number }[] | null> {
-  const parts: { offset: number; length: number }[] = [];
-  for (let at = offset; at < offset + length; at += PROBE) {
-    const part = { offset: at, length: Math.min(PROBE, offset + length - at) };
+  simulated: boolean,
+  pace: (bytes: number) => Promise<void>,
+): Promise<Set<number> | null> {
+  if (simulated) return null;
+  const { allocation } = await v.vol.getInfo();
+  if (allocation >= v.capacity / 2) return null;
+  const data = new Set<number>();
+  let dataBytes = 0;
+  for (let at = 0; at < v.capacity; at += PROBE) {
+    const length = Math.min(PROBE, v.capacity - at);
     try {
-      if ((await v.vol.downloadSparse(part.offset, part.length)).data) parts.push(part);
+      const read = await v.vol.downloadSparse(at, length);
+      if (read.data) {
+        data.add(at);
+        dataBytes += read.dataBytes;
+        await pace(read.dataBytes);
+      }
     } catch (err) {
       const refused = [C.VIR_ERR_NO_SUPPORT, C.VIR_ERR_INVALID_ARG];
       if (hasCode(err, ...refused, C.VIR_ERR_OPERATION_UNSUPPORTED)) return null;
       throw err;
     }
   }
-  return parts;
+  // Allocated blocks the probes did not see as data: zeroed too, with everything else.
+  return allocation <= dataBytes + METADATA_SLACK ? data : null;
 }
 
-/** Whether a volume holds less than half its capacity: only its data is then zeroed. */
-async function isThin(v: LocatedVolume, simulated: boolean): Promise<boolean> {
-  if (simulated) return false;
-  const { allocation } = await v.vol.getInfo();
-  return allocation < v.capacity / 2;
+/**
+ * What of [offset, offset + length) to zero: all of it, or where it meets the plan's PROBEs
+ * (the window need not be PROBE-aligned: its size follows the rate cap, a resume its offset).
+ */
+function partsOf(plan: Set<number> | null, offset: number, length: number) {
+  if (plan === null) return [{ offset, length }];
+  const end = offset + length;
+  const parts: { offset: number; length: number }[] = [];
+  for (let p = Math.floor(offset / PROBE) * PROBE; p < end; p += PROBE) {
+    if (!plan.has(p)) continue;
+    const start = Math.max(p, offset);
+    parts.push({ offset: start, length: Math.min(p + PROBE, end) - start });
+  }
+  return parts;
 }
 
 async function zeroThroughStream(
@@ -228,25 +254,28 @@ async function zeroThroughStream(
 ): Promise<{ method: 'stream' | 'none'; written: number }> {
   const window = windowFor(options.bytesPerSecond);
   const started = performance.now();
-  let thin = await isThin(v, options.simulated);
+  // The cap is on what the host's disk does: bytes written, and bytes a probe read.
+  let moved = 0;
+  const pace = async (bytes: number) => {
+    moved += bytes;
+    if (!options.bytesPerSecond) return;
+    const ahead = (moved / options.bytesPerSecond) * 1000 - (performance.now() - started);
+    if (ahead > 0) await sleep(ahead, undefined, options.signal ? { signal: options.signal } : {});
+  };
+  const plan = await thinPlan(v, options.simulated, pace);
   let written = 0;
   for (let offset = from; offset < v.capacity; offset += window) {
     options.signal?.throwIfAborted();
     const length = Math.min(window, v.capacity - offset);
-    let parts = [{ offset, length }];
-    if (thin) {
-      const found = await dataIn(v, offset, length);
-      // A host that cannot tell data from holes has every byte zeroed, from here on.
-      if (found) parts = found;
-      else thin = false;
-    }
+    let zeroed = 0;
     try {
-      for (const part of parts) {
+      for (const part of partsOf(plan, offset, length)) {
         await uploadWhenFree(() => v.vol.uploadZeros(part.offset, part.length), options.signal);
-        written += part.length;
+        zeroed += part.length;
       }
+      written += zeroed;
     } catch (err) {
-      if (!hasCode(err, C.VIR_ERR_NO_SUPPORT) || written > 0) throw err;
+      if (!hasCode(err, C.VIR_ERR_NO_SUPPORT) || written + zeroed > 0) throw err;
       if (options.simulated) {
         options.onProgress?.({
           step: `${step}: skipped, a simulated volume holds no bytes`,
@@ -263,14 +292,7 @@ async function zeroThroughStream(
     }
     // Reported only once libvirt finished the stream: a resumed wipe trusts every byte before it.
     options.onProgress?.({ step, done: offset + length, total: v.capacity, volume: v.ref });
-    if (options.bytesPerSecond) {
-      // The cap is on what is written: a thin volume's holes cost the host's disk nothing.
-      const due = (written / options.bytesPerSecond) * 1000;
-      const ahead = due - (performance.now() - started);
-      if (ahead > 0 && offset + length < v.capacity) {
-        await sleep(ahead, undefined, options.signal ? { signal: options.signal } : {});
-      }
-    }
+    if (offset + length < v.capacity) await pace(zeroed);
   }
   return { method: 'stream', written };
 }

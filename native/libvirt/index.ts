@@ -134,9 +134,13 @@ export interface StorageVol extends Freeable {
   /**
    * The same through a sparse stream: the host sends only data, and the window's holes read
    * zero. `length` is how many bytes the window had; `data` its bytes, absent for a window all
-   * hole. Holes are the file's own (SEEK_HOLE): data may still be zeros.
+   * hole; `dataBytes` how many of its bytes were data. Holes are the file's own (SEEK_HOLE):
+   * data may still be zeros, and a hole may be blocks allocated but unwritten.
    */
-  downloadSparse(offset: number, length: number): Promise<{ length: number; data?: Buffer }>;
+  downloadSparse(
+    offset: number,
+    length: number,
+  ): Promise<{ length: number; data?: Buffer; dataBytes: number }>;
   /** Writes `data` at `offset` (virStorageVolUpload). One stream per call: a few MiB at most. */
   upload(offset: number, data: Buffer): Promise<void>;
 }

@@ -63,9 +63,15 @@ describe.skipIf(skip)(skip ? `images (skipped: ${skip})` : 'images', () => {
     await run('qemu-img', ['create', '-f', 'vmdk', path.join(allowed, 'disk.vmdk'), '8M']);
     await run('truncate', ['--size', String(40 * MiB), path.join(allowed, 'big.raw')]);
     await symlink(path.join(root, 'outside.raw'), path.join(allowed, 'link.raw'));
+    await run('mkfifo', [path.join(allowed, 'fifo.raw')]);
+    // Raw bytes that look like a VMDK descriptor naming a file of the worker's.
+    await writeFile(
+      path.join(allowed, 'descriptor.raw'),
+      `# Disk DescriptorFile\nversion=1\nRW 8 FLAT "${path.join(root, 'outside.raw')}" 0\n`,
+    );
 
     server = createServer((req, res) => {
-      const url = req.url ?? '';
+      const url = new URL(req.url ?? '/', 'http://x').pathname;
       if (url === '/images/to-disk') {
         res.writeHead(302, { location: '/images/disk.raw' }).end();
       } else if (url === '/images/to-private') {
@@ -74,6 +80,8 @@ describe.skipIf(skip)(skip ? `images (skipped: ${skip})` : 'images', () => {
         res.writeHead(200, { 'content-length': String(8 * MiB) });
         res.write(Buffer.alloc(4 * MiB, 1));
         releaseSlow = () => res.end(Buffer.alloc(4 * MiB, 2));
+      } else if (url === '/images/gzipped') {
+        res.writeHead(200, { 'content-encoding': 'gzip', 'content-length': '4' }).end('abcd');
       } else if (url.startsWith('/images/') || url.startsWith('/private/')) {
         const file = path.join(allowed, path.basename(url));
         readFile(file).then(
@@ -171,20 +179,36 @@ describe.skipIf(skip)(skip ? `images (skipped: ${skip})` : 'images', () => {
     [
       'a raw image said to be qcow2',
       { source: 'disk.raw', format: 'qcow2' as const },
-      /cannot read it as a qcow2 image/,
+      /it is a raw image, not the qcow2 asked for/,
     ],
     [
       'a link out of the allowed directory',
       { source: 'link.raw' },
       /outside VAGOTH_IMAGE_DIRS once links are followed/,
     ],
-    ['an image past the size limit', { source: 'big.raw' }, /larger than 33554432 bytes/],
+    [
+      'an image past the size limit',
+      { source: 'big.raw' },
+      /it holds 41943040 bytes, more than 33554432/,
+    ],
     [
       'a redirect out of the allowed prefixes',
       { url: '/images/to-private' },
       /must start with a prefix of VAGOTH_IMAGE_URLS/,
     ],
     ['a URL the server does not have', { url: '/images/none.raw' }, /the server answered HTTP 404/],
+    ['a FIFO, never waited on', { source: 'fifo.raw' }, /not a regular file/],
+    [
+      'raw bytes that look like a VMDK descriptor',
+      { source: 'descriptor.raw' },
+      /its format is vmdk/,
+    ],
+    [
+      'a qcow2 image said to be raw',
+      { source: 'disk.qcow2', format: 'raw' as const },
+      /it is a qcow2 image, not the raw asked for/,
+    ],
+    ['an encoded download', { url: '/images/gzipped' }, /encoded/],
   ])(
     'refuses %s: the import fails with the reason, and leaves nothing in the store',
     async (_, given, reason) => {
@@ -222,6 +246,7 @@ describe.skipIf(skip)(skip ? `images (skipped: ${skip})` : 'images', () => {
     ['a file: URL', () => `file://${allowed}/disk.raw`, /absolute path or an http\(s\) URL/],
     ['a URL under no allowed prefix', () => `${base}/private/disk.raw`, /VAGOTH_IMAGE_URLS/],
     ['a URL beside the allowed prefix', () => `${base}/imagesX/disk.raw`, /VAGOTH_IMAGE_URLS/],
+    ['a URL with an encoded slash', () => `${base}/images/..%2fprivate/disk.raw`, /encoded slash/],
     [
       'a URL with credentials',
       () => base.replace('http://', 'http://u:p@') + '/images/disk.raw',
@@ -294,10 +319,40 @@ describe.skipIf(skip)(skip ? `images (skipped: ${skip})` : 'images', () => {
     const source = path.join(allowed, 'disk.raw');
     await createImage(h.sql, { name: 'orphan', source }, imageImportWorkflowId);
     expect(await h.api.images.get({ name: 'orphan' })).toMatchObject({ status: 'importing' });
+    // Its start may still be under way for a while: not yet.
+    expect((await refusal(h.api.images.delete({ name: 'orphan' }))).code).toBe(
+      'PRECONDITION_FAILED',
+    );
+    await h.sql`UPDATE images SET created_at = now() - interval '2 minutes' WHERE name = 'orphan'`;
     expect(await h.api.images.delete({ name: 'orphan' })).toEqual({
       name: 'orphan',
       deleted: true,
     });
     expect((await refusal(h.api.images.get({ name: 'orphan' }))).code).toBe('NOT_FOUND');
+  });
+
+  it('settles a cancelled import: failed, with its reason, and nothing in the store', async () => {
+    const before = await storeFiles();
+    const image = await h.api.images.create({ name: 'cancelled', source: `${base}/images/slow` });
+    const handle = h.temporal.workflow.getHandle(image.operation!.id);
+    for (let i = 0; (await h.api.images.get({ name: 'cancelled' })).progress === undefined; i++) {
+      expect(i).toBeLessThan(200);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    await handle.cancel();
+    await handle.result().catch(() => {});
+    releaseSlow();
+    const after = await h.api.images.get({ name: 'cancelled' });
+    expect(after.status).toBe('failed');
+    expect(after.error).toEqual(expect.any(String));
+    expect(await storeFiles()).toEqual(before);
+    await h.api.images.delete({ name: 'cancelled' });
+  });
+
+  it('never shows back the query of a source URL (it may carry a signature)', async () => {
+    const image = await imported({ name: 'signed', source: `${base}/images/disk.raw?sig=secret` });
+    expect(image.status).toBe('ready');
+    expect(image.source).toBe(`${base}/images/disk.raw?(hidden)`);
+    expect(JSON.stringify(await h.api.images.list())).not.toContain('secret');
   });
 });

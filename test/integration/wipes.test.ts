@@ -1,5 +1,7 @@
+import { execFile } from 'node:child_process';
 import { link, open, stat } from 'node:fs/promises';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../config.ts';
@@ -19,6 +21,7 @@ import { refusal } from '../support/refusal.ts';
 
 const missing = ['libvirtd', 'virsh'].filter((p) => !findExecutable(p));
 const skip = missing.length > 0 ? `${missing.join(', ')} not installed` : null;
+const run = promisify(execFile);
 const MiB = 1024 ** 2;
 const GiB = 1024 * MiB;
 
@@ -150,6 +153,36 @@ describe.skipIf(skip)(
       // History, not a table to tidy: even the database's owner cannot edit or drop a record.
       await expect(h.sql`DELETE FROM volume_wipes`).rejects.toThrow(/append-only/);
       await expect(h.sql`UPDATE volume_wipes SET nonzero_at = NULL`).rejects.toThrow(/append-only/);
+    });
+
+    it('a thin volume whose data the guest zeroed in place (unwritten extents, read as holes) is zeroed whole', async () => {
+      const disk = await withData('wp-z');
+      // 4 MiB of data, then zeroed as a guest's write-zeroes does: the blocks stay allocated,
+      // holding their old bytes on disk, while the file system reports a hole there.
+      const handle = await open(disk.file, 'r+');
+      await handle.write(randomBytes(4 * MiB), 0, 4 * MiB, 100 * MiB);
+      await handle.sync();
+      await handle.close();
+      await run('fallocate', [
+        '--zero-range',
+        '--offset',
+        String(100 * MiB),
+        '--length',
+        String(4 * MiB),
+        disk.file,
+      ]);
+      expect((await run('filefrag', ['-v', disk.kept])).stdout).toMatch(/unwritten/);
+
+      const { operation } = await h.api.vms.decommission({ name: 'wp-z' });
+      expect(await settle(h, operation)).toMatchObject({ status: 'completed' });
+      expect(await h.api.vms.wipes({ name: 'wp-z' })).toMatchObject([
+        { method: 'stream', bytesWritten: GiB, check: { zero: true } },
+      ]);
+      // Every block of the inode written with zeros, once written back: none left unwritten,
+      // holding its old bytes.
+      await run('sync', ['--file-system', disk.kept]);
+      expect((await run('filefrag', ['-v', disk.kept])).stdout).not.toMatch(/unwritten/);
+      expect(await nonZeroRanges(disk.kept)).toEqual([]);
     });
 
     it('a volume written to while it is wiped fails the check: the decommission fails, the volume stays', async () => {

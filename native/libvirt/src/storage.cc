@@ -295,7 +295,7 @@ Napi::Value StorageVol::Download(const Napi::CallbackInfo& info) {
 // (VIR_STORAGE_VOL_DOWNLOAD_SPARSE_STREAM): the host reads and sends only the volume's data,
 // and tells where its holes are. Answers the window's length and its bytes (zero in its
 // holes), or no bytes at all for a window all hole: a copy then neither reads, sends nor
-// hashes it.
+// hashes it. `dataBytes`: how many of its bytes were data, not hole.
 Napi::Value StorageVol::DownloadSparse(const Napi::CallbackInfo& info) {
   uint64_t offset = SizeArg(info, 0, "offset");
   uint64_t length = SizeArg(info, 1, "length");
@@ -310,6 +310,7 @@ Napi::Value StorageVol::DownloadSparse(const Napi::CallbackInfo& info) {
     Bytes bytes = Allocate(size, true);
     const char* overrun = "virStorageVolDownload sent more bytes than asked";
     size_t at = 0;
+    size_t dataBytes = 0;
     bool data = false;
     for (;;) {
       size_t room = size - at;
@@ -332,12 +333,14 @@ Napi::Value StorageVol::DownloadSparse(const Napi::CallbackInfo& info) {
       if (room == 0) throw StreamBroken(overrun, "virStreamRecvFlags");
       data = true;
       at += static_cast<size_t>(n);
+      dataBytes += static_cast<size_t>(n);
     }
     Check(virStreamFinish(guard.stream), "virStreamFinish");
     guard.finished = true;
-    return [bytes = std::make_shared<Bytes>(std::move(bytes)), at, data](Napi::Env env) {
+    return [bytes = std::make_shared<Bytes>(std::move(bytes)), at, data, dataBytes](Napi::Env env) {
       Napi::Object out = Napi::Object::New(env);
       out.Set("length", static_cast<double>(at));
+      out.Set("dataBytes", static_cast<double>(dataBytes));
       if (data) out.Set("data", Hand(env, *bytes, at));
       return out;
     };
