@@ -59,6 +59,8 @@ export class ImageStore {
       // An attempt given up on (its heartbeat lost) leaves the store to the next one.
       options.signal?.throwIfAborted();
       await rename(part, this.fileOf(id, format));
+      // What attempts lost with their worker left (a SIGKILL runs no finally) goes now.
+      await this.#removeMatching(id, (n) => n.endsWith('.part'));
       return { format, sha256, sizeBytes, virtualSize };
     } finally {
       await rm(part, { force: true });
@@ -67,11 +69,15 @@ export class ImageStore {
 
   /** Removes whatever the store holds of an image: its file, and any attempt's part file. */
   async remove(id: string): Promise<void> {
+    await this.#removeMatching(id, () => true);
+  }
+
+  async #removeMatching(id: string, which: (name: string) => boolean): Promise<void> {
     const prefix = `${checkedId(id)}.`;
     const names = await readdir(this.dir).catch(() => [] as string[]);
     await Promise.all(
       names
-        .filter((n) => n.startsWith(prefix))
+        .filter((n) => n.startsWith(prefix) && which(n))
         .map((n) => rm(path.join(this.dir, n), { force: true })),
     );
   }

@@ -1,5 +1,6 @@
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
+import { TRPCError } from '@trpc/server';
 import { attributePairs } from '../../common/search-attributes.ts';
 import { imageDeleteWorkflowId, imageImportWorkflowId } from '../../common/vocabulary.ts';
 import { admitImageSource, ImageSourceError } from '../../images/sources.ts';
@@ -63,6 +64,8 @@ async function progressOf(ctx: Context, image: Image): Promise<ImageView['progre
  * process, or an operator terminated the run): recorded as failed, so it can be deleted.
  */
 const ORPHAN_AFTER_MS = 60_000;
+/** How long images.delete waits for the deletion before saying it is still under way. */
+const DELETE_WAIT_MS = 30_000;
 
 async function settleOrphan(ctx: Context, image: Image): Promise<void> {
   if (image.status !== 'importing') return;
@@ -135,7 +138,7 @@ export const imagesRouter = router({
   delete: procedure.input(byName).mutation(async ({ ctx, input }) => {
     await settleOrphan(ctx, await getImage(ctx.sql, input.name));
     const image = await beginImageDeletion(ctx.sql, input.name);
-    await ctx.temporal.workflow.execute(deleteImage, {
+    const handle = await ctx.temporal.workflow.start(deleteImage, {
       args: [{ id: image.id, name: image.name }],
       taskQueue: ctx.taskQueue,
       workflowId: imageDeleteWorkflowId(image.id),
@@ -143,6 +146,20 @@ export const imagesRouter = router({
       typedSearchAttributes: attributePairs({ VagothKind: 'image' }),
       workflowIdConflictPolicy: 'USE_EXISTING',
     });
+    // A store that cannot be written keeps the deletion retrying: the caller is told, not held.
+    let timer: NodeJS.Timeout | undefined;
+    const waited = new Promise<'waited'>((resolve) => {
+      timer = setTimeout(() => resolve('waited'), DELETE_WAIT_MS);
+    });
+    const outcome = await Promise.race([handle.result(), waited]).finally(() =>
+      clearTimeout(timer),
+    );
+    if (outcome === 'waited') {
+      throw new TRPCError({
+        code: 'TIMEOUT',
+        message: `image ${image.name} is still being deleted (it shows as deleting); ask again to wait on`,
+      });
+    }
     return { name: image.name, deleted: true as const };
   }),
 });

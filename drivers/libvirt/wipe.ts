@@ -191,35 +191,39 @@ function windowFor(bytesPerSecond: number | undefined): number {
 
 /** Allocated bytes a thin volume may hold beyond its data: its file's own metadata blocks. */
 const METADATA_SLACK = 64 * 1024;
+/** A thin volume is asked where its data lies this much at a time: one stream each. */
+const PLAN_REGION = 4 * 1024 ** 3;
 
 /**
- * The offsets of the PROBEs of a volume less than half allocated that hold data (a sparse
- * download finds data there, even data all zero: it is allocated), or null where the volume
- * must be zeroed whole: it is not that thin, the host cannot tell data from holes, or its
- * allocation exceeds the bytes the probes found data (more than its file's metadata). That last is how allocated blocks a file system
- * reports as holes show: ext4 and XFS so report extents a guest zeroed with fallocate
- * (FALLOC_FL_ZERO_RANGE, write-zeroes), whose blocks still hold their old bytes on disk.
- * Every PROBE is asked, each attempt: what a resumed wipe zeroed before counts as data.
+ * For a wipe going on from `from`: the offsets of the PROBEs from there on that hold data (a
+ * sparse stream finds data there, even data all zero: it is allocated), or null where the rest
+ * must be zeroed whole: it is not less than half allocated, the host cannot tell data from
+ * holes, or the allocation exceeds the data found (beyond the file's metadata). That last is
+ * how allocated blocks a file system reports as holes show: ext4 and XFS so report extents a
+ * guest zeroed with fallocate (FALLOC_FL_ZERO_RANGE, write-zeroes), whose blocks still hold
+ * their old bytes on disk. What lies before `from` an earlier attempt zeroed (all of it, or,
+ * thin, what its own plan found, the volume then shown to hide nothing): it is counted as
+ * allocated whole, and not read again.
  */
 async function thinPlan(
   v: LocatedVolume,
+  from: number,
   simulated: boolean,
   pace: (bytes: number) => Promise<void>,
 ): Promise<Set<number> | null> {
   if (simulated) return null;
+  const start = Math.floor(from / PROBE) * PROBE;
   const { allocation } = await v.vol.getInfo();
-  if (allocation >= v.capacity / 2) return null;
+  if (allocation - start >= (v.capacity - start) / 2) return null;
   const data = new Set<number>();
   let dataBytes = 0;
-  for (let at = 0; at < v.capacity; at += PROBE) {
-    const length = Math.min(PROBE, v.capacity - at);
+  for (let at = start; at < v.capacity; at += PLAN_REGION) {
+    const length = Math.min(PLAN_REGION, v.capacity - at);
     try {
-      const read = await v.vol.downloadSparse(at, length);
-      if (read.data) {
-        data.add(at);
-        dataBytes += read.dataBytes;
-        await pace(read.dataBytes);
-      }
+      const found = await v.vol.dataWindows(at, length, PROBE);
+      for (const w of found.windows) data.add(w);
+      dataBytes += found.dataBytes;
+      await pace(found.dataBytes);
     } catch (err) {
       const refused = [C.VIR_ERR_NO_SUPPORT, C.VIR_ERR_INVALID_ARG];
       if (hasCode(err, ...refused, C.VIR_ERR_OPERATION_UNSUPPORTED)) return null;
@@ -227,7 +231,7 @@ async function thinPlan(
     }
   }
   // Allocated blocks the probes did not see as data: zeroed too, with everything else.
-  return allocation <= dataBytes + METADATA_SLACK ? data : null;
+  return allocation <= start + dataBytes + METADATA_SLACK ? data : null;
 }
 
 /**
@@ -262,7 +266,7 @@ async function zeroThroughStream(
     const ahead = (moved / options.bytesPerSecond) * 1000 - (performance.now() - started);
     if (ahead > 0) await sleep(ahead, undefined, options.signal ? { signal: options.signal } : {});
   };
-  const plan = await thinPlan(v, options.simulated, pace);
+  const plan = await thinPlan(v, from, options.simulated, pace);
   let written = 0;
   for (let offset = from; offset < v.capacity; offset += window) {
     options.signal?.throwIfAborted();

@@ -141,6 +141,17 @@ export interface StorageVol extends Freeable {
     offset: number,
     length: number,
   ): Promise<{ length: number; data?: Buffer; dataBytes: number }>;
+  /**
+   * Where [offset, offset + length) holds data, through one sparse stream whose bytes are
+   * dropped as they arrive (nothing held in memory): the offsets of the `window`-aligned windows
+   * (counted from 0) with any data, and how many bytes were data. Holes are the file's own
+   * (SEEK_HOLE): allocated but unwritten blocks read as holes.
+   */
+  dataWindows(
+    offset: number,
+    length: number,
+    window: number,
+  ): Promise<{ windows: number[]; dataBytes: number }>;
   /** Writes `data` at `offset` (virStorageVolUpload). One stream per call: a few MiB at most. */
   upload(offset: number, data: Buffer): Promise<void>;
 }

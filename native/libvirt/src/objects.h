@@ -201,6 +201,7 @@ class StorageVol : public Handle<StorageVol, virStorageVolPtr> {
   Napi::Value UploadZeros(const Napi::CallbackInfo& info);
   Napi::Value Download(const Napi::CallbackInfo& info);
   Napi::Value DownloadSparse(const Napi::CallbackInfo& info);
+  Napi::Value DataWindows(const Napi::CallbackInfo& info);
   Napi::Value Upload(const Napi::CallbackInfo& info);
 };
 

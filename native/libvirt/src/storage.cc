@@ -144,6 +144,7 @@ Napi::Function StorageVol::Define(Napi::Env env) {
                          InstanceMethod<&StorageVol::UploadZeros>("uploadZeros"),
                          InstanceMethod<&StorageVol::Download>("download"),
                          InstanceMethod<&StorageVol::DownloadSparse>("downloadSparse"),
+                         InstanceMethod<&StorageVol::DataWindows>("dataWindows"),
                          InstanceMethod<&StorageVol::Upload>("upload"),
                          InstanceMethod("free", &StorageVol::Free),
                      });
@@ -342,6 +343,67 @@ Napi::Value StorageVol::DownloadSparse(const Napi::CallbackInfo& info) {
       out.Set("length", static_cast<double>(at));
       out.Set("dataBytes", static_cast<double>(dataBytes));
       if (data) out.Set("data", Hand(env, *bytes, at));
+      return out;
+    };
+  });
+}
+
+// dataWindows(offset, length, window): where [offset, offset + length) holds data, through one
+// sparse stream (VIR_STORAGE_VOL_DOWNLOAD_SPARSE_STREAM) whose bytes are read into a small
+// buffer and dropped: the offsets of the `window`-aligned windows (counted from 0) that hold
+// any data, and how many bytes were data. Holes are the file's own (SEEK_HOLE). Nothing of the
+// volume is held in memory, whatever its size.
+Napi::Value StorageVol::DataWindows(const Napi::CallbackInfo& info) {
+  uint64_t offset = SizeArg(info, 0, "offset");
+  uint64_t length = SizeArg(info, 1, "length");
+  uint64_t window = SizeArg(info, 2, "window");
+  if (window == 0) throw Napi::RangeError::New(info.Env(), "window must be positive");
+  return Run(info.Env(), [vol = Share(info.Env()), offset, length, window]() -> Resolve {
+    virConnectPtr conn = Check(virStorageVolGetConnect(vol.get()), "virStorageVolGetConnect");
+    StreamGuard guard{Check(virStreamNew(conn, 0), "virStreamNew")};
+    Check(virStorageVolDownload(vol.get(), guard.stream, offset, length,
+                                VIR_STORAGE_VOL_DOWNLOAD_SPARSE_STREAM),
+          "virStorageVolDownload");
+    const char* overrun = "virStorageVolDownload sent more bytes than asked";
+    std::vector<char> scratch(kChunk);
+    std::vector<uint64_t> windows;
+    uint64_t at = offset;
+    uint64_t dataBytes = 0;
+    const uint64_t end = offset + length;
+    for (;;) {
+      int n = virStreamRecvFlags(guard.stream, scratch.data(), scratch.size(),
+                                 VIR_STREAM_RECV_STOP_AT_HOLE);
+      if (n == -3) {
+        long long hole = 0;
+        Check(virStreamRecvHole(guard.stream, &hole, 0), "virStreamRecvHole");
+        if (hole <= 0) {
+          throw StreamBroken("virStreamRecvHole answered an empty hole", "virStreamRecvHole");
+        }
+        if (static_cast<uint64_t>(hole) > end - at) throw StreamBroken(overrun, "virStreamRecvHole");
+        at += static_cast<uint64_t>(hole);
+        continue;
+      }
+      Check(n, "virStreamRecvFlags");
+      if (n == 0) break;
+      uint64_t got = static_cast<uint64_t>(n);
+      if (got > end - at) throw StreamBroken(overrun, "virStreamRecvFlags");
+      // Every window [at, at + got) touches, once each (windows come in order).
+      for (uint64_t w = at / window * window; w < at + got; w += window) {
+        if (windows.empty() || windows.back() < w) windows.push_back(w);
+      }
+      at += got;
+      dataBytes += got;
+    }
+    Check(virStreamFinish(guard.stream), "virStreamFinish");
+    guard.finished = true;
+    return [windows = std::move(windows), dataBytes](Napi::Env env) -> Napi::Value {
+      Napi::Object out = Napi::Object::New(env);
+      Napi::Array list = Napi::Array::New(env, windows.size());
+      for (size_t i = 0; i < windows.size(); i++) {
+        list.Set(static_cast<uint32_t>(i), static_cast<double>(windows[i]));
+      }
+      out.Set("windows", list);
+      out.Set("dataBytes", static_cast<double>(dataBytes));
       return out;
     };
   });
