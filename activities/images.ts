@@ -1,10 +1,9 @@
 import { cancellationSignal, heartbeat, log } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { ImageRejected, type ImageStore } from '../images/store.ts';
-import { NotFoundError } from '../registry/errors.ts';
 import { admitImageSource, ImageSourceError, type ImageSourcePolicy } from '../images/sources.ts';
 import type { Sql } from '../registry/db.ts';
-import { describeDomainError } from '../registry/errors.ts';
+import { describeDomainError, NotFoundError } from '../registry/errors.ts';
 import {
   dropImage,
   getImageById,
@@ -42,9 +41,9 @@ function importFailure(err: unknown): unknown {
 export function createImageActivities({ sql, store, sources, maxBytes }: ImageActivityDeps) {
   return {
     /**
-     * Streams an image into the store, heartbeating the bytes read (images.get shows them). It
-     * heartbeats only as bytes arrive: a source that stalls for the heartbeat timeout (a
-     * minute) fails the attempt, and the next one starts over.
+     * Streams an image into the store, heartbeating the bytes read (images.get shows them). A
+     * source that sends nothing for a minute fails the attempt (download.ts), and the next one
+     * starts over.
      */
     async fetchImage(id: string): Promise<ImportedImage> {
       let last: { done: number; total: number | null } = { done: 0, total: null };

@@ -19,28 +19,18 @@ import { randomBytes } from 'node:crypto';
 import { open, readdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { parseArgs } from 'node:util';
 import { LibvirtDriver } from '../drivers/libvirt/libvirt-driver.ts';
 import { copyDisks } from '../drivers/libvirt/disk-move.ts';
 import { open as openLibvirt } from '../native/libvirt/index.ts';
 import { connections } from '../drivers/libvirt/connections.ts';
 import { startDirPoolDaemon } from '../test/support/dir-pool-daemon.ts';
 import { vmSpec } from '../test/support/libvirt-hosts.ts';
+import { median, sizeAndRounds } from './support.ts';
 
 const run = promisify(execFile);
 const MiB = 1024 ** 2;
 const shell = (line: string) => run('sh', ['-c', line], { maxBuffer: 1 << 20 });
-const { values } = parseArgs({
-  options: {
-    mib: { type: 'string', default: '1024' },
-    rounds: { type: 'string', default: '3' },
-  },
-});
-const size = Number(values.mib) * MiB;
-const rounds = Number(values.rounds);
-if (!(size > 0) || size % MiB !== 0 || !Number.isInteger(rounds) || rounds < 1) {
-  throw new Error('--mib and --rounds must be whole numbers >= 1');
-}
+const { size, rounds } = sizeAndRounds();
 
 type Kind = 'dense' | 'sparse';
 
@@ -154,7 +144,6 @@ async function main() {
           await drivers[1]!.deprovision({ ...spec, volumes });
         }
       }
-      const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]!;
       const mibs = (ms: number) => size / MiB / (ms / 1000);
       const cp = mibs(median(copies.cp));
       const stream = mibs(median(copies.stream));

@@ -13,22 +13,13 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtemp, open, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { parseArgs, promisify } from 'node:util';
+import { promisify } from 'node:util';
 import { ImageStore } from '../images/store.ts';
+import { median, sizeAndRounds } from './support.ts';
 
 const run = promisify(execFile);
 const MiB = 1024 ** 2;
-const { values } = parseArgs({
-  options: {
-    mib: { type: 'string', default: '1024' },
-    rounds: { type: 'string', default: '3' },
-  },
-});
-const size = Number(values.mib) * MiB;
-const rounds = Number(values.rounds);
-if (!(size > 0) || size % MiB !== 0 || !Number.isInteger(rounds) || rounds < 1) {
-  throw new Error('--mib and --rounds must be whole numbers >= 1');
-}
+const { size, rounds } = sizeAndRounds();
 
 async function fill(file: string) {
   const handle = await open(file, 'w');
@@ -99,7 +90,6 @@ async function main() {
     server.stop();
     await rm(dir, { recursive: true, force: true });
   }
-  const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]!;
   const mibs = (ms: number) => size / MiB / (ms / 1000);
   const curl = mibs(median(times.curl));
   const imported = mibs(median(times.import));

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
 import { loadConfig } from '../config.ts';
 import { connect, type Sql } from '../registry/db.ts';
 import { migrate } from '../registry/migrate.ts';
@@ -141,3 +142,27 @@ export function cpuPer(before: CpuTimes, after: CpuTimes, units: number): string
   const total = parts.reduce((sum, [, v]) => sum + v, 0);
   return `${total.toFixed(1)} ms (${parts.map(([k, v]) => `${k} ${v.toFixed(1)}`).join(', ')})`;
 }
+
+const MiB = 1024 ** 2;
+
+/**
+ * The copy benches' `--mib` (the bytes each round moves, in MiB) and `--rounds`, both whole
+ * numbers of at least 1; 1024 and 3 by default.
+ */
+export function sizeAndRounds(): { size: number; rounds: number } {
+  const { values } = parseArgs({
+    options: {
+      mib: { type: 'string', default: '1024' },
+      rounds: { type: 'string', default: '3' },
+    },
+  });
+  const size = Number(values.mib) * MiB;
+  const rounds = Number(values.rounds);
+  if (!(size > 0) || size % MiB !== 0 || !Number.isInteger(rounds) || rounds < 1) {
+    throw new Error('--mib and --rounds must be whole numbers >= 1');
+  }
+  return { size, rounds };
+}
+
+/** The middle of `xs` (the upper one of an even count). */
+export const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]!;

@@ -43,7 +43,7 @@ const SMUGGLED = /%2f|%5c|%00|\\/i;
 /**
  * Admits `source` as written (no file is opened): an absolute path under one of the policy's
  * directories, or an http(s) URL under one of its prefixes, without credentials. The worker
- * checks a file again where it lies (`resolveImageFile`), symbolic links followed.
+ * checks a file again where the opened file really lies (`openImageFile`).
  */
 export function admitImageSource(source: string, policy: ImageSourcePolicy): ImageSource {
   if (source.startsWith('/')) {

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { Queryable, Sql } from './db.ts';
 import { KeyConflictError, NotFoundError, StateConflictError } from './errors.ts';
 
@@ -86,7 +87,7 @@ export async function createImage(
   image: NewImage,
   workflowIdOf: (id: string) => string,
 ): Promise<Image> {
-  const [{ id } = { id: '' }] = await sql<{ id: string }[]>`SELECT gen_random_uuid() AS id`;
+  const id = randomUUID();
   try {
     const [row] = await sql<ImageRow[]>`
       INSERT INTO images (id, name, source, format_asked, sha256_asked, workflow_id)

@@ -1,16 +1,7 @@
-import { ApplicationFailure, CancellationScope } from '@temporalio/workflow';
+import { CancellationScope } from '@temporalio/workflow';
 import type { ImportedImage } from '../common/messages.ts';
+import { rootFailure } from './failure.ts';
 import { cleanup, importing, steps } from './proxies.ts';
-
-/** Why an import failed, in the words of its last failure (vagoth's own, never a program's). */
-function reasonOf(err: unknown): string {
-  let last: unknown = err;
-  for (let e: unknown = err; e instanceof Error; e = e.cause) {
-    last = e;
-    if (e instanceof ApplicationFailure) break;
-  }
-  return last instanceof Error ? last.message : String(last);
-}
 
 /**
  * Imports an image recorded by images.create: streams it into the image store, checking its
@@ -25,7 +16,8 @@ export async function importImage(image: { id: string; name: string }): Promise<
     return found;
   } catch (err) {
     // Also when the run was cancelled: the record and the store are settled all the same.
-    await CancellationScope.nonCancellable(() => cleanup.failImage(image.id, reasonOf(err)));
+    const reason = rootFailure(err).message;
+    await CancellationScope.nonCancellable(() => cleanup.failImage(image.id, reason));
     throw err;
   }
 }

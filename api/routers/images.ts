@@ -59,14 +59,15 @@ async function progressOf(ctx: Context, image: Image): Promise<ImageView['progre
   return { done: p.done, total: typeof p.total === 'number' ? p.total : null };
 }
 
-/**
- * An image still `importing` whose import is not under way (its start was lost with the API
- * process, or an operator terminated the run): recorded as failed, so it can be deleted.
- */
+/** How long an import's run may take to appear before its image counts as orphaned. */
 const ORPHAN_AFTER_MS = 60_000;
 /** How long images.delete waits for the deletion before saying it is still under way. */
 const DELETE_WAIT_MS = 30_000;
 
+/**
+ * An image still `importing` whose import is not under way (its start was lost with the API
+ * process, or an operator terminated the run): recorded as failed, so it can be deleted.
+ */
 async function settleOrphan(ctx: Context, image: Image): Promise<void> {
   if (image.status !== 'importing') return;
   const status = await ctx.temporal.workflow

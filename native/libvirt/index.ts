@@ -134,13 +134,10 @@ export interface StorageVol extends Freeable {
   /**
    * The same through a sparse stream: the host sends only data, and the window's holes read
    * zero. `length` is how many bytes the window had; `data` its bytes, absent for a window all
-   * hole; `dataBytes` how many of its bytes were data. Holes are the file's own (SEEK_HOLE):
-   * data may still be zeros, and a hole may be blocks allocated but unwritten.
+   * hole. Holes are the file's own (SEEK_HOLE): data may still be zeros, and a hole may be
+   * blocks allocated but unwritten.
    */
-  downloadSparse(
-    offset: number,
-    length: number,
-  ): Promise<{ length: number; data?: Buffer; dataBytes: number }>;
+  downloadSparse(offset: number, length: number): Promise<{ length: number; data?: Buffer }>;
   /**
    * Where [offset, offset + length) holds data, through one sparse stream whose bytes are
    * dropped as they arrive (nothing held in memory): the offsets of the `window`-aligned windows

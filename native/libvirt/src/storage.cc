@@ -1,6 +1,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <memory>
+#include <utility>
 #include <vector>
 
 #include "objects.h"
@@ -292,110 +293,107 @@ Napi::Value StorageVol::Download(const Napi::CallbackInfo& info) {
   });
 }
 
-// downloadSparse(offset, length): as download, through a sparse stream
+namespace {
+
+// Reads [offset, offset + length) of `vol` through one sparse download stream
 // (VIR_STORAGE_VOL_DOWNLOAD_SPARSE_STREAM): the host reads and sends only the volume's data,
-// and tells where its holes are. Answers the window's length and its bytes (zero in its
-// holes), or no bytes at all for a window all hole: a copy then neither reads, sends nor
-// hashes it. `dataBytes`: how many of its bytes were data, not hole.
+// and tells where its holes are. Each run of data is received where `into(at)` says (a place
+// and how many bytes fit there, `at` counted from `offset`; none once the window is full, when
+// one byte more is asked for to see the end) and handed to `took(at, n)`; each hole is
+// skipped. Answers how far into the window the stream reached. A stream that sends more than
+// the window holds, or an empty hole, is broken.
+template <typename Into, typename Took>
+uint64_t ReceiveSparse(virStorageVolPtr vol, uint64_t offset, uint64_t length, Into into,
+                       Took took) {
+  virConnectPtr conn = Check(virStorageVolGetConnect(vol), "virStorageVolGetConnect");
+  StreamGuard guard{Check(virStreamNew(conn, 0), "virStreamNew")};
+  Check(virStorageVolDownload(vol, guard.stream, offset, length,
+                              VIR_STORAGE_VOL_DOWNLOAD_SPARSE_STREAM),
+        "virStorageVolDownload");
+  const char* overrun = "virStorageVolDownload sent more bytes than asked";
+  uint64_t at = 0;
+  for (;;) {
+    auto [place, room] = into(at);
+    char probe;
+    int n = virStreamRecvFlags(guard.stream, room > 0 ? place : &probe, room > 0 ? room : 1,
+                               VIR_STREAM_RECV_STOP_AT_HOLE);
+    if (n == -3) {
+      long long hole = 0;
+      Check(virStreamRecvHole(guard.stream, &hole, 0), "virStreamRecvHole");
+      // A hole of nothing would be asked for again and again: a protocol error, not a loop.
+      if (hole <= 0) {
+        throw StreamBroken("virStreamRecvHole answered an empty hole", "virStreamRecvHole");
+      }
+      if (static_cast<uint64_t>(hole) > length - at) {
+        throw StreamBroken(overrun, "virStreamRecvHole");
+      }
+      at += static_cast<uint64_t>(hole);
+      continue;
+    }
+    Check(n, "virStreamRecvFlags");
+    if (n == 0) break;
+    if (room == 0) throw StreamBroken(overrun, "virStreamRecvFlags");
+    took(at, static_cast<uint64_t>(n));
+    at += static_cast<uint64_t>(n);
+  }
+  Check(virStreamFinish(guard.stream), "virStreamFinish");
+  guard.finished = true;
+  return at;
+}
+
+}  // namespace
+
+// downloadSparse(offset, length): as download, through a sparse stream (ReceiveSparse).
+// Answers the window's length and its bytes (zero in its holes), or no bytes at all for a
+// window all hole: a copy then neither reads, sends nor hashes it.
 Napi::Value StorageVol::DownloadSparse(const Napi::CallbackInfo& info) {
   uint64_t offset = SizeArg(info, 0, "offset");
   uint64_t length = SizeArg(info, 1, "length");
   return Run(info.Env(), [vol = Share(info.Env()), offset, length]() -> Resolve {
-    virConnectPtr conn = Check(virStorageVolGetConnect(vol.get()), "virStorageVolGetConnect");
-    StreamGuard guard{Check(virStreamNew(conn, 0), "virStreamNew")};
-    Check(virStorageVolDownload(vol.get(), guard.stream, offset, length,
-                                VIR_STORAGE_VOL_DOWNLOAD_SPARSE_STREAM),
-          "virStorageVolDownload");
     // calloc: fresh pages read zero without being written, so a hole costs nothing here.
     size_t size = static_cast<size_t>(length);
     Bytes bytes = Allocate(size, true);
-    const char* overrun = "virStorageVolDownload sent more bytes than asked";
-    size_t at = 0;
-    size_t dataBytes = 0;
     bool data = false;
-    for (;;) {
-      size_t room = size - at;
-      char probe;
-      int n = virStreamRecvFlags(guard.stream, room > 0 ? bytes.get() + at : &probe,
-                                 room > 0 ? room : 1, VIR_STREAM_RECV_STOP_AT_HOLE);
-      if (n == -3) {
-        long long hole = 0;
-        Check(virStreamRecvHole(guard.stream, &hole, 0), "virStreamRecvHole");
-        // A hole of nothing would be asked for again and again: a protocol error, not a loop.
-        if (hole <= 0) {
-          throw StreamBroken("virStreamRecvHole answered an empty hole", "virStreamRecvHole");
-        }
-        if (static_cast<uint64_t>(hole) > room) throw StreamBroken(overrun, "virStreamRecvHole");
-        at += static_cast<size_t>(hole);  // the window reads zero there already
-        continue;
-      }
-      Check(n, "virStreamRecvFlags");
-      if (n == 0) break;
-      if (room == 0) throw StreamBroken(overrun, "virStreamRecvFlags");
-      data = true;
-      at += static_cast<size_t>(n);
-      dataBytes += static_cast<size_t>(n);
-    }
-    Check(virStreamFinish(guard.stream), "virStreamFinish");
-    guard.finished = true;
-    return [bytes = std::make_shared<Bytes>(std::move(bytes)), at, data, dataBytes](Napi::Env env) {
+    uint64_t at = ReceiveSparse(
+        vol.get(), offset, length,
+        [&](uint64_t at) { return std::pair(bytes.get() + at, size - static_cast<size_t>(at)); },
+        [&](uint64_t, uint64_t) { data = true; });
+    return [bytes = std::make_shared<Bytes>(std::move(bytes)), at, data](Napi::Env env) {
       Napi::Object out = Napi::Object::New(env);
       out.Set("length", static_cast<double>(at));
-      out.Set("dataBytes", static_cast<double>(dataBytes));
-      if (data) out.Set("data", Hand(env, *bytes, at));
+      if (data) out.Set("data", Hand(env, *bytes, static_cast<size_t>(at)));
       return out;
     };
   });
 }
 
 // dataWindows(offset, length, window): where [offset, offset + length) holds data, through one
-// sparse stream (VIR_STORAGE_VOL_DOWNLOAD_SPARSE_STREAM) whose bytes are read into a small
-// buffer and dropped: the offsets of the `window`-aligned windows (counted from 0) that hold
-// any data, and how many bytes were data. Holes are the file's own (SEEK_HOLE). Nothing of the
-// volume is held in memory, whatever its size.
+// sparse stream (ReceiveSparse) whose bytes are read into a small buffer and dropped: the
+// offsets of the `window`-aligned windows (counted from 0) that hold any data, and how many
+// bytes were data. Holes are the file's own (SEEK_HOLE). Nothing of the volume is held in
+// memory, whatever its size.
 Napi::Value StorageVol::DataWindows(const Napi::CallbackInfo& info) {
   uint64_t offset = SizeArg(info, 0, "offset");
   uint64_t length = SizeArg(info, 1, "length");
   uint64_t window = SizeArg(info, 2, "window");
   if (window == 0) throw Napi::RangeError::New(info.Env(), "window must be positive");
   return Run(info.Env(), [vol = Share(info.Env()), offset, length, window]() -> Resolve {
-    virConnectPtr conn = Check(virStorageVolGetConnect(vol.get()), "virStorageVolGetConnect");
-    StreamGuard guard{Check(virStreamNew(conn, 0), "virStreamNew")};
-    Check(virStorageVolDownload(vol.get(), guard.stream, offset, length,
-                                VIR_STORAGE_VOL_DOWNLOAD_SPARSE_STREAM),
-          "virStorageVolDownload");
-    const char* overrun = "virStorageVolDownload sent more bytes than asked";
     std::vector<char> scratch(kChunk);
     std::vector<uint64_t> windows;
-    uint64_t at = offset;
     uint64_t dataBytes = 0;
-    const uint64_t end = offset + length;
-    for (;;) {
-      int n = virStreamRecvFlags(guard.stream, scratch.data(), scratch.size(),
-                                 VIR_STREAM_RECV_STOP_AT_HOLE);
-      if (n == -3) {
-        long long hole = 0;
-        Check(virStreamRecvHole(guard.stream, &hole, 0), "virStreamRecvHole");
-        if (hole <= 0) {
-          throw StreamBroken("virStreamRecvHole answered an empty hole", "virStreamRecvHole");
-        }
-        if (static_cast<uint64_t>(hole) > end - at) throw StreamBroken(overrun, "virStreamRecvHole");
-        at += static_cast<uint64_t>(hole);
-        continue;
-      }
-      Check(n, "virStreamRecvFlags");
-      if (n == 0) break;
-      uint64_t got = static_cast<uint64_t>(n);
-      if (got > end - at) throw StreamBroken(overrun, "virStreamRecvFlags");
-      // Every window [at, at + got) touches, once each (windows come in order).
-      for (uint64_t w = at / window * window; w < at + got; w += window) {
-        if (windows.empty() || windows.back() < w) windows.push_back(w);
-      }
-      at += got;
-      dataBytes += got;
-    }
-    Check(virStreamFinish(guard.stream), "virStreamFinish");
-    guard.finished = true;
+    ReceiveSparse(
+        vol.get(), offset, length,
+        [&](uint64_t at) {
+          return std::pair(scratch.data(), std::min<size_t>(scratch.size(), length - at));
+        },
+        [&](uint64_t at, uint64_t got) {
+          // Every window the run touches, once each (runs come in order).
+          uint64_t from = offset + at;
+          for (uint64_t w = from / window * window; w < from + got; w += window) {
+            if (windows.empty() || windows.back() < w) windows.push_back(w);
+          }
+          dataBytes += got;
+        });
     return [windows = std::move(windows), dataBytes](Napi::Env env) -> Napi::Value {
       Napi::Object out = Napi::Object::New(env);
       Napi::Array list = Napi::Array::New(env, windows.size());
