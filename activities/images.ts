@@ -2,7 +2,10 @@ import { cancellationSignal, heartbeat, log } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { ImageRejected, type ImageStore } from '../images/store.ts';
 import { admitImageSource, ImageSourceError, type ImageSourcePolicy } from '../images/sources.ts';
+import type { DriverPool } from '../drivers/index.ts';
 import type { Sql } from '../registry/db.ts';
+import { dropHostImage, hostImagesOf } from '../registry/host-images.ts';
+import { getHost } from '../registry/hosts.ts';
 import { describeDomainError, NotFoundError } from '../registry/errors.ts';
 import {
   dropImage,
@@ -14,6 +17,7 @@ import {
 
 export interface ImageActivityDeps {
   sql: Sql;
+  drivers: DriverPool;
   store: ImageStore;
   /** Where images may be read from: the worker's own configuration decides, not the API's. */
   sources: ImageSourcePolicy;
@@ -38,7 +42,13 @@ function importFailure(err: unknown): unknown {
   );
 }
 
-export function createImageActivities({ sql, store, sources, maxBytes }: ImageActivityDeps) {
+export function createImageActivities({
+  sql,
+  drivers,
+  store,
+  sources,
+  maxBytes,
+}: ImageActivityDeps) {
   return {
     /**
      * Streams an image into the store, heartbeating the bytes read (images.get shows them). A
@@ -87,7 +97,31 @@ export function createImageActivities({ sql, store, sources, maxBytes }: ImageAc
       await markImageFailed(sql, id, reason);
     },
 
+    /**
+     * Removes an image marked for deletion (no VM uses it: beginImageDeletion checked, under
+     * lock): each host's copy, then its file in the store, then its record.
+     */
     async removeImage(id: string): Promise<void> {
+      const image = await getImageById(sql, id);
+      for (const copy of await hostImagesOf(sql, id)) {
+        if (
+          image.format &&
+          image.sha256 &&
+          image.sizeBytes !== null &&
+          image.virtualSize !== null
+        ) {
+          const host = await getHost(sql, copy.hostName);
+          await drivers.get(host).removeImage?.({
+            id,
+            name: image.name,
+            format: image.format,
+            sha256: image.sha256,
+            sizeBytes: image.sizeBytes,
+            virtualSize: image.virtualSize,
+          });
+        }
+        await dropHostImage(sql, copy.hostId, id);
+      }
       await store.remove(id);
       await dropImage(sql, id);
     },

@@ -31,14 +31,16 @@ function actor(): ActorOptions {
  * history (test/replay/ replays some): a name changed here fails runs already under way.
  */
 export function createActivities({ sql, drivers, defaultPolicy = 'spread', images }: ActivityDeps) {
+  const store = new ImageStore(images.store);
   return withFailureTypes({
-    ...createVmActivities({ sql, drivers, defaultPolicy, actor }),
-    ...createVmDiskActivities({ sql, drivers, defaultPolicy, actor }),
+    ...createVmActivities({ sql, drivers, defaultPolicy, actor, imageStore: store }),
+    ...createVmDiskActivities({ sql, drivers, defaultPolicy, actor, imageStore: store }),
     ...createMonitorActivities({ sql, drivers }),
     ...createHostActivities({ sql, drivers, actor }),
     ...createImageActivities({
       sql,
-      store: new ImageStore(images.store),
+      drivers,
+      store,
       sources: images.sources,
       maxBytes: images.maxBytes,
     }),

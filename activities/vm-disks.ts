@@ -11,6 +11,7 @@ import { recordWipe, type WipeReason } from '../registry/volume-wipes.ts';
 import { hostsWithVolumes, releaseVolumes, volumesOn } from '../registry/vm-volumes.ts';
 import { getVmById } from '../registry/vms.ts';
 import { heartbeating, spec, vmStepHelpers, type VmActivityDeps } from './vm-helpers.ts';
+import { vmImageSteps } from './vm-image.ts';
 
 /**
  * The VM steps that claim, make and wipe its volumes (a move's copy is migrateDomain's, in
@@ -19,6 +20,7 @@ import { heartbeating, spec, vmStepHelpers, type VmActivityDeps } from './vm-hel
 export function createVmDiskActivities(deps: VmActivityDeps) {
   const { sql, actor } = deps;
   const { onHost, withStates, claimVolumesOnHost } = vmStepHelpers(deps);
+  const { imageOnHost, seedOf } = vmImageSteps(sql, deps.imageStore);
 
   /** What the driver calls with each wipe on `host`: its record, as `reason`. */
   const recorder = (vm: Vm, host: string, reason: WipeReason) => (record: WipeRecord) =>
@@ -82,9 +84,19 @@ export function createVmDiskActivities(deps: VmActivityDeps) {
           const volumes = wantsStorage(vm.definition)
             ? await claimVolumesOnHost(vmId, read, hostName)
             : [];
+          // The image on the host first (a move's target too: its overlay needs the base),
+          // then the seed, written fresh on the VM's own host; a move's target gets the
+          // source's by copy.
+          await imageOnHost(vm, host.name, driver);
+          const seed = host.name === vm.host ? await seedOf(vm) : undefined;
           const onWiped = recorder(vm, host.name, 'rebuild');
           await heartbeating(
-            (progress) => driver.provision(spec(vm, volumes), { ...progress, onWiped }),
+            (progress) =>
+              driver.provision(spec(vm, volumes), {
+                ...progress,
+                onWiped,
+                ...(seed ? { seed } : {}),
+              }),
             host.name,
           );
         },

@@ -10,6 +10,7 @@ import {
   type VolumeRef,
 } from '../drivers/index.ts';
 import type { ActorOptions } from '../registry/context.ts';
+import type { ImageStore } from '../images/store.ts';
 import type { Sql } from '../registry/db.ts';
 import { StateConflictError } from '../registry/errors.ts';
 import { claimVolumes, volumesOn } from '../registry/vm-volumes.ts';
@@ -23,6 +24,8 @@ export interface VmActivityDeps {
   drivers: DriverPool;
   defaultPolicy: PlacementPolicy;
   actor: () => ActorOptions;
+  /** Where imported images are, for copying a VM's image to its host. */
+  imageStore?: ImageStore;
 }
 
 /** Records a step's state change in the registry, as the worker's. */

@@ -29,6 +29,7 @@ import {
 } from '../registry/vms.ts';
 import { stepPosition } from './run-position.ts';
 import { heartbeating, spec, vmStepHelpers, type VmActivityDeps } from './vm-helpers.ts';
+import { vmImageSteps } from './vm-image.ts';
 
 /**
  * The step migrateDomain heartbeats once the target's volumes are there; the drivers' own
@@ -44,6 +45,7 @@ const MOVING = 'migrate';
 export function createVmActivities(deps: VmActivityDeps) {
   const { sql, drivers, defaultPolicy, actor } = deps;
   const { onHost, transition, withStates, claimVolumesOnHost } = vmStepHelpers(deps);
+  const { imageOnHost } = vmImageSteps(sql, deps.imageStore);
 
   /**
    * Starts the domain; true if the host reports it running at once (most do), and only then
@@ -222,6 +224,8 @@ export function createVmActivities(deps: VmActivityDeps) {
       const { vm, driver, volumes } = await onHost(vmId);
       const to = await getHost(sql, target);
       const targetDriver = drivers.get(to);
+      // The target's overlays need the image there first (copied once per host, as a create's).
+      if (!driver.migrateMovesStorage) await imageOnHost(vm, to.name, targetDriver);
       return heartbeating(async ({ resumeFrom, ...progress }) => {
         const moving = resumeFrom?.step.startsWith(MOVING) ?? false;
         if (!moving) {

@@ -109,10 +109,49 @@ const vmShape = {
     .default(0),
 };
 
+/** One OpenSSH public key line: its type, its base64 body and an optional comment. */
+const sshKeySchema = z
+  .string()
+  .max(16 * 1024)
+  .regex(
+    /^(ssh-[a-z0-9]+|ecdsa-sha2-nistp(256|384|521)|sk-[a-z0-9@.-]+) [A-Za-z0-9+/]+={0,3}( [\x20-\x7e]{0,256})?$/,
+    'must be one OpenSSH public key line, like ssh-ed25519 AAAA... comment',
+  );
+
+/** cloud-init's user-data: at most 64 KiB, counted in UTF-8 bytes. */
+export const USER_DATA_MAX_BYTES = 64 * 1024;
+
 export const vmCreateInput = z
   .object({
     name: nameSchema,
     ...vmShape,
+    /**
+     * An imported image (images.create) the root disk is made from: an overlay grown to
+     * `diskGiB` (by default the image's own virtual size, rounded up to a GiB).
+     */
+    image: nameSchema.optional(),
+    /** Blank disks besides the root disk. */
+    disks: z
+      .array(
+        z.object({
+          sizeGiB: z
+            .number()
+            .int()
+            .min(1)
+            .max(64 * 1024),
+        }),
+      )
+      .max(8)
+      .default([]),
+    /** Written to the guest's cloud-init seed (VMs from an image only). */
+    sshAuthorizedKeys: z.array(sshKeySchema).max(32).default([]),
+    userData: z
+      .string()
+      .refine(
+        (s) => Buffer.byteLength(s, 'utf8') <= USER_DATA_MAX_BYTES,
+        `must be at most ${USER_DATA_MAX_BYTES} bytes`,
+      )
+      .optional(),
     nics: z.array(nicSchema).max(16).default([]),
     tags: tagsSchema.default({}),
     placement: placementSchema.default({}),
@@ -120,6 +159,19 @@ export const vmCreateInput = z
     onFailure: z.enum(['remove', 'keep']).default('remove'),
   })
   .superRefine((vm, ctx) => {
+    if (vm.image === undefined) {
+      // A seed is only made for a guest built from an image: without one, nothing reads it.
+      for (const field of ['sshAuthorizedKeys', 'userData'] as const) {
+        const given =
+          field === 'userData' ? vm.userData !== undefined : vm.sshAuthorizedKeys.length;
+        if (given)
+          ctx.addIssue({
+            code: 'custom',
+            path: [field],
+            message: 'needs an image to be written to',
+          });
+      }
+    }
     // Two NICs of one VM asking for the same key would conflict with themselves.
     for (const field of ['ip', 'mac'] as const) {
       const seen = new Set<string>();

@@ -1,4 +1,10 @@
-import type { HostAddress, HostCapacity, VmDefinition, VolumeRef } from '../registry/types.ts';
+import type {
+  HostAddress,
+  HostCapacity,
+  VmDefinition,
+  VmImage,
+  VolumeRef,
+} from '../registry/types.ts';
 
 export type { VolumeRef };
 
@@ -17,8 +23,10 @@ export interface DomainSpec {
  * Whether a definition asks for storage: a disk, or an image to install. A VM whose
  * definition does not has no volumes on any driver (volumesFor answers none).
  */
-export function wantsStorage(definition: Pick<VmDefinition, 'diskGiB' | 'image'>): boolean {
-  return definition.diskGiB > 0 || Boolean(definition.image);
+export function wantsStorage(
+  definition: Pick<VmDefinition, 'diskGiB' | 'image' | 'disks'>,
+): boolean {
+  return definition.diskGiB > 0 || Boolean(definition.image) || Boolean(definition.disks?.length);
 }
 
 /** A VM as the host sees it: its state and the definition the host holds. */
@@ -115,6 +123,11 @@ export interface WipeCheck {
 
 export interface ProvisionOptions extends ProgressOptions {
   onWiped?: (record: WipeRecord) => Promise<void>;
+  /**
+   * The cloud-init seed (an ISO 9660 image) of a VM from an image, written into its seed
+   * volume; without it the seed volume is made blank (a move's target, filled by the copy).
+   */
+  seed?: Buffer;
 }
 
 export interface DeprovisionOptions extends ProgressOptions {
@@ -168,6 +181,21 @@ export interface Driver {
    * reported through `onWiped`, as deprovision's are) before it is made again.
    */
   provision(spec: DomainSpec, options?: ProvisionOptions): Promise<VolumeRef[]>;
+  /**
+   * Where this host keeps its copy of an image, which root disks of the image are overlays on
+   * (pure). Absent where the local manager keeps images itself (geats's templates): then
+   * nothing is copied to the host.
+   */
+  imageVolume?(image: VmImage): VolumeRef;
+  /**
+   * Copies an image file of the worker's image store to `imageVolume(image)`, going on from
+   * the `resumeFrom` of an earlier attempt, and checks the copy against the image's digest.
+   * The caller holds the registry's lease on that copy (registry/host-images.ts): one copier
+   * per host and image.
+   */
+  copyImage?(image: VmImage, file: string, options?: ProgressOptions): Promise<void>;
+  /** Deletes the host's copy of an image; already gone is success. */
+  removeImage?(image: VmImage): Promise<void>;
   define(spec: DomainSpec): Promise<void>;
   /**
    * Boots the domain (already running is success); answers the state the host reports right

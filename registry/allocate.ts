@@ -27,10 +27,12 @@ export interface Placed {
  * placing a VM and for explaining where one would go (placement.explain).
  */
 export function placementRequest(
-  definition: Pick<VmDefinition, 'vcpus' | 'memoryMiB' | 'diskGiB' | 'placement'>,
+  definition: Pick<VmDefinition, 'vcpus' | 'memoryMiB' | 'diskGiB' | 'disks' | 'placement'>,
   defaultPolicy: PlacementPolicy,
 ): PlacementRequest {
-  const { vcpus, memoryMiB, diskGiB, placement } = definition;
+  const { vcpus, memoryMiB, placement } = definition;
+  // The root disk and every extra disk take room on the host.
+  const diskGiB = definition.diskGiB + (definition.disks ?? []).reduce((n, d) => n + d.sizeGiB, 0);
   return { vcpus, memoryMiB, diskGiB, ...placement, policy: placement.policy ?? defaultPolicy };
 }
 

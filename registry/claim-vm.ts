@@ -2,6 +2,7 @@ import { addressProblem } from '../allocator/addresses.ts';
 import type { ActorOptions } from './context.ts';
 import { jsonb, type Queryable, type Sql } from './db.ts';
 import { InvalidRequestError, KeyConflictError, NotFoundError } from './errors.ts';
+import { holdImage } from './images.ts';
 import { getPool, type NetworkPool } from './networks.ts';
 import type { OperationRef, Vm, VmDefinition } from './types.ts';
 import { nicKeys, type VmRequest } from './vms.ts';
@@ -27,15 +28,23 @@ export async function claimVm(
     memoryMiB: request.memoryMiB,
     diskGiB: request.diskGiB,
     placement: request.placement,
+    ...(request.image ? { image: request.image } : {}),
+    ...(request.disks?.length ? { disks: request.disks } : {}),
+    ...(request.guest ? { guest: request.guest } : {}),
   };
   // undefined fields are dropped by JSON, so `nic ? 'ip'` is true only for a given address.
   const nics = request.nics.map(({ network, ip, mac }) => ({ network, ip, mac }));
   try {
-    const [row] = await sql<{ id: string; created_at: Date; definition: VmDefinition }[]>`
-      SELECT id, created_at, definition FROM claim_vm(
-        ${request.name}, ${jsonb(sql, vm)}, ${jsonb(sql, nics)},
-        ${jsonb(sql, { state: 'pending', operation })}, ${jsonb(sql, request.tags)},
-        ${operation.runId}, ${actor?.actor ?? null}, ${actor?.operation ?? null})`;
+    // The image is held (FOR SHARE) while the VM that uses it is recorded, so a deletion
+    // (beginImageDeletion, FOR UPDATE) either sees the VM or is seen here.
+    const [row] = await sql.begin(async (tx) => {
+      if (request.image) await holdImage(tx, request.image.id, request.image.name);
+      return tx<{ id: string; created_at: Date; definition: VmDefinition }[]>`
+        SELECT id, created_at, definition FROM claim_vm(
+          ${request.name}, ${jsonb(tx, vm)}, ${jsonb(tx, nics)},
+          ${jsonb(tx, { state: 'pending', operation })}, ${jsonb(tx, request.tags)},
+          ${operation.runId}, ${actor?.actor ?? null}, ${actor?.operation ?? null})`;
+    });
     const { id, created_at, definition } = row!;
     return {
       id,

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Queryable, Sql } from './db.ts';
 import { KeyConflictError, NotFoundError, StateConflictError } from './errors.ts';
+import type { VmImage } from './types.ts';
 
 export type ImageFormat = 'raw' | 'qcow2';
 export type ImageStatus = 'importing' | 'ready' | 'failed' | 'deleting';
@@ -166,6 +167,14 @@ export async function beginImageDeletion(sql: Sql, name: string): Promise<Image>
     if (row.status === 'importing')
       throw new StateConflictError(`image ${name}`, 'importing', 'delete');
     if (row.status === 'deleting') return toImage(row);
+    const users = await imageUsers(tx, row.id);
+    if (users.length > 0) {
+      throw new StateConflictError(
+        `image ${name}`,
+        `used by ${users.length === 1 ? 'VM' : 'VMs'} ${users.slice(0, 5).join(', ')}${users.length > 5 ? ', ...' : ''}`,
+        'delete',
+      );
+    }
     const [updated] = await tx<ImageRow[]>`
       UPDATE images SET status = 'deleting' WHERE id = ${row.id} RETURNING *`;
     return toImage(updated!);
@@ -175,4 +184,40 @@ export async function beginImageDeletion(sql: Sql, name: string): Promise<Image>
 /** Removes the record of an image whose file is gone. */
 export async function dropImage(sql: Queryable, id: string): Promise<void> {
   await sql`DELETE FROM images WHERE id = ${id} AND status = 'deleting'`;
+}
+
+/** A ready image as a VM records it; an image not ready (yet, or any more) is refused. */
+export function usableImage(image: Image): VmImage {
+  const { format, sha256, sizeBytes, virtualSize } = image;
+  if (
+    image.status !== 'ready' ||
+    !format ||
+    !sha256 ||
+    sizeBytes === null ||
+    virtualSize === null
+  ) {
+    throw new StateConflictError(`image ${image.name}`, image.status, 'create a VM from');
+  }
+  return { id: image.id, name: image.name, format, sha256, sizeBytes, virtualSize };
+}
+
+/** The names of the VMs recorded as built from the image (at most 6). */
+export async function imageUsers(sql: Queryable, id: string): Promise<string[]> {
+  const rows = await sql<{ name: string }[]>`
+    SELECT name FROM nodes
+    WHERE type = 'vm' AND definition -> 'image' ->> 'id' = ${id}
+    ORDER BY name LIMIT 6`;
+  return rows.map((r) => r.name);
+}
+
+/**
+ * Within a transaction that records a VM built from the image: holds it ready until that
+ * transaction ends, so it cannot begin to be deleted meanwhile.
+ */
+export async function holdImage(sql: Queryable, id: string, name: string): Promise<void> {
+  const [row] = await sql<{ status: ImageStatus }[]>`
+    SELECT status FROM images WHERE id = ${id} FOR SHARE`;
+  if (!row) throw new NotFoundError('image', name);
+  if (row.status !== 'ready')
+    throw new StateConflictError(`image ${name}`, row.status, 'create a VM from');
 }

@@ -211,7 +211,9 @@ export async function adoptVmHost(
     await tx`
       INSERT INTO allocations (vm_id, host_id, vcpus, memory_mib, disk_gib, anti_affinity, affinity)
       SELECT ${vm.id}, ${moved.target}, (d->>'vcpus')::int, (d->>'memoryMiB')::bigint,
-             COALESCE((d->>'diskGiB')::bigint, 0),
+             COALESCE((d->>'diskGiB')::bigint, 0)
+               + COALESCE((SELECT sum((x->>'sizeGiB')::bigint)
+                           FROM jsonb_array_elements(d->'disks') x), 0),
              ${old ? sql.array(old.anti_affinity as string[]) : sql.array([] as string[])},
              ${old ? sql.array(old.affinity as string[]) : sql.array([] as string[])}
       FROM (SELECT definition AS d FROM nodes WHERE id = ${vm.id}) v`;

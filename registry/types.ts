@@ -5,6 +5,25 @@ export interface NicDefinition {
   mac: string;
 }
 
+/** An imported image, as a VM built from it records it. */
+export interface VmImage {
+  id: string;
+  name: string;
+  format: 'raw' | 'qcow2';
+  sha256: string;
+  /** The image file's bytes. */
+  sizeBytes: number;
+  /** The disk the image describes. */
+  virtualSize: number;
+}
+
+/** A guest's own configuration, written into its cloud-init NoCloud seed. */
+export interface GuestConfig {
+  sshAuthorizedKeys: string[];
+  /** A user-data document (at most 64 KiB), passed to cloud-init as it is. */
+  userData?: string;
+}
+
 /** Where a VM may go; kept with its definition so a re-placement obeys the same rules. */
 export interface PlacementConstraints {
   host?: string;
@@ -19,8 +38,15 @@ export interface VmDefinition {
   vcpus: number;
   memoryMiB: number;
   diskGiB: number;
-  /** A base image (a volume in the host's storage pool) the root disk is created from. */
-  image?: string;
+  /**
+   * The image the root disk is an overlay on (copied to the host's pool first), as it was when
+   * the VM was created: a later import of another image by that name changes nothing here.
+   */
+  image?: VmImage;
+  /** Blank disks besides the root, attached after it in this order. */
+  disks?: Array<{ sizeGiB: number }>;
+  /** What the guest learns from its cloud-init seed (VMs from an image only). */
+  guest?: GuestConfig;
   /** Direct kernel boot, for guests without a boot loader: paths on the host. */
   boot?: { kernel: string; initrd?: string; cmdline?: string };
   nics: NicDefinition[];

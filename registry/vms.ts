@@ -4,12 +4,14 @@ import { jsonb, type Queryable, type Sql } from './db.ts';
 import { NotFoundError, StateConflictError } from './errors.ts';
 import { capacityChanged } from './housekeeping.ts';
 import type {
+  GuestConfig,
   HostAddress,
   NicDefinition,
   OperationRef,
   PlacementConstraints,
   Vm,
   VmDefinition,
+  VmImage,
   VmState,
 } from './types.ts';
 
@@ -21,6 +23,9 @@ export interface VmRequest {
   nics: Array<{ network: string; ip?: string | undefined; mac?: string | undefined }>;
   tags: Record<string, string>;
   placement: PlacementConstraints;
+  image?: VmImage;
+  disks?: Array<{ sizeGiB: number }>;
+  guest?: GuestConfig;
 }
 
 interface VmRow {

@@ -22,8 +22,8 @@ fi
 packages=(libvirt-dev libvirt-clients pkg-config build-essential python3-venv)
 [ -d /etc/postgresql ] && [ -n "$(ls -A /etc/postgresql 2>/dev/null)" ] || packages+=(postgresql)
 # The real-VM tests: libvirtd with its qemu driver, qemu (software emulation will do), and cpio
-# for the guest's initramfs. Without recommends: they would bring a desktop's worth of extras.
-vm_packages=(libvirt-daemon-system qemu-system-x86 qemu-utils cpio)
+# for the guest's initramfs, genisoimage for cloud-init seeds. Without recommends: they would bring a desktop's worth of extras.
+vm_packages=(libvirt-daemon-system qemu-system-x86 qemu-utils cpio genisoimage)
 # The browser test of the Temporal UI (test/e2e/temporal-ui.test.ts) drives Debian's chromium.
 vm_packages+=(chromium)
 # Without systemd as init, the sysv flavour of the daemon's scripts keeps apt from pulling systemd in.

@@ -7,6 +7,8 @@ import { vmWorkflowId } from '../../common/vocabulary.ts';
 import type { Sql } from '../../registry/db.ts';
 import { hostExists } from '../../registry/hosts.ts';
 import { checkedPool } from '../../registry/claim-vm.ts';
+import { getImage, usableImage } from '../../registry/images.ts';
+import type { GuestConfig, VmImage } from '../../registry/types.ts';
 import { getVm, listVms, type VmRequest } from '../../registry/vms.ts';
 import { InvalidRequestError, KeyConflictError, nullIfNotFound } from '../../registry/errors.ts';
 import {
@@ -40,12 +42,40 @@ import { procedure, router } from '../trpc.ts';
  * What the schema cannot see: the named host and networks exist and each given IP is usable.
  * Checked before any workflow starts, so a bad request leaves no trace (the claim checks again).
  */
-async function checkReferences(sql: Sql, input: z.infer<typeof vmCreateInput>): Promise<void> {
+/**
+ * What the request names, checked to exist before anything is claimed: the placement host,
+ * each NIC's network, and the image (NOT_FOUND when there is none by that name; refused while
+ * it is not ready, or when the root disk would be smaller than the image's own disk).
+ */
+async function checkReferences(
+  sql: Sql,
+  input: z.infer<typeof vmCreateInput>,
+): Promise<{ image?: VmImage; diskGiB: number }> {
   const hint = input.placement.host;
   if (hint !== undefined && !(await hostExists(sql, hint))) {
     throw new InvalidRequestError('placement.host', `no host named ${hint}`);
   }
   for (const [i, nic] of input.nics.entries()) await checkedPool(sql, nic, i);
+  if (input.image === undefined) return { diskGiB: input.diskGiB };
+  const image = usableImage(await getImage(sql, input.image));
+  const needed = Math.ceil(image.virtualSize / GiB);
+  if (input.diskGiB === 0) return { image, diskGiB: needed };
+  if (input.diskGiB * GiB < image.virtualSize) {
+    throw new InvalidRequestError(
+      'diskGiB',
+      `${input.diskGiB} GiB is smaller than image ${image.name}'s ${image.virtualSize} bytes: give at least ${needed}`,
+    );
+  }
+  return { image, diskGiB: input.diskGiB };
+}
+
+const GiB = 1024 ** 3;
+
+function guestConfig(input: z.infer<typeof vmCreateInput>): GuestConfig {
+  return {
+    sshAuthorizedKeys: input.sshAuthorizedKeys,
+    ...(input.userData !== undefined ? { userData: input.userData } : {}),
+  };
 }
 
 export interface OperationContext {
@@ -119,15 +149,17 @@ export const vmsRouter = router({
     if (existing && existing.operation?.kind !== 'create') {
       throw new KeyConflictError(`name:${input.name}`, `vm ${input.name}`);
     }
-    await checkReferences(ctx.sql, input);
+    const { image, diskGiB } = await checkReferences(ctx.sql, input);
     const request: VmRequest = {
       name: input.name,
       vcpus: input.vcpus,
       memoryMiB: input.memoryMiB,
-      diskGiB: input.diskGiB,
+      diskGiB,
       nics: input.nics,
       tags: input.tags,
       placement: input.placement,
+      ...(image ? { image, guest: guestConfig(input) } : {}),
+      ...(input.disks.length > 0 ? { disks: input.disks } : {}),
     };
     const start = new WithStartWorkflowOperation(vmEntity, {
       args: [{ request, onFailure: input.onFailure }],

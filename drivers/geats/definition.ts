@@ -103,7 +103,7 @@ export function toGeatsDefinition(
       ...(nic.ip ? { ipaddr: nic.ip } : {}),
     })),
     storage: storageOf(spec, volumes, d.diskGiB, options),
-    ...(d.image ? { template: d.image } : {}),
+    ...(d.image ? { template: d.image.name } : {}),
   };
 }
 

@@ -92,11 +92,13 @@ export async function copyDisks(move: DiskMoveOptions, progress: ProgressOptions
     const pairs: VolumePair[] = refs.map((ref) => {
       const s = handles(ref, sources, 'source');
       const t = handles(ref, targets, 'target');
+      // What is copied is the source's stored bytes (a qcow2 overlay's file, which the copy
+      // grows the target's to); what must fit is the disk the guest sees.
       const capacity = s[0]!.capacity;
-      if (t[0]!.capacity < capacity) {
+      if (t[0]!.virtualSize < s[0]!.virtualSize) {
         throw new DriverError(
           'rejected',
-          `volume ${ref.pool}/${ref.name} holds ${t[0]!.capacity} bytes on the target, ${capacity} on the source`,
+          `volume ${ref.pool}/${ref.name} holds ${t[0]!.virtualSize} bytes on the target, ${s[0]!.virtualSize} on the source`,
         );
       }
       return { ref, source: s.map((v) => v.vol), target: t.map((v) => v.vol), capacity };

@@ -66,7 +66,21 @@ export interface DomainXmlOptions {
   consoleLogDir?: string;
   /** Recorded in the metadata so a cold migration retried half-way knows whether to start it. */
   desired?: 'running' | 'stopped';
+  /**
+   * The root disk (the first volume) is a qcow2 overlay on this host's copy of an image: its
+   * backing file is named here, so the chain never depends on the path the overlay's own
+   * header holds (which a move's copy brings from the source host).
+   */
+  overlay?: RootOverlay;
 }
+
+export interface RootOverlay {
+  backing: string;
+  format: 'raw' | 'qcow2';
+}
+
+/** A VM's cloud-init seed volume (volumes.ts's seedName), attached as a read-only CD-ROM. */
+const SEED_VOLUME = /-seed\.iso$/;
 
 /** vda, vdb, ..., vdz, vdaa, ...: libvirt's disk naming. */
 function diskDev(index: number): string {
@@ -77,14 +91,33 @@ function diskDev(index: number): string {
   return `vd${suffix}`;
 }
 
-function disks(spec: DomainSpec): string[] {
-  return (spec.volumes ?? []).map(
-    (v, i) => `    <disk type='volume' device='disk'>
+function disks(spec: DomainSpec, options: DomainXmlOptions): string[] {
+  let disk = 0;
+  return (spec.volumes ?? []).map((v, i) => {
+    const source = `<source pool='${field(`volumes[${i}].pool`, v.pool)}' volume='${field(`volumes[${i}].name`, v.name)}'/>`;
+    if (SEED_VOLUME.test(v.name)) {
+      return `    <disk type='volume' device='cdrom'>
       <driver name='qemu' type='raw'/>
-      <source pool='${field(`volumes[${i}].pool`, v.pool)}' volume='${field(`volumes[${i}].name`, v.name)}'/>
-      <target dev='${diskDev(i)}' bus='virtio'/>
-    </disk>`,
-  );
+      ${source}
+      <target dev='sda' bus='sata'/>
+      <readonly/>
+    </disk>`;
+    }
+    const overlay = i === 0 ? options.overlay : undefined;
+    const backing = overlay
+      ? `
+      <backingStore type='file'>
+        <format type='${field('overlay.format', overlay.format)}'/>
+        <source file='${field('overlay.backing', overlay.backing)}'/>
+        <backingStore/>
+      </backingStore>`
+      : '';
+    return `    <disk type='volume' device='disk'>
+      <driver name='qemu' type='${overlay ? 'qcow2' : 'raw'}'/>
+      ${source}${backing}
+      <target dev='${diskDev(disk++)}' bus='virtio'/>
+    </disk>`;
+  });
 }
 
 function nics(spec: DomainSpec): string[] {
@@ -146,7 +179,7 @@ ${os(spec)}
   <on_reboot>restart</on_reboot>
   <on_crash>destroy</on_crash>
   <devices>
-${[...disks(spec), ...nics(spec), serial(spec, options)].join('\n')}
+${[...disks(spec, options), ...nics(spec), serial(spec, options)].join('\n')}
     <console type='pty'><target type='serial' port='0'/></console>
   </devices>
 </domain>

@@ -1,5 +1,5 @@
 import { open as openLibvirt, type Connection, type Domain } from '../../native/libvirt/index.ts';
-import type { HostAddress } from '../../registry/types.ts';
+import type { HostAddress, VmImage } from '../../registry/types.ts';
 import {
   CallbackFailed,
   DriverError,
@@ -11,6 +11,7 @@ import {
   type HostStatus,
   type MigrateOptions,
   type MigrateResult,
+  type ProgressOptions,
   type ProvisionOptions,
   type ShutdownOptions,
   type VolumeRef,
@@ -18,7 +19,7 @@ import {
 } from '../driver.ts';
 import { admitLibvirtUri, HostUriError, type HostUriPolicy } from '../host-uri.ts';
 import { connections, type ConnectionLease, type ConnectionRegistry } from './connections.ts';
-import { domainXml, vagothIdOf } from './domain-xml.ts';
+import { domainXml, vagothIdOf, type RootOverlay } from './domain-xml.ts';
 import {
   describe,
   isActive,
@@ -35,13 +36,17 @@ import { copyDisks, diskPlan, localVolumes } from './disk-move.ts';
 import { migrateDomain } from './migrate.ts';
 import {
   checkOwned,
+  layoutNames,
   locateVolumes,
   PROVISION_STEP,
   provisionedBefore,
   provisionVolume,
-  volumeName,
+  volumeLayout,
+  type ImageBase,
   type LocatedVolume,
+  type VolumeLayout,
 } from './volumes.ts';
+import { copyImage, imagePath, imageVolumeName, removeImage } from './image-cache.ts';
 import { wipeAndDelete, type WipeMethod } from './wipe.ts';
 import { hostStatus } from './status.ts';
 
@@ -212,12 +217,47 @@ export class LibvirtDriver implements Driver {
     return domain;
   }
 
-  #xml(spec: DomainSpec, desired?: 'running' | 'stopped'): string {
+  #xml(spec: DomainSpec, overlay: RootOverlay | null, desired?: 'running' | 'stopped'): string {
     return domainXml(spec, {
       domainType: this.#domainType,
       ...(this.#consoleLogDir ? { consoleLogDir: this.#consoleLogDir } : {}),
       ...(desired ? { desired } : {}),
+      ...(overlay ? { overlay } : {}),
     });
+  }
+
+  /**
+   * The host's copy of the VM's image, when it has one: the base of its root disk. Null for a
+   * VM from no image; a VM's image missing from the host is refused.
+   */
+  async #base(conn: Connection, image: VmImage | undefined): Promise<ImageBase | null> {
+    if (!image) return null;
+    const ref = this.imageVolume(image);
+    const found = await imagePath(conn, ref);
+    if (!found) {
+      throw new DriverError(
+        'rejected',
+        `definition.image: image ${image.name} is not copied to ${this.#uri}`,
+      );
+    }
+    return {
+      ...found,
+      format: image.format,
+      vol: async () => {
+        const pool = await conn.lookupStoragePoolByName(ref.pool);
+        try {
+          return await pool.lookupVolumeByName(ref.name);
+        } finally {
+          pool.free();
+        }
+      },
+    };
+  }
+
+  /** How the root disk is attached on this host: an overlay on the image's copy, or plain. */
+  async #overlay(conn: Connection, spec: DomainSpec): Promise<RootOverlay | null> {
+    const base = await this.#base(conn, spec.definition.image);
+    return base?.fileBacked ? { backing: base.path, format: base.format } : null;
   }
 
   /**
@@ -235,9 +275,30 @@ export class LibvirtDriver implements Driver {
   }
 
   volumesFor(spec: Pick<DomainSpec, 'id' | 'name' | 'definition'>): VolumeRef[] {
-    return wantsStorage(spec.definition)
-      ? [{ pool: this.#pools[0]!, name: volumeName(spec.id, 0) }]
-      : [];
+    if (!wantsStorage(spec.definition)) return [];
+    return layoutNames(spec.id, volumeLayout(spec.definition)).map((name) => ({
+      pool: this.#pools[0]!,
+      name,
+    }));
+  }
+
+  imageVolume(image: VmImage): VolumeRef {
+    return { pool: this.#pools[0]!, name: imageVolumeName(image) };
+  }
+
+  copyImage(image: VmImage, file: string, options: ProgressOptions = {}): Promise<void> {
+    return this.#call(`copy image ${image.name}`, (conn) =>
+      copyImage(conn, this.imageVolume(image), image, file, {
+        ...options,
+        simulated: this.#simulated,
+      }),
+    );
+  }
+
+  removeImage(image: VmImage): Promise<void> {
+    return this.#call(`remove image ${image.name}`, (conn) =>
+      removeImage(conn, this.imageVolume(image), image),
+    );
   }
 
   provision(spec: DomainSpec, options: ProvisionOptions = {}): Promise<VolumeRef[]> {
@@ -252,6 +313,8 @@ export class LibvirtDriver implements Driver {
       const inUse =
         reported < refs.length &&
         (await withDomain(await lookup(conn, spec.name), async (d) => d !== null));
+      const layouts = layoutOf(spec, refs);
+      const base = await this.#base(conn, spec.definition.image);
       for (const [i, ref] of refs.entries()) {
         options.signal?.throwIfAborted();
         // A shared pool's volume is the VM's disk wherever it runs: never built again.
@@ -259,7 +322,10 @@ export class LibvirtDriver implements Driver {
         // What a lost attempt left holds this VM's bytes (a part of its image, of its disk on
         // the way here): wiped as deprovision wipes, not merely deleted, before it is built again.
         if (!keep) await this.#wipeLeftover(conn, spec.id, ref, options);
-        await provisionVolume(conn, ref, spec.definition);
+        await provisionVolume(conn, ref, layouts[i]!, {
+          base,
+          ...(options.seed ? { seed: options.seed } : {}),
+        });
         options.onProgress?.({ step: PROVISION_STEP, done: i + 1, total: refs.length });
       }
       return refs;
@@ -296,7 +362,7 @@ export class LibvirtDriver implements Driver {
     return this.#call(`define ${spec.name}`, async (conn) => {
       // Attaching another VM's volume would hand its data over: the same rule as deleting one.
       checkOwned(spec.id, spec.volumes ?? [], this.#pools);
-      const xml = this.#xml(spec);
+      const xml = this.#xml(spec, await this.#overlay(conn, spec));
       await withDomain(await lookup(conn, spec.name), async (existing) => {
         if (existing && vagothIdOf(await existing.getXMLDesc()) !== spec.id) {
           throw new DriverError(
@@ -360,11 +426,13 @@ export class LibvirtDriver implements Driver {
         throw new DriverError('rejected', `migrate ${spec.name}: ${target.name} is this host`);
       }
       try {
+        // The root overlay's base is the target's own copy of the image.
+        const overlay = await this.#overlay(conn, spec);
         return await migrateDomain({
           source,
           target: conn,
           spec,
-          targetXml: (desired) => this.#xml(spec, desired),
+          targetXml: (desired) => this.#xml(spec, overlay, desired),
           options,
           disks: diskPlan(spec.volumes ?? [], this.#sharedPools),
           copyDisks: (progress) =>
@@ -460,4 +528,20 @@ export class LibvirtDriver implements Driver {
     this.#peers.clear();
     await Promise.allSettled(leases.map((l) => l.release()));
   }
+}
+
+/** Each recorded volume's layout, matched by name: a volume the definition does not make is refused. */
+function layoutOf(spec: DomainSpec, refs: VolumeRef[]): VolumeLayout[] {
+  const layout = volumeLayout(spec.definition);
+  const names = layoutNames(spec.id, layout);
+  return refs.map((ref) => {
+    const at = names.indexOf(ref.name);
+    if (at < 0) {
+      throw new DriverError(
+        'rejected',
+        `volume ${ref.name} is not one ${spec.name}'s definition makes`,
+      );
+    }
+    return layout[at]!;
+  });
 }

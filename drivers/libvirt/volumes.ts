@@ -5,30 +5,74 @@ import {
   type StoragePool,
   type StorageVol,
 } from '../../native/libvirt/index.ts';
-import type { VmDefinition } from '../../registry/types.ts';
+import type { VmDefinition, VmImage } from '../../registry/types.ts';
 import { DriverError, type Progress, type VolumeRef } from '../driver.ts';
 import { xmlEscape } from './domain-xml.ts';
 import { hasCode } from './errors.ts';
+
+const GiB = 1024 ** 3;
 
 /** The name of a VM's volume: the id in it is what lets deprovision tell it is this VM's. */
 export function volumeName(vmId: string, index: number): string {
   return `vagoth-${vmId}-disk${index}.img`;
 }
 
-export function isNamedFor(vmId: string, name: string): boolean {
-  const prefix = `vagoth-${vmId}-disk`;
-  return name.startsWith(prefix) && /^\d+\.img$/.test(name.slice(prefix.length));
+/** The name of a VM's cloud-init seed: a volume of the VM's, wiped and deleted with its disks. */
+export function seedName(vmId: string): string {
+  return `vagoth-${vmId}-seed.iso`;
 }
 
-const GiB = 1024 ** 3;
+export function isNamedFor(vmId: string, name: string): boolean {
+  const prefix = `vagoth-${vmId}-`;
+  return name.startsWith(prefix) && /^(disk\d+\.img|seed\.iso)$/.test(name.slice(prefix.length));
+}
 
-function volumeXml(name: string, bytes: number): string {
+/** The seed volume's size: an ISO of the seed's three files fits many times over. */
+export const SEED_BYTES = 4 * 1024 ** 2;
+
+/** What one of a VM's volumes is made as. */
+export type VolumeLayout =
+  | { kind: 'root'; bytes: number; image: VmImage | null }
+  | { kind: 'blank'; bytes: number }
+  | { kind: 'seed'; bytes: number };
+
+/**
+ * A VM's volumes, in the order they are attached: the root disk (an overlay on its image, else
+ * blank) when it has one, its extra blank disks, then the seed of a VM from an image.
+ */
+export function volumeLayout(
+  definition: Pick<VmDefinition, 'diskGiB' | 'image' | 'disks'>,
+): VolumeLayout[] {
+  const layout: VolumeLayout[] = [];
+  const { diskGiB, image } = definition;
+  if (diskGiB > 0 || image) {
+    layout.push({
+      kind: 'root',
+      bytes: Math.max(diskGiB * GiB, image?.virtualSize ?? 0),
+      image: image ?? null,
+    });
+  }
+  for (const d of definition.disks ?? []) layout.push({ kind: 'blank', bytes: d.sizeGiB * GiB });
+  if (image) layout.push({ kind: 'seed', bytes: SEED_BYTES });
+  return layout;
+}
+
+/** The names of the volumes of `volumeLayout`, in its order. */
+export function layoutNames(vmId: string, layout: VolumeLayout[]): string[] {
+  let disk = 0;
+  return layout.map((v) => (v.kind === 'seed' ? seedName(vmId) : volumeName(vmId, disk++)));
+}
+
+function volumeXml(name: string, bytes: number, backing?: { path: string; format: string }) {
+  const store = backing
+    ? `  <backingStore><path>${xmlEscape(backing.path)}</path><format type='${xmlEscape(backing.format)}'/></backingStore>\n`
+    : '';
   return `<volume>
   <name>${xmlEscape(name)}</name>
   <capacity unit='bytes'>${xmlEscape(bytes)}</capacity>
   <allocation>0</allocation>
-  <target><format type='raw'/></target>
-</volume>
+  <target><format type='${backing ? 'qcow2' : 'raw'}'/></target>
+${store}</volume>
 `;
 }
 
@@ -47,7 +91,7 @@ export function isInside(dir: string, file: string): boolean {
   return path.posix.resolve('/', file).startsWith(d === '/' ? '/' : `${d}/`);
 }
 
-async function freeing<T extends { free(): void }, R>(
+export async function freeing<T extends { free(): void }, R>(
   object: Promise<T>,
   fn: (o: T) => Promise<R>,
 ): Promise<R> {
@@ -59,7 +103,7 @@ async function freeing<T extends { free(): void }, R>(
   }
 }
 
-async function lookupPool(conn: Connection, name: string): Promise<StoragePool> {
+export async function lookupPool(conn: Connection, name: string): Promise<StoragePool> {
   try {
     return await conn.lookupStoragePoolByName(name);
   } catch (err) {
@@ -71,7 +115,7 @@ async function lookupPool(conn: Connection, name: string): Promise<StoragePool> 
   }
 }
 
-async function findVolume(pool: StoragePool, name: string): Promise<StorageVol | null> {
+export async function findVolume(pool: StoragePool, name: string): Promise<StorageVol | null> {
   try {
     return await pool.lookupVolumeByName(name);
   } catch (err) {
@@ -80,48 +124,54 @@ async function findVolume(pool: StoragePool, name: string): Promise<StorageVol |
   }
 }
 
+/** Where a root disk's image is on this host (image-cache.ts's imagePath), for its overlay. */
+export interface ImageBase {
+  path: string;
+  format: VmImage['format'];
+  /** The pool holds files: the root is a qcow2 overlay; otherwise a full copy. */
+  fileBacked: boolean;
+  vol: () => Promise<StorageVol>;
+}
+
 /**
- * Creates one volume of a VM, from its image when it names one; an existing one is kept. One
- * an attempt lost mid-way may have left half-built (a clone cut short) the caller wipes and
- * deletes first (LibvirtDriver.provision). libvirt refuses to wipe or delete a volume it is
- * still building, so that waits for the build under way (by failing, to be retried), never
- * races it.
+ * Creates one volume of a VM as its layout says; an existing one is kept. A root disk from an
+ * image is a qcow2 overlay on the host's copy of the image (`base`), or a full copy of it where
+ * the pool holds no files; a seed is written with `seed`, the ISO the caller built (a move's
+ * target gets it by copy instead). One an attempt lost mid-way may have left half-built the
+ * caller wipes and deletes first (LibvirtDriver.provision). libvirt refuses to wipe or delete
+ * a volume it is still building, so that waits for the build under way (by failing, to be
+ * retried), never races it.
  */
 export async function provisionVolume(
   conn: Connection,
   ref: VolumeRef,
-  definition: VmDefinition,
+  layout: VolumeLayout,
+  made: { base?: ImageBase | null; seed?: Buffer },
 ): Promise<void> {
-  const { diskGiB, image } = definition;
-  if (!(diskGiB > 0) && !image) {
+  if (!(layout.bytes > 0)) {
     throw new DriverError('rejected', `definition.diskGiB: ${ref.name} needs a size or an image`);
-  }
-  // Cloning another VM's disk would hand its data to this one.
-  if (image && /^vagoth-[0-9a-f-]{36}-disk\d+\.img$/.test(image)) {
-    throw new DriverError('rejected', `definition.image: ${image} is a VM's volume`);
   }
   await freeing(lookupPool(conn, ref.pool), async (pool) => {
     const found = await findVolume(pool, ref.name);
     if (found) return found.free();
     try {
-      if (!image) return (await pool.createVolumeXML(volumeXml(ref.name, diskGiB * GiB))).free();
-      const source = await findVolume(pool, image);
-      if (!source) {
+      if (layout.kind === 'seed') return await createSeed(pool, ref, made.seed);
+      if (layout.kind === 'blank' || !layout.image) {
+        return (await pool.createVolumeXML(volumeXml(ref.name, layout.bytes))).free();
+      }
+      const { base } = made;
+      if (!base) {
         throw new DriverError(
           'rejected',
-          `definition.image: no volume ${image} in pool ${ref.pool}`,
+          `definition.image: image ${layout.image.name} is not copied to this host`,
         );
       }
-      await freeing(Promise.resolve(source), async (s) => {
-        const { capacity } = await s.getInfo();
-        if (diskGiB > 0 && diskGiB * GiB < capacity) {
-          throw new DriverError(
-            'rejected',
-            `definition.diskGiB: ${diskGiB} GiB is smaller than image ${image} (${capacity} bytes)`,
-          );
-        }
-        const xml = volumeXml(ref.name, Math.max(diskGiB * GiB, capacity));
-        (await pool.createVolumeXMLFrom(xml, s)).free();
+      if (base.fileBacked) {
+        const xml = volumeXml(ref.name, layout.bytes, base);
+        return (await pool.createVolumeXML(xml)).free();
+      }
+      await freeing(base.vol(), async (source) => {
+        (await pool.createVolumeXMLFrom(volumeXml(ref.name, layout.bytes), source)).free();
       });
     } catch (err) {
       // Created meanwhile by a concurrent attempt for this same VM (the name holds its id);
@@ -131,6 +181,19 @@ export async function provisionVolume(
       now.free();
     }
   });
+}
+
+/** A seed volume, holding the ISO given (none: blank, for a move to copy into). */
+async function createSeed(pool: StoragePool, ref: VolumeRef, iso: Buffer | undefined) {
+  if (iso && iso.length > SEED_BYTES) {
+    throw new DriverError('rejected', `the seed of ${ref.name} is over ${SEED_BYTES} bytes`);
+  }
+  const vol = await pool.createVolumeXML(volumeXml(ref.name, SEED_BYTES));
+  try {
+    if (iso && iso.length > 0) await vol.upload(0, iso);
+  } finally {
+    vol.free();
+  }
 }
 
 /** Refuses (not-ours) any volume outside the configured pools or not named for this VM. */
@@ -154,7 +217,20 @@ export function checkOwned(vmId: string, refs: VolumeRef[], pools: readonly stri
 export interface LocatedVolume {
   ref: VolumeRef;
   vol: StorageVol;
+  /**
+   * The bytes the volume holds as stored, which a wipe zeroes and a move copies: its capacity,
+   * but for a qcow2 file (an overlay), the file's own size.
+   */
   capacity: number;
+  /** The disk the guest sees (a qcow2 overlay's virtual size). */
+  virtualSize: number;
+}
+
+/** A volume's stored extent: a qcow2 file's physical size, else its capacity. */
+export function storedExtent(xml: string, capacity: number): number {
+  if (!/<target>[\s\S]*?<format type=['"]qcow2['"]/.test(xml)) return capacity;
+  const physical = /<physical(?:\s+unit=['"]bytes['"])?>(\d+)<\/physical>/.exec(xml)?.[1];
+  return physical === undefined ? capacity : Number(physical);
 }
 
 /**
@@ -178,7 +254,7 @@ export async function locateVolumes(
         return vol && { vol, target };
       });
       if (!found) continue;
-      located.push({ ref, vol: found.vol, capacity: 0 });
+      located.push({ ref, vol: found.vol, capacity: 0, virtualSize: 0 });
       const where = await found.vol.getPath();
       if (found.target === null || !isInside(found.target, where)) {
         throw new DriverError(
@@ -186,7 +262,10 @@ export async function locateVolumes(
           `volume ${ref.pool}/${ref.name} lies at ${where}, outside its pool's ${found.target ?? 'unknown'} directory`,
         );
       }
-      located[located.length - 1]!.capacity = (await found.vol.getInfo()).capacity;
+      const { capacity } = await found.vol.getInfo();
+      const last = located[located.length - 1]!;
+      last.virtualSize = capacity;
+      last.capacity = storedExtent(await found.vol.getXMLDesc(), capacity);
     }
     return located;
   } catch (err) {

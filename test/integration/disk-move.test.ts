@@ -2,20 +2,18 @@ import { chmod, link, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadConfig } from '../../config.ts';
-import { createDriverFactory } from '../../drivers/index.ts';
 import { LibvirtDriver } from '../../drivers/libvirt/libvirt-driver.ts';
 import { REPORT_ONLY } from '../../monitor/reconcile.ts';
 import { open } from '../../native/libvirt/index.ts';
 import { monitorCluster } from '../../workflows/index.ts';
 import {
   nonZeroRanges,
+  dirPoolDrivers,
   startDirPoolDaemon,
   type DirPoolDaemon,
 } from '../support/dir-pool-daemon.ts';
 import { fileDigest, writePattern } from '../support/disk-pattern.ts';
 import { settle, startHarness, type Harness } from '../support/harness.ts';
-import { TEST_HOST_URIS } from '../support/host-uris.ts';
 import { findExecutable } from '../support/libvirtd.ts';
 
 const missing = ['libvirtd', 'virsh', 'qemu-system-x86_64'].filter((p) => !findExecutable(p));
@@ -38,13 +36,8 @@ describe.skipIf(skip)(
       const [a, b] = await Promise.all([startDirPoolDaemon(pool), startDirPoolDaemon(pool)]);
       daemons['dm-a'] = a;
       daemons['dm-b'] = b;
-      const drivers = loadConfig().drivers;
       h = await startHarness({
-        driverFactory: createDriverFactory({
-          ...drivers,
-          hostUris: TEST_HOST_URIS,
-          libvirt: { ...drivers.libvirt, pools: [pool], domainType: 'qemu' },
-        }),
+        driverFactory: dirPoolDrivers(pool),
       });
       for (const [name, d] of Object.entries(daemons)) {
         await h.api.hosts.register({ name, driver: 'libvirt', uri: d.uri, diskGiB: 100 });

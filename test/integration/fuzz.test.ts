@@ -94,14 +94,29 @@ const VALID: Record<string, fc.Arbitrary<unknown>> = {
   'hosts.remove': byName(spareHost),
   'hosts.evacuate': spareHost.map((name) => ({ name, fenced: true })),
   'hosts.monitor': fc.constant(undefined),
-  'vms.create': fc.record({
-    name: vmName,
-    vcpus: fc.constantFrom(1, 2),
-    memoryMiB: fc.constantFrom(64, 128),
-    nics: fc.constantFrom([], [{ network: 'default' }]),
-    tags,
-    placement: fc.constant({ host: 'fz-a' }),
-  }),
+  'vms.create': fc.oneof(
+    fc.record({
+      name: vmName,
+      vcpus: fc.constantFrom(1, 2),
+      memoryMiB: fc.constantFrom(64, 128),
+      nics: fc.constantFrom([], [{ network: 'default' }]),
+      tags,
+      placement: fc.constant({ host: 'fz-a' }),
+    }),
+    // From an image (raced by images.create and images.delete), with a seed's input.
+    fc.record({
+      name: vmName,
+      vcpus: fc.constant(1),
+      memoryMiB: fc.constant(64),
+      image: imageName,
+      diskGiB: fc.constantFrom(0, 1),
+      disks: fc.constantFrom([], [{ sizeGiB: 1 }]),
+      sshAuthorizedKeys: fc.constantFrom([], ['ssh-ed25519 AAAAC3Nza fz@x']),
+      userData: fc.string({ maxLength: 64 }),
+      nics: fc.constantFrom([], [{ network: 'default' }]),
+      placement: fc.constant({ host: 'fz-a' }),
+    }),
+  ),
   'vms.get': byName(vmName),
   'vms.list': fc.constant(undefined),
   'vms.wipes': fc.oneof(

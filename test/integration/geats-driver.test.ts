@@ -5,6 +5,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } 
 import { DriverError, type DriverErrorKind } from '../../drivers/index.ts';
 import { createGeatsDriver, type GeatsDriver } from '../../drivers/geats/index.ts';
 import { vmSpec } from '../contract/driver-contract.ts';
+import { testImage } from '../support/libvirt-hosts.ts';
 import { writeGeatsHost, type GeatsTestHost } from '../contract/geats-host.ts';
 import {
   geatsTestOptions,
@@ -58,7 +59,7 @@ describe('geats driver, local agent', () => {
   afterEach(() => driver.close());
 
   it('hands geats its own definition: vm_type, NICs, storage, template and vagoth id', async () => {
-    const spec = vmSpec('web-1', { image: 'debian-12' });
+    const spec = vmSpec('web-1', { image: testImage() });
     const [m0, m1] = spec.definition.nics.map((n) => n.mac);
     await driver.provision(spec);
     const state = await host.state();

@@ -4,6 +4,7 @@ import { simulatedPoolPath } from '../../drivers/libvirt/simulated-host.ts';
 import {
   driverFailure as failure,
   SimulatedHosts,
+  testImage,
   vmSpec as vm,
   volumeNames,
 } from '../support/libvirt-hosts.ts';
@@ -34,24 +35,53 @@ describe('provision', () => {
     expect(await volumeNames(await h.conn(), 'spare')).toEqual([]);
   });
 
-  it('clones the disk from the image the definition names, and refuses a missing one', async () => {
-    const h = await hosts.add({ volumes: [{ name: 'debian-12.img', capacityGiB: 2 }] });
-    const spec = vm({ image: 'debian-12.img' });
-    const [volume] = await h.driver.provision({ ...spec, volumes: h.driver.volumesFor(spec) });
-    const pool = await (await h.conn()).lookupStoragePoolByName('vagoth');
-    const clone = await pool.lookupVolumeByName(volume!.name);
-    expect((await clone.getInfo()).capacity).toBe(2 * GiB);
-    const missing = vm({ diskGiB: 5, image: 'no-such.img' });
-    const err = await failure(
-      h.driver.provision({ ...missing, volumes: h.driver.volumesFor(missing) }),
-    );
+  it('makes the root an overlay on the host’s copy of the image, then extra disks and the seed', async () => {
+    const h = await hosts.add();
+    const image = testImage();
+    const spec = vm({ image, diskGiB: 3, disks: [{ sizeGiB: 5 }] });
+    const volumes = h.driver.volumesFor(spec);
+    expect(volumes.map((v) => v.name)).toEqual([
+      `vagoth-${spec.id}-disk0.img`,
+      `vagoth-${spec.id}-disk1.img`,
+      `vagoth-${spec.id}-seed.iso`,
+    ]);
+    // Not on the host yet: refused, nothing made.
+    const err = await failure(h.driver.provision({ ...spec, volumes }));
     expect(err.kind).toBe('rejected');
     expect(err.message).toContain('definition.image');
+    expect(await volumeNames(await h.conn(), 'vagoth')).toEqual([]);
+
+    await h.driver.copyImage(image, '/nonexistent: a simulated host reads no file');
+    await h.driver.copyImage(image, '/nonexistent');
+    const copy = h.driver.imageVolume(image);
+    expect(copy).toEqual({ pool: 'vagoth', name: `vagoth-image-${image.id}.qcow2` });
+    await h.driver.provision({ ...spec, volumes });
+    const pool = await (await h.conn()).lookupStoragePoolByName('vagoth');
+    const info = async (name: string) => (await pool.lookupVolumeByName(name)).getInfo();
+    expect((await info(volumes[0]!.name)).capacity).toBe(3 * GiB);
+    expect((await info(volumes[1]!.name)).capacity).toBe(5 * GiB);
+    expect((await info(volumes[2]!.name)).capacity).toBe(4 * 1024 ** 2);
+    expect(await volumeNames(await h.conn(), 'vagoth')).toEqual(
+      [copy.name, ...volumes.map((v) => v.name)].sort(),
+    );
+    // The domain: the root a qcow2 overlay backed by the host's copy, the seed a read-only CD.
+    await h.driver.define({ ...spec, volumes });
+    const xml = await (await (await h.conn()).lookupDomainByName(spec.name)).getXMLDesc();
+    expect(xml).toMatch(/<driver name='qemu' type='qcow2'\/>/);
+    expect(xml).toContain(`${copy.name}'/>`);
+    expect(xml).toMatch(/device='cdrom'[\s\S]*seed\.iso[\s\S]*<readonly\/>/);
+
+    // Deprovision takes the VM's volumes, never the image's copy, which other VMs share.
+    await h.driver.deprovision({ ...spec, volumes });
+    expect(await volumeNames(await h.conn(), 'vagoth')).toEqual([copy.name]);
+    await h.driver.removeImage(image);
+    await h.driver.removeImage(image);
+    expect(await volumeNames(await h.conn(), 'vagoth')).toEqual([]);
   });
 
   it('builds again a volume that a lost attempt may have left half-made, never one reported whole or in use', async () => {
-    const h = await hosts.add({ volumes: [{ name: 'debian-12.img', capacityGiB: 2 }] });
-    const spec = vm({ image: 'debian-12.img', diskGiB: 3 });
+    const h = await hosts.add();
+    const spec = vm({ diskGiB: 3 });
     const volumes = h.driver.volumesFor(spec);
     const pool = await (await h.conn()).lookupStoragePoolByName('vagoth');
     const capacity = async () =>
@@ -82,21 +112,7 @@ describe('provision', () => {
     await h.driver.define({ ...spec, volumes });
     await h.driver.provision({ ...spec, volumes });
     expect(await capacity()).toBe(GiB);
-    expect(await volumeNames(await h.conn(), 'vagoth')).toEqual(
-      ['debian-12.img', volumes[0]!.name].sort(),
-    );
-  });
-
-  it('never clones another VM’s disk as an image', async () => {
-    const h = await hosts.add();
-    const first = vm({ diskGiB: 1 });
-    const [disk] = await h.driver.provision({ ...first, volumes: h.driver.volumesFor(first) });
-    const thief = vm({ image: disk!.name });
-    const err = await failure(
-      h.driver.provision({ ...thief, volumes: h.driver.volumesFor(thief) }),
-    );
-    expect(err.kind).toBe('rejected');
-    expect(await volumeNames(await h.conn(), 'vagoth')).toEqual([disk!.name]);
+    expect(await volumeNames(await h.conn(), 'vagoth')).toEqual([volumes[0]!.name]);
   });
 });
 

@@ -4,18 +4,17 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadConfig } from '../../config.ts';
-import { createDriverFactory, type WipeRecord } from '../../drivers/index.ts';
+import type { WipeRecord } from '../../drivers/index.ts';
 import { LibvirtDriver } from '../../drivers/libvirt/libvirt-driver.ts';
 import { PROBE } from '../../drivers/libvirt/wipe.ts';
 import {
   nonZeroRanges,
+  dirPoolDrivers,
   startDirPoolDaemon,
   type DirPoolDaemon,
 } from '../support/dir-pool-daemon.ts';
 import { writePattern } from '../support/disk-pattern.ts';
 import { settle, startHarness, type Harness } from '../support/harness.ts';
-import { TEST_HOST_URIS } from '../support/host-uris.ts';
 import { findExecutable } from '../support/libvirtd.ts';
 import { refusal } from '../support/refusal.ts';
 
@@ -64,13 +63,8 @@ describe.skipIf(skip)(
 
     beforeAll(async () => {
       daemon = await startDirPoolDaemon(pool);
-      const drivers = loadConfig().drivers;
       h = await startHarness({
-        driverFactory: createDriverFactory({
-          ...drivers,
-          hostUris: TEST_HOST_URIS,
-          libvirt: { ...drivers.libvirt, pools: [pool], domainType: 'qemu', wipeMiBPerSecond: 256 },
-        }),
+        driverFactory: dirPoolDrivers(pool, { wipeMiBPerSecond: 256 }),
       });
       await h.api.hosts.register({
         name: 'wp-a',

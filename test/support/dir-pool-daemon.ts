@@ -1,6 +1,10 @@
 import { chown, mkdir, open, stat } from 'node:fs/promises';
 import path from 'node:path';
+import { loadConfig } from '../../config.ts';
+import { createDriverFactory, type DriverFactory } from '../../drivers/index.ts';
+import type { DriversOptions } from '../../drivers/index.ts';
 import { virsh } from '../realvm/host.ts';
+import { TEST_HOST_URIS } from './host-uris.ts';
 import { startPrivateLibvirtd, type PrivateLibvirtd } from './private-libvirtd.ts';
 
 const MiB = 1024 ** 2;
@@ -15,6 +19,22 @@ export interface DirPoolDaemon {
   /** A directory on the pool's file system, for hard links to volume files. */
   linkDir: string;
   stop(): Promise<void>;
+}
+
+/**
+ * The drivers a test's worker reaches dir-pool daemons with: libvirt hosts whose VMs go in
+ * `pool`, under software emulation, with `libvirt` options of the test's own besides.
+ */
+export function dirPoolDrivers(
+  pool: string,
+  libvirt: Partial<DriversOptions['libvirt']> = {},
+): DriverFactory {
+  const drivers = loadConfig().drivers;
+  return createDriverFactory({
+    ...drivers,
+    hostUris: TEST_HOST_URIS,
+    libvirt: { ...drivers.libvirt, pools: [pool], domainType: 'qemu', ...libvirt },
+  });
 }
 
 /**

@@ -180,7 +180,11 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     },
     apiUrl: server?.url ?? '',
     simulatedHost: (name, o = {}) =>
-      writeSimulatedHost(hostsDir, name, { cpus: o.cpus ?? 8, memoryMiB: o.memoryMiB ?? 16384 }),
+      writeSimulatedHost(hostsDir, name, {
+        ...o,
+        cpus: o.cpus ?? 8,
+        memoryMiB: o.memoryMiB ?? 16384,
+      }),
     async close() {
       await server?.close();
       await worker.shutdown();

@@ -11,6 +11,7 @@ import {
   type SimulatedHostOptions,
 } from '../../drivers/libvirt/simulated-host.ts';
 import type { Connection } from '../../native/libvirt/index.ts';
+import type { VmImage } from '../../registry/types.ts';
 
 export interface SimulatedHost {
   name: string;
@@ -70,6 +71,19 @@ export function vmSpec(definition: Partial<DomainSpec['definition']> = {}): Doma
     id,
     name: `vm-${id.slice(0, 8)}`,
     definition: { vcpus: 2, memoryMiB: 1024, diskGiB: 0, nics: [], placement: {}, ...definition },
+  };
+}
+
+/** An imported image as a VM records it (its bytes are not read on a simulated host). */
+export function testImage(overrides: Partial<VmImage> = {}): VmImage {
+  return {
+    id: randomUUID(),
+    name: 'debian-12',
+    format: 'qcow2',
+    sha256: '0'.repeat(64),
+    sizeBytes: 300 * 1024 ** 2,
+    virtualSize: 2 * 1024 ** 3,
+    ...overrides,
   };
 }
 
