@@ -1,6 +1,7 @@
 // bench/images: an image import (images/store.ts: streamed from a URL, hashed, written,
 // synced, read by qemu-img) against `curl -o` of the same file from the same server, side by
-// side in one process.
+// side in one process; then what the image costs on a host (bench/image-hosts.ts): its first
+// copy there against `cp`, and a create from it against a create with a blank disk.
 //
 //   npm run bench:images -- [--mib 1024] [--rounds 3]
 //
@@ -15,6 +16,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { ImageStore } from '../images/store.ts';
+import { benchImageHosts } from './image-hosts.ts';
 import { median, sizeAndRounds } from './support.ts';
 
 const run = promisify(execFile);
@@ -88,8 +90,16 @@ async function main() {
     }
   } finally {
     server.stop();
+  }
+  try {
+    report(times, cpu);
+    await benchImageHosts(file, size, rounds);
+  } finally {
     await rm(dir, { recursive: true, force: true });
   }
+}
+
+function report(times: { import: number[]; curl: number[] }, cpu: number[]) {
   const mibs = (ms: number) => size / MiB / (ms / 1000);
   const curl = mibs(median(times.curl));
   const imported = mibs(median(times.import));

@@ -281,6 +281,43 @@ describe.skipIf(skip)(skip ? `VMs from images (skipped: ${skip})` : 'VMs from im
     expect(xml).toContain(`<source file='${copy}'`);
     expect(xml).toMatch(/device='cdrom'[\s\S]*seed\.iso[\s\S]*<readonly\/>/);
 
+    // Reprovision: the disks built again from the image (what the guest wrote is gone), a
+    // fresh seed saying the same, the VM's name and keys as they were.
+    await settle(h, (await h.api.vms.stop({ name: 'vi-real-1' })).operation);
+    const marked = async (pattern: number) => {
+      const out = await run('qemu-io', [
+        '-U',
+        '-r',
+        '-f',
+        'qcow2',
+        '-c',
+        `read -P ${pattern} 1M 64k`,
+        disk0,
+      ]).then(
+        (r) => r.stdout + r.stderr,
+        (err: { stdout?: string; stderr?: string }) => `${err.stdout}${err.stderr}`,
+      );
+      return /read 65536\/65536 bytes/.test(out) && !/verification failed/i.test(out);
+    };
+    await run('qemu-io', ['-f', 'qcow2', '-c', 'write -P 0x5a 1M 64k', disk0]);
+    expect(await marked(0x5a)).toBe(true);
+    const again = await h.api.vms.reprovision({ name: 'vi-real-1' });
+    expect(await settle(h, again.operation)).toMatchObject({ status: 'completed' });
+    expect(await h.api.vms.get({ name: 'vi-real-1' })).toMatchObject({
+      id: vm.id,
+      state: 'running',
+      keys: vm.keys,
+    });
+    expect(await marked(0x5a)).toBe(false);
+    expect(
+      JSON.parse((await run('qemu-img', ['info', '-U', '--output=json', disk0])).stdout),
+    ).toMatchObject({
+      'backing-filename': copy,
+      'virtual-size': 2 * GiB,
+    });
+    expect(await iso('user-data')).toBe(userData);
+    expect(JSON.parse(await iso('meta-data'))).toMatchObject({ 'instance-id': vm.id });
+
     // In use: the image stays.
     const refused = await refusal(h.api.images.delete({ name: 'base' }));
     expect(refused.code).toBe('PRECONDITION_FAILED');
@@ -288,8 +325,17 @@ describe.skipIf(skip)(skip ? `VMs from images (skipped: ${skip})` : 'VMs from im
 
     await settle(h, (await h.api.vms.decommission({ name: 'vi-real-1' })).operation);
     const wipes = await h.api.vms.wipes({ id: vm.id });
-    expect(wipes.map((w) => w.volume).sort()).toEqual(
-      [`vagoth-${vm.id}-disk0.img`, `vagoth-${vm.id}-disk1.img`, `vagoth-${vm.id}-seed.iso`].sort(),
+    // Every volume twice: by the reprovision, then by the decommission.
+    const volumes = [
+      `vagoth-${vm.id}-disk0.img`,
+      `vagoth-${vm.id}-disk1.img`,
+      `vagoth-${vm.id}-seed.iso`,
+    ];
+    expect(wipes.map((w) => `${w.vmOperation}:${w.volume}`).sort()).toEqual(
+      [
+        ...volumes.map((v) => `reprovision:${v}`),
+        ...volumes.map((v) => `decommission:${v}`),
+      ].sort(),
     );
     for (const w of wipes) expect(w.check).toMatchObject({ zero: true, nonZeroAt: null });
     // The copy outlives the VM (the next VM of the image on the host uses it) ...

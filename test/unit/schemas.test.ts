@@ -150,6 +150,8 @@ describe('good inputs parse', () => {
     expect(vmCreateInput.parse(vm)).toEqual({
       ...vm,
       diskGiB: 0,
+      disks: [],
+      sshAuthorizedKeys: [],
       nics: [],
       tags: {},
       placement: {},
@@ -173,6 +175,8 @@ describe('good inputs parse', () => {
     expect(vmCreateInput.parse(input)).toEqual({
       ...input,
       diskGiB: 0,
+      disks: [],
+      sshAuthorizedKeys: [],
       nics: [{ network: 'default', ip: '10.0.0.5', mac: '52:54:00:ab:cd:ef' }, input.nics[1]],
     });
   });
