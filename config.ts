@@ -147,6 +147,12 @@ const schema = z.object({
   // Streamed zeros by default: they overwrite every byte and report (and resume) by offset.
   VAGOTH_LIBVIRT_WIPE: z.enum(['libvirt', 'stream']).default('stream'),
   VAGOTH_LIBVIRT_WIPE_MIB_S: z.coerce.number().int().min(0).max(1_000_000).default(0),
+  // A directory on each libvirt host where every guest's serial console is also logged, as
+  // <dir>/<vm id>.log (libvirt's <log file>); unset: none.
+  VAGOTH_LIBVIRT_CONSOLE_DIR: z
+    .string()
+    .regex(/^\/[^\0'"<>&]*$/, "must be an absolute path without quotes, '<', '>' or '&'")
+    .optional(),
   VAGOTH_SSH_KEY: z.string().min(1).optional(),
   VAGOTH_SSH_KEY_PASSPHRASE: z.string().optional(),
   VAGOTH_SSH_KNOWN_HOSTS: z.string().min(1).optional(),
@@ -280,6 +286,7 @@ export function loadConfig(
         sharedPools: e.VAGOTH_LIBVIRT_SHARED_POOLS.split(',').filter((p) => p !== ''),
         wipe: e.VAGOTH_LIBVIRT_WIPE,
         wipeMiBPerSecond: e.VAGOTH_LIBVIRT_WIPE_MIB_S,
+        ...(e.VAGOTH_LIBVIRT_CONSOLE_DIR ? { consoleLogDir: e.VAGOTH_LIBVIRT_CONSOLE_DIR } : {}),
       },
       geats: {
         timeoutMs: e.VAGOTH_GEATS_TIMEOUT_MS,

@@ -20,7 +20,8 @@ export default defineConfig({
           // Real guests booted by qemu under software emulation: seconds per boot, not millis.
           name: 'realvm',
           include: ['test/realvm/**/*.test.ts'],
-          globalSetup: ['test/realvm/global-setup.ts'],
+          // The database and Temporal too, for a guest made through the API.
+          globalSetup: ['test/support/global-setup.ts', 'test/realvm/global-setup.ts'],
           pool: 'forks',
           // One qemu at a time, after the other tiers: a guest under emulation keeps a core busy,
           // and their timeouts are not sized for that.

@@ -111,14 +111,18 @@ export function createImageActivities({
           image.virtualSize !== null
         ) {
           const host = await getHost(sql, copy.hostName);
-          await drivers.get(host).removeImage?.({
-            id,
-            name: image.name,
-            format: image.format,
-            sha256: image.sha256,
-            sizeBytes: image.sizeBytes,
-            virtualSize: image.virtualSize,
-          });
+          const recorded = { pool: copy.pool, name: copy.volume };
+          await drivers.get(host).removeImage?.(
+            {
+              id,
+              name: image.name,
+              format: image.format,
+              sha256: image.sha256,
+              sizeBytes: image.sizeBytes,
+              virtualSize: image.virtualSize,
+            },
+            recorded,
+          );
         }
         await dropHostImage(sql, copy.hostId, id);
       }

@@ -84,11 +84,10 @@ export function createVmDiskActivities(deps: VmActivityDeps) {
           const volumes = wantsStorage(vm.definition)
             ? await claimVolumesOnHost(vmId, read, hostName)
             : [];
-          // The image on the host first (a move's target too: its overlay needs the base),
-          // then the seed, written fresh on the VM's own host; a move's target gets the
-          // source's by copy.
+          // The image on the host first, then the seed, written fresh (from the definition,
+          // the same on every host).
           await imageOnHost(vm, host.name, driver);
-          const seed = host.name === vm.host ? await seedOf(vm) : undefined;
+          const seed = await seedOf(vm);
           const onWiped = recorder(vm, host.name, 'rebuild');
           await heartbeating(
             (progress) =>

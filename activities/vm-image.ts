@@ -9,8 +9,10 @@ import {
   settleHostImageLease,
   takeHostImage,
 } from '../registry/host-images.ts';
+import { NotFoundError } from '../registry/errors.ts';
 import { getNetwork } from '../registry/networks.ts';
-import type { Vm } from '../registry/types.ts';
+import { imageParts } from '../registry/images.ts';
+import type { Vm, VmImage } from '../registry/types.ts';
 import { heartbeating } from './vm-helpers.ts';
 
 /** How often a copy renews its lease: well within COPY_LEASE_SECONDS. */
@@ -32,6 +34,12 @@ export function vmImageSteps(sql: Sql, store: ImageStore | undefined) {
   async function imageOnHost(vm: Vm, hostName: string, driver: Driver): Promise<void> {
     const image = vm.definition.image;
     if (!image || !driver.imageVolume || !driver.copyImage) return;
+    for (const part of imageParts(image)) await partOnHost(part, hostName, driver);
+  }
+
+  /** One image (a VM's, or the kernel or initrd it boots) on the host, as imageOnHost says. */
+  async function partOnHost(image: VmImage, hostName: string, driver: Driver): Promise<void> {
+    if (!driver.imageVolume || !driver.copyImage) return;
     if (!store) throw new Error('this worker has no image store configured');
     const where = driver.imageVolume(image);
     const hostId = await hostIdByName(sql, hostName);
@@ -56,10 +64,13 @@ export function vmImageSteps(sql: Sql, store: ImageStore | undefined) {
         continue;
       }
       const lost = new AbortController();
+      // A lease that cannot be renewed (lost, or the registry out of reach) stops the copy: an
+      // attempt that goes on takes it again, or waits for whoever has it.
       const renew = setInterval(() => {
+        const stop = () => lost.abort(new Error(`the copy of ${image.name} lost its lease`));
         settleHostImageLease(sql, hostId, image.id, copier, 'renew').then(
-          (held) => held || lost.abort(new Error(`the copy of ${image.name} passed to another`)),
-          () => undefined,
+          (held) => held || stop(),
+          stop,
         );
       }, RENEW_MS);
       try {
@@ -89,7 +100,12 @@ export function vmImageSteps(sql: Sql, store: ImageStore | undefined) {
     const nets = new Map<string, SeedNetwork | null>();
     for (const nic of nics) {
       if (nets.has(nic.network)) continue;
-      const net = await getNetwork(sql, nic.network).catch(() => null);
+      // A NIC on a network vagoth does not keep (a host's bridge) is left to DHCP; any other
+      // failure to read one fails the step, to be retried, rather than write a wrong seed.
+      const net = await getNetwork(sql, nic.network).catch((err: unknown) => {
+        if (err instanceof NotFoundError) return null;
+        throw err;
+      });
       nets.set(nic.network, net && { cidr: net.cidr, gateway: net.gateway, dns: net.dns });
     }
     const files = seedFiles({

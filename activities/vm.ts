@@ -45,7 +45,7 @@ const MOVING = 'migrate';
 export function createVmActivities(deps: VmActivityDeps) {
   const { sql, drivers, defaultPolicy, actor } = deps;
   const { onHost, transition, withStates, claimVolumesOnHost } = vmStepHelpers(deps);
-  const { imageOnHost } = vmImageSteps(sql, deps.imageStore);
+  const { imageOnHost, seedOf } = vmImageSteps(sql, deps.imageStore);
 
   /**
    * Starts the domain; true if the host reports it running at once (most do), and only then
@@ -224,8 +224,11 @@ export function createVmActivities(deps: VmActivityDeps) {
       const { vm, driver, volumes } = await onHost(vmId);
       const to = await getHost(sql, target);
       const targetDriver = drivers.get(to);
-      // The target's overlays need the image there first (copied once per host, as a create's).
+      // The target's overlays need the image there first (copied once per host, as a create's),
+      // and its seed is written there as it is on the source: a live move copies no read-only
+      // disk.
       if (!driver.migrateMovesStorage) await imageOnHost(vm, to.name, targetDriver);
+      const seed = driver.migrateMovesStorage ? undefined : await seedOf(vm);
       return heartbeating(async ({ resumeFrom, ...progress }) => {
         const moving = resumeFrom?.step.startsWith(MOVING) ?? false;
         if (!moving) {
@@ -237,6 +240,7 @@ export function createVmActivities(deps: VmActivityDeps) {
             await targetDriver.provision(spec(vm, volumes), {
               ...progress,
               ...(resumeFrom ? { resumeFrom } : {}),
+              ...(seed ? { seed } : {}),
             });
           }
           progress.onProgress?.({ step: MOVING, done: 0, total: 1 });

@@ -253,6 +253,21 @@ export const imageCreateInput = z.object({
     .string()
     .regex(/^[0-9a-f]{64}$/, 'must be a SHA-256 digest: 64 lowercase hexadecimal digits')
     .optional(),
+  /**
+   * Direct kernel boot for the VMs made from this image: `kernel` and `initrd` name images
+   * already imported (their files are copied to each host with this one); `cmdline` is the
+   * kernel's command line.
+   */
+  boot: z
+    .object({
+      kernel: nameSchema,
+      initrd: nameSchema.optional(),
+      cmdline: safeString()
+        .max(1024)
+        .regex(/^[^\n\t]*$/, 'must be one line')
+        .optional(),
+    })
+    .optional(),
 });
 
 // Generic nodes (nodes.*): any type a user registers, identified by id or by current name.

@@ -21,7 +21,8 @@ const USAGE = `usage: vagoth <command>
   networks create <name> <cidr> [--gateway A.B.C.D] [--reserve FIRST-LAST]... [--dns A.B.C.D]...
   images list
   images get <name>
-  images create <name> <source> [--format raw|qcow2] [--sha256 HEX] [--wait]
+  images create <name> <source> [--format raw|qcow2] [--sha256 HEX]
+                [--kernel IMAGE [--initrd IMAGE] [--cmdline LINE]] [--wait]
       source: a file under $VAGOTH_IMAGE_DIRS or a URL under $VAGOTH_IMAGE_URLS; the import
       checks the digest (if given) and the format (qcow2 or raw) and reports bytes read
   images delete <name>
@@ -30,6 +31,7 @@ const USAGE = `usage: vagoth <command>
   vms wipes <name>
       how its volumes were wiped and checked (a decommissioned VM by its last name)
   vms create <name> --vcpus N --memory MiB [--disk GiB] [--nic network[,ip=A.B.C.D][,mac=M]]...
+             [--image NAME] [--extra-disk GiB]... [--ssh-key-file FILE]... [--user-data-file FILE]
              [--tag k=v]... [PLACEMENT] [--keep-on-failure] [--wait]
   vms start|stop|reboot|reprovision|decommission <name> [--wait]
   vms shutdown <name> [--timeout MS] [--force] [--wait]
@@ -77,6 +79,13 @@ const { values, positionals } = parseArgs({
     update: { type: 'string' },
     format: { type: 'string' },
     sha256: { type: 'string' },
+    image: { type: 'string' },
+    'extra-disk': { type: 'string', multiple: true },
+    'ssh-key-file': { type: 'string', multiple: true },
+    'user-data-file': { type: 'string' },
+    kernel: { type: 'string' },
+    initrd: { type: 'string' },
+    cmdline: { type: 'string' },
     role: { type: 'string' },
     expires: { type: 'string' },
     all: { type: 'boolean' },
@@ -212,6 +221,15 @@ async function run(): Promise<void> {
         source: source!,
         ...(values.format ? { format: values.format as 'raw' } : {}),
         ...(values.sha256 ? { sha256: values.sha256 } : {}),
+        ...(values.kernel
+          ? {
+              boot: {
+                kernel: values.kernel,
+                ...(values.initrd ? { initrd: values.initrd } : {}),
+                ...(values.cmdline ? { cmdline: values.cmdline } : {}),
+              },
+            }
+          : {}),
       });
       if (!values.wait || !image.operation) return print(image);
       return finish(image.operation, () => api.images.get.query({ name: name! }));
@@ -243,6 +261,18 @@ async function run(): Promise<void> {
         tags: pairs(values.tag),
         placement: placement(),
         ...(values['keep-on-failure'] ? { onFailure: 'keep' as const } : {}),
+        ...(values.image ? { image: values.image } : {}),
+        disks: (values['extra-disk'] ?? []).map((gib) => ({ sizeGiB: Number(gib) })),
+        // The caller's own files, read here: each key file's lines are its keys.
+        sshAuthorizedKeys: (values['ssh-key-file'] ?? []).flatMap((file) =>
+          readFileSync(file, 'utf8')
+            .split('\n')
+            .map((line) => line.trim())
+            .filter((line) => line !== '' && !line.startsWith('#')),
+        ),
+        ...(values['user-data-file']
+          ? { userData: readFileSync(values['user-data-file'], 'utf8') }
+          : {}),
       });
       return finish(operation, () => api.vms.get.query({ name }));
     }

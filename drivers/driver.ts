@@ -194,8 +194,11 @@ export interface Driver {
    * per host and image.
    */
   copyImage?(image: VmImage, file: string, options?: ProgressOptions): Promise<void>;
-  /** Deletes the host's copy of an image; already gone is success. */
-  removeImage?(image: VmImage): Promise<void>;
+  /**
+   * Deletes the host's copy of an image, where the registry recorded it (by default where
+   * imageVolume says); already gone is success.
+   */
+  removeImage?(image: VmImage, where?: VolumeRef): Promise<void>;
   define(spec: DomainSpec): Promise<void>;
   /**
    * Boots the domain (already running is success); answers the state the host reports right

@@ -28,6 +28,8 @@ export interface DriversOptions {
     wipe: WipeMethod;
     /** Cap on streamed zeros, MiB/s; 0: none. */
     wipeMiBPerSecond: number;
+    /** Where each host logs every guest's serial console, as `<dir>/<vm id>.log`. */
+    consoleLogDir?: string;
   };
   geats: GeatsOptions;
 }
@@ -69,6 +71,9 @@ export function createDriverFactory(options: DriversOptions): DriverFactory {
             : {}),
           wipe: options.libvirt.wipe,
           wipeMiBPerSecond: options.libvirt.wipeMiBPerSecond,
+          ...(options.libvirt.consoleLogDir
+            ? { consoleLogDir: options.libvirt.consoleLogDir }
+            : {}),
         });
       case 'geats':
         return createGeatsDriver(

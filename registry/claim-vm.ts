@@ -2,7 +2,7 @@ import { addressProblem } from '../allocator/addresses.ts';
 import type { ActorOptions } from './context.ts';
 import { jsonb, type Queryable, type Sql } from './db.ts';
 import { InvalidRequestError, KeyConflictError, NotFoundError } from './errors.ts';
-import { holdImage } from './images.ts';
+import { holdImage, imageParts } from './images.ts';
 import { getPool, type NetworkPool } from './networks.ts';
 import type { OperationRef, Vm, VmDefinition } from './types.ts';
 import { nicKeys, type VmRequest } from './vms.ts';
@@ -38,7 +38,9 @@ export async function claimVm(
     // The image is held (FOR SHARE) while the VM that uses it is recorded, so a deletion
     // (beginImageDeletion, FOR UPDATE) either sees the VM or is seen here.
     const [row] = await sql.begin(async (tx) => {
-      if (request.image) await holdImage(tx, request.image.id, request.image.name);
+      for (const part of request.image ? imageParts(request.image) : []) {
+        await holdImage(tx, part.id, part.name);
+      }
       return tx<{ id: string; created_at: Date; definition: VmDefinition }[]>`
         SELECT id, created_at, definition FROM claim_vm(
           ${request.name}, ${jsonb(tx, vm)}, ${jsonb(tx, nics)},

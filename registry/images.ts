@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Queryable, Sql } from './db.ts';
+import { jsonb, type Queryable, type Sql } from './db.ts';
 import { KeyConflictError, NotFoundError, StateConflictError } from './errors.ts';
 import type { VmImage } from './types.ts';
 
@@ -20,6 +20,8 @@ export interface Image {
   virtualSize: number | null;
   /** Once failed: why. */
   error: string | null;
+  /** Direct kernel boot: the images holding the kernel and initrd, and the command line. */
+  boot: ImageBoot | null;
   /** The import's workflow run. */
   workflowId: string;
   runId: string | null;
@@ -35,11 +37,18 @@ export interface ImportedImage {
   virtualSize: number;
 }
 
+export interface ImageBoot {
+  kernel: { id: string; name: string };
+  initrd?: { id: string; name: string };
+  cmdline?: string;
+}
+
 export interface NewImage {
   name: string;
   source: string;
   format?: ImageFormat | undefined;
   sha256?: string | undefined;
+  boot?: ImageBoot | undefined;
 }
 
 interface ImageRow {
@@ -54,6 +63,7 @@ interface ImageRow {
   size_bytes: string | null;
   virtual_size: string | null;
   error: string | null;
+  boot: ImageBoot | null;
   workflow_id: string;
   run_id: string | null;
   created_at: Date;
@@ -72,6 +82,7 @@ function toImage(r: ImageRow): Image {
     sizeBytes: r.size_bytes === null ? null : Number(r.size_bytes),
     virtualSize: r.virtual_size === null ? null : Number(r.virtual_size),
     error: r.error,
+    boot: r.boot,
     workflowId: r.workflow_id,
     runId: r.run_id,
     createdAt: r.created_at.toISOString(),
@@ -89,12 +100,19 @@ export async function createImage(
   workflowIdOf: (id: string) => string,
 ): Promise<Image> {
   const id = randomUUID();
+  const { boot } = image;
   try {
-    const [row] = await sql<ImageRow[]>`
-      INSERT INTO images (id, name, source, format_asked, sha256_asked, workflow_id)
-      VALUES (${id}, ${image.name}, ${image.source}, ${image.format ?? null},
-              ${image.sha256 ?? null}, ${workflowIdOf(id)})
-      RETURNING *`;
+    // The images it boots from are held ready until it is recorded naming them.
+    const [row] = await sql.begin(async (tx) => {
+      for (const part of [boot?.kernel, boot?.initrd]) {
+        if (part) await holdImage(tx, part.id, part.name);
+      }
+      return tx<ImageRow[]>`
+        INSERT INTO images (id, name, source, format_asked, sha256_asked, boot, workflow_id)
+        VALUES (${id}, ${image.name}, ${image.source}, ${image.format ?? null},
+                ${image.sha256 ?? null}, ${boot ? jsonb(tx, boot) : null}, ${workflowIdOf(id)})
+        RETURNING *`;
+    });
     return toImage(row!);
   } catch (err) {
     if ((err as { code?: string }).code === '23505') {
@@ -169,11 +187,8 @@ export async function beginImageDeletion(sql: Sql, name: string): Promise<Image>
     if (row.status === 'deleting') return toImage(row);
     const users = await imageUsers(tx, row.id);
     if (users.length > 0) {
-      throw new StateConflictError(
-        `image ${name}`,
-        `used by ${users.length === 1 ? 'VM' : 'VMs'} ${users.slice(0, 5).join(', ')}${users.length > 5 ? ', ...' : ''}`,
-        'delete',
-      );
+      const listed = users.slice(0, 5).join(', ') + (users.length > 5 ? ', ...' : '');
+      throw new StateConflictError(`image ${name}`, `used by ${listed}`, 'delete');
     }
     const [updated] = await tx<ImageRow[]>`
       UPDATE images SET status = 'deleting' WHERE id = ${row.id} RETURNING *`;
@@ -186,9 +201,12 @@ export async function dropImage(sql: Queryable, id: string): Promise<void> {
   await sql`DELETE FROM images WHERE id = ${id} AND status = 'deleting'`;
 }
 
-/** A ready image as a VM records it; an image not ready (yet, or any more) is refused. */
-export function usableImage(image: Image): VmImage {
-  const { format, sha256, sizeBytes, virtualSize } = image;
+/**
+ * A ready image as a VM records it, with the images it boots from; an image not ready (yet,
+ * or any more) is refused.
+ */
+export async function usableImage(sql: Queryable, image: Image): Promise<VmImage> {
+  const { format, sha256, sizeBytes, virtualSize, boot } = image;
   if (
     image.status !== 'ready' ||
     !format ||
@@ -198,14 +216,45 @@ export function usableImage(image: Image): VmImage {
   ) {
     throw new StateConflictError(`image ${image.name}`, image.status, 'create a VM from');
   }
-  return { id: image.id, name: image.name, format, sha256, sizeBytes, virtualSize };
+  const part = async (ref: { id: string }) => usableImage(sql, await getImageById(sql, ref.id));
+  return {
+    id: image.id,
+    name: image.name,
+    format,
+    sha256,
+    sizeBytes,
+    virtualSize,
+    ...(boot
+      ? {
+          boot: {
+            kernel: await part(boot.kernel),
+            ...(boot.initrd ? { initrd: await part(boot.initrd) } : {}),
+            ...(boot.cmdline !== undefined ? { cmdline: boot.cmdline } : {}),
+          },
+        }
+      : {}),
+  };
 }
 
-/** The names of the VMs recorded as built from the image (at most 6). */
+/** The images a VM's image is made of: itself, and the kernel and initrd it boots. */
+export function imageParts(image: VmImage): VmImage[] {
+  const { kernel, initrd } = image.boot ?? {};
+  return [image, ...(kernel ? [kernel] : []), ...(initrd ? [initrd] : [])];
+}
+
+/**
+ * What uses the image (at most 6): the VMs recorded as built from it or booting from it, and
+ * the images that boot from it.
+ */
 export async function imageUsers(sql: Queryable, id: string): Promise<string[]> {
   const rows = await sql<{ name: string }[]>`
-    SELECT name FROM nodes
-    WHERE type = 'vm' AND definition -> 'image' ->> 'id' = ${id}
+    (SELECT 'VM ' || name AS name FROM nodes
+     WHERE type = 'vm' AND (definition -> 'image' ->> 'id' = ${id}
+       OR definition -> 'image' -> 'boot' -> 'kernel' ->> 'id' = ${id}
+       OR definition -> 'image' -> 'boot' -> 'initrd' ->> 'id' = ${id}))
+    UNION ALL
+    (SELECT 'image ' || name FROM images
+     WHERE boot -> 'kernel' ->> 'id' = ${id} OR boot -> 'initrd' ->> 'id' = ${id})
     ORDER BY name LIMIT 6`;
   return rows.map((r) => r.name);
 }

@@ -15,6 +15,8 @@ export interface VmImage {
   sizeBytes: number;
   /** The disk the image describes. */
   virtualSize: number;
+  /** Direct kernel boot: the images holding the kernel and initrd, copied to the host too. */
+  boot?: { kernel: VmImage; initrd?: VmImage; cmdline?: string };
 }
 
 /** A guest's own configuration, written into its cloud-init NoCloud seed. */

@@ -4,7 +4,7 @@ import { TRPCError } from '@trpc/server';
 import { attributePairs } from '../../common/search-attributes.ts';
 import { imageDeleteWorkflowId, imageImportWorkflowId } from '../../common/vocabulary.ts';
 import { admitImageSource, ImageSourceError } from '../../images/sources.ts';
-import { InvalidRequestError, StateConflictError } from '../../registry/errors.ts';
+import { InvalidRequestError, NotFoundError, StateConflictError } from '../../registry/errors.ts';
 import {
   beginImageDeletion,
   createImage,
@@ -14,6 +14,7 @@ import {
   markImageFailed,
   setImageRun,
   type Image,
+  type ImageBoot,
 } from '../../registry/images.ts';
 import { deleteImage, importImage } from '../../workflows/index.ts';
 import type { Context } from '../context.ts';
@@ -89,6 +90,36 @@ async function settleOrphan(ctx: Context, image: Image): Promise<void> {
   await markImageFailed(ctx.sql, image.id, 'its import ended without recording a result');
 }
 
+/**
+ * The images `boot` names, each ready and booting nothing itself; any other is BAD_REQUEST
+ * naming `boot.kernel` or `boot.initrd`.
+ */
+async function bootOf(
+  ctx: Context,
+  boot: { kernel: string; initrd?: string | undefined; cmdline?: string | undefined },
+): Promise<ImageBoot> {
+  const part = async (field: 'kernel' | 'initrd', name: string) => {
+    const image = await getImage(ctx.sql, name).catch((err: unknown) => {
+      if (err instanceof NotFoundError) {
+        throw new InvalidRequestError(`boot.${field}`, `no image named ${name}`);
+      }
+      throw err;
+    });
+    if (image.status !== 'ready') {
+      throw new InvalidRequestError(`boot.${field}`, `image ${name} is ${image.status}, not ready`);
+    }
+    if (image.boot) {
+      throw new InvalidRequestError(`boot.${field}`, `image ${name} boots a kernel of its own`);
+    }
+    return { id: image.id, name: image.name };
+  };
+  return {
+    kernel: await part('kernel', boot.kernel),
+    ...(boot.initrd !== undefined ? { initrd: await part('initrd', boot.initrd) } : {}),
+    ...(boot.cmdline !== undefined ? { cmdline: boot.cmdline } : {}),
+  };
+}
+
 export const imagesRouter = router({
   /**
    * Records an image and starts its import (workflows/image-import.ts); answers at once with
@@ -102,7 +133,8 @@ export const imagesRouter = router({
       if (err instanceof ImageSourceError) throw new InvalidRequestError('source', err.message);
       throw err;
     }
-    const image = await createImage(ctx.sql, input, imageImportWorkflowId);
+    const boot = input.boot && (await bootOf(ctx, input.boot));
+    const image = await createImage(ctx.sql, { ...input, boot }, imageImportWorkflowId);
     let runId: string;
     try {
       const handle = await ctx.temporal.workflow.start(importImage, {

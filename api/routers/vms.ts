@@ -57,7 +57,7 @@ async function checkReferences(
   }
   for (const [i, nic] of input.nics.entries()) await checkedPool(sql, nic, i);
   if (input.image === undefined) return { diskGiB: input.diskGiB };
-  const image = usableImage(await getImage(sql, input.image));
+  const image = await usableImage(sql, await getImage(sql, input.image));
   const needed = Math.ceil(image.virtualSize / GiB);
   if (input.diskGiB === 0) return { image, diskGiB: needed };
   if (input.diskGiB * GiB < image.virtualSize) {

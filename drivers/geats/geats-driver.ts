@@ -162,6 +162,15 @@ export class GeatsDriver implements Driver {
   }
 
   async provision(spec: DomainSpec, options: ProgressOptions = {}): Promise<VolumeRef[]> {
+    // geats builds a VM from a template of its own and reads no cloud-init seed: what the
+    // guest was to be told would be silently lost.
+    const guest = spec.definition.guest;
+    if (guest && (guest.sshAuthorizedKeys.length > 0 || guest.userData !== undefined)) {
+      throw new DriverError(
+        'unsupported',
+        `${spec.name}: geats hosts take no cloud-init seed (sshAuthorizedKeys, userData)`,
+      );
+    }
     options.onProgress?.({ step: 'provision', done: 0, total: 1 });
     const volumes = await this.#create(spec, 'provision', { long: true, signal: options.signal });
     options.onProgress?.({ step: 'provision', done: 1, total: 1 });

@@ -93,12 +93,12 @@ export async function copyDisks(move: DiskMoveOptions, progress: ProgressOptions
       const s = handles(ref, sources, 'source');
       const t = handles(ref, targets, 'target');
       // What is copied is the source's stored bytes (a qcow2 overlay's file, which the copy
-      // grows the target's to); what must fit is the disk the guest sees.
+      // grows the target's file to); a block device must hold them as it is.
       const capacity = s[0]!.capacity;
-      if (t[0]!.virtualSize < s[0]!.virtualSize) {
+      if (!t[0]!.file && t[0]!.capacity < capacity) {
         throw new DriverError(
           'rejected',
-          `volume ${ref.pool}/${ref.name} holds ${t[0]!.virtualSize} bytes on the target, ${s[0]!.virtualSize} on the source`,
+          `volume ${ref.pool}/${ref.name} holds ${t[0]!.capacity} bytes on the target, ${capacity} on the source`,
         );
       }
       return { ref, source: s.map((v) => v.vol), target: t.map((v) => v.vol), capacity };

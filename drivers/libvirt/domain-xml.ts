@@ -79,7 +79,7 @@ export interface RootOverlay {
   format: 'raw' | 'qcow2';
 }
 
-/** A VM's cloud-init seed volume (volumes.ts's seedName), attached as a read-only CD-ROM. */
+/** A VM's cloud-init seed volume (volumes.ts's seedName), attached read-only. */
 const SEED_VOLUME = /-seed\.iso$/;
 
 /** vda, vdb, ..., vdz, vdaa, ...: libvirt's disk naming. */
@@ -96,10 +96,12 @@ function disks(spec: DomainSpec, options: DomainXmlOptions): string[] {
   return (spec.volumes ?? []).map((v, i) => {
     const source = `<source pool='${field(`volumes[${i}].pool`, v.pool)}' volume='${field(`volumes[${i}].name`, v.name)}'/>`;
     if (SEED_VOLUME.test(v.name)) {
-      return `    <disk type='volume' device='cdrom'>
+      // A read-only virtio disk: cloud-init finds it by its label (cidata), and a guest needs
+      // no SATA or CD-ROM driver to read it.
+      return `    <disk type='volume' device='disk'>
       <driver name='qemu' type='raw'/>
       ${source}
-      <target dev='sda' bus='sata'/>
+      <target dev='${diskDev(disk++)}' bus='virtio'/>
       <readonly/>
     </disk>`;
     }

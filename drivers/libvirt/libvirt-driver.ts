@@ -254,10 +254,28 @@ export class LibvirtDriver implements Driver {
     };
   }
 
-  /** How the root disk is attached on this host: an overlay on the image's copy, or plain. */
-  async #overlay(conn: Connection, spec: DomainSpec): Promise<RootOverlay | null> {
-    const base = await this.#base(conn, spec.definition.image);
-    return base?.fileBacked ? { backing: base.path, format: base.format } : null;
+  /**
+   * The domain's XML on this host: the root disk an overlay on the host's copy of its image
+   * (or plain), and a kernel its image boots taken from the host's copies of the kernel and
+   * initrd images.
+   */
+  async #placedXml(conn: Connection, spec: DomainSpec) {
+    const { image } = spec.definition;
+    const base = await this.#base(conn, image);
+    const overlay = base?.fileBacked ? { backing: base.path, format: base.format } : null;
+    let placed = spec;
+    if (image?.boot) {
+      const { kernel, initrd, cmdline } = image.boot;
+      const kernelBase = await this.#base(conn, kernel);
+      const initrdBase = initrd ? await this.#base(conn, initrd) : null;
+      const boot = {
+        kernel: kernelBase!.path,
+        ...(initrdBase ? { initrd: initrdBase.path } : {}),
+        ...(cmdline !== undefined ? { cmdline } : {}),
+      };
+      placed = { ...spec, definition: { ...spec.definition, boot } };
+    }
+    return (desired?: 'running' | 'stopped') => this.#xml(placed, overlay, desired);
   }
 
   /**
@@ -295,10 +313,8 @@ export class LibvirtDriver implements Driver {
     );
   }
 
-  removeImage(image: VmImage): Promise<void> {
-    return this.#call(`remove image ${image.name}`, (conn) =>
-      removeImage(conn, this.imageVolume(image), image),
-    );
+  removeImage(image: VmImage, where: VolumeRef = this.imageVolume(image)): Promise<void> {
+    return this.#call(`remove image ${image.name}`, (conn) => removeImage(conn, where, image));
   }
 
   provision(spec: DomainSpec, options: ProvisionOptions = {}): Promise<VolumeRef[]> {
@@ -362,7 +378,7 @@ export class LibvirtDriver implements Driver {
     return this.#call(`define ${spec.name}`, async (conn) => {
       // Attaching another VM's volume would hand its data over: the same rule as deleting one.
       checkOwned(spec.id, spec.volumes ?? [], this.#pools);
-      const xml = this.#xml(spec, await this.#overlay(conn, spec));
+      const xml = (await this.#placedXml(conn, spec))();
       await withDomain(await lookup(conn, spec.name), async (existing) => {
         if (existing && vagothIdOf(await existing.getXMLDesc()) !== spec.id) {
           throw new DriverError(
@@ -426,14 +442,22 @@ export class LibvirtDriver implements Driver {
         throw new DriverError('rejected', `migrate ${spec.name}: ${target.name} is this host`);
       }
       try {
-        // The root overlay's base is the target's own copy of the image.
-        const overlay = await this.#overlay(conn, spec);
+        // The root overlay's base, and the kernel, are the target's own copies. A live move
+        // keeps the source's definition, so where they lie elsewhere there it moves cold.
+        const targetXml = await this.#placedXml(conn, spec);
+        const samePaths = (await this.#placedXml(source, spec))('running') === targetXml('running');
+        if (!samePaths && options.liveOnly) {
+          throw new DriverError(
+            'rejected',
+            `migrate ${spec.name}: its image lies at another path on ${target.name}, so it cannot move live`,
+          );
+        }
         return await migrateDomain({
           source,
           target: conn,
           spec,
-          targetXml: (desired) => this.#xml(spec, overlay, desired),
-          options,
+          targetXml,
+          options: samePaths ? options : { ...options, live: false },
           disks: diskPlan(spec.volumes ?? [], this.#sharedPools),
           copyDisks: (progress) =>
             copyDisks(

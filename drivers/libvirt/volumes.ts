@@ -170,6 +170,13 @@ export async function provisionVolume(
         const xml = volumeXml(ref.name, layout.bytes, base);
         return (await pool.createVolumeXML(xml)).free();
       }
+      // A byte copy of a qcow2 file, attached raw, is no disk a guest could boot.
+      if (base.format !== 'raw') {
+        throw new DriverError(
+          'rejected',
+          `definition.image: pool ${ref.pool} holds no files, so it takes raw images only, not ${layout.image.name} (${base.format})`,
+        );
+      }
       await freeing(base.vol(), async (source) => {
         (await pool.createVolumeXMLFrom(volumeXml(ref.name, layout.bytes), source)).free();
       });
@@ -218,18 +225,23 @@ export interface LocatedVolume {
   ref: VolumeRef;
   vol: StorageVol;
   /**
-   * The bytes the volume holds as stored, which a wipe zeroes and a move copies: its capacity,
-   * but for a qcow2 file (an overlay), the file's own size.
+   * The bytes the volume holds as stored, which a wipe zeroes and a move copies: a file's own
+   * size (an overlay's too), a block device's capacity.
    */
   capacity: number;
-  /** The disk the guest sees (a qcow2 overlay's virtual size). */
-  virtualSize: number;
+  /** A file, which a copy may grow; a block device has the size it has. */
+  file: boolean;
 }
 
-/** A volume's stored extent: a qcow2 file's physical size, else its capacity. */
+/**
+ * A volume's stored extent: for a file, its size on disk (`<physical>`), whatever format its
+ * header claims (a guest may write any header onto its raw disk, and libvirt would report the
+ * size that header says); for a block device, its capacity.
+ */
 export function storedExtent(xml: string, capacity: number): number {
-  if (!/<target>[\s\S]*?<format type=['"]qcow2['"]/.test(xml)) return capacity;
+  if (!/^<volume type=['"]file['"]/.test(xml.trimStart())) return capacity;
   const physical = /<physical(?:\s+unit=['"]bytes['"])?>(\d+)<\/physical>/.exec(xml)?.[1];
+  // libvirt's test driver reports none (its volumes hold no bytes).
   return physical === undefined ? capacity : Number(physical);
 }
 
@@ -254,7 +266,7 @@ export async function locateVolumes(
         return vol && { vol, target };
       });
       if (!found) continue;
-      located.push({ ref, vol: found.vol, capacity: 0, virtualSize: 0 });
+      located.push({ ref, vol: found.vol, capacity: 0, file: false });
       const where = await found.vol.getPath();
       if (found.target === null || !isInside(found.target, where)) {
         throw new DriverError(
@@ -263,9 +275,10 @@ export async function locateVolumes(
         );
       }
       const { capacity } = await found.vol.getInfo();
+      const xml = await found.vol.getXMLDesc();
       const last = located[located.length - 1]!;
-      last.virtualSize = capacity;
-      last.capacity = storedExtent(await found.vol.getXMLDesc(), capacity);
+      last.capacity = storedExtent(xml, capacity);
+      last.file = /^<volume type=['"]file['"]/.test(xml.trimStart());
     }
     return located;
   } catch (err) {

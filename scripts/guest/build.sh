@@ -11,8 +11,9 @@ mkdir -p "$out"
 out=$(cd "$out" && pwd)
 
 kernel_meta=linux-image-cloud-amd64
-# The modules the cloud kernel does not build in: the virtio disk and the ACPI power button.
-wanted_modules=(virtio_pci virtio_blk button evdev)
+# The modules the cloud kernel does not build in: the virtio disk and NIC, the ACPI power
+# button, and ISO 9660 for the cloud-init seed.
+wanted_modules=(virtio_pci virtio_blk virtio_net button evdev isofs)
 
 kernel_package() { apt-cache depends "$kernel_meta" 2>/dev/null | sed -n 's/^ *Depends: \(linux-image-.*\)$/\1/p' | head -n 1; }
 package=$(kernel_package)

@@ -58,6 +58,15 @@ describe('geats driver, local agent', () => {
   });
   afterEach(() => driver.close());
 
+  it('refuses a VM whose guest is to be told keys or user-data: geats reads no seed', async () => {
+    const spec = vmSpec('web-seed', {
+      image: testImage(),
+      guest: { sshAuthorizedKeys: ['ssh-ed25519 AAAA x'] },
+    });
+    await expect(driver.provision(spec)).rejects.toMatchObject({ kind: 'unsupported' });
+    expect((await host.state()).vms['web-seed']).toBeUndefined();
+  });
+
   it('hands geats its own definition: vm_type, NICs, storage, template and vagoth id', async () => {
     const spec = vmSpec('web-1', { image: testImage() });
     const [m0, m1] = spec.definition.nics.map((n) => n.mac);

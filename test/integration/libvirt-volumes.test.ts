@@ -69,7 +69,7 @@ describe('provision', () => {
     const xml = await (await (await h.conn()).lookupDomainByName(spec.name)).getXMLDesc();
     expect(xml).toMatch(/<driver name='qemu' type='qcow2'\/>/);
     expect(xml).toContain(`${copy.name}'/>`);
-    expect(xml).toMatch(/device='cdrom'[\s\S]*seed\.iso[\s\S]*<readonly\/>/);
+    expect(xml).toMatch(/seed\.iso'\/>\s*<target dev='vd[a-z]' bus='virtio'\/>\s*<readonly\/>/);
 
     // Deprovision takes the VM's volumes, never the image's copy, which other VMs share.
     await h.driver.deprovision({ ...spec, volumes });

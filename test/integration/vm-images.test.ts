@@ -1,7 +1,17 @@
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import {
+  chmod,
+  copyFile,
+  mkdir,
+  mkdtemp,
+  readdir,
+  readFile,
+  rm,
+  stat,
+  writeFile,
+} from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -14,6 +24,7 @@ import {
 import { settle, startHarness, type Harness } from '../support/harness.ts';
 import { findExecutable } from '../support/libvirtd.ts';
 import { refusal } from '../support/refusal.ts';
+import { waitForConsole } from '../realvm/host.ts';
 
 const run = promisify(execFile);
 const MiB = 1024 ** 2;
@@ -46,8 +57,20 @@ describe.skipIf(skip)(skip ? `VMs from images (skipped: ${skip})` : 'VMs from im
   let allowed: string;
   let qcow2: string;
 
+  const consoleDir = () => path.join(root, 'console');
+  /** The test guest's kernel and initramfs (scripts/guest/build.sh; built once, then reused). */
+  const guestDir = path.resolve(import.meta.dirname, '../../.tools/guest');
+
   beforeAll(async () => {
     root = await mkdtemp(path.join(tmpdir(), 'vagoth-vm-images-'));
+    // The daemons' qemu runs as another user: it writes the guests' consoles here.
+    await mkdir(consoleDir(), { mode: 0o777 });
+    await chmod(consoleDir(), 0o777);
+    await chmod(root, 0o755);
+    await run('bash', [
+      path.resolve(import.meta.dirname, '../../scripts/guest/build.sh'),
+      guestDir,
+    ]);
     allowed = path.join(root, 'allowed');
     await mkdir(allowed);
     // A disk of 64 MiB that holds 3 MiB of random bytes, as qcow2: the image.
@@ -60,7 +83,7 @@ describe.skipIf(skip)(skip ? `VMs from images (skipped: ${skip})` : 'VMs from im
 
     [daemon, daemonB] = await Promise.all([startDirPoolDaemon(pool), startDirPoolDaemon(pool)]);
     h = await startHarness({
-      driverFactory: dirPoolDrivers(pool),
+      driverFactory: dirPoolDrivers(pool, { consoleLogDir: consoleDir() }),
       images: {
         store: path.join(root, 'store'),
         sources: { dirs: [allowed], urls: [] },
@@ -239,6 +262,82 @@ describe.skipIf(skip)(skip ? `VMs from images (skipped: ${skip})` : 'VMs from im
     expect(await readdir(daemonB.poolDir)).toEqual([copyName]);
   });
 
+  it('boots a real guest from the kernel and initrd other images hold: it reads the image through its overlay, and its seed', async () => {
+    const imported = async (name: string, source: string, more: Record<string, unknown> = {}) => {
+      const image = await h.api.images.create({ name, source, ...more });
+      await h.temporal.workflow.getHandle(image.operation!.id, image.operation!.runId).result();
+      return h.api.images.get({ name });
+    };
+    await copyFile(path.join(guestDir, 'vmlinuz'), path.join(allowed, 'vmlinuz'));
+    await copyFile(path.join(guestDir, 'initramfs.gz'), path.join(allowed, 'initrd'));
+    const kernel = await imported('vi-kernel', path.join(allowed, 'vmlinuz'), { format: 'raw' });
+    const initrd = await imported('vi-initrd', path.join(allowed, 'initrd'), { format: 'raw' });
+    for (const [boot, field] of [
+      [{ kernel: 'no-such' }, 'boot.kernel'],
+      [{ kernel: 'vi-kernel', initrd: 'no-such' }, 'boot.initrd'],
+      [{ kernel: 'vi-kernel', cmdline: 'a\u0000b' }, 'cmdline'],
+      [{ kernel: 'vi-kernel', cmdline: 'quiet\ninit=/bin/sh' }, 'cmdline'],
+    ] as const) {
+      const err = await refusal(h.api.images.create({ name: 'vi-booted', source: qcow2, boot }));
+      expect(err.code).toBe('BAD_REQUEST');
+      expect(err.message).toContain(field);
+    }
+    const booted = await imported('vi-booted', qcow2, {
+      boot: {
+        kernel: 'vi-kernel',
+        initrd: 'vi-initrd',
+        cmdline: 'console=ttyS0 quiet vagoth.boot=vi',
+      },
+    });
+    expect(booted).toMatchObject({
+      status: 'ready',
+      boot: {
+        kernel: { id: kernel.id, name: 'vi-kernel' },
+        initrd: { id: initrd.id, name: 'vi-initrd' },
+        cmdline: 'console=ttyS0 quiet vagoth.boot=vi',
+      },
+    });
+    // An image another boots from stays while it does.
+    const held = await refusal(h.api.images.delete({ name: 'vi-kernel' }));
+    expect(held.code).toBe('PRECONDITION_FAILED');
+    expect(held.message).toContain('image vi-booted');
+
+    const { operation } = await create('vi-boot-1', {
+      image: 'vi-booted',
+      memoryMiB: 256,
+      sshAuthorizedKeys: [KEY],
+      userData: '#!/bin/sh\necho "user-data ran on $(hostname)"\n',
+      placement: { host: 'vi-real' },
+    });
+    expect(await settle(h, operation)).toMatchObject({ status: 'completed' });
+    const copyOf = (id: string) => path.join(daemon.poolDir, `vagoth-image-${id}.raw`);
+    expect(await sha256(copyOf(kernel.id))).toBe(kernel.sha256);
+    expect(await sha256(copyOf(initrd.id))).toBe(initrd.sha256);
+    const { stdout: xml } = await run('virsh', ['-c', daemon.uri, 'dumpxml', 'vi-boot-1']);
+    expect(xml).toContain(`<kernel>${copyOf(kernel.id)}</kernel>`);
+    expect(xml).toContain(`<initrd>${copyOf(initrd.id)}</initrd>`);
+    expect(xml).toContain('<cmdline>console=ttyS0 quiet vagoth.boot=vi</cmdline>');
+    // The guest boots that kernel, and reads the image's bytes through its overlay.
+    const vm = await h.api.vms.get({ name: 'vi-boot-1' });
+    const log = path.join(consoleDir(), `${vm.id}.log`);
+    await waitForConsole(log, /VAGOTH-GUEST-UP boot=vi/);
+    const disk = await waitForConsole(log, /VAGOTH-DISK name=vda bytes=(\d+) head=([0-9a-f]+)/);
+    expect(Number(disk[1])).toBe(GiB);
+    expect(disk[2]).toBe((await readFile(path.join(root, 'head'))).subarray(0, 64).toString('hex'));
+    // It finds its seed, takes its name from it and runs its user-data.
+    await waitForConsole(
+      log,
+      new RegExp(`VAGOTH-SEED hostname=vi-boot-1 instance=${vm.id} keys=1`),
+    );
+    await waitForConsole(log, /VAGOTH-USER-DATA user-data ran on vi-boot-1/);
+
+    await settle(h, (await h.api.vms.decommission({ name: 'vi-boot-1' })).operation);
+    for (const name of ['vi-booted', 'vi-kernel', 'vi-initrd']) {
+      expect(await h.api.images.delete({ name })).toEqual({ name, deleted: true });
+    }
+    expect((await readdir(daemon.poolDir)).filter((f) => f.endsWith('.raw'))).toEqual([]);
+  });
+
   it('boots a VM from the image on a real pool: a checked copy, a qcow2 overlay, extra disks, the seed; wipes them all, then the image goes', async () => {
     const userData = '#cloud-config\nruncmd:\n  - echo vagoth-was-here\n';
     const { operation } = await create('vi-real-1', {
@@ -279,7 +378,7 @@ describe.skipIf(skip)(skip ? `VMs from images (skipped: ${skip})` : 'VMs from im
     // The domain: the root an overlay whose backing the XML names, the seed a read-only CD.
     const { stdout: xml } = await run('virsh', ['-c', daemon.uri, 'dumpxml', 'vi-real-1']);
     expect(xml).toContain(`<source file='${copy}'`);
-    expect(xml).toMatch(/device='cdrom'[\s\S]*seed\.iso[\s\S]*<readonly\/>/);
+    expect(xml).toMatch(/seed\.iso'\/>\s*<target dev='vd[a-z]' bus='virtio'\/>\s*<readonly\/>/);
 
     // Reprovision: the disks built again from the image (what the guest wrote is gone), a
     // fresh seed saying the same, the VM's name and keys as they were.

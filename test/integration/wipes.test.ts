@@ -179,6 +179,32 @@ describe.skipIf(skip)(
       expect(await nonZeroRanges(disk.kept)).toEqual([]);
     });
 
+    it.each(['qed', 'vmdk', 'vpc'])(
+      'a raw disk whose guest wrote a %s header over its first bytes is still zeroed whole',
+      async (format) => {
+        const disk = await withData(`wp-h-${format}`, true);
+        // A header claiming a small disk, as a guest may write onto its own raw disk: libvirt
+        // reads the file's header and reports the size it claims.
+        const header = path.join(daemon.linkDir, `header.${format}`);
+        await run('qemu-img', ['create', '-f', format, header, '1M']);
+        await run('dd', [
+          `if=${header}`,
+          `of=${disk.file}`,
+          'conv=notrunc',
+          'count=1',
+          'bs=64k',
+          'status=none',
+        ]);
+        // libvirt reads headers again when the pool is refreshed (as on a daemon's restart).
+        await run('virsh', ['-c', daemon.uri, 'pool-refresh', pool]);
+        const { operation } = await h.api.vms.decommission({ name: `wp-h-${format}` });
+        expect(await settle(h, operation)).toMatchObject({ status: 'completed' });
+        expect(await nonZeroRanges(disk.kept)).toEqual([]);
+        const [wipe] = await h.api.vms.wipes({ name: `wp-h-${format}` });
+        expect(wipe).toMatchObject({ sizeBytes: GiB, check: { zero: true } });
+      },
+    );
+
     it('a volume written to while it is wiped fails the check: the decommission fails, the volume stays', async () => {
       // Dense: zeros over all of it at 256 MiB/s take 4 s, time to write behind them.
       const disk = await withData('wp-2', true);

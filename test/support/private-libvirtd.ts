@@ -82,6 +82,9 @@ export async function startPrivateLibvirtd(
       await exit;
       clearTimeout(timer);
     }
+    // Guests the daemon's qemu driver still ran (a test that failed before it removed them)
+    // outlive it: their qemu is found by the state directory it was given, and killed.
+    await run('pkill', ['-KILL', '-f', '--', `${dir}/config/libvirt/qemu/`]).catch(() => undefined);
     if (ownDir) await rm(dir, { recursive: true, force: true });
   };
   try {
