@@ -5,6 +5,7 @@ import type { ImageStore } from '../images/store.ts';
 import type { Sql } from '../registry/db.ts';
 import {
   COPY_LEASE_SECONDS,
+  forgetHostImageCopy,
   hostIdByName,
   settleHostImageLease,
   takeHostImage,
@@ -56,7 +57,12 @@ export function vmImageSteps(sql: Sql, store: ImageStore | undefined) {
         { pool: where.pool, volume: where.name },
         copier,
       );
-      if (turn === 'ready') return;
+      if (turn === 'ready') {
+        // Recorded, but gone from the host (removed by hand): copied again, not failed for ever.
+        if (!driver.hasImage || (await driver.hasImage(image))) return;
+        await forgetHostImageCopy(sql, hostId, image.id);
+        continue;
+      }
       if (turn === 'wait') {
         heartbeat({ step: 'image-wait', done: 0, total: image.sizeBytes, host: hostName });
         await sleep(WAIT_MS);

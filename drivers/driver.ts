@@ -194,6 +194,8 @@ export interface Driver {
    * per host and image.
    */
   copyImage?(image: VmImage, file: string, options?: ProgressOptions): Promise<void>;
+  /** Whether the host still holds its copy of the image (one removed by hand is not). */
+  hasImage?(image: VmImage): Promise<boolean>;
   /**
    * Deletes the host's copy of an image, where the registry recorded it (by default where
    * imageVolume says); already gone is success.

@@ -109,6 +109,20 @@ export async function settleHostImageLease(
   return rows.count === 1;
 }
 
+/**
+ * A copy recorded ready that the host no longer holds (removed by hand): to be copied again,
+ * by whoever asks next.
+ */
+export async function forgetHostImageCopy(
+  sql: Queryable,
+  hostId: string,
+  imageId: string,
+): Promise<void> {
+  await sql`
+    UPDATE host_images SET status = 'copying', ready_at = NULL, copier = NULL, lease_until = NULL
+    WHERE host_id = ${hostId} AND image_id = ${imageId} AND status = 'ready'`;
+}
+
 /** Every host's copy of an image, for its deletion. */
 export async function hostImagesOf(sql: Queryable, imageId: string): Promise<HostImage[]> {
   const rows = await sql<HostImageRow[]>`

@@ -313,6 +313,13 @@ export class LibvirtDriver implements Driver {
     );
   }
 
+  hasImage(image: VmImage): Promise<boolean> {
+    return this.#call(
+      `find image ${image.name}`,
+      async (conn) => (await imagePath(conn, this.imageVolume(image))) !== null,
+    );
+  }
+
   removeImage(image: VmImage, where: VolumeRef = this.imageVolume(image)): Promise<void> {
     return this.#call(`remove image ${image.name}`, (conn) => removeImage(conn, where, image));
   }
