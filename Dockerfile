@@ -20,10 +20,11 @@ RUN npm ci --include=dev --no-audit --no-fund
 # --- runtime: same Debian release, without the compiler toolchain ---------------------------
 FROM node:20-bookworm-slim AS runtime
 
-# libvirt0 for the native binding, virsh for debugging, ssh for qemu+ssh:// host URIs.
+# libvirt0 for the native binding, virsh for debugging, ssh for qemu+ssh:// host URIs,
+# qemu-img to read imported images, genisoimage to build guests' cloud-init seeds.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
-      libvirt0 libvirt-clients openssh-client ca-certificates \
+      libvirt0 libvirt-clients openssh-client ca-certificates qemu-utils genisoimage \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /app
