@@ -12,6 +12,7 @@ import {
   getImageById,
   markImageFailed,
   markImageReady,
+  storedImage,
   type ImportedImage,
 } from '../registry/images.ts';
 
@@ -102,27 +103,11 @@ export function createImageActivities({
      * lock): each host's copy, then its file in the store, then its record.
      */
     async removeImage(id: string): Promise<void> {
-      const image = await getImageById(sql, id);
+      const image = storedImage(await getImageById(sql, id));
       for (const copy of await hostImagesOf(sql, id)) {
-        if (
-          image.format &&
-          image.sha256 &&
-          image.sizeBytes !== null &&
-          image.virtualSize !== null
-        ) {
+        if (image) {
           const host = await getHost(sql, copy.hostName);
-          const recorded = { pool: copy.pool, name: copy.volume };
-          await drivers.get(host).removeImage?.(
-            {
-              id,
-              name: image.name,
-              format: image.format,
-              sha256: image.sha256,
-              sizeBytes: image.sizeBytes,
-              virtualSize: image.virtualSize,
-            },
-            recorded,
-          );
+          await drivers.get(host).removeImage?.(image, { pool: copy.pool, name: copy.volume });
         }
         await dropHostImage(sql, copy.hostId, id);
       }

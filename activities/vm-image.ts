@@ -35,15 +35,19 @@ export function vmImageSteps(sql: Sql, store: ImageStore | undefined) {
   async function imageOnHost(vm: Vm, hostName: string, driver: Driver): Promise<void> {
     const image = vm.definition.image;
     if (!image || !driver.imageVolume || !driver.copyImage) return;
-    for (const part of imageParts(image)) await partOnHost(part, hostName, driver);
+    if (!store) throw new Error('this worker has no image store configured');
+    const host = { id: await hostIdByName(sql, hostName), name: hostName };
+    for (const part of imageParts(image)) await partOnHost(part, host, driver, store);
   }
 
   /** One image (a VM's, or the kernel or initrd it boots) on the host, as imageOnHost says. */
-  async function partOnHost(image: VmImage, hostName: string, driver: Driver): Promise<void> {
-    if (!driver.imageVolume || !driver.copyImage) return;
-    if (!store) throw new Error('this worker has no image store configured');
-    const where = driver.imageVolume(image);
-    const hostId = await hostIdByName(sql, hostName);
+  async function partOnHost(
+    image: VmImage,
+    { id: hostId, name: hostName }: { id: string; name: string },
+    driver: Driver,
+    store: ImageStore,
+  ): Promise<void> {
+    const where = driver.imageVolume!(image);
     const info = activityInfo();
     // The same activity's next attempt takes its own lease back; any other waits for it.
     const run = info.workflowExecution;

@@ -224,11 +224,8 @@ export function createVmActivities(deps: VmActivityDeps) {
       const { vm, driver, volumes } = await onHost(vmId);
       const to = await getHost(sql, target);
       const targetDriver = drivers.get(to);
-      // The target's overlays need the image there first (copied once per host, as a create's),
-      // and its seed is written there as it is on the source: a live move copies no read-only
-      // disk.
+      // The target's overlays need the image there first (copied once per host, as a create's).
       if (!driver.migrateMovesStorage) await imageOnHost(vm, to.name, targetDriver);
-      const seed = driver.migrateMovesStorage ? undefined : await seedOf(vm);
       return heartbeating(async ({ resumeFrom, ...progress }) => {
         const moving = resumeFrom?.step.startsWith(MOVING) ?? false;
         if (!moving) {
@@ -237,6 +234,8 @@ export function createVmActivities(deps: VmActivityDeps) {
           if (volumes.length > 0) await claimVolumes(sql, vmId, to.name, volumes, actor());
           // A driver whose migrate brings the storage along wants nothing there before it.
           if (!driver.migrateMovesStorage) {
+            // Its seed is written there as on the source: a live move copies no read-only disk.
+            const seed = await seedOf(vm);
             await targetDriver.provision(spec(vm, volumes), {
               ...progress,
               ...(resumeFrom ? { resumeFrom } : {}),

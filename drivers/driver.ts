@@ -123,10 +123,7 @@ export interface WipeCheck {
 
 export interface ProvisionOptions extends ProgressOptions {
   onWiped?: (record: WipeRecord) => Promise<void>;
-  /**
-   * The cloud-init seed (an ISO 9660 image) of a VM from an image, written into its seed
-   * volume; without it the seed volume is made blank (a move's target, filled by the copy).
-   */
+  /** The cloud-init seed (an ISO 9660 image) of a VM from an image, written into its seed volume. */
   seed?: Buffer;
 }
 

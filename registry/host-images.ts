@@ -71,18 +71,6 @@ export async function takeHostImage(
   return now?.status === 'ready' ? 'ready' : 'wait';
 }
 
-/** Where the host's copy of the image is recorded, whatever its status; null if nowhere. */
-export async function hostImageOf(
-  sql: Queryable,
-  hostId: string,
-  imageId: string,
-): Promise<HostImage | null> {
-  const [row] = await sql<HostImageRow[]>`
-    SELECT h.*, n.name AS host_name FROM host_images h JOIN nodes n ON n.id = h.host_id
-    WHERE h.host_id = ${hostId} AND h.image_id = ${imageId}`;
-  return row ? toHostImage(row) : null;
-}
-
 /**
  * What the copier does with its lease: `renew` it (the copy goes on), `release` it (the copy
  * failed: the next to ask takes it at once), or give it up as `ready` (the copy is whole and

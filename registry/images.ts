@@ -206,24 +206,14 @@ export async function dropImage(sql: Queryable, id: string): Promise<void> {
  * or any more) is refused.
  */
 export async function usableImage(sql: Queryable, image: Image): Promise<VmImage> {
-  const { format, sha256, sizeBytes, virtualSize, boot } = image;
-  if (
-    image.status !== 'ready' ||
-    !format ||
-    !sha256 ||
-    sizeBytes === null ||
-    virtualSize === null
-  ) {
+  const stored = storedImage(image);
+  if (image.status !== 'ready' || !stored) {
     throw new StateConflictError(`image ${image.name}`, image.status, 'create a VM from');
   }
+  const { boot } = image;
   const part = async (ref: { id: string }) => usableImage(sql, await getImageById(sql, ref.id));
   return {
-    id: image.id,
-    name: image.name,
-    format,
-    sha256,
-    sizeBytes,
-    virtualSize,
+    ...stored,
     ...(boot
       ? {
           boot: {
@@ -234,6 +224,16 @@ export async function usableImage(sql: Queryable, image: Image): Promise<VmImage
         }
       : {}),
   };
+}
+
+/**
+ * What an import found of an image, as a VM or a host's copy names it (without the images it
+ * boots); null for an image whose import never finished.
+ */
+export function storedImage(image: Image): VmImage | null {
+  const { format, sha256, sizeBytes, virtualSize } = image;
+  if (!format || !sha256 || sizeBytes === null || virtualSize === null) return null;
+  return { id: image.id, name: image.name, format, sha256, sizeBytes, virtualSize };
 }
 
 /** The images a VM's image is made of: itself, and the kernel and initrd it boots. */

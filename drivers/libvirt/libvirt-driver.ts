@@ -36,7 +36,9 @@ import { copyDisks, diskPlan, localVolumes } from './disk-move.ts';
 import { migrateDomain } from './migrate.ts';
 import {
   checkOwned,
+  freeing,
   layoutNames,
+  lookupPool,
   locateVolumes,
   PROVISION_STEP,
   provisionedBefore,
@@ -243,14 +245,7 @@ export class LibvirtDriver implements Driver {
     return {
       ...found,
       format: image.format,
-      vol: async () => {
-        const pool = await conn.lookupStoragePoolByName(ref.pool);
-        try {
-          return await pool.lookupVolumeByName(ref.name);
-        } finally {
-          pool.free();
-        }
-      },
+      vol: () => freeing(lookupPool(conn, ref.pool), (pool) => pool.lookupVolumeByName(ref.name)),
     };
   }
 

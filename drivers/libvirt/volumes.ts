@@ -136,11 +136,10 @@ export interface ImageBase {
 /**
  * Creates one volume of a VM as its layout says; an existing one is kept. A root disk from an
  * image is a qcow2 overlay on the host's copy of the image (`base`), or a full copy of it where
- * the pool holds no files; a seed is written with `seed`, the ISO the caller built (a move's
- * target gets it by copy instead). One an attempt lost mid-way may have left half-built the
- * caller wipes and deletes first (LibvirtDriver.provision). libvirt refuses to wipe or delete
- * a volume it is still building, so that waits for the build under way (by failing, to be
- * retried), never races it.
+ * the pool holds no files; a seed is written with `seed`, the ISO the caller built. One an
+ * attempt lost mid-way may have left half-built the caller wipes and deletes first
+ * (LibvirtDriver.provision). libvirt refuses to wipe or delete a volume it is still building,
+ * so that waits for the build under way (by failing, to be retried), never races it.
  */
 export async function provisionVolume(
   conn: Connection,
@@ -190,7 +189,7 @@ export async function provisionVolume(
   });
 }
 
-/** A seed volume, holding the ISO given (none: blank, for a move to copy into). */
+/** A seed volume, holding the ISO given (none: blank). */
 async function createSeed(pool: StoragePool, ref: VolumeRef, iso: Buffer | undefined) {
   if (iso && iso.length > SEED_BYTES) {
     throw new DriverError('rejected', `the seed of ${ref.name} is over ${SEED_BYTES} bytes`);
