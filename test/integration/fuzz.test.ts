@@ -143,11 +143,19 @@ const VALID: Record<string, fc.Arbitrary<unknown>> = {
     dns: [[], [`10.201.${i}.1`], ['10.53.0.1', `10.201.${i}.1`]][i % 3],
   })),
   'networks.list': fc.constant(undefined),
-  'images.create': fc.record({
-    name: imageName,
-    source: fc.constantFrom(path.join(IMAGE_DIR, 'disk.raw'), path.join(IMAGE_DIR, 'none.raw')),
-    format: fc.constantFrom('raw', 'qcow2'),
-  }),
+  'images.create': fc.oneof(
+    fc.record({
+      name: imageName,
+      source: fc.constantFrom(path.join(IMAGE_DIR, 'disk.raw'), path.join(IMAGE_DIR, 'none.raw')),
+      format: fc.constantFrom('raw', 'qcow2'),
+    }),
+    // Booting a kernel another image holds (raced by that image's import and deletion).
+    fc.record({
+      name: imageName,
+      source: fc.constant(path.join(IMAGE_DIR, 'disk.raw')),
+      boot: fc.record({ kernel: imageName, cmdline: fc.string({ maxLength: 32 }) }),
+    }),
+  ),
   'images.list': fc.constant(undefined),
   'images.get': byName(imageName),
   'images.delete': byName(imageName),
