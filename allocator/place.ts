@@ -1,4 +1,9 @@
-import type { HostState } from '../registry/types.ts';
+import {
+  DRIVER_FEATURES,
+  type DriverFeature,
+  type HostDriver,
+  type HostState,
+} from '../registry/types.ts';
 
 export type PlacementPolicy = 'spread' | 'pack';
 
@@ -12,6 +17,7 @@ export interface Resources {
 export interface HostView {
   name: string;
   state: HostState;
+  driver: HostDriver;
   tags: Record<string, string>;
   /** Room left, with the host's overcommit ratios already applied. */
   free: Resources;
@@ -30,6 +36,15 @@ export interface PlacementRequest extends Resources {
   /** All VMs of one of these groups on the same host. */
   affinity?: string[] | undefined;
   policy?: PlacementPolicy | undefined;
+  /** What the VM needs of the host's driver (a seed, a kernel boot); none by default. */
+  features?: DriverFeature[] | undefined;
+}
+
+/** The drivers that have every feature asked for: all of them when none is. */
+export function driversWith(features: readonly DriverFeature[]): HostDriver[] {
+  return (Object.keys(DRIVER_FEATURES) as HostDriver[]).filter((d) =>
+    features.every((f) => DRIVER_FEATURES[d].includes(f)),
+  );
 }
 
 export interface PlacementSnapshot {
@@ -53,6 +68,10 @@ type Filter = (host: HostView, req: PlacementRequest, snap: PlacementSnapshot) =
 const FILTERS: Filter[] = [
   (h, r) => (r.host !== undefined && h.name !== r.host ? 'not the requested host' : null),
   (h) => (h.state !== 'active' ? `host is ${h.state}` : null),
+  (h, r) => {
+    const lacking = (r.features ?? []).find((f) => !DRIVER_FEATURES[h.driver].includes(f));
+    return lacking ? `a ${h.driver} host gives no ${lacking}` : null;
+  },
   (h, r) =>
     r.memoryMiB > h.free.memoryMiB ? `not enough memory (${h.free.memoryMiB} MiB free)` : null,
   (h, r) =>

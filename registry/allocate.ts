@@ -10,7 +10,7 @@ import type { Sql } from './db.ts';
 import { NoCapacityError } from './errors.ts';
 import { capacityChanged } from './housekeeping.ts';
 import { claimAllocation, placementCandidates, placementSnapshot } from './placement.ts';
-import type { Vm, VmDefinition } from './types.ts';
+import type { DriverFeature, Vm, VmDefinition } from './types.ts';
 
 // How many hosts the index hands the allocator, all of which the claim may try in its one
 // round trip: enough to survive lost races and to pass over hosts other claims hold locked.
@@ -27,13 +27,35 @@ export interface Placed {
  * placing a VM and for explaining where one would go (placement.explain).
  */
 export function placementRequest(
-  definition: Pick<VmDefinition, 'vcpus' | 'memoryMiB' | 'diskGiB' | 'disks' | 'placement'>,
+  definition: Pick<
+    VmDefinition,
+    'vcpus' | 'memoryMiB' | 'diskGiB' | 'disks' | 'placement' | 'guest' | 'image' | 'boot'
+  >,
   defaultPolicy: PlacementPolicy,
 ): PlacementRequest {
   const { vcpus, memoryMiB, placement } = definition;
   // The root disk and every extra disk take room on the host.
   const diskGiB = definition.diskGiB + (definition.disks ?? []).reduce((n, d) => n + d.sizeGiB, 0);
-  return { vcpus, memoryMiB, diskGiB, ...placement, policy: placement.policy ?? defaultPolicy };
+  const features = featuresOf(definition);
+  return {
+    vcpus,
+    memoryMiB,
+    diskGiB,
+    ...placement,
+    policy: placement.policy ?? defaultPolicy,
+    ...(features.length > 0 ? { features } : {}),
+  };
+}
+
+/** What a VM needs of its host's driver besides room: what it was to be told, how it boots. */
+function featuresOf(definition: Pick<VmDefinition, 'guest' | 'image' | 'boot'>): DriverFeature[] {
+  const { guest, image, boot } = definition;
+  const features: DriverFeature[] = [];
+  if (guest && (guest.sshAuthorizedKeys.length > 0 || guest.userData !== undefined)) {
+    features.push('cloud-init seed');
+  }
+  if (boot || image?.boot) features.push('direct kernel boot');
+  return features;
 }
 
 /**

@@ -1,13 +1,19 @@
-import type { HostView, PlacementRequest, PlacementSnapshot } from '../allocator/place.ts';
+import {
+  driversWith,
+  type HostView,
+  type PlacementRequest,
+  type PlacementSnapshot,
+} from '../allocator/place.ts';
 import type { ActorOptions } from './context.ts';
 import type { Queryable, Sql } from './db.ts';
 import { NotFoundError } from './errors.ts';
-import type { HostState } from './types.ts';
+import type { HostDriver, HostState } from './types.ts';
 
 interface ViewRow {
   name: string;
   tags: Record<string, string>;
   state: HostState;
+  driver: HostDriver;
   cpu_ratio: string;
   free_vcpus: number;
   free_memory_mib: string;
@@ -19,6 +25,7 @@ function toView(r: ViewRow): HostView {
   return {
     name: r.name,
     state: r.state,
+    driver: r.driver,
     tags: r.tags,
     cpuRatio: Number(r.cpu_ratio),
     free: {
@@ -42,7 +49,7 @@ async function affinityHosts(sql: Queryable, groups: string[]): Promise<Record<s
 // Group clauses only when the request has groups: most have none, and the planner should
 // not have to cost a join it cannot skip.
 const viewColumns = (sql: Queryable, anti: string[]) => sql`
-  n.name, n.tags, c.state, c.cpu_ratio, c.free_vcpus, c.free_memory_mib, c.free_disk_gib,
+  n.name, n.tags, c.state, n.definition->>'driver' AS driver, c.cpu_ratio, c.free_vcpus, c.free_memory_mib, c.free_disk_gib,
   ${
     anti.length === 0
       ? sql`'{}'::text[]`
@@ -84,6 +91,7 @@ export async function placementCandidates(
   // An affinity group that already has VMs decides the host: look there, however full it is.
   const affinity = await affinityHosts(sql, request.affinity ?? []);
   const pinned = [...new Set(Object.values(affinity))];
+  const features = request.features ?? [];
   const rows = await sql<ViewRow[]>`
     SELECT ${viewColumns(sql, anti)}
     FROM host_capacity c JOIN nodes n ON n.id = c.host_id
@@ -91,6 +99,11 @@ export async function placementCandidates(
       AND c.free_vcpus >= ${request.vcpus} AND c.free_disk_gib >= ${request.diskGiB}
       ${Object.keys(tags).length === 0 ? sql`` : sql`AND n.tags @> ${sql.json(tags)}`}
       ${request.host === undefined ? sql`` : sql`AND n.name = ${request.host}`}
+      ${
+        features.length === 0
+          ? sql``
+          : sql`AND n.definition->>'driver' = ANY (${driversWith(features)}::text[])`
+      }
       ${pinned.length === 0 ? sql`` : sql`AND n.name = ANY (${pinned}::text[])`}
       ${
         anti.length === 0

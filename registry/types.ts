@@ -116,6 +116,19 @@ export type HostState = 'active' | 'maintenance' | 'down';
 /** The local VM manager a host runs, and so the driver vagoth reaches it with. */
 export type HostDriver = 'libvirt' | 'geats';
 
+/** What a VM may need of its host's local VM manager beyond room. */
+export type DriverFeature = 'cloud-init seed' | 'direct kernel boot';
+
+/**
+ * What each local VM manager can give a VM: geats builds its guests from templates of its own
+ * and reads no seed, and boots no kernel of vagoth's. The allocator places a VM only on a host
+ * whose driver has every feature the VM needs, so a create is refused before it lands there.
+ */
+export const DRIVER_FEATURES: Record<HostDriver, readonly DriverFeature[]> = {
+  libvirt: ['cloud-init seed', 'direct kernel boot'],
+  geats: [],
+};
+
 export interface Host {
   id: string;
   name: string;

@@ -24,6 +24,7 @@ import {
 import { settle, startHarness, type Harness } from '../support/harness.ts';
 import { findExecutable } from '../support/libvirtd.ts';
 import { refusal } from '../support/refusal.ts';
+import { writeGeatsHost } from '../contract/geats-host.ts';
 import { waitForConsole } from '../realvm/host.ts';
 
 const run = promisify(execFile);
@@ -205,6 +206,50 @@ describe.skipIf(skip)(skip ? `VMs from images (skipped: ${skip})` : 'VMs from im
       SELECT 1 FROM host_images h JOIN nodes n ON n.id = h.host_id
       WHERE n.name = 'vi-nopool' AND h.copier IS NOT NULL`;
     expect(leases).toHaveLength(0);
+  });
+
+  it('never places a VM that needs a seed or a kernel boot on a geats host: geats gives neither', async () => {
+    const geats = await writeGeatsHost(root, 'vi-geats', { memoryMiB: 64 * 1024 });
+    await h.api.hosts.register({
+      name: 'vi-geats',
+      driver: 'geats',
+      uri: geats.uri,
+      vcpus: 64,
+      diskGiB: 100,
+    });
+    // An image that boots a kernel another image holds.
+    await writeFile(path.join(allowed, 'vi-geats-kernel'), randomBytes(64 * 1024));
+    for (const input of [
+      { name: 'vi-geats-kernel', source: path.join(allowed, 'vi-geats-kernel'), format: 'raw' },
+      { name: 'vi-geats-booting', source: qcow2, boot: { kernel: 'vi-geats-kernel' } },
+    ] as const) {
+      const image = await h.api.images.create(input);
+      await h.temporal.workflow.getHandle(image.operation!.id, image.operation!.runId).result();
+    }
+    const needs: Array<[string, Record<string, unknown>, string]> = [
+      ['vi-geats-keys', { image: 'base', sshAuthorizedKeys: [KEY] }, 'cloud-init seed'],
+      ['vi-geats-data', { image: 'base', userData: '#cloud-config\n' }, 'cloud-init seed'],
+      ['vi-geats-boot', { image: 'vi-geats-booting' }, 'direct kernel boot'],
+    ];
+    for (const [name, more, feature] of needs) {
+      const { operation } = await create(name, { placement: { host: 'vi-geats' }, ...more });
+      const outcome = await settle(h, operation);
+      expect(outcome).toMatchObject({ status: 'failed', error: { type: 'NoCapacity' } });
+      expect(outcome.error!.message).toContain(`a geats host gives no ${feature}`);
+      expect((await refusal(h.api.vms.get({ name }))).code).toBe('NOT_FOUND');
+    }
+    // Unpinned, the VM goes to a libvirt host, though the geats host has the most room.
+    const { operation, vm } = await create('vi-geats-any', {
+      image: 'base',
+      userData: '#!/bin/sh\n',
+    });
+    expect(await settle(h, operation)).toMatchObject({ status: 'completed' });
+    expect((await h.api.vms.get({ name: vm.name })).host).not.toBe('vi-geats');
+    await settle(h, (await h.api.vms.decommission({ name: vm.name })).operation);
+    // geats was never asked for anything.
+    expect(Object.keys((await geats.state()).vms)).toEqual([]);
+    await h.api.hosts.remove({ name: 'vi-geats' });
+    for (const name of ['vi-geats-booting', 'vi-geats-kernel']) await h.api.images.delete({ name });
   });
 
   it('moves a VM from an image to another host: the image copied there first, the guest’s disk whole', async () => {

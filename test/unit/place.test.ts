@@ -9,10 +9,11 @@ import {
   type PlacementSnapshot,
   type Resources,
 } from '../../allocator/place.ts';
-import type { HostState } from '../../registry/types.ts';
+import type { DriverFeature, HostDriver, HostState } from '../../registry/types.ts';
 
 interface HostOptions {
   state?: HostState;
+  driver?: HostDriver;
   tags?: Record<string, string>;
   free?: Partial<Resources>;
   cpuRatio?: number;
@@ -24,6 +25,7 @@ function host(name: string, o: HostOptions = {}): HostView {
   return {
     name,
     state: o.state ?? 'active',
+    driver: o.driver ?? 'libvirt',
     tags: o.tags ?? {},
     free: { vcpus: 8, memoryMiB: 16384, diskGiB: 100, ...o.free },
     cpuRatio: o.cpuRatio ?? 1,
@@ -525,6 +527,8 @@ const TAGS: Record<string, string[]> = { zone: ['z1', 'z2'], rack: ['r1', 'r2'],
 function passesEveryFilter(h: HostView, r: PlacementRequest, s: PlacementSnapshot): boolean {
   if (r.host !== undefined && h.name !== r.host) return false;
   if (h.state !== 'active') return false;
+  // geats builds guests from its own templates: no seed, no kernel of vagoth's.
+  if (h.driver === 'geats' && (r.features ?? []).length > 0) return false;
   if (h.free.memoryMiB < r.memoryMiB) return false;
   if (h.free.vcpus < r.vcpus) return false;
   if (h.free.diskGiB < r.diskGiB) return false;
@@ -583,6 +587,7 @@ const arbHost = (name: string): fc.Arbitrary<HostView> =>
       'maintenance',
       'down',
     ),
+    driver: fc.constantFrom<HostDriver>('libvirt', 'libvirt', 'geats'),
     tags: arbTags,
     free: fc.record({ vcpus: amount(4), memoryMiB: amount(4, 512), diskGiB: amount(2) }),
     cpuRatio: fc.constantFrom(0.5, 1, 2, 4),
@@ -619,6 +624,7 @@ const arbRequest: fc.Arbitrary<PlacementRequest> = fc.record(
     antiAffinity: often([], subset(GROUPS)),
     affinity: often([], subset(GROUPS)),
     policy: fc.constantFrom<PlacementPolicy>('spread', 'pack'),
+    features: often([], subset<DriverFeature>(['cloud-init seed', 'direct kernel boot'])),
   },
   { requiredKeys: ['vcpus', 'memoryMiB', 'diskGiB'] },
 );
@@ -746,5 +752,28 @@ describe('claimOrder', () => {
     const plan = { candidates: ['best', 'next', 'last'], leaders: 1 };
     expect(claimOrder(plan, () => 0.99)).toEqual(['best', 'next', 'last']);
     expect(claimOrder({ candidates: [], leaders: 0 }, Math.random)).toEqual([]);
+  });
+});
+
+describe('planPlacement and what a VM needs of its host driver', () => {
+  it('keeps a VM with a seed or a kernel boot off geats hosts, saying why', () => {
+    const snap = snapshot([
+      host('g', { driver: 'geats' }),
+      host('l', { free: { memoryMiB: 2048 } }),
+    ]);
+    for (const features of [['cloud-init seed'], ['direct kernel boot']] as DriverFeature[][]) {
+      const plan = planPlacement(snap, { ...small, features });
+      expect(plan.candidates).toEqual(['l']);
+      expect(plan.rejected).toEqual({ g: `a geats host gives no ${features[0]}` });
+    }
+    // Without either, geats takes it like any host (it has the most room: spread picks it).
+    expect(planPlacement(snap, small).candidates).toEqual(['g', 'l']);
+  });
+
+  it('finds no host when only geats hosts could have the room', () => {
+    const snap = snapshot([host('g', { driver: 'geats' })]);
+    const plan = planPlacement(snap, { ...small, host: 'g', features: ['cloud-init seed'] });
+    expect(plan.candidates).toEqual([]);
+    expect(plan.rejected).toEqual({ g: 'a geats host gives no cloud-init seed' });
   });
 });
