@@ -1,18 +1,12 @@
-import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmod, copyFile, mkdir, mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { loadConfig } from '../../config.ts';
-import { createDriverFactory, type HostUriPolicy } from '../../drivers/index.ts';
-import { settle, startHarness, type Harness } from '../support/harness.ts';
-import { TEST_HOST_URIS } from '../support/host-uris.ts';
+import { settle, type Harness } from '../support/harness.ts';
+import { prepareGuestDir, startGuestHarness } from './guest-harness.ts';
 import { createDirPool, virsh, waitForConsole } from './host.ts';
 
 const realvm = inject('realvm');
-const run = promisify(execFile);
 const tag = randomBytes(3).toString('hex');
 const KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGk7 user@laptop';
 
@@ -32,52 +26,18 @@ describe.skipIf(realvm.skip)(
     let h: Harness;
 
     beforeAll(async () => {
-      dir = await mkdtemp(path.join(tmpdir(), 'vagoth-image-guest-'));
-      // qemu runs as another user: it must reach the pool and the console log.
-      await chmod(dir, 0o711);
-      await mkdir(path.join(dir, 'console'), { mode: 0o777 });
-      await chmod(path.join(dir, 'console'), 0o777);
-      const allowed = path.join(dir, 'allowed');
-      await mkdir(allowed);
-      await copyFile(realvm.kernel, path.join(allowed, 'vmlinuz'));
-      await copyFile(realvm.initrd, path.join(allowed, 'initrd'));
-      await run('qemu-img', ['create', '-f', 'qcow2', path.join(allowed, 'disk.qcow2'), '64M']);
+      const guest = await prepareGuestDir('vagoth-image-guest-');
+      ({ dir } = guest);
+      const { allowed } = guest;
       await createDirPool(uri, pool, path.join(dir, 'pool'));
       // Isolated: a bridge of its own, no address, no forwarding, no DHCP.
       const xml = path.join(dir, 'net.xml');
-      await run('sh', [
-        '-c',
-        `printf '%s' "<network><name>${network}</name><bridge name='vgi${tag}'/></network>" > ${xml}`,
-      ]);
+      await writeFile(xml, `<network><name>${network}</name><bridge name='vgi${tag}'/></network>`);
       await virsh(uri, 'net-create', xml);
-
       // The system daemon's socket, besides what tests usually reach.
-      const hostUris: HostUriPolicy = {
-        ...TEST_HOST_URIS,
-        libvirtSocketDirs: [
-          ...TEST_HOST_URIS.libvirtSocketDirs,
-          '/run/libvirt',
-          '/var/run/libvirt',
-        ],
-      };
-      const drivers = loadConfig().drivers;
-      h = await startHarness({
-        hostUris,
-        driverFactory: createDriverFactory({
-          ...drivers,
-          hostUris,
-          libvirt: {
-            ...drivers.libvirt,
-            pools: [pool],
-            domainType: 'qemu',
-            consoleLogDir: path.join(dir, 'console'),
-          },
-        }),
-        images: {
-          store: path.join(dir, 'store'),
-          sources: { dirs: [allowed], urls: [] },
-          maxBytes: 1024 ** 3,
-        },
+      h = await startGuestHarness(guest, {
+        pool,
+        socketDirs: ['/run/libvirt', '/var/run/libvirt'],
       });
       await h.api.hosts.register({ name: 'ig-host', driver: 'libvirt', uri, diskGiB: 50 });
       // TEST-NET-1: an address range no real network uses.

@@ -52,6 +52,13 @@ export async function waitForSocket(socket: string, what: string, exited?: () =>
   }
 }
 
+/** A daemon that failed to start, with the end of what it logged, once `stop` cleaned up. */
+export async function startFailed(err: unknown, logFile: string, stop: () => Promise<void>) {
+  const output = await readFile(logFile, 'utf8').catch(() => '');
+  await stop();
+  return new Error(`${(err as Error).message}\n${output.slice(-2000)}`, { cause: err });
+}
+
 /**
  * Why the system daemon (qemu:///system) cannot run here, or null when it runs or can be started.
  * Only a missing program or a non-root user is a reason: a daemon that is installed but fails to

@@ -1,9 +1,9 @@
 import { execFile, spawn } from 'node:child_process';
-import { chown, mkdtemp, open, readFile, rm } from 'node:fs/promises';
+import { chown, mkdtemp, open, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { findExecutable, waitForSocket } from './libvirtd.ts';
+import { findExecutable, startFailed, waitForSocket } from './libvirtd.ts';
 
 const run = promisify(execFile);
 
@@ -90,9 +90,7 @@ export async function startPrivateLibvirtd(
   try {
     await waitForSocket(socket, 'libvirtd', () => exited);
   } catch (err) {
-    const output = await readFile(logFile, 'utf8').catch(() => '');
-    await stop();
-    throw new Error(`${(err as Error).message}\n${output.slice(-2000)}`, { cause: err });
+    throw await startFailed(err, logFile, stop);
   }
   return {
     dir,
