@@ -15,7 +15,15 @@ export interface ApiServerOptions {
 
 export interface ApiServer {
   url: string;
+  /** `http://host:port`, under which `mounts` are served too. */
+  origin: string;
   close(): Promise<void>;
+}
+
+/** Another API served by the same server under its own path (the cloud's, /cloud/). */
+export interface Mount {
+  prefix: string;
+  handler: (req: IncomingMessage, res: ServerResponse) => void;
 }
 
 /** A 413 in tRPC's shape, sent without reading the body; the connection is closed after it. */
@@ -31,8 +39,12 @@ function refuseTooLarge(res: ServerResponse, maxBodyBytes: number): void {
   res.end(body);
 }
 
-/** Serves the tRPC API over HTTP under /trpc. */
-export async function startApiServer(deps: ApiDeps, options: ApiServerOptions): Promise<ApiServer> {
+/** Serves the tRPC API over HTTP under /trpc, and each mount under its prefix. */
+export async function startApiServer(
+  deps: ApiDeps,
+  options: ApiServerOptions,
+  mounts: readonly Mount[] = [],
+): Promise<ApiServer> {
   const handler = createHTTPHandler({
     router: appRouter,
     basePath: '/trpc/',
@@ -53,7 +65,8 @@ export async function startApiServer(deps: ApiDeps, options: ApiServerOptions): 
       req.destroy();
       return;
     }
-    handler(req, res);
+    const mount = mounts.find((m) => req.url?.startsWith(m.prefix));
+    (mount?.handler ?? handler)(req, res);
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -63,6 +76,7 @@ export async function startApiServer(deps: ApiDeps, options: ApiServerOptions): 
   const host = options.host === '0.0.0.0' ? '127.0.0.1' : options.host;
   return {
     url: `http://${host}:${port}/trpc`,
+    origin: `http://${host}:${port}`,
     close: () =>
       new Promise((resolve) => {
         server.close(() => resolve());

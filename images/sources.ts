@@ -1,6 +1,7 @@
 import { constants } from 'node:fs';
 import { open, readlink, realpath, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
+import { outsidePrefixes } from '../common/url-prefix.ts';
 
 /**
  * Where the operator lets a caller of images.create have vagoth read an image from: the
@@ -22,23 +23,6 @@ export class ImageSourceError extends Error {
 
 const within = (dirs: readonly string[], file: string) =>
   dirs.some((d) => file.startsWith(d.endsWith('/') ? d : `${d}/`));
-
-/**
- * The prefixes as URLs parse them, each ending at a path segment's end: `https://a.example`
- * cannot admit `https://a.example.evil`, nor `https://a.example/images` `.../images-private`.
- */
-export function urlPrefixes(urls: readonly string[]): string[] {
-  return urls.map((u) => {
-    const { href } = new URL(u);
-    return href.endsWith('/') ? href : `${href}/`;
-  });
-}
-
-/**
- * Encoded separators and NULs a server might decode after the prefix was checked (WHATWG
- * parsing leaves them be), and backslashes some servers take for slashes.
- */
-const SMUGGLED = /%2f|%5c|%00|\\/i;
 
 /**
  * Admits `source` as written (no file is opened): an absolute path under one of the policy's
@@ -74,13 +58,11 @@ export function admitImageSource(source: string, policy: ImageSourcePolicy): Ima
 
 /** An image URL (or a redirect's target) must start with a prefix of VAGOTH_IMAGE_URLS. */
 export function admitUrl(url: URL, policy: ImageSourcePolicy): void {
-  url.hash = '';
-  if (SMUGGLED.test(url.pathname)) {
-    throw new ImageSourceError('a URL path with an encoded slash, backslash or NUL is refused');
-  }
-  if (!urlPrefixes(policy.urls).some((p) => url.href.startsWith(p))) {
+  const why = outsidePrefixes(url, policy.urls);
+  if (why === 'no allowed prefix') {
     throw new ImageSourceError('a URL must start with a prefix of VAGOTH_IMAGE_URLS');
   }
+  if (why) throw new ImageSourceError(why);
 }
 
 /** Where an open file really lies: the kernel's own answer, not the name it was opened by. */

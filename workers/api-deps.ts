@@ -37,10 +37,15 @@ export function apiDeps(config: Config, sql: Sql, temporal: Client): ApiDeps {
 export async function ensureAdminToken(sql: Sql, file: string): Promise<string | null> {
   const token = await bootstrapAdminToken(sql);
   if (token === null) return null;
+  await writeSecret(file, token);
+  return file;
+}
+
+/** Writes a secret to `file`, mode 0600, replaced whole (never half-written). */
+export async function writeSecret(file: string, token: string): Promise<void> {
   await mkdir(path.dirname(file), { recursive: true });
   const partial = `${file}.${process.pid}.partial`;
   await writeFile(partial, `${token}\n`, { mode: 0o600 });
   await chmod(partial, 0o600); // the mode is only applied when the file is created
   await rename(partial, file);
-  return file;
 }
