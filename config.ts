@@ -107,6 +107,8 @@ const schema = z.object({
   VAGOTH_LIBVIRT_SOCKET_DIRS: pathList,
   VAGOTH_IMAGE_DIRS: pathList,
   VAGOTH_IMAGE_URLS: urlPrefixes,
+  VAGOTH_CLOUD_CLUSTER_URLS: urlPrefixes,
+  VAGOTH_CLOUD_CLUSTER_TIMEOUT_MS: millis(10_000),
   VAGOTH_IMAGE_STORE: z.string().min(1).optional(),
   VAGOTH_IMAGE_MAX_GIB: z.coerce.number().int().min(1).max(65_536).default(256),
   VAGOTH_SIMULATED_HOSTS: z.coerce.number().int().min(0).max(16).default(3),
@@ -207,6 +209,15 @@ export interface Config {
   /** The monitor's schedule and what it may do about each discrepancy. */
   monitor: { intervalSeconds: number; policies: ReconcilePolicies };
   images: ImagesOptions;
+  /** The cloud layer (cloud/), served beside the cluster's API. */
+  cloud: {
+    /** Where the first process writes the cloud's admin token it makes (mode 0600). */
+    adminTokenFile: string;
+    /** URL prefixes a vagoth cluster's URL must start with; none: no remote cluster. */
+    clusterUrls: string[];
+    /** How long one call to a vagoth cluster may take before it counts as not answering. */
+    clusterTimeoutMs: number;
+  };
 }
 
 /** Where images come from and where the workers keep them. */
@@ -252,6 +263,11 @@ export function loadConfig(
     },
     token: e.VAGOTH_TOKEN,
     adminTokenFile: path.join(dataDir, 'admin-token'),
+    cloud: {
+      adminTokenFile: path.join(dataDir, 'cloud-admin-token'),
+      clusterUrls: e.VAGOTH_CLOUD_CLUSTER_URLS,
+      clusterTimeoutMs: e.VAGOTH_CLOUD_CLUSTER_TIMEOUT_MS,
+    },
     temporal: {
       address: e.TEMPORAL_ADDRESS,
       namespace: e.TEMPORAL_NAMESPACE,

@@ -179,6 +179,28 @@ export default defineConfig(
     },
   },
   {
+    // The cloud is the layer above the cluster: it reaches a cluster only through its API
+    // (cloud/clusters/: the local caller, or HTTP), never its registry, drivers or workflows,
+    // so a cluster can live in another process or deployment.
+    name: 'vagoth/cloud',
+    files: ['cloud/**'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              regex:
+                '^(?:\\.\\./)+(?:registry|drivers|workflows|activities|images|monitor|allocator|workers|native)(?:/|$)',
+              message:
+                "The cloud reaches a cluster through its API only (cloud/clusters/), never the cluster's own modules.",
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
     // Activities answer workflows; they never import them (the messages both use are in
     // common/messages.ts), so the two folders never import each other in a circle.
     name: 'vagoth/activities',

@@ -1,5 +1,7 @@
 import { loadConfig } from '../config.ts';
 import { startApiServer } from '../api/server.ts';
+import { CLOUD_TRPC_PATH } from '../cloud/api/server.ts';
+import { startCloud } from './cloud.ts';
 import { apiDeps, ensureAdminToken } from './api-deps.ts';
 import type { NativeConnection } from '@temporalio/worker';
 import { connectClient, openRegistry } from './compose.ts';
@@ -17,8 +19,11 @@ await runUntilSignal(async (onStop) => {
   // The API starts workflows with vagoth's search attributes: they must exist first.
   await ensureSearchAttributes(temporal.connection as NativeConnection, t.namespace);
   const tokenFile = await ensureAdminToken(sql, config.adminTokenFile);
-  const api = await startApiServer(apiDeps(config, sql, temporal), config.api);
+  const deps = apiDeps(config, sql, temporal);
+  const cloud = await startCloud(config, sql, deps);
+  const api = await startApiServer(deps, config.api, [cloud.mount]);
   onStop(api.close);
-  console.log(`vagoth API on ${api.url}`);
+  console.log(`vagoth API on ${api.url}, the cloud's on ${api.origin}${CLOUD_TRPC_PATH}`);
   if (tokenFile) console.log(`an admin token for this registry is in ${tokenFile}`);
+  if (cloud.tokenFile) console.log(`an admin token for the cloud is in ${cloud.tokenFile}`);
 });

@@ -3,6 +3,8 @@ import { createContextInner } from '../api/context.ts';
 import { apiDeps, ensureAdminToken } from './api-deps.ts';
 import { createCaller } from '../api/router.ts';
 import { startApiServer } from '../api/server.ts';
+import { CLOUD_TRPC_PATH } from '../cloud/api/server.ts';
+import { startCloud } from './cloud.ts';
 import { startEmbeddedPostgres, startTemporalDevServer } from './embedded.ts';
 import { connectClient, installLogging, openRegistry, startWorker } from './compose.ts';
 import {
@@ -56,7 +58,8 @@ await runUntilSignal(async (onStop) => {
   onStop(() => temporal.connection.close());
   const deps = apiDeps(config, sql, temporal);
   const tokenFile = await ensureAdminToken(sql, config.adminTokenFile);
-  const api = await startApiServer(deps, config.api);
+  const cloud = await startCloud(config, sql, deps);
+  const api = await startApiServer(deps, config.api, [cloud.mount]);
   onStop(api.close);
 
   // vagoth's own set-up, in this process: no token to hold, so it is given an admin's rights.
@@ -72,6 +75,8 @@ await runUntilSignal(async (onStop) => {
   console.log(`vagoth is running
   API:          ${api.url}
   Admin token:  ${config.adminTokenFile}${tokenFile ? ' (new)' : ''}
+  Cloud API:    ${api.origin}${CLOUD_TRPC_PATH}
+  Cloud token:  ${config.cloud.adminTokenFile}${cloud.tokenFile ? ' (new)' : ''}
   Temporal UI:  ${t.uiUrl}
   Temporal:     ${address} (namespace ${t.namespace})
   Registry:     ${databaseUrl.replace(/\/\/[^@/]*@/, '//')}

@@ -3,6 +3,7 @@ import { chmod, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cloudClient } from '../support/cloud-client.ts';
 import { apiClient, errorCode, waitForOperation } from '../support/api-client.ts';
 import { freePort } from '../support/free-port.ts';
 
@@ -96,6 +97,17 @@ describe('npm start', () => {
       nics: [{ network: 'default' }],
     });
     expect(await waitForOperation(api, operation)).toMatchObject({ status: 'completed' });
+    // The cloud layer runs over it: its own admin token, and this cluster as `local`.
+    const cloudTokenFile = path.join(dataDir, 'cloud-admin-token');
+    const cloudUrl = apiUrl.replace(/\/trpc$/, '/cloud/trpc');
+    expect(first.banner).toContain(`Cloud API:    ${cloudUrl}`);
+    expect(first.banner).toContain(`Cloud token:  ${cloudTokenFile} (new)`);
+    expect((await stat(cloudTokenFile)).mode & 0o777).toBe(0o600);
+    const cloud = cloudClient(cloudUrl, (await readFile(cloudTokenFile, 'utf8')).trim());
+    expect(await cloud.clusters.get.query({ name: 'local' })).toMatchObject({
+      driver: 'local',
+      capacity: { hosts: 2, vms: 1 },
+    });
     const before = await api.vms.get.query({ name: 'app-1' });
     // The embedded default network handed out an address of its own (never the gateway).
     expect(before.definition.nics[0]?.ip).toMatch(/^10\.0\.\d+\.\d+$/);
@@ -107,6 +119,8 @@ describe('npm start', () => {
     // The registry still has its admin: no second token is made, the first still opens the API.
     expect(second.banner).toContain(`Admin token:  ${tokenFile}\n`);
     expect((await readFile(tokenFile, 'utf8')).trim()).toBe(token);
+    expect(second.banner).toContain(`Cloud token:  ${cloudTokenFile}\n`);
+    expect((await cloud.clusters.list.query()).map((c) => c.name)).toEqual(['local']);
     expect(await api.vms.get.query({ name: 'app-1' })).toEqual(before);
     expect((await api.hosts.list.query()).map((h) => h.name)).toEqual(['sim-1', 'sim-2']);
     // The workflow history outlived the restart too.

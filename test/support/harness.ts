@@ -8,6 +8,8 @@ import { inject } from 'vitest';
 import { bearer, createContextInner, type ApiDeps } from '../../api/context.ts';
 import { createCaller } from '../../api/router.ts';
 import { startApiServer } from '../../api/server.ts';
+import { CLOUD_TRPC_PATH } from '../../cloud/api/server.ts';
+import { startCloud } from '../../workers/cloud.ts';
 import { createToken, type Role } from '../../registry/tokens.ts';
 import {
   writeSimulatedHost,
@@ -76,6 +78,8 @@ export interface Harness {
   /** Writes a simulated hypervisor for libvirt's test driver and returns its URI. */
   /** Set with `http: true`: the API's URL, as a client would call it. */
   apiUrl: string;
+  /** Set with `cloud`: the cloud's API URL and its built-in admin's token. */
+  cloud: { url: string; adminToken: string } | null;
   simulatedHost(name: string, options?: Partial<SimulatedHostOptions>): Promise<string>;
   close(): Promise<void>;
 }
@@ -92,6 +96,11 @@ export interface HarnessOptions {
   temporalAddress?: string;
   /** Where images come from and are kept (worker and API); none allowed by default. */
   images?: ImagesOptions;
+  /**
+   * The cloud layer over this cluster, served under /cloud/trpc (with `http`): `clusterUrls`
+   * are the prefixes vagoth clusters' URLs may start with.
+   */
+  cloud?: { clusterUrls?: string[]; clusterTimeoutMs?: number };
 }
 
 /** Registers a fresh namespace and waits until the server answers for it (a fraction of a second). */
@@ -159,9 +168,28 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     hostUris: options.hostUris ?? TEST_HOST_URIS,
     ...(options.images ? { imageSources: options.images.sources } : {}),
   });
-  const server = options.http
-    ? await startApiServer(deps, { host: '127.0.0.1', port: 0, ...API_LIMITS })
+  const cloud = options.cloud
+    ? await startCloud(
+        {
+          api: API_LIMITS,
+          cloud: {
+            adminTokenFile: path.join(hostsDir, 'cloud-admin-token'),
+            clusterUrls: options.cloud.clusterUrls ?? [],
+            clusterTimeoutMs: options.cloud.clusterTimeoutMs ?? 5_000,
+          },
+        },
+        db.sql,
+        deps,
+      )
     : null;
+  const server =
+    options.http || cloud
+      ? await startApiServer(
+          deps,
+          { host: '127.0.0.1', port: 0, ...API_LIMITS },
+          cloud ? [cloud.mount] : [],
+        )
+      : null;
   // Every test can put NICs on `default` (10.0.0.0/8) without creating it.
   await createNetwork(db.sql, { name: 'default', cidr: '10.0.0.0/8' });
   return {
@@ -179,6 +207,10 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       return { token: made.token, api: createCaller(createContextInner(deps, bearer(made.token))) };
     },
     apiUrl: server?.url ?? '',
+    cloud:
+      cloud && server
+        ? { url: `${server.origin}${CLOUD_TRPC_PATH}`, adminToken: cloud.adminToken! }
+        : null,
     simulatedHost: (name, o = {}) =>
       writeSimulatedHost(hostsDir, name, {
         ...o,

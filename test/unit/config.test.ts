@@ -26,6 +26,11 @@ describe('loadConfig', () => {
       },
       token: undefined,
       adminTokenFile: path.resolve('.vagoth', 'admin-token'),
+      cloud: {
+        adminTokenFile: path.resolve('.vagoth', 'cloud-admin-token'),
+        clusterUrls: [],
+        clusterTimeoutMs: 10_000,
+      },
       temporal: {
         address: undefined,
         namespace: 'default',
@@ -137,6 +142,8 @@ describe('loadConfig', () => {
       VAGOTH_IMAGE_URLS: 'https://cloud.debian.org/images/, http://mirror.internal',
       VAGOTH_IMAGE_STORE: '/srv/vagoth/images',
       VAGOTH_IMAGE_MAX_GIB: '64',
+      VAGOTH_CLOUD_CLUSTER_URLS: 'https://eu.vagoth.example/trpc',
+      VAGOTH_CLOUD_CLUSTER_TIMEOUT_MS: '3000',
     });
     expect(config).toEqual({
       api: {
@@ -149,6 +156,11 @@ describe('loadConfig', () => {
       },
       token: 'vgt_abc',
       adminTokenFile: '/var/lib/vagoth/admin-token',
+      cloud: {
+        adminTokenFile: '/var/lib/vagoth/cloud-admin-token',
+        clusterUrls: ['https://eu.vagoth.example/trpc'],
+        clusterTimeoutMs: 3000,
+      },
       temporal: {
         address: 'temporal.internal:7233',
         namespace: 'vagoth-prod',

@@ -1,0 +1,72 @@
+import { seesProject } from '../../authorize.ts';
+import { projectEvents } from '../../store/events.ts';
+import {
+  addMember,
+  createProject,
+  deleteProject,
+  getProject,
+  listProjects,
+  projectMembers,
+  removeMember,
+} from '../../store/projects.ts';
+import { actorOf } from '../context.ts';
+import {
+  byProject,
+  memberAddInput,
+  memberRemoveInput,
+  projectCreateInput,
+  projectEventsInput,
+} from '../schemas.ts';
+import { ADMIN_WRITE, PROJECT_READ, USER_READ, procedure, router } from '../trpc.ts';
+
+export const projectsRouter = router({
+  create: procedure
+    .meta(ADMIN_WRITE)
+    .input(projectCreateInput)
+    .mutation(({ ctx, input }) => createProject(ctx.sql, actorOf(ctx), input.project)),
+
+  /** The projects the caller sees: an admin all, anyone else those it belongs to. */
+  list: procedure.meta(USER_READ).query(async ({ ctx }) => {
+    const { caller } = ctx;
+    const all = caller.admin && caller.project === null;
+    const projects = await listProjects(ctx.sql, all ? null : Object.keys(caller.roles));
+    return projects
+      .filter((p) => seesProject(caller, p.id))
+      .map((p) => ({ ...p, role: caller.admin ? 'admin' : caller.roles[p.id]! }));
+  }),
+
+  get: procedure
+    .meta(PROJECT_READ)
+    .input(byProject)
+    .query(async ({ ctx, input }) => {
+      const project = await getProject(ctx.sql, input.project);
+      return { ...project, members: await projectMembers(ctx.sql, project.id) };
+    }),
+
+  delete: procedure
+    .meta(ADMIN_WRITE)
+    .input(byProject)
+    .mutation(async ({ ctx, input }) => {
+      await deleteProject(ctx.sql, actorOf(ctx), input.project);
+      return { project: input.project, deleted: true };
+    }),
+
+  addMember: procedure
+    .meta(ADMIN_WRITE)
+    .input(memberAddInput)
+    .mutation(({ ctx, input }) => addMember(ctx.sql, actorOf(ctx), input)),
+
+  removeMember: procedure
+    .meta(ADMIN_WRITE)
+    .input(memberRemoveInput)
+    .mutation(({ ctx, input }) => removeMember(ctx.sql, actorOf(ctx), input)),
+
+  /** Every change made in the project, newest first: who (user, token), what, when. */
+  events: procedure
+    .meta(PROJECT_READ)
+    .input(projectEventsInput)
+    .query(async ({ ctx, input }) => {
+      const project = await getProject(ctx.sql, input.project);
+      return projectEvents(ctx.sql, project.id, { limit: input.limit, before: input.before });
+    }),
+});

@@ -1,0 +1,99 @@
+import { z } from 'zod';
+import { safeString, tagRecord } from '../../api/safe-input.ts';
+import { PROJECT_ROLES } from '../authorize.ts';
+
+// The shapes the cloud's tables hold names to (cloud/migrations/001_cloud.sql): a cluster-level
+// name made of a project's and an instance's must fit the cluster's 63 characters.
+const shortName = z
+  .string({ error: 'is required' })
+  .regex(
+    /^[a-z][a-z0-9-]{0,30}$/,
+    "must be 1-31 lower-case letters, digits or '-', starting with a letter",
+  );
+export const userName = z
+  .string({ error: 'is required' })
+  .regex(
+    /^[a-z][a-z0-9_.-]{0,62}$/,
+    "must be 1-63 lower-case letters, digits, '.', '_' or '-', starting with a letter",
+  );
+const tokenName = z
+  .string({ error: 'is required' })
+  .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, "must be 1-63 letters, digits, '.', '_' or '-'");
+
+export const projectName = shortName;
+export const clusterName = shortName;
+
+export const clusterRegisterInput = z
+  .object({
+    name: clusterName,
+    driver: z.enum(['local', 'vagoth'], { error: "must be 'local' or 'vagoth'" }),
+    /** A vagoth cluster's tRPC endpoint, under a prefix of VAGOTH_CLOUD_CLUSTER_URLS. */
+    url: safeString().max(1024).optional(),
+    /** The cluster token the cloud calls a vagoth cluster with. */
+    token: z
+      .string()
+      .regex(/^vgt_[A-Za-z0-9_-]{43}$/, 'must be a cluster token (vgt_...)')
+      .optional(),
+    region: shortName.default('default'),
+    tags: tagRecord({ maxKeys: 32, maxBytes: 4096 }).default({}),
+  })
+  .superRefine((c, ctx) => {
+    const remote = c.driver === 'vagoth';
+    for (const field of ['url', 'token'] as const) {
+      if (remote && c[field] === undefined) {
+        ctx.addIssue({
+          code: 'custom',
+          path: [field],
+          message: 'is required for a vagoth cluster',
+        });
+      }
+      if (!remote && c[field] !== undefined) {
+        ctx.addIssue({ code: 'custom', path: [field], message: 'is only for a vagoth cluster' });
+      }
+    }
+  });
+
+export const byCluster = z.object({ name: clusterName });
+export const clusterDrainInput = z.object({
+  name: clusterName,
+  /** false: take new instances again. */
+  draining: z.boolean().default(true),
+});
+
+export const userCreateInput = z.object({ name: userName, admin: z.boolean().default(false) });
+export const byUser = z.object({ user: userName });
+
+export const byProject = z.object({ project: projectName });
+export const projectCreateInput = z.object({ project: projectName });
+export const memberAddInput = z.object({
+  project: projectName,
+  user: userName,
+  role: z.enum(PROJECT_ROLES, { error: `must be one of ${PROJECT_ROLES.join(', ')}` }),
+});
+export const memberRemoveInput = z.object({ project: projectName, user: userName });
+export const projectEventsInput = z.object({
+  project: projectName,
+  limit: z.number().int().min(1).max(500).default(100),
+  /** An event id: the page before it (older). */
+  before: z
+    .string()
+    .regex(/^\d{1,18}$/, 'must be an event id')
+    .optional(),
+});
+
+export const tokenCreateInput = z.object({
+  name: tokenName,
+  /** Whose token: the caller's own unless an admin names another user. */
+  user: userName.optional(),
+  /** Narrowed to one project the user belongs to; none: all of the user's projects. */
+  project: projectName.optional(),
+  readOnly: z.boolean().default(false),
+  expiresInSeconds: z
+    .number()
+    .int()
+    .min(1)
+    .max(10 * 365 * 86_400)
+    .optional(),
+});
+export const tokenListInput = z.object({ user: userName.optional() });
+export const tokenRevokeInput = z.object({ id: z.uuid({ error: 'must be a token id' }) });

@@ -1,0 +1,96 @@
+import { initTRPC, TRPCError } from '@trpc/server';
+import { answerFor, bearerToken, errorFormatter, refuseDeepInput } from '../../api/trpc.ts';
+import { authorizeCloud, type Rule, type Target } from '../authorize.ts';
+import { findCaller } from '../store/tokens.ts';
+import { findProject } from '../store/projects.ts';
+import { findUser } from '../store/users.ts';
+import type { CloudContext } from './context.ts';
+import { projectName, userName } from './schemas.ts';
+import { toCloudError } from './errors.ts';
+
+/** Every cloud procedure says what it needs (cloud/authorize.ts); one without a rule is refused. */
+export interface CloudMeta {
+  rule: Rule;
+}
+
+const t = initTRPC.context<CloudContext>().meta<CloudMeta>().create({ errorFormatter });
+
+const mapErrors = t.middleware(async ({ next }) => {
+  const result = await next();
+  if (!result.ok) throw answerFor(result.error, toCloudError);
+  return result;
+});
+
+const boundDepth = t.middleware(async ({ getRawInput, next }) => {
+  await refuseDeepInput(getRawInput);
+  return next();
+});
+
+/** A string field of the raw input, before validation (which comes after the token's check). */
+function rawField(input: unknown, field: string): unknown {
+  return input !== null && typeof input === 'object'
+    ? (input as Record<string, unknown>)[field]
+    : undefined;
+}
+
+/** What the input names that the rule is about: its project, or the user acted on. */
+async function targetOf(ctx: CloudContext, rule: Rule, input: unknown): Promise<Target> {
+  if (rule.kind === 'project') {
+    const parsed = projectName.safeParse(rawField(input, 'project'));
+    if (!parsed.success) {
+      throw new TRPCError({
+        code: 'BAD_REQUEST',
+        message: `project: ${parsed.error.issues[0]?.message ?? 'is required'}`,
+      });
+    }
+    const name = parsed.data;
+    const project = await findProject(ctx.sql, name);
+    return { project: project ? { id: project.id, name } : { id: null, name } };
+  }
+  if (rule.kind === 'user') {
+    // No user by that shape: the input's validation refuses it, after this check.
+    const parsed = userName.safeParse(rawField(input, 'user'));
+    if (!parsed.success) return {};
+    const name = parsed.data;
+    // A user that does not exist is still another user: only an admin learns it is missing.
+    const user = await findUser(ctx.sql, name);
+    return { userId: user?.id ?? `missing:${name}` };
+  }
+  return {};
+}
+
+/**
+ * Every call carries a cloud token (`vgc_...`) whose user may make it: checked, with the
+ * project or user it names, before its input is validated.
+ */
+const authorize = t.middleware(async ({ ctx, meta, path, getRawInput, next }) => {
+  const caller = await findCaller(ctx.sql, bearerToken(ctx.authorization));
+  if (!caller) {
+    throw new TRPCError({
+      code: 'UNAUTHORIZED',
+      message: 'needs an Authorization: Bearer header with a valid cloud token',
+    });
+  }
+  if (!meta?.rule) throw new TRPCError({ code: 'FORBIDDEN', message: `${path} has no rule` });
+  const decision = authorizeCloud(
+    caller,
+    path,
+    meta.rule,
+    await targetOf(ctx, meta.rule, await getRawInput()),
+  );
+  if (!decision.allowed) throw new TRPCError({ code: decision.code, message: decision.reason });
+  return next({ ctx: { ...ctx, caller } });
+});
+
+export const router = t.router;
+/** The only procedure builder: no cloud procedure can be served without a token and a rule. */
+export const procedure = t.procedure.use(mapErrors).use(authorize).use(boundDepth);
+export const createCloudCallerFactory = t.createCallerFactory;
+
+/** Rules, by what procedures do. */
+export const ADMIN_READ: CloudMeta = { rule: { kind: 'admin', write: false } };
+export const ADMIN_WRITE: CloudMeta = { rule: { kind: 'admin', write: true } };
+export const USER_READ: CloudMeta = { rule: { kind: 'user', write: false } };
+export const USER_WRITE: CloudMeta = { rule: { kind: 'user', write: true } };
+export const PROJECT_READ: CloudMeta = { rule: { kind: 'project', needs: 'reader' } };
+export const PROJECT_WRITE: CloudMeta = { rule: { kind: 'project', needs: 'member' } };

@@ -1,0 +1,56 @@
+import type { inferRouterOutputs } from '@trpc/server';
+import type { AppRouter } from '../../api/router.ts';
+
+/** A host as the cluster's API answers it (hosts.list): the cloud reads nothing else of it. */
+export type ClusterHost = inferRouterOutputs<AppRouter>['hosts']['list'][number];
+
+export interface Room {
+  vcpus: number;
+  memoryMiB: number;
+  diskGiB: number;
+}
+
+/** What a cluster offers, summed over its hosts; `free` counts only hosts that take VMs. */
+export interface ClusterCapacity {
+  hosts: number;
+  activeHosts: number;
+  vms: number;
+  /** What its hosts offer (overcommit applied), and what is left on its active ones. */
+  offered: Room;
+  free: Room;
+}
+
+/**
+ * How the cloud reaches a cluster controller, the layer below it: through its API, never its
+ * tables, so a cluster can run in this process (`local`) or in another deployment (`vagoth`,
+ * over HTTP with a cluster token).
+ */
+export interface ClusterDriver {
+  readonly kind: 'local' | 'vagoth';
+  /** The cluster's hosts and what they have left. */
+  capacity(): Promise<ClusterCapacity>;
+}
+
+/** Pure: a cluster's capacity from its hosts. */
+export function sumCapacity(hosts: readonly ClusterHost[]): ClusterCapacity {
+  const zero = (): Room => ({ vcpus: 0, memoryMiB: 0, diskGiB: 0 });
+  const total: ClusterCapacity = {
+    hosts: hosts.length,
+    activeHosts: 0,
+    vms: 0,
+    offered: zero(),
+    free: zero(),
+  };
+  for (const h of hosts) {
+    total.vms += h.vms;
+    total.offered.vcpus += Math.floor(h.capacity.vcpus * h.ratios.cpu);
+    total.offered.memoryMiB += Math.floor(h.capacity.memoryMiB * h.ratios.memory);
+    total.offered.diskGiB += h.capacity.diskGiB;
+    if (h.state !== 'active') continue;
+    total.activeHosts += 1;
+    total.free.vcpus += h.free.vcpus;
+    total.free.memoryMiB += h.free.memoryMiB;
+    total.free.diskGiB += h.free.diskGiB;
+  }
+  return total;
+}

@@ -1,0 +1,58 @@
+import { outsidePrefixes } from '../../common/url-prefix.ts';
+import type { CloudDeps } from '../api/context.ts';
+import { CloudInputError, CloudPreconditionError, ClusterUnreachableError } from '../errors.ts';
+import type { ClusterAddress } from '../store/clusters.ts';
+import type { ClusterDriver } from './driver.ts';
+import { VagothCluster } from './vagoth.ts';
+
+/**
+ * A vagoth cluster's URL as the cloud will call it: http(s), no credentials, under a prefix the
+ * operator allows (VAGOTH_CLOUD_CLUSTER_URLS; none: no remote cluster at all), so a caller's
+ * string never sends the cloud, and a cluster token with it, anywhere else.
+ */
+export function admitClusterUrl(text: string, allowed: readonly string[]): string {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw new CloudInputError('url', 'must be an http(s) URL');
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new CloudInputError('url', 'must be an http(s) URL');
+  }
+  if (url.username !== '' || url.password !== '') {
+    throw new CloudInputError('url', 'a URL with credentials is refused');
+  }
+  if (url.search !== '') throw new CloudInputError('url', 'a URL with a query is refused');
+  const why = outsidePrefixes(url, allowed);
+  if (why === 'no allowed prefix') {
+    throw new CloudInputError('url', 'must start with a prefix of VAGOTH_CLOUD_CLUSTER_URLS');
+  }
+  if (why) throw new CloudInputError('url', why);
+  return url.href.replace(/\/$/, '');
+}
+
+/** The driver that reaches a recorded cluster. */
+export function clusterDriver(deps: CloudDeps, cluster: ClusterAddress): ClusterDriver {
+  if (cluster.driver === 'local') {
+    if (!deps.localCluster) {
+      throw new CloudPreconditionError(
+        `cluster ${cluster.name}: this deployment runs no local cluster`,
+      );
+    }
+    return deps.localCluster;
+  }
+  // Checked again as it is used: the operator's list may have changed since it was registered.
+  let url: string;
+  try {
+    url = admitClusterUrl(cluster.url!, deps.clusterUrls);
+  } catch {
+    throw new ClusterUnreachableError(cluster.name, 'its URL is no longer allowed');
+  }
+  return new VagothCluster({
+    name: cluster.name,
+    url,
+    token: cluster.token!,
+    timeoutMs: deps.clusterTimeoutMs,
+  });
+}

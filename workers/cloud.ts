@@ -1,0 +1,69 @@
+import type postgres from 'postgres';
+import type { ApiDeps } from '../api/context.ts';
+import { createContextInner } from '../api/context.ts';
+import { createCaller } from '../api/router.ts';
+import type { Mount } from '../api/server.ts';
+import type { CloudDeps } from '../cloud/api/context.ts';
+import { cloudMount } from '../cloud/api/server.ts';
+import { LocalCluster } from '../cloud/clusters/local.ts';
+import { migrateCloud } from '../cloud/migrate.ts';
+import { listClusters, registerCluster } from '../cloud/store/clusters.ts';
+import { bootstrapCloudAdmin } from '../cloud/store/tokens.ts';
+import type { Config } from '../config.ts';
+import { writeSecret } from './api-deps.ts';
+
+export interface Cloud {
+  mount: Mount;
+  deps: CloudDeps;
+  /** Where a new admin token was written; null when one existed. */
+  tokenFile: string | null;
+  /** That token's secret, for the process that made it; null when one existed. */
+  adminToken: string | null;
+}
+
+/**
+ * The cloud layer over this deployment's cluster: its tables migrated (schema `cloud`), its
+ * built-in admin with a token (written to `cloud.adminTokenFile` when made), the local cluster
+ * registered as `local` the first time, and its API to mount under /cloud/. The cloud reaches
+ * the cluster only through its API, here as an in-process caller with an admin's rights.
+ */
+export async function startCloud(
+  config: { cloud: Config['cloud']; api: { maxBodyBytes: number; maxBatchSize: number } },
+  sql: postgres.Sql,
+  cluster: ApiDeps | null,
+): Promise<Cloud> {
+  await migrateCloud(sql);
+  const localCluster = cluster
+    ? new LocalCluster(
+        createCaller(
+          createContextInner(cluster, {
+            principal: { tokenId: null, name: 'cloud', role: 'admin' },
+          }),
+        ),
+      )
+    : null;
+  const deps: CloudDeps = {
+    sql,
+    localCluster,
+    clusterUrls: config.cloud.clusterUrls,
+    clusterTimeoutMs: config.cloud.clusterTimeoutMs,
+  };
+  const token = await bootstrapCloudAdmin(sql);
+  if (token !== null) await writeSecret(config.cloud.adminTokenFile, token);
+  if (localCluster && !(await listClusters(sql)).some((c) => c.driver === 'local')) {
+    await registerCluster(
+      sql,
+      { userId: null, tokenId: null },
+      { name: 'local', driver: 'local', url: null, token: null, region: 'default', tags: {} },
+    ).catch((err: unknown) => {
+      // Another process registered it first.
+      if (!(err instanceof Error && err.name === 'CloudConflictError')) throw err;
+    });
+  }
+  return {
+    mount: cloudMount(deps, config.api),
+    deps,
+    tokenFile: token === null ? null : config.cloud.adminTokenFile,
+    adminToken: token,
+  };
+}
