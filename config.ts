@@ -107,6 +107,7 @@ const schema = z.object({
   VAGOTH_LIBVIRT_SOCKET_DIRS: pathList,
   VAGOTH_IMAGE_DIRS: pathList,
   VAGOTH_IMAGE_URLS: urlPrefixes,
+  VAGOTH_CLOUD: flag,
   VAGOTH_CLOUD_CLUSTER_URLS: urlPrefixes,
   VAGOTH_CLOUD_CLUSTER_TIMEOUT_MS: millis(10_000),
   VAGOTH_IMAGE_STORE: z.string().min(1).optional(),
@@ -211,6 +212,8 @@ export interface Config {
   images: ImagesOptions;
   /** The cloud layer (cloud/), served beside the cluster's API. */
   cloud: {
+    /** Whether the API process serves the cloud layer too (`npm start`: yes). */
+    enabled: boolean;
     /** Where the first process writes the cloud's admin token it makes (mode 0600). */
     adminTokenFile: string;
     /** URL prefixes a vagoth cluster's URL must start with; none: no remote cluster. */
@@ -240,6 +243,7 @@ export class ConfigError extends Error {
 /** What `npm start` (workers/dev.ts) assumes unless told otherwise: its simulated hosts. */
 export const EMBEDDED_DEFAULTS: Readonly<Record<string, string>> = {
   VAGOTH_ALLOW_SIMULATED_HOSTS: 'true',
+  VAGOTH_CLOUD: 'true',
 };
 
 export function loadConfig(
@@ -264,6 +268,7 @@ export function loadConfig(
     token: e.VAGOTH_TOKEN,
     adminTokenFile: path.join(dataDir, 'admin-token'),
     cloud: {
+      enabled: e.VAGOTH_CLOUD,
       adminTokenFile: path.join(dataDir, 'cloud-admin-token'),
       clusterUrls: e.VAGOTH_CLOUD_CLUSTER_URLS,
       clusterTimeoutMs: e.VAGOTH_CLOUD_CLUSTER_TIMEOUT_MS,

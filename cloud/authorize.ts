@@ -23,6 +23,8 @@ export interface Caller {
   /** The project (id) the token is narrowed to; null: every project of its user. */
   project: string | null;
   readOnly: boolean;
+  /** When the token stops working; null: never (until revoked). */
+  expiresAt: Date | null;
   /** The user's role in each project it belongs to, by project id. */
   roles: Readonly<Record<string, ProjectRole>>;
 }

@@ -48,3 +48,8 @@ export function uniqueViolation(err: unknown): string | null {
   const e = err as { code?: string; constraint_name?: string };
   return e?.code === '23505' ? (e.constraint_name ?? 'unique') : null;
 }
+
+/** A foreign-key violation of postgres.js: what it referred to went meanwhile. */
+export function foreignKeyViolation(err: unknown): boolean {
+  return (err as { code?: string })?.code === '23503';
+}

@@ -20,10 +20,11 @@ await runUntilSignal(async (onStop) => {
   await ensureSearchAttributes(temporal.connection as NativeConnection, t.namespace);
   const tokenFile = await ensureAdminToken(sql, config.adminTokenFile);
   const deps = apiDeps(config, sql, temporal);
-  const cloud = await startCloud(config, sql, deps);
-  const api = await startApiServer(deps, config.api, [cloud.mount]);
+  const cloud = config.cloud.enabled ? await startCloud(config, sql, deps) : null;
+  const api = await startApiServer(deps, config.api, cloud ? [cloud.mount] : []);
   onStop(api.close);
-  console.log(`vagoth API on ${api.url}, the cloud's on ${api.origin}${CLOUD_TRPC_PATH}`);
+  console.log(`vagoth API on ${api.url}`);
+  if (cloud) console.log(`the cloud's API on ${api.origin}${CLOUD_TRPC_PATH}`);
   if (tokenFile) console.log(`an admin token for this registry is in ${tokenFile}`);
-  if (cloud.tokenFile) console.log(`an admin token for the cloud is in ${cloud.tokenFile}`);
+  if (cloud?.tokenFile) console.log(`an admin token for the cloud is in ${cloud.tokenFile}`);
 });

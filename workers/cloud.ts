@@ -48,8 +48,9 @@ export async function startCloud(
     clusterUrls: config.cloud.clusterUrls,
     clusterTimeoutMs: config.cloud.clusterTimeoutMs,
   };
-  const token = await bootstrapCloudAdmin(sql);
-  if (token !== null) await writeSecret(config.cloud.adminTokenFile, token);
+  const token = await bootstrapCloudAdmin(sql, (secret) =>
+    writeSecret(config.cloud.adminTokenFile, secret),
+  );
   if (localCluster && !(await listClusters(sql)).some((c) => c.driver === 'local')) {
     await registerCluster(
       sql,

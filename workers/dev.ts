@@ -58,8 +58,8 @@ await runUntilSignal(async (onStop) => {
   onStop(() => temporal.connection.close());
   const deps = apiDeps(config, sql, temporal);
   const tokenFile = await ensureAdminToken(sql, config.adminTokenFile);
-  const cloud = await startCloud(config, sql, deps);
-  const api = await startApiServer(deps, config.api, [cloud.mount]);
+  const cloud = config.cloud.enabled ? await startCloud(config, sql, deps) : null;
+  const api = await startApiServer(deps, config.api, cloud ? [cloud.mount] : []);
   onStop(api.close);
 
   // vagoth's own set-up, in this process: no token to hold, so it is given an admin's rights.
@@ -75,9 +75,13 @@ await runUntilSignal(async (onStop) => {
   console.log(`vagoth is running
   API:          ${api.url}
   Admin token:  ${config.adminTokenFile}${tokenFile ? ' (new)' : ''}
-  Cloud API:    ${api.origin}${CLOUD_TRPC_PATH}
+${
+  cloud
+    ? `  Cloud API:    ${api.origin}${CLOUD_TRPC_PATH}
   Cloud token:  ${config.cloud.adminTokenFile}${cloud.tokenFile ? ' (new)' : ''}
-  Temporal UI:  ${t.uiUrl}
+`
+    : ''
+}  Temporal UI:  ${t.uiUrl}
   Temporal:     ${address} (namespace ${t.namespace})
   Registry:     ${databaseUrl.replace(/\/\/[^@/]*@/, '//')}
   Hosts:        ${hosts.join(', ') || '(none simulated)'}${restored ? ` (${restored} simulated domains restored)` : ''}

@@ -1,5 +1,8 @@
 import { clustersRouter } from './routers/clusters.ts';
+import { instancesRouter } from './routers/instances.ts';
+import { networksRouter } from './routers/networks.ts';
 import { projectsRouter } from './routers/projects.ts';
+import { quotasRouter } from './routers/quotas.ts';
 import { tokensRouter } from './routers/tokens.ts';
 import { usersRouter } from './routers/users.ts';
 import { createCloudCallerFactory, router } from './trpc.ts';
@@ -10,6 +13,9 @@ export const cloudRouter = router({
   users: usersRouter,
   projects: projectsRouter,
   tokens: tokensRouter,
+  instances: instancesRouter,
+  quotas: quotasRouter,
+  networks: networksRouter,
 });
 
 export type CloudRouter = typeof cloudRouter;

@@ -97,3 +97,84 @@ export const tokenCreateInput = z.object({
 });
 export const tokenListInput = z.object({ user: userName.optional() });
 export const tokenRevokeInput = z.object({ id: z.uuid({ error: 'must be a token id' }) });
+
+export const instanceName = shortName;
+
+/** What the cloud checks itself (what counts against quotas); the cluster checks the rest. */
+export const instanceCreateInput = z
+  .object({
+    project: projectName,
+    name: instanceName,
+    cluster: clusterName.optional(),
+    region: shortName.optional(),
+    vcpus: z.number().int().min(1).max(1024),
+    memoryMiB: z
+      .number()
+      .int()
+      .min(16)
+      .max(4 * 1024 * 1024),
+    image: z.string().min(1).max(63),
+    diskGiB: z
+      .number()
+      .int()
+      .min(0)
+      .max(64 * 1024)
+      .default(0),
+    nics: z
+      .array(z.object({ network: z.string().min(1).max(63), ip: z.string().max(64).optional() }))
+      .max(16)
+      .default([]),
+    sshAuthorizedKeys: z
+      .array(z.string().max(16 * 1024))
+      .max(32)
+      .default([]),
+    userData: z
+      .string()
+      .max(64 * 1024)
+      .optional(),
+    /** Host tags the instance needs, and how the cluster spreads a project's instances. */
+    placement: z
+      .object({
+        tags: tagRecord({ maxKeys: 16, maxBytes: 4096 }).optional(),
+        policy: z.enum(['spread', 'pack']).optional(),
+      })
+      .default({}),
+  })
+  .refine((i) => i.cluster === undefined || i.region === undefined, {
+    message: 'name a cluster or a region, not both',
+    path: ['region'],
+  });
+
+export const byInstance = z.object({ project: projectName, name: instanceName });
+export const instanceListInput = z.object({
+  project: projectName,
+  cluster: clusterName.optional(),
+  limit: z.number().int().min(1).max(100).default(100),
+  /** The last name of the page before. */
+  after: instanceName.optional(),
+});
+export const instanceOperationInput = z.object({
+  project: projectName,
+  name: instanceName,
+  operation: z.object({
+    id: z.string().min(1).max(200),
+    runId: z.string().max(64).optional(),
+    updateId: z.string().max(200).optional(),
+  }),
+});
+
+export const quotaSetInput = z.object({
+  project: projectName,
+  /** null: no limit. */
+  instances: z.number().int().min(0).max(1_000_000).nullable().default(null),
+  vcpus: z.number().int().min(0).max(100_000_000).nullable().default(null),
+  memoryMiB: z.number().int().min(0).max(1e12).nullable().default(null),
+  diskGiB: z.number().int().min(0).max(1e12).nullable().default(null),
+  ips: z.number().int().min(0).max(100_000_000).nullable().default(null),
+});
+
+export const networkGrantInput = z.object({
+  cluster: clusterName,
+  network: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, 'must be a network name'),
+  project: projectName,
+});

@@ -1,8 +1,32 @@
-import type { inferRouterOutputs } from '@trpc/server';
+import type { inferRouterInputs, inferRouterOutputs } from '@trpc/server';
 import type { AppRouter } from '../../api/router.ts';
 
 /** A host as the cluster's API answers it (hosts.list): the cloud reads nothing else of it. */
 export type ClusterHost = inferRouterOutputs<AppRouter>['hosts']['list'][number];
+
+type In = inferRouterInputs<AppRouter>;
+type Out = inferRouterOutputs<AppRouter>;
+
+/** A VM as its cluster's API takes and answers it. */
+export type ClusterVmInput = In['vms']['create'];
+export type ClusterVm = Out['vms']['get'];
+/** An operation of the cluster's (a workflow, or an update of one), with its Temporal UI link. */
+export type ClusterOperation = Out['vms']['create']['operation'];
+export type ClusterOperationRef = In['operations']['get'];
+export type ClusterOperationDetail = Out['operations']['get'];
+/** Where the cluster would put a VM of this shape, and why not elsewhere. */
+export type ClusterPlacementInput = In['placement']['explain'];
+
+/** The operations on a VM the cloud passes on as they are. */
+export const VM_VERBS = [
+  'start',
+  'stop',
+  'shutdown',
+  'reboot',
+  'reprovision',
+  'decommission',
+] as const;
+export type VmVerb = (typeof VM_VERBS)[number];
 
 export interface Room {
   vcpus: number;
@@ -29,6 +53,14 @@ export interface ClusterDriver {
   readonly kind: 'local' | 'vagoth';
   /** The cluster's hosts and what they have left. */
   capacity(): Promise<ClusterCapacity>;
+  /** Whether a VM of this shape has a host there now (claims nothing). */
+  places(shape: ClusterPlacementInput): Promise<boolean>;
+  /** Starts a VM's create: answers once its name and addresses are claimed. */
+  createVm(input: ClusterVmInput): Promise<{ vm: ClusterVm; operation: ClusterOperation }>;
+  /** The VM, or null when the cluster has none of that name. */
+  getVm(name: string): Promise<ClusterVm | null>;
+  operate(name: string, verb: VmVerb): Promise<ClusterOperation>;
+  operation(ref: ClusterOperationRef): Promise<ClusterOperationDetail>;
 }
 
 /** Pure: a cluster's capacity from its hosts. */

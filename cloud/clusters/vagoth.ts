@@ -1,7 +1,30 @@
 import { createTRPCClient, httpLink, TRPCClientError } from '@trpc/client';
 import type { AppRouter } from '../../api/router.ts';
+import type { z } from 'zod';
 import { ClusterUnreachableError } from '../errors.ts';
-import { sumCapacity, type ClusterCapacity, type ClusterDriver } from './driver.ts';
+import { createAnswer, explainAnswer, hostsAnswer, operationAnswer, vmAnswer } from './answers.ts';
+import { TRPCError, type TRPC_ERROR_CODE_KEY } from '@trpc/server';
+import { TRPC_ERROR_CODES_BY_KEY } from '@trpc/server/rpc';
+import {
+  sumCapacity,
+  type ClusterCapacity,
+  type ClusterDriver,
+  type ClusterHost,
+  type ClusterOperationRef,
+  type ClusterPlacementInput,
+  type ClusterVmInput,
+  type VmVerb,
+} from './driver.ts';
+
+// An operation's detail is passed on whole: plain JSON, printable, and bounded.
+const OPERATION_MAX_BYTES = 256 * 1024;
+
+/** Whether a value is JSON of at most `max` bytes whose strings hold no control characters. */
+function plainJson(value: unknown, max: number): boolean {
+  const json = JSON.stringify(value);
+  // JSON.stringify escapes control characters as \u00XX; DEL it leaves as it is.
+  return json !== undefined && json.length <= max && !/\\u00[01][0-9a-f]|\x7f/i.test(json);
+}
 
 export interface VagothClusterOptions {
   name: string;
@@ -34,13 +57,57 @@ export class VagothCluster implements ClusterDriver {
   }
 
   async capacity(): Promise<ClusterCapacity> {
-    return sumCapacity(await this.call(() => this.api.hosts.list.query()));
+    const hosts = this.checked(hostsAnswer, await this.call(() => this.api.hosts.list.query()));
+    return sumCapacity(hosts as ClusterHost[]);
+  }
+
+  async places(shape: ClusterPlacementInput) {
+    const plan = await this.call(() => this.api.placement.explain.query(shape));
+    return this.checked(explainAnswer, plan).host !== null;
+  }
+
+  async createVm(input: ClusterVmInput) {
+    const made = await this.call(() => this.api.vms.create.mutate(input));
+    return this.checked(createAnswer, made) as typeof made;
+  }
+
+  async getVm(name: string) {
+    const vm = await this.call(() => this.api.vms.get.query({ name })).catch((err: unknown) => {
+      if (err instanceof TRPCError && err.code === 'NOT_FOUND') return null;
+      throw err;
+    });
+    return vm === null ? null : (this.checked(vmAnswer, vm) as typeof vm);
+  }
+
+  async operate(name: string, verb: VmVerb) {
+    const done = await this.call(() => this.api.vms[verb].mutate({ name }));
+    return (this.checked(operationAnswer, done) as typeof done).operation;
+  }
+
+  async operation(ref: ClusterOperationRef) {
+    const detail = await this.call(() => this.api.operations.get.query(ref));
+    if (!plainJson(detail, OPERATION_MAX_BYTES)) throw this.notItsApi();
+    return detail;
+  }
+
+  /** The part of an answer the cloud reads, checked; anything else is not the cluster's API. */
+  private checked<T>(schema: z.ZodType<T>, answer: unknown): T {
+    const parsed = schema.safeParse(answer);
+    if (!parsed.success) throw this.notItsApi();
+    return parsed.data;
+  }
+
+  private notItsApi() {
+    return new ClusterUnreachableError(
+      this.options.name,
+      'it answered with something other than its API',
+    );
   }
 
   /**
    * A call the cluster did not answer (refused, timed out, not its API), or answered that the
    * cloud's token is no good, is ClusterUnreachableError; its own answers (NOT_FOUND, CONFLICT,
-   * ...) pass as they are. What the far side said is not passed on beyond its code.
+   * ...) pass with their code and message, as the local driver's do.
    */
   private async call<T>(fn: () => Promise<T>): Promise<T> {
     try {
@@ -50,7 +117,7 @@ export class VagothCluster implements ClusterDriver {
         err instanceof TRPCClientError
           ? (err.data as { code?: string } | undefined)?.code
           : undefined;
-      if (code === undefined) {
+      if (code === undefined || !(code in TRPC_ERROR_CODES_BY_KEY)) {
         throw new ClusterUnreachableError(this.options.name, 'no answer from its API', {
           cause: err,
         });
@@ -60,7 +127,13 @@ export class VagothCluster implements ClusterDriver {
           cause: err,
         });
       }
-      throw err;
+      // The cluster's own answer: its code, and its words (vagoth's), bounded and printable,
+      // said as the cluster's.
+      const said = (err as Error).message.replace(/[^\x20-\x7e]/g, '?').slice(0, 300);
+      throw new TRPCError({
+        code: code as TRPC_ERROR_CODE_KEY,
+        message: `cluster ${this.options.name}: ${said}`,
+      });
     }
   }
 }

@@ -1,5 +1,11 @@
 import type postgres from 'postgres';
-import { CloudConflictError, CloudNotFoundError, uniqueViolation } from '../errors.ts';
+import {
+  CloudConflictError,
+  CloudNotFoundError,
+  CloudPreconditionError,
+  uniqueViolation,
+} from '../errors.ts';
+import { instancesOn } from './instances.ts';
 import { recordEvent, type Actor } from './events.ts';
 
 /** A cluster as the cloud records it; its token is never answered. */
@@ -118,14 +124,15 @@ export async function setDraining(
   });
 }
 
-/**
- * Forgets a cluster. (Instances, once the cloud has them, hold their cluster: this is refused
- * while any remain there.)
- */
+/** Forgets a cluster; refused while instances remain there. */
 export async function removeCluster(sql: postgres.Sql, actor: Actor, name: string): Promise<void> {
   await sql.begin(async (tx) => {
-    const gone = await tx`DELETE FROM cloud.clusters WHERE name = ${name} RETURNING id`;
-    if (gone.length === 0) throw new CloudNotFoundError('cluster', name);
+    const [row] = await tx<{ id: string }[]>`
+      SELECT id FROM cloud.clusters WHERE name = ${name} FOR UPDATE`;
+    if (!row) throw new CloudNotFoundError('cluster', name);
+    const left = await instancesOn(tx, row.id);
+    if (left > 0) throw new CloudPreconditionError(`cluster ${name} still has ${left} instances`);
+    await tx`DELETE FROM cloud.clusters WHERE id = ${row.id}`;
     await recordEvent(tx, actor, { projectId: null, action: 'clusters.remove', target: name });
   });
 }

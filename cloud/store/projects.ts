@@ -1,6 +1,13 @@
 import type postgres from 'postgres';
 import type { ProjectRole } from '../authorize.ts';
-import { CloudConflictError, CloudNotFoundError, uniqueViolation } from '../errors.ts';
+import {
+  CloudConflictError,
+  CloudNotFoundError,
+  CloudPreconditionError,
+  foreignKeyViolation,
+  uniqueViolation,
+} from '../errors.ts';
+import { instancesIn } from './instances.ts';
 import { recordEvent, type Actor } from './events.ts';
 import { getUser } from './users.ts';
 
@@ -86,18 +93,24 @@ export async function addMember(
 ): Promise<Member[]> {
   const project = await getProject(sql, input.project);
   const user = await getUser(sql, input.user);
-  await sql.begin(async (tx) => {
-    await tx`
-      INSERT INTO cloud.members (project_id, user_id, role)
-      VALUES (${project.id}, ${user.id}, ${input.role})
-      ON CONFLICT (project_id, user_id) DO UPDATE SET role = excluded.role`;
-    await recordEvent(tx, actor, {
-      projectId: project.id,
-      action: 'projects.addMember',
-      target: user.name,
-      detail: { role: input.role },
+  await sql
+    .begin(async (tx) => {
+      await tx`
+        INSERT INTO cloud.members (project_id, user_id, role)
+        VALUES (${project.id}, ${user.id}, ${input.role})
+        ON CONFLICT (project_id, user_id) DO UPDATE SET role = excluded.role`;
+      await recordEvent(tx, actor, {
+        projectId: project.id,
+        action: 'projects.addMember',
+        target: user.name,
+        detail: { role: input.role },
+      });
+    })
+    .catch((err: unknown) => {
+      // The project was deleted meanwhile.
+      if (foreignKeyViolation(err)) throw new CloudNotFoundError('project', input.project);
+      throw err;
     });
-  });
   return projectMembers(sql, project.id);
 }
 
@@ -125,13 +138,19 @@ export async function removeMember(
 
 /**
  * Deletes a project with its memberships and the tokens narrowed to it; its history stays.
- * (Instances, once the cloud has them, keep a project: its delete is refused while any remain.)
+ * Refused while it has instances.
  */
 export async function deleteProject(sql: postgres.Sql, actor: Actor, name: string): Promise<void> {
   await sql.begin(async (tx) => {
+    // Under the row lock instance claims take: none can be added while this looks.
     const [row] = await tx<{ id: string }[]>`
-      DELETE FROM cloud.projects WHERE name = ${name} RETURNING id`;
+      SELECT id FROM cloud.projects WHERE name = ${name} FOR UPDATE`;
     if (!row) throw new CloudNotFoundError('project', name);
+    const left = await instancesIn(tx, row.id);
+    if (left > 0) {
+      throw new CloudPreconditionError(`project ${name} still has ${left} instances`);
+    }
+    await tx`DELETE FROM cloud.projects WHERE id = ${row.id}`;
     await recordEvent(tx, actor, { projectId: row.id, action: 'projects.delete', target: name });
   });
 }

@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type postgres from 'postgres';
 import type { Caller, ProjectRole } from '../authorize.ts';
-import { CloudNotFoundError } from '../errors.ts';
+import { CloudNotFoundError, foreignKeyViolation } from '../errors.ts';
 import { recordEvent, type Actor } from './events.ts';
 
 /** What the cloud knows of a token; never its secret. */
@@ -63,7 +63,7 @@ export async function createCloudToken(
   },
 ): Promise<CloudToken & { token: string }> {
   const secret = newToken();
-  const id = await sql.begin(async (tx) => {
+  const made = sql.begin(async (tx) => {
     const [row] = await tx<{ id: string }[]>`
       INSERT INTO cloud.tokens (user_id, name, hash, project_id, read_only, created_by, expires_at)
       VALUES (${input.userId}, ${input.name}, ${hash(secret)}, ${input.projectId},
@@ -78,6 +78,11 @@ export async function createCloudToken(
       });
     }
     return row!.id;
+  });
+  const id = await made.catch((err: unknown) => {
+    // Its project went meanwhile.
+    if (foreignKeyViolation(err)) throw new CloudNotFoundError('project', input.projectId ?? '');
+    throw err;
   });
   const [row] = await sql<Row[]>`${SELECT(sql)} WHERE t.id = ${id}`;
   return { ...token(row!), token: secret };
@@ -100,10 +105,12 @@ export async function findCaller(
       admin: boolean;
       project_id: string | null;
       read_only: boolean;
+      expires_at: Date | null;
       roles: Record<string, ProjectRole>;
     }[]
   >`
     SELECT t.id AS token_id, u.id AS user_id, u.name AS user, u.admin, t.project_id, t.read_only,
+           t.expires_at,
            coalesce((SELECT jsonb_object_agg(m.project_id, m.role) FROM cloud.members m
                      WHERE m.user_id = u.id), '{}') AS roles
     FROM cloud.tokens t JOIN cloud.users u ON u.id = t.user_id
@@ -117,42 +124,61 @@ export async function findCaller(
     tokenId: row.token_id,
     project: row.project_id,
     readOnly: row.read_only,
+    expiresAt: row.expires_at,
     roles: row.roles,
   };
 }
 
-/** A user's tokens (every user's when null), revoked ones included, oldest first. */
+/**
+ * A user's tokens, revoked ones included, oldest first; only those narrowed to `project` when
+ * one is given (a narrowed caller sees nothing of its user's other projects).
+ */
 export async function listCloudTokens(
   sql: postgres.Sql,
-  userId: string | null,
+  userId: string,
+  project: string | null,
 ): Promise<CloudToken[]> {
   const rows = await sql<Row[]>`
-    ${SELECT(sql)} ${userId === null ? sql`` : sql`WHERE t.user_id = ${userId}`}
+    ${SELECT(sql)} WHERE t.user_id = ${userId}
+      ${project === null ? sql`` : sql`AND t.project_id = ${project}`}
     ORDER BY t.created_at, t.id`;
   return rows.map(token);
 }
 
 /**
- * Revokes a token: the user's own (any user's, for `owner` null). Another user's token is
- * NOT_FOUND, as one that does not exist.
+ * Revokes a token and every token its user made with it, and with those, down the line: a
+ * user's token never outlives the one that made it (an admin's tokens for other users are that
+ * user's own, and stay). `owner`: only that user's token (any user's for null);
+ * `project`: only one narrowed to that project. A token out of reach is NOT_FOUND.
  */
 export async function revokeCloudToken(
   sql: postgres.Sql,
   actor: Actor,
   id: string,
-  owner: string | null,
+  scope: { owner: string | null; project: string | null },
 ): Promise<CloudToken> {
   await sql.begin(async (tx) => {
     const [row] = await tx<{ project_id: string | null; name: string }[]>`
-      UPDATE cloud.tokens SET revoked_at = coalesce(revoked_at, now())
-      WHERE id = ${id} ${owner === null ? tx`` : tx`AND user_id = ${owner}`}
-      RETURNING project_id, name`;
+      SELECT project_id, name FROM cloud.tokens
+      WHERE id = ${id}
+        ${scope.owner === null ? tx`` : tx`AND user_id = ${scope.owner}`}
+        ${scope.project === null ? tx`` : tx`AND project_id = ${scope.project}`}
+      FOR UPDATE`;
     if (!row) throw new CloudNotFoundError('token', id);
+    const revoked = await tx<{ id: string }[]>`
+      WITH RECURSIVE line AS (
+        SELECT id, user_id FROM cloud.tokens WHERE id = ${id}
+        UNION
+        SELECT t.id, t.user_id FROM cloud.tokens t
+        JOIN line ON t.created_by = line.id AND t.user_id = line.user_id
+      )
+      UPDATE cloud.tokens SET revoked_at = coalesce(revoked_at, now())
+      WHERE id IN (SELECT id FROM line) RETURNING id`;
     await recordEvent(tx, actor, {
       projectId: row.project_id,
       action: 'tokens.revoke',
       target: row.name,
-      detail: { token: id },
+      detail: { token: id, withIt: revoked.length - 1 },
     });
   });
   const [row] = await sql<Row[]>`${SELECT(sql)} WHERE t.id = ${id}`;
@@ -164,10 +190,15 @@ const BOOTSTRAP_LOCK = 0x7a90_7502;
 
 /**
  * The built-in admin user (`admin`) and, when no admin user holds a usable token, a token for
- * it: made under a lock, so two processes starting at once make one. Answers the new token's
- * secret, or null when an admin token already exists.
+ * it: made under a lock, so two processes starting at once make one, and handed to `keep`
+ * (which writes it where the operator finds it) before it is committed, so no token is made
+ * that nobody holds. A disabled `admin` stays disabled: no token is made for it. Answers the
+ * new token's secret, or null when none was made.
  */
-export async function bootstrapCloudAdmin(sql: postgres.Sql): Promise<string | null> {
+export async function bootstrapCloudAdmin(
+  sql: postgres.Sql,
+  keep: (secret: string) => Promise<void>,
+): Promise<string | null> {
   return sql.begin(async (tx) => {
     await tx`SELECT pg_advisory_xact_lock(${BOOTSTRAP_LOCK})`;
     const [usable] = await tx`
@@ -176,12 +207,25 @@ export async function bootstrapCloudAdmin(sql: postgres.Sql): Promise<string | n
         AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > now())
       LIMIT 1`;
     if (usable) return null;
+    await tx`INSERT INTO cloud.users (name, admin) VALUES ('admin', true) ON CONFLICT (name) DO NOTHING`;
     const [admin] = await tx<{ id: string }[]>`
-      INSERT INTO cloud.users (name, admin) VALUES ('admin', true)
-      ON CONFLICT (name) DO UPDATE SET admin = true, disabled_at = NULL RETURNING id`;
+      SELECT id FROM cloud.users WHERE name = 'admin' AND admin AND disabled_at IS NULL`;
+    if (!admin) return null;
     const secret = newToken();
-    await tx`
-      INSERT INTO cloud.tokens (user_id, name, hash) VALUES (${admin!.id}, 'bootstrap-admin', ${hash(secret)})`;
+    const [made] = await tx<{ id: string }[]>`
+      INSERT INTO cloud.tokens (user_id, name, hash)
+      VALUES (${admin.id}, 'bootstrap-admin', ${hash(secret)}) RETURNING id`;
+    await recordEvent(
+      tx,
+      { userId: null, tokenId: null },
+      {
+        projectId: null,
+        action: 'tokens.bootstrap',
+        target: 'bootstrap-admin',
+        detail: { token: made!.id },
+      },
+    );
+    await keep(secret);
     return secret;
   }) as Promise<string | null>;
 }

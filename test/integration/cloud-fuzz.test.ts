@@ -23,6 +23,8 @@ const procedures = cloudRouter._def.procedures as unknown as Record<
 const project = fc.constantFrom('fz-p1', 'fz-p2', 'fz-none');
 const user = fc.constantFrom('fz-u1', 'fz-u2', 'admin', 'fz-none');
 const cluster = fc.constantFrom('local', 'fz-c1', 'fz-none');
+const instance = fc.constantFrom('fz-i1', 'fz-i2');
+const byInstance = fc.record({ project, name: instance });
 
 const VALID: Record<string, fc.Arbitrary<unknown>> = {
   'clusters.register': fc.oneof(
@@ -69,6 +71,32 @@ const VALID: Record<string, fc.Arbitrary<unknown>> = {
   'tokens.list': fc.record({ user: fc.constantFrom(undefined, 'fz-u1') }),
   // Never the fuzz's own tokens: it would lock itself out.
   'tokens.revoke': fc.uuid().map((id) => ({ id })),
+  'instances.create': fc.record({
+    project,
+    name: instance,
+    cluster: fc.constantFrom(undefined, 'local'),
+    vcpus: fc.constantFrom(1, 2),
+    memoryMiB: fc.constantFrom(64, 128),
+    image: fc.constantFrom('fz-img', 'none'),
+    nics: fc.constantFrom([], [{ network: 'default' }]),
+  }),
+  'instances.get': byInstance,
+  'instances.list': fc.record({ project, limit: fc.integer({ min: 1, max: 100 }) }),
+  'instances.start': byInstance,
+  'instances.stop': byInstance,
+  'instances.shutdown': byInstance,
+  'instances.reboot': byInstance,
+  'instances.reprovision': byInstance,
+  'instances.delete': byInstance,
+  'instances.operation': fc.record({
+    project,
+    name: instance,
+    operation: fc.constantFrom({ id: 'vm:fz-p1.fz-i1' }, { id: 'host:x:register' }),
+  }),
+  'quotas.set': fc.record({ project, instances: fc.constantFrom(null, 0, 5) }),
+  'quotas.get': project.map((p) => ({ project: p })),
+  'networks.grant': fc.record({ cluster, network: fc.constant('default'), project }),
+  'networks.list': project.map((p) => ({ project: p })),
 };
 
 let h: Harness;

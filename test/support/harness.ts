@@ -173,6 +173,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
         {
           api: API_LIMITS,
           cloud: {
+            enabled: true,
             adminTokenFile: path.join(hostsDir, 'cloud-admin-token'),
             clusterUrls: options.cloud.clusterUrls ?? [],
             clusterTimeoutMs: options.cloud.clusterTimeoutMs ?? 5_000,

@@ -11,6 +11,7 @@ const caller = (over: Partial<Caller> = {}): Caller => ({
   tokenId: 't-1',
   project: null,
   readOnly: false,
+  expiresAt: null,
   roles: { [ALPHA.id]: 'member', [BETA.id]: 'reader' },
   ...over,
 });

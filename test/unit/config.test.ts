@@ -27,6 +27,7 @@ describe('loadConfig', () => {
       token: undefined,
       adminTokenFile: path.resolve('.vagoth', 'admin-token'),
       cloud: {
+        enabled: false,
         adminTokenFile: path.resolve('.vagoth', 'cloud-admin-token'),
         clusterUrls: [],
         clusterTimeoutMs: 10_000,
@@ -142,6 +143,7 @@ describe('loadConfig', () => {
       VAGOTH_IMAGE_URLS: 'https://cloud.debian.org/images/, http://mirror.internal',
       VAGOTH_IMAGE_STORE: '/srv/vagoth/images',
       VAGOTH_IMAGE_MAX_GIB: '64',
+      VAGOTH_CLOUD: 'true',
       VAGOTH_CLOUD_CLUSTER_URLS: 'https://eu.vagoth.example/trpc',
       VAGOTH_CLOUD_CLUSTER_TIMEOUT_MS: '3000',
     });
@@ -157,6 +159,7 @@ describe('loadConfig', () => {
       token: 'vgt_abc',
       adminTokenFile: '/var/lib/vagoth/admin-token',
       cloud: {
+        enabled: true,
         adminTokenFile: '/var/lib/vagoth/cloud-admin-token',
         clusterUrls: ['https://eu.vagoth.example/trpc'],
         clusterTimeoutMs: 3000,

@@ -28,11 +28,15 @@ export const projectsRouter = router({
   /** The projects the caller sees: an admin all, anyone else those it belongs to. */
   list: procedure.meta(USER_READ).query(async ({ ctx }) => {
     const { caller } = ctx;
-    const all = caller.admin && caller.project === null;
-    const projects = await listProjects(ctx.sql, all ? null : Object.keys(caller.roles));
+    const ids =
+      caller.project !== null ? [caller.project] : caller.admin ? null : Object.keys(caller.roles);
+    const projects = await listProjects(ctx.sql, ids);
+    // What the caller may do there with this token, not what its user may.
+    const role = (id: string) =>
+      caller.readOnly ? 'reader' : caller.admin ? 'admin' : caller.roles[id]!;
     return projects
       .filter((p) => seesProject(caller, p.id))
-      .map((p) => ({ ...p, role: caller.admin ? 'admin' : caller.roles[p.id]! }));
+      .map((p) => ({ ...p, role: role(p.id) }));
   }),
 
   get: procedure

@@ -7,6 +7,13 @@ import { actorOf } from '../context.ts';
 import { tokenCreateInput, tokenListInput, tokenRevokeInput } from '../schemas.ts';
 import { USER_READ, USER_WRITE, procedure, router } from '../trpc.ts';
 
+/** The earlier of two expiries (null: never). */
+function earliest(a: Date | null, b: Date | null): Date | null {
+  if (a === null) return b;
+  if (b === null) return a;
+  return a < b ? a : b;
+}
+
 /** Cloud tokens belong to a user: one's own, or (for an admin) anyone's. */
 export const tokensRouter = router({
   /**
@@ -35,10 +42,14 @@ export const tokensRouter = router({
         name: input.name,
         projectId,
         readOnly: input.readOnly || caller.readOnly,
-        expiresAt:
+        // One's own token expires no later than the one that made it (and is revoked with it);
+        // an admin's token for another user is that user's.
+        expiresAt: earliest(
           input.expiresInSeconds === undefined
             ? null
             : new Date(Date.now() + input.expiresInSeconds * 1000),
+          user.id === caller.userId ? caller.expiresAt : null,
+        ),
       });
     }),
 
@@ -47,7 +58,7 @@ export const tokensRouter = router({
     .input(tokenListInput)
     .query(async ({ ctx, input }) => {
       const user = await getUser(ctx.sql, input.user ?? ctx.caller.user);
-      return listCloudTokens(ctx.sql, user.id);
+      return listCloudTokens(ctx.sql, user.id, ctx.caller.project);
     }),
 
   /** One's own token; an admin's, anyone's. Another user's is NOT_FOUND. */
@@ -57,6 +68,9 @@ export const tokensRouter = router({
     .mutation(({ ctx, input }) => {
       const { caller } = ctx;
       const owner = caller.admin && caller.project === null ? null : caller.userId;
-      return revokeCloudToken(ctx.sql, actorOf(ctx), input.id, owner);
+      return revokeCloudToken(ctx.sql, actorOf(ctx), input.id, {
+        owner,
+        project: caller.project,
+      });
     }),
 });

@@ -1,0 +1,278 @@
+import { vmWorkflowId } from '../../../common/vocabulary.ts';
+import { clusterDriver } from '../../clusters/index.ts';
+import { type ClusterDriver, type ClusterVm, type VmVerb } from '../../clusters/driver.ts';
+import {
+  CloudNotFoundError,
+  CloudPreconditionError,
+  ClusterUnreachableError,
+} from '../../errors.ts';
+import { clusterOrder } from '../../placement.ts';
+import { getCluster, listClusters, type ClusterAddress } from '../../store/clusters.ts';
+import { recordEvent } from '../../store/events.ts';
+import {
+  claimInstance,
+  getInstance,
+  listInstances,
+  releaseInstance,
+  vmNameOf,
+  type InstanceRecord,
+} from '../../store/instances.ts';
+import { projectNetworks } from '../../store/networks.ts';
+import { getProject } from '../../store/projects.ts';
+import { actorOf, type AuthedContext } from '../context.ts';
+import {
+  byInstance,
+  instanceCreateInput,
+  instanceListInput,
+  instanceOperationInput,
+} from '../schemas.ts';
+import { PROJECT_READ, PROJECT_WRITE, procedure, router } from '../trpc.ts';
+
+/** What the cluster says of an instance now: its VM, none (`missing`), or no answer. */
+type Seen = ClusterVm | null | 'unknown';
+
+/** An instance as the cloud answers it: its record, and its state as its cluster tells it. */
+function view(instance: InstanceRecord, seen: Seen) {
+  const { vmName: _vmName, ...record } = instance;
+  const vm = seen === 'unknown' ? null : seen;
+  return {
+    ...record,
+    state: seen === 'unknown' ? ('unknown' as const) : (vm?.state ?? ('missing' as const)),
+    addresses: (vm?.definition.nics ?? []).map((n) => ({
+      network: n.network,
+      ip: n.ip,
+      mac: n.mac,
+    })),
+    error: vm?.error ?? null,
+    operation: vm?.operation ?? null,
+  };
+}
+
+/** The VM of an instance, as its cluster answers now; `unknown` when it does not answer. */
+async function seen(driver: ClusterDriver, instance: InstanceRecord): Promise<Seen> {
+  try {
+    return await driver.getVm(instance.vmName);
+  } catch (err) {
+    if (err instanceof ClusterUnreachableError) return 'unknown';
+    throw err;
+  }
+}
+
+/** Picks the cluster for a new instance, or says why none takes it. */
+async function chooseCluster(
+  ctx: AuthedContext,
+  projectId: string,
+  input: {
+    cluster?: string | undefined;
+    region?: string | undefined;
+    vcpus: number;
+    memoryMiB: number;
+    diskGiB: number;
+    nics: { network: string }[];
+    placement: {
+      tags?: Record<string, string> | undefined;
+      policy?: 'spread' | 'pack' | undefined;
+    };
+  },
+): Promise<{ cluster: ClusterAddress; driver: ClusterDriver }> {
+  const all = await listClusters(ctx.sql);
+  if (input.cluster !== undefined && !all.some((c) => c.name === input.cluster)) {
+    throw new CloudNotFoundError('cluster', input.cluster);
+  }
+  // A network the project was not granted, on any cluster in reach, is not there for it.
+  const grants = await projectNetworks(ctx.sql, projectId);
+  const inScope = all.filter(
+    (c) =>
+      (input.cluster === undefined || c.name === input.cluster) &&
+      (input.region === undefined || c.region === input.region),
+  );
+  for (const { network } of input.nics) {
+    if (!grants.some((g) => g.network === network && inScope.some((c) => c.name === g.cluster))) {
+      throw new CloudNotFoundError('network', network);
+    }
+  }
+  const rejected: Record<string, string> = {};
+  const candidates = inScope.filter((c) => {
+    const missing = input.nics.find(
+      (n) => !grants.some((g) => g.cluster === c.name && g.network === n.network),
+    );
+    if (missing) rejected[c.name] = `network ${missing.network} not granted there`;
+    return !missing;
+  });
+  const drivers = new Map(candidates.map((c) => [c.name, clusterDriver(ctx, c)]));
+  const choices = await Promise.all(
+    candidates.map(async (c) => ({
+      name: c.name,
+      region: c.region,
+      draining: c.draining,
+      freeMemoryMiB: await drivers
+        .get(c.name)!
+        .capacity()
+        .then(
+          (cap) => cap.free.memoryMiB,
+          () => null,
+        ),
+    })),
+  );
+  const plan = clusterOrder(choices, input);
+  Object.assign(rejected, plan.rejected);
+  const shape = {
+    vcpus: input.vcpus,
+    memoryMiB: input.memoryMiB,
+    diskGiB: input.diskGiB,
+    placement: input.placement,
+  };
+  for (const name of plan.order) {
+    const driver = drivers.get(name)!;
+    const places = await driver.places(shape).catch(() => false);
+    if (places) return { cluster: candidates.find((c) => c.name === name)!, driver };
+    rejected[name] = 'no host there takes it';
+  }
+  const why = Object.entries(rejected).map(([c, r]) => `${c}: ${r}`);
+  throw new CloudPreconditionError(
+    `no cluster can take it${why.length > 0 ? ` (${why.join('; ')})` : ' (no clusters)'}`,
+  );
+}
+
+/** Passes one of a VM's operations to the instance's cluster, and records it. */
+function operation(verb: VmVerb) {
+  return procedure
+    .meta(PROJECT_WRITE)
+    .input(byInstance)
+    .mutation(async ({ ctx, input }) => {
+      const project = await getProject(ctx.sql, input.project);
+      const instance = await getInstance(ctx.sql, project.id, input.name);
+      const driver = clusterDriver(ctx, await getCluster(ctx.sql, instance.cluster));
+      const op = await driver.operate(instance.vmName, verb);
+      await recordEvent(ctx.sql, actorOf(ctx), {
+        projectId: project.id,
+        action: `instances.${verb}`,
+        target: instance.name,
+        detail: { instance: instance.id, operation: op.id },
+      });
+      return { operation: op };
+    });
+}
+
+export const instancesRouter = router({
+  /**
+   * Places the instance (the named cluster; else, among the region's or all clusters, the one
+   * with the most free memory whose allocator places it), claims its share of the project's
+   * quota with its record, and starts its create there. A refusal by the cluster gives the
+   * share back and leaves nothing recorded.
+   */
+  create: procedure
+    .meta(PROJECT_WRITE)
+    .input(instanceCreateInput)
+    .mutation(async ({ ctx, input }) => {
+      const project = await getProject(ctx.sql, input.project);
+      const { cluster, driver } = await chooseCluster(ctx, project.id, input);
+      const actor = actorOf(ctx);
+      const instance = await claimInstance(ctx.sql, actor, {
+        projectId: project.id,
+        project: project.name,
+        name: input.name,
+        clusterId: cluster.id,
+        vcpus: input.vcpus,
+        memoryMiB: input.memoryMiB,
+        diskGiB: input.diskGiB,
+        ips: input.nics.length,
+        image: input.image,
+      });
+      try {
+        const { vm, operation: op } = await driver.createVm({
+          name: vmNameOf(project.name, input.name),
+          vcpus: input.vcpus,
+          memoryMiB: input.memoryMiB,
+          image: input.image,
+          diskGiB: input.diskGiB,
+          nics: input.nics,
+          sshAuthorizedKeys: input.sshAuthorizedKeys,
+          ...(input.userData === undefined ? {} : { userData: input.userData }),
+          placement: input.placement,
+          tags: { 'vagoth.cloud/project': project.name, 'vagoth.cloud/instance': input.name },
+        });
+        return { instance: view(instance, vm), operation: op };
+      } catch (err) {
+        await releaseInstance(ctx.sql, actor, instance, project.id, 'forget');
+        throw err;
+      }
+    }),
+
+  get: procedure
+    .meta(PROJECT_READ)
+    .input(byInstance)
+    .query(async ({ ctx, input }) => {
+      const project = await getProject(ctx.sql, input.project);
+      const instance = await getInstance(ctx.sql, project.id, input.name);
+      const cluster = await getCluster(ctx.sql, instance.cluster);
+      return view(instance, await seen(clusterDriver(ctx, cluster), instance));
+    }),
+
+  /**
+   * A page of the project's instances by name, from every cluster, each with its state as its
+   * cluster tells it: one that does not answer shows its instances as `unknown`, not gone.
+   */
+  list: procedure
+    .meta(PROJECT_READ)
+    .input(instanceListInput)
+    .query(async ({ ctx, input }) => {
+      const project = await getProject(ctx.sql, input.project);
+      const page = await listInstances(ctx.sql, project.id, input);
+      const drivers = new Map<string, ClusterDriver>();
+      const silent = new Set<string>();
+      for (const c of await listClusters(ctx.sql)) drivers.set(c.name, clusterDriver(ctx, c));
+      const out = [];
+      // One at a time per page: a cluster that does not answer is asked once, not per instance.
+      for (const instance of page) {
+        if (silent.has(instance.cluster)) {
+          out.push(view(instance, 'unknown'));
+          continue;
+        }
+        const state = await seen(drivers.get(instance.cluster)!, instance);
+        if (state === 'unknown') silent.add(instance.cluster);
+        out.push(view(instance, state));
+      }
+      return out;
+    }),
+
+  start: operation('start'),
+  stop: operation('stop'),
+  shutdown: operation('shutdown'),
+  reboot: operation('reboot'),
+  reprovision: operation('reprovision'),
+
+  /**
+   * Decommissions the instance's VM (its disks wiped) and gives its share of the quota back;
+   * its name is free again at once. A VM its cluster no longer has is only forgotten.
+   */
+  delete: procedure
+    .meta(PROJECT_WRITE)
+    .input(byInstance)
+    .mutation(async ({ ctx, input }) => {
+      const project = await getProject(ctx.sql, input.project);
+      const instance = await getInstance(ctx.sql, project.id, input.name);
+      const driver = clusterDriver(ctx, await getCluster(ctx.sql, instance.cluster));
+      const op = await driver.operate(instance.vmName, 'decommission').catch((err: unknown) => {
+        if ((err as { code?: string }).code === 'NOT_FOUND') return null;
+        throw err;
+      });
+      await releaseInstance(ctx.sql, actorOf(ctx), instance, project.id, 'delete');
+      return { name: instance.name, deleted: true, operation: op };
+    }),
+
+  /** An operation of the instance's, as its cluster tells it: status, progress, UI link. */
+  operation: procedure
+    .meta(PROJECT_READ)
+    .input(instanceOperationInput)
+    .query(async ({ ctx, input }) => {
+      const project = await getProject(ctx.sql, input.project);
+      const instance = await getInstance(ctx.sql, project.id, input.name);
+      // Only the instance's own VM workflow: no other operation of the cluster is the caller's.
+      if (input.operation.id !== vmWorkflowId(instance.vmName)) {
+        throw new CloudNotFoundError('operation', input.operation.id);
+      }
+      const driver = clusterDriver(ctx, await getCluster(ctx.sql, instance.cluster));
+      return driver.operation(input.operation);
+    }),
+});

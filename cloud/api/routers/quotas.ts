@@ -1,0 +1,26 @@
+import { projectQuota, setQuota } from '../../store/instances.ts';
+import { getProject } from '../../store/projects.ts';
+import { actorOf } from '../context.ts';
+import { byProject, quotaSetInput } from '../schemas.ts';
+import { ADMIN_WRITE, PROJECT_READ, procedure, router } from '../trpc.ts';
+
+export const quotasRouter = router({
+  /** Limits on what the project's instances may use; null: no limit. Only new creates check it. */
+  set: procedure
+    .meta(ADMIN_WRITE)
+    .input(quotaSetInput)
+    .mutation(async ({ ctx, input: { project: name, ...quota } }) => {
+      const project = await getProject(ctx.sql, name);
+      await setQuota(ctx.sql, actorOf(ctx), project.id, quota);
+      return { project: name, ...(await projectQuota(ctx.sql, project.id)) };
+    }),
+
+  /** The project's limits, and what its live instances use. */
+  get: procedure
+    .meta(PROJECT_READ)
+    .input(byProject)
+    .query(async ({ ctx, input }) => {
+      const project = await getProject(ctx.sql, input.project);
+      return { project: input.project, ...(await projectQuota(ctx.sql, project.id)) };
+    }),
+});

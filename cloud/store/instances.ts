@@ -1,0 +1,277 @@
+import type postgres from 'postgres';
+import {
+  CloudConflictError,
+  CloudNotFoundError,
+  CloudPreconditionError,
+  uniqueViolation,
+} from '../errors.ts';
+import { describeBreach, NO_QUOTA, quotaBreach, type Quota, type Usage } from '../quota.ts';
+import { recordEvent, type Actor } from './events.ts';
+
+/** An instance as the cloud records it; its state is its cluster's to tell. */
+export interface InstanceRecord {
+  id: string;
+  project: string;
+  name: string;
+  cluster: string;
+  /** The VM's name in its cluster. */
+  vmName: string;
+  vcpus: number;
+  memoryMiB: number;
+  diskGiB: number;
+  ips: number;
+  image: string | null;
+  createdAt: Date;
+}
+
+interface Row {
+  id: string;
+  project: string;
+  name: string;
+  cluster: string;
+  vm_name: string;
+  vcpus: number;
+  memory_mib: string;
+  disk_gib: string;
+  ips: number;
+  image: string | null;
+  created_at: Date;
+}
+
+const record = (r: Row): InstanceRecord => ({
+  id: r.id,
+  project: r.project,
+  name: r.name,
+  cluster: r.cluster,
+  vmName: r.vm_name,
+  vcpus: r.vcpus,
+  memoryMiB: Number(r.memory_mib),
+  diskGiB: Number(r.disk_gib),
+  ips: r.ips,
+  image: r.image,
+  createdAt: r.created_at,
+});
+
+const SELECT = (sql: postgres.Sql) => sql`
+  SELECT i.id, p.name AS project, i.name, c.name AS cluster, i.vm_name, i.vcpus, i.memory_mib,
+         i.disk_gib, i.ips, i.image, i.created_at
+  FROM cloud.instances i JOIN cloud.projects p ON p.id = i.project_id
+  JOIN cloud.clusters c ON c.id = i.cluster_id`;
+
+/** The VM name an instance has in its cluster: no other project's instance can have it. */
+export function vmNameOf(project: string, name: string): string {
+  // Project names hold no '.', so `<project>.<name>` is one project's alone.
+  return `${project}.${name}`;
+}
+
+type Queryable = postgres.Sql | postgres.TransactionSql;
+
+async function usageOf(sql: Queryable, projectId: string): Promise<Usage> {
+  const [u] = await sql<
+    { instances: string; vcpus: string; memory_mib: string; disk_gib: string; ips: string }[]
+  >`
+    SELECT count(*) AS instances, coalesce(sum(vcpus), 0) AS vcpus,
+           coalesce(sum(memory_mib), 0) AS memory_mib, coalesce(sum(disk_gib), 0) AS disk_gib,
+           coalesce(sum(ips), 0) AS ips
+    FROM cloud.instances WHERE project_id = ${projectId} AND deleted_at IS NULL`;
+  return {
+    instances: Number(u!.instances),
+    vcpus: Number(u!.vcpus),
+    memoryMiB: Number(u!.memory_mib),
+    diskGiB: Number(u!.disk_gib),
+    ips: Number(u!.ips),
+  };
+}
+
+async function quotaOf(sql: Queryable, projectId: string): Promise<Quota> {
+  const [q] = await sql<
+    {
+      instances: number | null;
+      vcpus: number | null;
+      memory_mib: string | null;
+      disk_gib: string | null;
+      ips: number | null;
+    }[]
+  >`SELECT instances, vcpus, memory_mib, disk_gib, ips FROM cloud.quotas WHERE project_id = ${projectId}`;
+  if (!q) return NO_QUOTA;
+  const n = (v: string | number | null) => (v === null ? null : Number(v));
+  return {
+    instances: q.instances,
+    vcpus: q.vcpus,
+    memoryMiB: n(q.memory_mib),
+    diskGiB: n(q.disk_gib),
+    ips: q.ips,
+  };
+}
+
+/** A project's quota and what it uses now. */
+export async function projectQuota(
+  sql: postgres.Sql,
+  projectId: string,
+): Promise<{ quota: Quota; usage: Usage }> {
+  return { quota: await quotaOf(sql, projectId), usage: await usageOf(sql, projectId) };
+}
+
+export async function setQuota(
+  sql: postgres.Sql,
+  actor: Actor,
+  projectId: string,
+  quota: Quota,
+): Promise<void> {
+  await sql.begin(async (tx) => {
+    await tx`
+      INSERT INTO cloud.quotas (project_id, instances, vcpus, memory_mib, disk_gib, ips)
+      VALUES (${projectId}, ${quota.instances}, ${quota.vcpus}, ${quota.memoryMiB},
+              ${quota.diskGiB}, ${quota.ips})
+      ON CONFLICT (project_id) DO UPDATE SET instances = excluded.instances,
+        vcpus = excluded.vcpus, memory_mib = excluded.memory_mib,
+        disk_gib = excluded.disk_gib, ips = excluded.ips`;
+    await recordEvent(tx, actor, {
+      projectId,
+      action: 'quotas.set',
+      target: projectId,
+      detail: quota,
+    });
+  });
+}
+
+/**
+ * Records an instance and claims its share of the project's quota in one transaction, under
+ * the project's row lock: concurrent creates are counted one after another, so a quota of 10
+ * admits exactly 10 of any number racing. A create over quota is refused naming the quota.
+ */
+export async function claimInstance(
+  sql: postgres.Sql,
+  actor: Actor,
+  input: {
+    projectId: string;
+    project: string;
+    name: string;
+    clusterId: string;
+    vcpus: number;
+    memoryMiB: number;
+    diskGiB: number;
+    ips: number;
+    image: string | null;
+  },
+): Promise<InstanceRecord> {
+  try {
+    const id = await sql.begin(async (tx) => {
+      await tx`SELECT 1 FROM cloud.projects WHERE id = ${input.projectId} FOR UPDATE`;
+      // Held until the instance is in: the cluster is neither removed nor drained meanwhile.
+      const [cluster] = await tx<{ name: string; draining: boolean }[]>`
+        SELECT name, draining FROM cloud.clusters WHERE id = ${input.clusterId} FOR SHARE`;
+      if (!cluster) throw new CloudNotFoundError('cluster', input.clusterId);
+      if (cluster.draining) {
+        throw new CloudPreconditionError(
+          `cluster ${cluster.name} is draining: it takes no new instances`,
+        );
+      }
+      const asked: Usage = {
+        instances: 1,
+        vcpus: input.vcpus,
+        memoryMiB: input.memoryMiB,
+        diskGiB: input.diskGiB,
+        ips: input.ips,
+      };
+      const breach = quotaBreach(
+        await quotaOf(tx, input.projectId),
+        await usageOf(tx, input.projectId),
+        asked,
+      );
+      if (breach) throw new CloudPreconditionError(describeBreach(input.project, breach));
+      const [row] = await tx<{ id: string }[]>`
+        INSERT INTO cloud.instances (project_id, name, cluster_id, vm_name, vcpus, memory_mib,
+                                     disk_gib, ips, image, created_by)
+        VALUES (${input.projectId}, ${input.name}, ${input.clusterId},
+                ${vmNameOf(input.project, input.name)}, ${input.vcpus}, ${input.memoryMiB},
+                ${input.diskGiB}, ${input.ips}, ${input.image}, ${actor.userId})
+        RETURNING id`;
+      await recordEvent(tx, actor, {
+        projectId: input.projectId,
+        action: 'instances.create',
+        target: input.name,
+        detail: { instance: row!.id, clusterId: input.clusterId },
+      });
+      return row!.id;
+    });
+    return await instanceById(sql, id);
+  } catch (err) {
+    if (uniqueViolation(err)) {
+      throw new CloudConflictError(`instance ${input.name} exists in project ${input.project}`);
+    }
+    throw err;
+  }
+}
+
+async function instanceById(sql: postgres.Sql, id: string): Promise<InstanceRecord> {
+  const [row] = await sql<Row[]>`${SELECT(sql)} WHERE i.id = ${id}`;
+  if (!row) throw new CloudNotFoundError('instance', id);
+  return record(row);
+}
+
+/** A live instance of a project, by name. */
+export async function getInstance(
+  sql: postgres.Sql,
+  projectId: string,
+  name: string,
+): Promise<InstanceRecord> {
+  const [row] = await sql<Row[]>`
+    ${SELECT(sql)} WHERE i.project_id = ${projectId} AND i.name = ${name} AND i.deleted_at IS NULL`;
+  if (!row) throw new CloudNotFoundError('instance', name);
+  return record(row);
+}
+
+/** A project's live instances by name, a page at a time (`after`: the last name seen). */
+export async function listInstances(
+  sql: postgres.Sql,
+  projectId: string,
+  page: { limit: number; after?: string | undefined; cluster?: string | undefined },
+): Promise<InstanceRecord[]> {
+  const rows = await sql<Row[]>`
+    ${SELECT(sql)} WHERE i.project_id = ${projectId} AND i.deleted_at IS NULL
+      ${page.after === undefined ? sql`` : sql`AND i.name > ${page.after}`}
+      ${page.cluster === undefined ? sql`` : sql`AND c.name = ${page.cluster}`}
+    ORDER BY i.name LIMIT ${page.limit}`;
+  return rows.map(record);
+}
+
+/**
+ * Gives an instance's share back and frees its name: its create failed before its cluster took
+ * it (`forget`), or its delete was accepted (`delete`).
+ */
+export async function releaseInstance(
+  sql: postgres.Sql,
+  actor: Actor,
+  instance: InstanceRecord,
+  projectId: string,
+  why: 'delete' | 'forget',
+): Promise<void> {
+  await sql.begin(async (tx) => {
+    if (why === 'forget') {
+      await tx`DELETE FROM cloud.instances WHERE id = ${instance.id}`;
+    } else {
+      await tx`UPDATE cloud.instances SET deleted_at = now() WHERE id = ${instance.id} AND deleted_at IS NULL`;
+    }
+    await recordEvent(tx, actor, {
+      projectId,
+      action: why === 'delete' ? 'instances.delete' : 'instances.create-refused',
+      target: instance.name,
+      detail: { instance: instance.id, cluster: instance.cluster },
+    });
+  });
+}
+
+/** How many live instances a cluster holds (a cluster with any cannot be removed). */
+export async function instancesOn(sql: Queryable, clusterId: string): Promise<number> {
+  const [row] = await sql<{ n: string }[]>`
+    SELECT count(*) AS n FROM cloud.instances WHERE cluster_id = ${clusterId} AND deleted_at IS NULL`;
+  return Number(row!.n);
+}
+
+/** How many live instances a project holds (a project with any cannot be deleted). */
+export async function instancesIn(sql: Queryable, projectId: string): Promise<number> {
+  const [row] = await sql<{ n: string }[]>`
+    SELECT count(*) AS n FROM cloud.instances WHERE project_id = ${projectId} AND deleted_at IS NULL`;
+  return Number(row!.n);
+}
