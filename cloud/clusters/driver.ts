@@ -18,15 +18,7 @@ export type ClusterOperationDetail = Out['operations']['get'];
 export type ClusterPlacementInput = In['placement']['explain'];
 
 /** The operations on a VM the cloud passes on as they are. */
-export const VM_VERBS = [
-  'start',
-  'stop',
-  'shutdown',
-  'reboot',
-  'reprovision',
-  'decommission',
-] as const;
-export type VmVerb = (typeof VM_VERBS)[number];
+export type VmVerb = 'start' | 'stop' | 'shutdown' | 'reboot' | 'reprovision' | 'decommission';
 
 export interface Room {
   vcpus: number;

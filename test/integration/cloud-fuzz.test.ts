@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cloudRouter } from '../../cloud/api/router.ts';
 import { cloudClient } from '../support/cloud-client.ts';
-import { mutated, pool, RAW } from '../support/fuzz.ts';
+import { callOverHttp, mutated, pool, serverErrorsOnRaw, type Kind } from '../support/fuzz.ts';
 import { startHarness, type Harness } from '../support/harness.ts';
 
 // Every procedure of the cloud's API, over HTTP as any client calls it, with inputs made from
@@ -14,7 +14,6 @@ const RUNS_PER_PROCEDURE = 60;
 const REFUSED_WITHIN_MS = 2000;
 const DONE_WITHIN_MS = 10_000;
 
-type Kind = 'query' | 'mutation';
 const procedures = cloudRouter._def.procedures as unknown as Record<
   string,
   { _def: { type: Kind } }
@@ -102,24 +101,6 @@ const VALID: Record<string, fc.Arbitrary<unknown>> = {
 let h: Harness;
 const tokens: string[] = [];
 
-async function call(token: string, path: string, input: unknown, kind: Kind) {
-  const json = input === undefined ? undefined : JSON.stringify(input);
-  const base = h.cloud!.url;
-  const url =
-    kind === 'query' && json !== undefined
-      ? `${base}/${path}?input=${encodeURIComponent(json)}`
-      : `${base}/${path}`;
-  const started = performance.now();
-  const res = await fetch(url, {
-    method: kind === 'query' ? 'GET' : 'POST',
-    headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
-    ...(kind === 'mutation' && json !== undefined ? { body: json } : {}),
-    signal: AbortSignal.timeout(30_000),
-  });
-  const body = await res.text();
-  return { status: res.status, ms: performance.now() - started, body };
-}
-
 beforeAll(async () => {
   h = await startHarness({ cloud: { clusterUrls: ['http://127.0.0.1:9/trpc'] } });
   const admin = cloudClient(h.cloud!.url, h.cloud!.adminToken);
@@ -139,21 +120,7 @@ describe(`every cloud procedure, fuzzed over HTTP (seed ${SEED})`, () => {
   });
 
   it('refuses what is not JSON with a 4xx, never a 500', async () => {
-    const answers: string[] = [];
-    for (const [path, { _def }] of Object.entries(procedures)) {
-      for (const raw of RAW) {
-        const isQuery = _def.type === 'query';
-        if (isQuery !== (raw.query !== undefined)) continue;
-        const headers = { authorization: `Bearer ${tokens[0]}` };
-        const res = await fetch(
-          isQuery ? `${h.cloud!.url}/${path}?input=${raw.query}` : `${h.cloud!.url}/${path}`,
-          isQuery ? { headers } : { method: 'POST', headers, body: raw.body },
-        );
-        await res.text();
-        if (res.status >= 500) answers.push(`${path}, ${raw.what}: ${res.status}`);
-      }
-    }
-    expect(answers).toEqual([]);
+    expect(await serverErrorsOnRaw(h.cloud!.url, tokens[0]!, procedures)).toEqual([]);
   });
 
   it('answers every input from the admin and a member with no 500, refusals within 2 s', async () => {
@@ -171,7 +138,13 @@ describe(`every cloud procedure, fuzzed over HTTP (seed ${SEED})`, () => {
     await pool(order, 4, async ({ path, input, token }) => {
       const shown = (JSON.stringify(input) ?? 'undefined').slice(0, 200);
       try {
-        const { status, ms, body } = await call(token, path, input, procedures[path]!._def.type);
+        const { status, ms, body } = await callOverHttp(
+          h.cloud!.url,
+          token,
+          path,
+          input,
+          procedures[path]!._def.type,
+        );
         statuses.set(status, (statuses.get(status) ?? 0) + 1);
         // 502 is the cloud's answer that a cluster it was told of does not answer (nothing
         // listens at 127.0.0.1:9): the one 5xx that is not the cloud's own fault.

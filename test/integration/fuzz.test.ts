@@ -9,7 +9,7 @@ import { appRouter } from '../../api/router.ts';
 import { LibvirtDriver } from '../../drivers/libvirt/libvirt-driver.ts';
 import { startHarness, type Harness } from '../support/harness.ts';
 import { entityWorkflowsOnly, findViolations, takeSnapshot } from '../support/invariants.ts';
-import { mutated, pool, RAW } from '../support/fuzz.ts';
+import { callOverHttp, mutated, pool, serverErrorsOnRaw, type Kind } from '../support/fuzz.ts';
 
 // Every procedure of the API, over HTTP as any client calls it, with inputs made from valid
 // examples and then broken: no answer may be a 500, no refusal may take 2 s, no workflow may
@@ -26,36 +26,10 @@ const REFUSED_WITHIN_MS = 2000;
 const DONE_WITHIN_MS = 10_000;
 fc.configureGlobal({ seed: SEED });
 
-type Kind = 'query' | 'mutation';
 const procedures = appRouter._def.procedures as unknown as Record<string, { _def: { type: Kind } }>;
 
 let h: Harness;
 const uris = new Map<string, string>();
-
-/**
- * One call as a client makes it, with the harness's admin token: the raw body is ours, so
- * anything JSON can carry reaches the server.
- */
-function headers(): Record<string, string> {
-  return { 'content-type': 'application/json', authorization: `Bearer ${h.token}` };
-}
-
-async function call(path: string, input: unknown, kind: Kind) {
-  const json = input === undefined ? undefined : JSON.stringify(input);
-  const url =
-    kind === 'query' && json !== undefined
-      ? `${h.apiUrl}/${path}?input=${encodeURIComponent(json)}`
-      : `${h.apiUrl}/${path}`;
-  const started = performance.now();
-  const res = await fetch(url, {
-    method: kind === 'query' ? 'GET' : 'POST',
-    headers: headers(),
-    ...(kind === 'mutation' && json !== undefined ? { body: json } : {}),
-    signal: AbortSignal.timeout(30_000),
-  });
-  const body = await res.text();
-  return { status: res.status, ms: performance.now() - started, body };
-}
 
 // Valid examples, a few of each, over a small set of names so calls meet each other.
 const vmName = fc.constantFrom('fz-vm-1', 'fz-vm-2', 'fz-vm-3');
@@ -267,20 +241,7 @@ async function violations(): Promise<string[]> {
 
 describe(`every procedure, fuzzed over HTTP (seed ${SEED})`, () => {
   it('refuses what is not JSON with a 4xx, never a 500', async () => {
-    const answers: string[] = [];
-    for (const [path, { _def }] of Object.entries(procedures)) {
-      for (const raw of RAW) {
-        const isQuery = _def.type === 'query';
-        if (isQuery !== (raw.query !== undefined)) continue;
-        const res = await fetch(
-          isQuery ? `${h.apiUrl}/${path}?input=${raw.query}` : `${h.apiUrl}/${path}`,
-          isQuery ? { headers: headers() } : { method: 'POST', headers: headers(), body: raw.body },
-        );
-        await res.text();
-        if (res.status >= 500) answers.push(`${path}, ${raw.what}: ${res.status}`);
-      }
-    }
-    expect(answers).toEqual([]);
+    expect(await serverErrorsOnRaw(h.apiUrl, h.token, procedures)).toEqual([]);
   });
 
   it('has a generator for every procedure of the router, and none for one it lacks', () => {
@@ -304,7 +265,7 @@ describe(`every procedure, fuzzed over HTTP (seed ${SEED})`, () => {
       const kind = procedures[path]!._def.type;
       const shown = (JSON.stringify(input) ?? 'undefined').slice(0, 300);
       try {
-        const { status, ms, body } = await call(path, input, kind);
+        const { status, ms, body } = await callOverHttp(h.apiUrl, h.token, path, input, kind);
         statuses.set(status, (statuses.get(status) ?? 0) + 1);
         if (status >= 500 || ms > (status < 400 ? DONE_WITHIN_MS : REFUSED_WITHIN_MS)) {
           problems.push({ path, input: shown, status, ms, body: body.slice(0, 300) });

@@ -119,3 +119,55 @@ export async function pool<T>(items: T[], size: number, run: (item: T) => Promis
     }),
   );
 }
+
+export type Kind = 'query' | 'mutation';
+
+/**
+ * One call as any HTTP client makes it, with `token`: the raw body is the caller's, so anything
+ * JSON can carry reaches the server. Answers the status, the time it took and the body.
+ */
+export async function callOverHttp(
+  base: string,
+  token: string,
+  path: string,
+  input: unknown,
+  kind: Kind,
+) {
+  const json = input === undefined ? undefined : JSON.stringify(input);
+  const url =
+    kind === 'query' && json !== undefined
+      ? `${base}/${path}?input=${encodeURIComponent(json)}`
+      : `${base}/${path}`;
+  const started = performance.now();
+  const res = await fetch(url, {
+    method: kind === 'query' ? 'GET' : 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+    ...(kind === 'mutation' && json !== undefined ? { body: json } : {}),
+    signal: AbortSignal.timeout(30_000),
+  });
+  const body = await res.text();
+  return { status: res.status, ms: performance.now() - started, body };
+}
+
+/** Every procedure sent each of RAW (what is not JSON): the answers that were 5xx. */
+export async function serverErrorsOnRaw(
+  base: string,
+  token: string,
+  procedures: Record<string, { _def: { type: Kind } }>,
+): Promise<string[]> {
+  const answers: string[] = [];
+  const headers = { authorization: `Bearer ${token}` };
+  for (const [path, { _def }] of Object.entries(procedures)) {
+    for (const raw of RAW) {
+      const isQuery = _def.type === 'query';
+      if (isQuery !== (raw.query !== undefined)) continue;
+      const res = await fetch(
+        isQuery ? `${base}/${path}?input=${raw.query}` : `${base}/${path}`,
+        isQuery ? { headers } : { method: 'POST', headers, body: raw.body },
+      );
+      await res.text();
+      if (res.status >= 500) answers.push(`${path}, ${raw.what}: ${res.status}`);
+    }
+  }
+  return answers;
+}

@@ -134,15 +134,21 @@ async function chooseCluster(
   );
 }
 
+/** A live instance of a project, by name, and the driver of the cluster that holds it. */
+async function instanceAt(ctx: AuthedContext, at: { project: string; name: string }) {
+  const project = await getProject(ctx.sql, at.project);
+  const instance = await getInstance(ctx.sql, project.id, at.name);
+  const driver = clusterDriver(ctx, await getCluster(ctx.sql, instance.cluster));
+  return { project, instance, driver };
+}
+
 /** Passes one of a VM's operations to the instance's cluster, and records it. */
 function operation(verb: VmVerb) {
   return procedure
     .meta(PROJECT_WRITE)
     .input(byInstance)
     .mutation(async ({ ctx, input }) => {
-      const project = await getProject(ctx.sql, input.project);
-      const instance = await getInstance(ctx.sql, project.id, input.name);
-      const driver = clusterDriver(ctx, await getCluster(ctx.sql, instance.cluster));
+      const { project, instance, driver } = await instanceAt(ctx, input);
       const op = await driver.operate(instance.vmName, verb);
       await recordEvent(ctx.sql, actorOf(ctx), {
         projectId: project.id,
@@ -203,10 +209,8 @@ export const instancesRouter = router({
     .meta(PROJECT_READ)
     .input(byInstance)
     .query(async ({ ctx, input }) => {
-      const project = await getProject(ctx.sql, input.project);
-      const instance = await getInstance(ctx.sql, project.id, input.name);
-      const cluster = await getCluster(ctx.sql, instance.cluster);
-      return view(instance, await seen(clusterDriver(ctx, cluster), instance));
+      const { instance, driver } = await instanceAt(ctx, input);
+      return view(instance, await seen(driver, instance));
     }),
 
   /**
@@ -250,9 +254,7 @@ export const instancesRouter = router({
     .meta(PROJECT_WRITE)
     .input(byInstance)
     .mutation(async ({ ctx, input }) => {
-      const project = await getProject(ctx.sql, input.project);
-      const instance = await getInstance(ctx.sql, project.id, input.name);
-      const driver = clusterDriver(ctx, await getCluster(ctx.sql, instance.cluster));
+      const { project, instance, driver } = await instanceAt(ctx, input);
       const op = await driver.operate(instance.vmName, 'decommission').catch((err: unknown) => {
         if ((err as { code?: string }).code === 'NOT_FOUND') return null;
         throw err;
@@ -266,13 +268,11 @@ export const instancesRouter = router({
     .meta(PROJECT_READ)
     .input(instanceOperationInput)
     .query(async ({ ctx, input }) => {
-      const project = await getProject(ctx.sql, input.project);
-      const instance = await getInstance(ctx.sql, project.id, input.name);
+      const { instance, driver } = await instanceAt(ctx, input);
       // Only the instance's own VM workflow: no other operation of the cluster is the caller's.
       if (input.operation.id !== vmWorkflowId(instance.vmName)) {
         throw new CloudNotFoundError('operation', input.operation.id);
       }
-      const driver = clusterDriver(ctx, await getCluster(ctx.sql, instance.cluster));
       return driver.operation(input.operation);
     }),
 });
