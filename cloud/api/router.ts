@@ -1,6 +1,6 @@
 import { clustersRouter } from './routers/clusters.ts';
+import { imagesRouter, networksRouter } from './routers/grants.ts';
 import { instancesRouter } from './routers/instances.ts';
-import { networksRouter } from './routers/networks.ts';
 import { projectsRouter } from './routers/projects.ts';
 import { quotasRouter } from './routers/quotas.ts';
 import { tokensRouter } from './routers/tokens.ts';
@@ -16,6 +16,7 @@ export const cloudRouter = router({
   instances: instancesRouter,
   quotas: quotasRouter,
   networks: networksRouter,
+  images: imagesRouter,
 });
 
 export type CloudRouter = typeof cloudRouter;

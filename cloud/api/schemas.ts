@@ -20,6 +20,11 @@ const tokenName = z
   .string({ error: 'is required' })
   .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, "must be 1-63 letters, digits, '.', '_' or '-'");
 
+/** A cluster's network or image, as its cluster names it. */
+const resourceName = z
+  .string({ error: 'is required' })
+  .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, "must be 1-63 letters, digits, '.', '_' or '-'");
+
 export const projectName = shortName;
 export const clusterName = shortName;
 
@@ -113,7 +118,8 @@ export const instanceCreateInput = z
       .int()
       .min(16)
       .max(4 * 1024 * 1024),
-    image: z.string().min(1).max(63),
+    /** An image of the cluster's published to the project (images.publish). */
+    image: resourceName,
     diskGiB: z
       .number()
       .int()
@@ -121,7 +127,7 @@ export const instanceCreateInput = z
       .max(64 * 1024)
       .default(0),
     nics: z
-      .array(z.object({ network: z.string().min(1).max(63), ip: z.string().max(64).optional() }))
+      .array(z.object({ network: resourceName, ip: z.string().max(64).optional() }))
       .max(16)
       .default([]),
     sshAuthorizedKeys: z
@@ -153,28 +159,31 @@ export const instanceListInput = z.object({
   /** The last name of the page before. */
   after: instanceName.optional(),
 });
+/** One of the instance's operations, as instances.create or an operation on it answered it. */
 export const instanceOperationInput = z.object({
   project: projectName,
   name: instanceName,
-  operation: z.object({
-    id: z.string().min(1).max(200),
-    runId: z.string().max(64).optional(),
-    updateId: z.string().max(200).optional(),
-  }),
+  id: z.string().min(1).max(200),
+  runId: z.string().max(64).optional(),
+  updateId: z.string().max(200).optional(),
 });
 
+/** The limits to change (null: no limit); a limit not named stays as it is. */
 export const quotaSetInput = z.object({
   project: projectName,
-  /** null: no limit. */
-  instances: z.number().int().min(0).max(1_000_000).nullable().default(null),
-  vcpus: z.number().int().min(0).max(100_000_000).nullable().default(null),
-  memoryMiB: z.number().int().min(0).max(1e12).nullable().default(null),
-  diskGiB: z.number().int().min(0).max(1e12).nullable().default(null),
-  ips: z.number().int().min(0).max(100_000_000).nullable().default(null),
+  instances: z.number().int().min(0).max(1_000_000).nullable().optional(),
+  vcpus: z.number().int().min(0).max(100_000_000).nullable().optional(),
+  memoryMiB: z.number().int().min(0).max(1e12).nullable().optional(),
+  diskGiB: z.number().int().min(0).max(1e12).nullable().optional(),
+  ips: z.number().int().min(0).max(100_000_000).nullable().optional(),
 });
 
-export const networkGrantInput = z.object({
-  cluster: clusterName,
-  network: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, 'must be a network name'),
-  project: projectName,
-});
+/** A network (`network`) or image (`image`) of a cluster, for one project or, none named, all. */
+export function grantInput<K extends 'network' | 'image'>(kind: K) {
+  return z.object({
+    cluster: clusterName,
+    ...({ [kind]: resourceName } as Record<K, typeof resourceName>),
+    /** None: public, every project may use it. */
+    project: projectName.optional(),
+  });
+}

@@ -2,11 +2,15 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createHTTPHandler } from '@trpc/server/adapters/standalone';
 import type { Mount } from '../../api/server.ts';
 import { createCloudContext, type CloudDeps } from './context.ts';
+import { CLOUD_REST_PATH, OPENAPI_PATH, restHandler } from './rest.ts';
 import { cloudRouter } from './router.ts';
 
 export const CLOUD_TRPC_PATH = '/cloud/trpc';
 
-/** The cloud's tRPC API, to mount beside the cluster's on the same server. */
+/**
+ * The cloud's APIs, to mount beside the cluster's on the same server: tRPC under /cloud/trpc,
+ * REST under /cloud/api, described by /cloud/openapi.json.
+ */
 export function cloudMount(
   deps: CloudDeps,
   limits: { maxBodyBytes: number; maxBatchSize: number },
@@ -22,8 +26,16 @@ export function cloudMount(
         console.error(`cloud ${path ?? '?'}:`, error.cause ?? error);
     },
   });
+  const rest = restHandler(deps, limits);
   return {
     prefix: '/cloud/',
-    handler: (req: IncomingMessage, res: ServerResponse) => handler(req, res),
+    handler: (req: IncomingMessage, res: ServerResponse) => {
+      const path = (req.url ?? '').split('?')[0]!;
+      if (path === OPENAPI_PATH || path.startsWith(`${CLOUD_REST_PATH}/`)) {
+        void rest(req, res);
+      } else {
+        handler(req, res);
+      }
+    },
   };
 }

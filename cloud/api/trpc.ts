@@ -1,4 +1,5 @@
 import { initTRPC, TRPCError } from '@trpc/server';
+import type { OpenApiMeta, OpenApiMethod } from 'trpc-to-openapi';
 import { answerFor, bearerToken, errorFormatter, refuseDeepInput } from '../../api/trpc.ts';
 import { authorizeCloud, type Rule, type Target } from '../authorize.ts';
 import { findCaller } from '../store/tokens.ts';
@@ -8,10 +9,11 @@ import type { CloudContext } from './context.ts';
 import { projectName, userName } from './schemas.ts';
 import { toCloudError } from './errors.ts';
 
-/** Every cloud procedure says what it needs (cloud/authorize.ts); one without a rule is refused. */
-export interface CloudMeta {
-  rule: Rule;
-}
+/**
+ * Every cloud procedure says what it needs (cloud/authorize.ts); one without a rule is refused.
+ * `openapi` says where it is served over REST (cloud/api/rest.ts), under /cloud/api.
+ */
+export type CloudMeta = OpenApiMeta<{ rule: Rule }>;
 
 const t = initTRPC.context<CloudContext>().meta<CloudMeta>().create({ errorFormatter });
 
@@ -88,9 +90,26 @@ export const procedure = t.procedure.use(mapErrors).use(authorize).use(boundDept
 export const createCloudCallerFactory = t.createCallerFactory;
 
 /** Rules, by what procedures do. */
-export const ADMIN_READ: CloudMeta = { rule: { kind: 'admin', write: false } };
-export const ADMIN_WRITE: CloudMeta = { rule: { kind: 'admin', write: true } };
-export const USER_READ: CloudMeta = { rule: { kind: 'user', write: false } };
-export const USER_WRITE: CloudMeta = { rule: { kind: 'user', write: true } };
-export const PROJECT_READ: CloudMeta = { rule: { kind: 'project', needs: 'reader' } };
-export const PROJECT_WRITE: CloudMeta = { rule: { kind: 'project', needs: 'member' } };
+export const ADMIN_READ = { rule: { kind: 'admin', write: false } } satisfies CloudMeta;
+export const ADMIN_WRITE = { rule: { kind: 'admin', write: true } } satisfies CloudMeta;
+export const USER_READ = { rule: { kind: 'user', write: false } } satisfies CloudMeta;
+export const USER_WRITE = { rule: { kind: 'user', write: true } } satisfies CloudMeta;
+export const PROJECT_READ = { rule: { kind: 'project', needs: 'reader' } } satisfies CloudMeta;
+export const PROJECT_WRITE = { rule: { kind: 'project', needs: 'member' } } satisfies CloudMeta;
+
+/** What any cloud call may answer besides its result (cloud/api/errors.ts maps the rest). */
+const ERRORS = [400, 401, 403, 404, 409, 412, 413, 500, 502];
+
+/**
+ * A procedure's rule and its REST route (`METHOD /path`, `{field}` a path parameter), listed
+ * under `tag` in the OpenAPI document: `routes('instances')(PROJECT_READ, 'GET /projects/...')`.
+ */
+export function routes(tag: string) {
+  return (meta: CloudMeta, route: `${OpenApiMethod} /${string}`): CloudMeta => {
+    const [method, path] = route.split(' ') as [OpenApiMethod, `/${string}`];
+    return {
+      ...meta,
+      openapi: { method, path, protect: true, tags: [tag], errorResponses: ERRORS },
+    };
+  };
+}

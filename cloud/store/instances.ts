@@ -112,13 +112,20 @@ export async function projectQuota(
   return { quota: await quotaOf(sql, projectId), usage: await usageOf(sql, projectId) };
 }
 
+/**
+ * Changes the limits named in `change` (null: no limit) and keeps the others, under the
+ * project's row lock, so two admins setting different limits both count.
+ */
 export async function setQuota(
   sql: postgres.Sql,
   actor: Actor,
   projectId: string,
-  quota: Quota,
+  change: Partial<Quota>,
 ): Promise<void> {
   await sql.begin(async (tx) => {
+    await tx`SELECT 1 FROM cloud.projects WHERE id = ${projectId} FOR UPDATE`;
+    const given = Object.fromEntries(Object.entries(change).filter(([, v]) => v !== undefined));
+    const quota: Quota = { ...(await quotaOf(tx, projectId)), ...given };
     await tx`
       INSERT INTO cloud.quotas (project_id, instances, vcpus, memory_mib, disk_gib, ips)
       VALUES (${projectId}, ${quota.instances}, ${quota.vcpus}, ${quota.memoryMiB},
@@ -130,7 +137,7 @@ export async function setQuota(
       projectId,
       action: 'quotas.set',
       target: projectId,
-      detail: quota,
+      detail: given,
     });
   });
 }

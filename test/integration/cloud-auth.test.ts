@@ -67,11 +67,15 @@ const SAMPLES: Record<string, unknown> = {
   'instances.reboot': { project: 'alpha', name: 'none' },
   'instances.reprovision': { project: 'alpha', name: 'none' },
   'instances.delete': { project: 'alpha', name: 'none' },
-  'instances.operation': { project: 'alpha', name: 'none', operation: { id: 'vm:alpha.none' } },
+  'instances.operation': { project: 'alpha', name: 'none', id: 'vm:alpha.none' },
   'quotas.set': { project: 'alpha' },
   'quotas.get': { project: 'alpha' },
   'networks.grant': { cluster: 'no-such-cluster', network: 'default', project: 'alpha' },
+  'networks.revoke': { cluster: 'local', network: 'none', project: 'alpha' },
   'networks.list': { project: 'alpha' },
+  'images.publish': { cluster: 'no-such-cluster', image: 'base' },
+  'images.unpublish': { cluster: 'local', image: 'none' },
+  'images.list': { project: 'alpha' },
 };
 
 type Who =

@@ -90,12 +90,21 @@ const VALID: Record<string, fc.Arbitrary<unknown>> = {
   'instances.operation': fc.record({
     project,
     name: instance,
-    operation: fc.constantFrom({ id: 'vm:fz-p1.fz-i1' }, { id: 'host:x:register' }),
+    id: fc.constantFrom('vm:fz-p1.fz-i1', 'host:x:register'),
+    runId: fc.constantFrom(undefined, 'r'),
   }),
   'quotas.set': fc.record({ project, instances: fc.constantFrom(null, 0, 5) }),
   'quotas.get': project.map((p) => ({ project: p })),
   'networks.grant': fc.record({ cluster, network: fc.constant('default'), project }),
+  'networks.revoke': fc.record({ cluster, network: fc.constant('default'), project }),
   'networks.list': project.map((p) => ({ project: p })),
+  'images.publish': fc.record({ cluster, image: fc.constant('fz-img') }),
+  'images.unpublish': fc.record({
+    cluster,
+    image: fc.constant('fz-img'),
+    project: fc.constantFrom(undefined, 'fz-p1'),
+  }),
+  'images.list': project.map((p) => ({ project: p })),
 };
 
 let h: Harness;

@@ -10,9 +10,13 @@ import {
   setDraining,
   type Cluster,
 } from '../../store/clusters.ts';
+import { z } from 'zod';
+import { clusterGetOut, clusterOut, clusterRegisterOut, clusterRemoveOut } from '../outputs.ts';
 import { actorOf as actor } from '../context.ts';
 import { byCluster, clusterDrainInput, clusterRegisterInput } from '../schemas.ts';
-import { ADMIN_READ, ADMIN_WRITE, procedure, router } from '../trpc.ts';
+import { ADMIN_READ, ADMIN_WRITE, procedure, router, routes } from '../trpc.ts';
+
+const at = routes('clusters');
 
 /** The clusters the cloud places instances on: the cloud's admins only. */
 export const clustersRouter = router({
@@ -21,8 +25,9 @@ export const clustersRouter = router({
    * not answer, or refuses the token, is not registered.
    */
   register: procedure
-    .meta(ADMIN_WRITE)
+    .meta(at(ADMIN_WRITE, 'POST /clusters'))
     .input(clusterRegisterInput)
+    .output(clusterRegisterOut)
     .mutation(async ({ ctx, input }) => {
       const url = input.url === undefined ? null : admitClusterUrl(input.url, ctx.clusterUrls);
       const candidate = {
@@ -42,13 +47,15 @@ export const clustersRouter = router({
     }),
 
   list: procedure
-    .meta(ADMIN_READ)
+    .meta(at(ADMIN_READ, 'GET /clusters'))
+    .output(z.array(clusterOut))
     .query(async ({ ctx }) => (await listClusters(ctx.sql)).map(publicCluster)),
 
   /** With its capacity as the cluster answers now; `unreachable` says why when it does not. */
   get: procedure
-    .meta(ADMIN_READ)
+    .meta(at(ADMIN_READ, 'GET /clusters/{name}'))
     .input(byCluster)
+    .output(clusterGetOut)
     .query(
       async ({
         ctx,
@@ -68,15 +75,17 @@ export const clustersRouter = router({
 
   /** No new instances there (`draining: false` opens it again); those it has stay. */
   drain: procedure
-    .meta(ADMIN_WRITE)
+    .meta(at(ADMIN_WRITE, 'POST /clusters/{name}/drain'))
     .input(clusterDrainInput)
+    .output(clusterOut)
     .mutation(async ({ ctx, input }) =>
       publicCluster(await setDraining(ctx.sql, actor(ctx), input.name, input.draining)),
     ),
 
   remove: procedure
-    .meta(ADMIN_WRITE)
+    .meta(at(ADMIN_WRITE, 'DELETE /clusters/{name}'))
     .input(byCluster)
+    .output(clusterRemoveOut)
     .mutation(async ({ ctx, input }) => {
       await removeCluster(ctx.sql, actor(ctx), input.name);
       return { name: input.name, removed: true };

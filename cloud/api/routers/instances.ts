@@ -17,8 +17,16 @@ import {
   vmNameOf,
   type InstanceRecord,
 } from '../../store/instances.ts';
-import { projectNetworks } from '../../store/networks.ts';
+import { projectGrants, type GrantKind } from '../../store/grants.ts';
 import { getProject } from '../../store/projects.ts';
+import { z } from 'zod';
+import {
+  instanceCreateOut,
+  instanceDeleteOut,
+  instanceOperationOut,
+  instanceOut,
+  operationDetailOut,
+} from '../outputs.ts';
 import { actorOf, type AuthedContext } from '../context.ts';
 import {
   byInstance,
@@ -26,7 +34,9 @@ import {
   instanceListInput,
   instanceOperationInput,
 } from '../schemas.ts';
-import { PROJECT_READ, PROJECT_WRITE, procedure, router } from '../trpc.ts';
+import { PROJECT_READ, PROJECT_WRITE, procedure, router, routes } from '../trpc.ts';
+
+const at = routes('instances');
 
 /** What the cluster says of an instance now: its VM, none (`missing`), or no answer. */
 type Seen = ClusterVm | null | 'unknown';
@@ -65,6 +75,7 @@ async function chooseCluster(
   input: {
     cluster?: string | undefined;
     region?: string | undefined;
+    image: string;
     vcpus: number;
     memoryMiB: number;
     diskGiB: number;
@@ -79,24 +90,29 @@ async function chooseCluster(
   if (input.cluster !== undefined && !all.some((c) => c.name === input.cluster)) {
     throw new CloudNotFoundError('cluster', input.cluster);
   }
-  // A network the project was not granted, on any cluster in reach, is not there for it.
-  const grants = await projectNetworks(ctx.sql, projectId);
+  // What the instance uses of a cluster's: a network or image the project was not granted (nor
+  // published to all), on any cluster in reach, is not there for it.
+  const grants = await projectGrants(ctx.sql, projectId);
+  const needs: Array<{ kind: GrantKind; name: string }> = [
+    { kind: 'image', name: input.image },
+    ...input.nics.map((n) => ({ kind: 'network' as const, name: n.network })),
+  ];
+  const granted = (cluster: string, need: { kind: GrantKind; name: string }) =>
+    grants.some((g) => g.cluster === cluster && g.kind === need.kind && g.name === need.name);
   const inScope = all.filter(
     (c) =>
       (input.cluster === undefined || c.name === input.cluster) &&
       (input.region === undefined || c.region === input.region),
   );
-  for (const { network } of input.nics) {
-    if (!grants.some((g) => g.network === network && inScope.some((c) => c.name === g.cluster))) {
-      throw new CloudNotFoundError('network', network);
+  for (const need of needs) {
+    if (!inScope.some((c) => granted(c.name, need))) {
+      throw new CloudNotFoundError(need.kind, need.name);
     }
   }
   const rejected: Record<string, string> = {};
   const candidates = inScope.filter((c) => {
-    const missing = input.nics.find(
-      (n) => !grants.some((g) => g.cluster === c.name && g.network === n.network),
-    );
-    if (missing) rejected[c.name] = `network ${missing.network} not granted there`;
+    const missing = needs.find((n) => !granted(c.name, n));
+    if (missing) rejected[c.name] = `${missing.kind} ${missing.name} not granted there`;
     return !missing;
   });
   const drivers = new Map(candidates.map((c) => [c.name, clusterDriver(ctx, c)]));
@@ -145,8 +161,9 @@ async function instanceAt(ctx: AuthedContext, at: { project: string; name: strin
 /** Passes one of a VM's operations to the instance's cluster, and records it. */
 function operation(verb: VmVerb) {
   return procedure
-    .meta(PROJECT_WRITE)
+    .meta(at(PROJECT_WRITE, `POST /projects/{project}/instances/{name}/${verb}`))
     .input(byInstance)
+    .output(instanceOperationOut)
     .mutation(async ({ ctx, input }) => {
       const { project, instance, driver } = await instanceAt(ctx, input);
       const op = await driver.operate(instance.vmName, verb);
@@ -168,8 +185,9 @@ export const instancesRouter = router({
    * share back and leaves nothing recorded.
    */
   create: procedure
-    .meta(PROJECT_WRITE)
+    .meta(at(PROJECT_WRITE, 'POST /projects/{project}/instances'))
     .input(instanceCreateInput)
+    .output(instanceCreateOut)
     .mutation(async ({ ctx, input }) => {
       const project = await getProject(ctx.sql, input.project);
       const { cluster, driver } = await chooseCluster(ctx, project.id, input);
@@ -206,8 +224,9 @@ export const instancesRouter = router({
     }),
 
   get: procedure
-    .meta(PROJECT_READ)
+    .meta(at(PROJECT_READ, 'GET /projects/{project}/instances/{name}'))
     .input(byInstance)
+    .output(instanceOut)
     .query(async ({ ctx, input }) => {
       const { instance, driver } = await instanceAt(ctx, input);
       return view(instance, await seen(driver, instance));
@@ -218,8 +237,9 @@ export const instancesRouter = router({
    * cluster tells it: one that does not answer shows its instances as `unknown`, not gone.
    */
   list: procedure
-    .meta(PROJECT_READ)
+    .meta(at(PROJECT_READ, 'GET /projects/{project}/instances'))
     .input(instanceListInput)
+    .output(z.array(instanceOut))
     .query(async ({ ctx, input }) => {
       const project = await getProject(ctx.sql, input.project);
       const page = await listInstances(ctx.sql, project.id, input);
@@ -251,8 +271,9 @@ export const instancesRouter = router({
    * its name is free again at once. A VM its cluster no longer has is only forgotten.
    */
   delete: procedure
-    .meta(PROJECT_WRITE)
+    .meta(at(PROJECT_WRITE, 'DELETE /projects/{project}/instances/{name}'))
     .input(byInstance)
+    .output(instanceDeleteOut)
     .mutation(async ({ ctx, input }) => {
       const { project, instance, driver } = await instanceAt(ctx, input);
       const op = await driver.operate(instance.vmName, 'decommission').catch((err: unknown) => {
@@ -265,14 +286,15 @@ export const instancesRouter = router({
 
   /** An operation of the instance's, as its cluster tells it: status, progress, UI link. */
   operation: procedure
-    .meta(PROJECT_READ)
+    .meta(at(PROJECT_READ, 'GET /projects/{project}/instances/{name}/operations/{id}'))
     .input(instanceOperationInput)
+    .output(operationDetailOut)
     .query(async ({ ctx, input }) => {
       const { instance, driver } = await instanceAt(ctx, input);
       // Only the instance's own VM workflow: no other operation of the cluster is the caller's.
-      if (input.operation.id !== vmWorkflowId(instance.vmName)) {
-        throw new CloudNotFoundError('operation', input.operation.id);
+      if (input.id !== vmWorkflowId(instance.vmName)) {
+        throw new CloudNotFoundError('operation', input.id);
       }
-      return driver.operation(input.operation);
+      return driver.operation({ id: input.id, runId: input.runId, updateId: input.updateId });
     }),
 });

@@ -1,14 +1,18 @@
 import { projectQuota, setQuota } from '../../store/instances.ts';
 import { getProject } from '../../store/projects.ts';
+import { quotaOut } from '../outputs.ts';
 import { actorOf } from '../context.ts';
 import { byProject, quotaSetInput } from '../schemas.ts';
-import { ADMIN_WRITE, PROJECT_READ, procedure, router } from '../trpc.ts';
+import { ADMIN_WRITE, PROJECT_READ, procedure, router, routes } from '../trpc.ts';
+
+const at = routes('quotas');
 
 export const quotasRouter = router({
   /** Limits on what the project's instances may use; null: no limit. Only new creates check it. */
   set: procedure
-    .meta(ADMIN_WRITE)
+    .meta(at(ADMIN_WRITE, 'PATCH /projects/{project}/quota'))
     .input(quotaSetInput)
+    .output(quotaOut)
     .mutation(async ({ ctx, input: { project: name, ...quota } }) => {
       const project = await getProject(ctx.sql, name);
       await setQuota(ctx.sql, actorOf(ctx), project.id, quota);
@@ -17,8 +21,9 @@ export const quotasRouter = router({
 
   /** The project's limits, and what its live instances use. */
   get: procedure
-    .meta(PROJECT_READ)
+    .meta(at(PROJECT_READ, 'GET /projects/{project}/quota'))
     .input(byProject)
+    .output(quotaOut)
     .query(async ({ ctx, input }) => {
       const project = await getProject(ctx.sql, input.project);
       return { project: input.project, ...(await projectQuota(ctx.sql, project.id)) };

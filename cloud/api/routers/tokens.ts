@@ -3,9 +3,13 @@ import { CloudNotFoundError, CloudPreconditionError } from '../../errors.ts';
 import { findProject, memberRole } from '../../store/projects.ts';
 import { createCloudToken, listCloudTokens, revokeCloudToken } from '../../store/tokens.ts';
 import { getUser } from '../../store/users.ts';
+import { z } from 'zod';
+import { tokenCreateOut, tokenOut } from '../outputs.ts';
 import { actorOf } from '../context.ts';
 import { tokenCreateInput, tokenListInput, tokenRevokeInput } from '../schemas.ts';
-import { USER_READ, USER_WRITE, procedure, router } from '../trpc.ts';
+import { USER_READ, USER_WRITE, procedure, router, routes } from '../trpc.ts';
+
+const at = routes('tokens');
 
 /** The earlier of two expiries (null: never). */
 function earliest(a: Date | null, b: Date | null): Date | null {
@@ -21,8 +25,9 @@ export const tokensRouter = router({
    * that made it: one made with a narrowed token is narrowed to the same project.
    */
   create: procedure
-    .meta(USER_WRITE)
+    .meta(at(USER_WRITE, 'POST /tokens'))
     .input(tokenCreateInput)
+    .output(tokenCreateOut)
     .mutation(async ({ ctx, input }) => {
       const { caller } = ctx;
       const user = await getUser(ctx.sql, input.user ?? caller.user);
@@ -54,8 +59,9 @@ export const tokensRouter = router({
     }),
 
   list: procedure
-    .meta(USER_READ)
+    .meta(at(USER_READ, 'GET /tokens'))
     .input(tokenListInput)
+    .output(z.array(tokenOut))
     .query(async ({ ctx, input }) => {
       const user = await getUser(ctx.sql, input.user ?? ctx.caller.user);
       return listCloudTokens(ctx.sql, user.id, ctx.caller.project);
@@ -63,8 +69,9 @@ export const tokensRouter = router({
 
   /** One's own token; an admin's, anyone's. Another user's is NOT_FOUND. */
   revoke: procedure
-    .meta(USER_WRITE)
+    .meta(at(USER_WRITE, 'DELETE /tokens/{id}'))
     .input(tokenRevokeInput)
+    .output(tokenOut)
     .mutation(({ ctx, input }) => {
       const { caller } = ctx;
       const owner = caller.admin && caller.project === null ? null : caller.userId;
