@@ -191,6 +191,11 @@ export const vmCreateInput = z
 
 export const byName = z.object({ name: nameSchema });
 
+/** VMs by name, the ones the cluster has (a caller holding many names asks once); none: all. */
+export const vmListInput = z
+  .object({ names: z.array(nameSchema).min(1).max(MAX_PAGE_SIZE).optional() })
+  .optional();
+
 export const operationGetInput = z.object({
   id: safeString().min(1).max(300),
   runId: z.string().uuid().optional(),

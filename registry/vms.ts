@@ -108,8 +108,12 @@ export async function getVmAndHost(
   return toVmAndHost(rows[0]);
 }
 
-export async function listVms(sql: Sql): Promise<Vm[]> {
-  const rows = await sql<VmRow[]>`${selectVms(sql)} WHERE v.type = 'vm' ORDER BY v.name`;
+/** Every VM by name, or those of `names` the cluster has. */
+export async function listVms(sql: Sql, names?: readonly string[]): Promise<Vm[]> {
+  const rows = await sql<VmRow[]>`
+    ${selectVms(sql)} WHERE v.type = 'vm'
+    ${names === undefined ? sql`` : sql`AND v.name IN ${sql(names as string[])}`}
+    ORDER BY v.name`;
   return rows.map(toVm);
 }
 

@@ -32,6 +32,7 @@ import {
   vmMigrateInput,
   vmShutdownInput,
   vmWipesInput,
+  vmListInput,
 } from '../schemas.ts';
 import { wipesOf } from '../../registry/volume-wipes.ts';
 import type { z } from 'zod';
@@ -182,7 +183,7 @@ export const vmsRouter = router({
 
   get: procedure.input(byName).query(({ ctx, input }) => getVm(ctx.sql, input.name)),
 
-  list: procedure.query(({ ctx }) => listVms(ctx.sql)),
+  list: procedure.input(vmListInput).query(({ ctx, input }) => listVms(ctx.sql, input?.names)),
 
   /**
    * How each of the VM's volumes was wiped and what reading it back found, oldest first; a

@@ -57,5 +57,8 @@ export const vmAnswer = z.object({
     .nullable(),
 });
 
+/** vms.list of named VMs: no more than were asked for (at most 500). */
+export const vmsAnswer = z.array(vmAnswer).max(500);
+
 export const operationAnswer = z.object({ operation });
 export const createAnswer = z.object({ vm: vmAnswer, operation });

@@ -51,6 +51,8 @@ export interface ClusterDriver {
   createVm(input: ClusterVmInput): Promise<{ vm: ClusterVm; operation: ClusterOperation }>;
   /** The VM, or null when the cluster has none of that name. */
   getVm(name: string): Promise<ClusterVm | null>;
+  /** Those of the named VMs (at most 500) the cluster has, in one call. */
+  getVms(names: readonly string[]): Promise<ClusterVm[]>;
   operate(name: string, verb: VmVerb): Promise<ClusterOperation>;
   operation(ref: ClusterOperationRef): Promise<ClusterOperationDetail>;
 }

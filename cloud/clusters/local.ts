@@ -38,6 +38,10 @@ export class LocalCluster implements ClusterDriver {
     });
   }
 
+  getVms(names: readonly string[]) {
+    return this.api.vms.list({ names: [...names] });
+  }
+
   async operate(name: string, verb: VmVerb) {
     return (await this.api.vms[verb]({ name })).operation;
   }

@@ -2,7 +2,14 @@ import { createTRPCClient, httpLink, TRPCClientError } from '@trpc/client';
 import type { AppRouter } from '../../api/router.ts';
 import type { z } from 'zod';
 import { ClusterUnreachableError } from '../errors.ts';
-import { createAnswer, explainAnswer, hostsAnswer, operationAnswer, vmAnswer } from './answers.ts';
+import {
+  createAnswer,
+  explainAnswer,
+  hostsAnswer,
+  operationAnswer,
+  vmAnswer,
+  vmsAnswer,
+} from './answers.ts';
 import { TRPCError, type TRPC_ERROR_CODE_KEY } from '@trpc/server';
 import { TRPC_ERROR_CODES_BY_KEY } from '@trpc/server/rpc';
 import {
@@ -77,6 +84,13 @@ export class VagothCluster implements ClusterDriver {
       throw err;
     });
     return vm === null ? null : (this.checked(vmAnswer, vm) as typeof vm);
+  }
+
+  async getVms(names: readonly string[]) {
+    const vms = await this.call(() => this.api.vms.list.query({ names: [...names] }));
+    const checked = this.checked(vmsAnswer, vms) as typeof vms;
+    if (checked.length > names.length) throw this.notItsApi();
+    return checked;
   }
 
   async operate(name: string, verb: VmVerb) {

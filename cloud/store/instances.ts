@@ -218,13 +218,20 @@ async function instanceById(sql: postgres.Sql, id: string): Promise<InstanceReco
 }
 
 /** A live instance of a project, by name. */
+/**
+ * A project's live instance by name; with `deleted`, else its last deleted one of that name
+ * (whose decommission a caller may still follow).
+ */
 export async function getInstance(
   sql: postgres.Sql,
   projectId: string,
   name: string,
+  options: { deleted?: boolean } = {},
 ): Promise<InstanceRecord> {
   const [row] = await sql<Row[]>`
-    ${SELECT(sql)} WHERE i.project_id = ${projectId} AND i.name = ${name} AND i.deleted_at IS NULL`;
+    ${SELECT(sql)} WHERE i.project_id = ${projectId} AND i.name = ${name}
+      ${options.deleted ? sql`` : sql`AND i.deleted_at IS NULL`}
+    ORDER BY i.deleted_at DESC NULLS FIRST LIMIT 1`;
   if (!row) throw new CloudNotFoundError('instance', name);
   return record(row);
 }

@@ -119,6 +119,21 @@ describe('the cloud’s REST API', () => {
       expect(r.status, `${method} ${route}: ${JSON.stringify(r.body)}`).toBe(200);
       return r.body;
     };
+    type Op = { id: string; runId: string; updateId?: string };
+    /** Follows app-1's operation until it ends: its last status. */
+    const ended = async (op: Op) => {
+      const query = new URLSearchParams({
+        runId: op.runId,
+        ...(op.updateId ? { updateId: op.updateId } : {}),
+      });
+      const route = `/projects/web/instances/app-1/operations/${encodeURIComponent(op.id)}?${query}`;
+      for (let i = 0; i < 300; i++) {
+        const { status } = await ok('GET', route, token);
+        if (status !== 'running' && status !== 'queued') return status;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      return 'never ended';
+    };
     await ok('POST', '/projects', admin, { project: 'web' });
     await ok('POST', '/users', admin, { name: 'wes' });
     await ok('POST', '/projects/web/members', admin, { user: 'wes', role: 'member' });
@@ -140,25 +155,10 @@ describe('the cloud’s REST API', () => {
       nics: [{ network: 'default' }],
     })) as {
       instance: { name: string; cluster: string };
-      operation: { id: string; runId: string };
+      operation: Op;
     };
     expect(created.instance).toMatchObject({ name: 'app-1', cluster: 'local' });
-    const op = created.operation;
-    let status = 'running';
-    for (let i = 0; i < 300 && (status === 'running' || status === 'queued'); i++) {
-      const detail = await ok(
-        'GET',
-        `/projects/web/instances/app-1/operations/${encodeURIComponent(op.id)}?` +
-          new URLSearchParams({
-            runId: op.runId,
-            ...(op.updateId ? { updateId: op.updateId } : {}),
-          }).toString(),
-        token,
-      );
-      status = detail.status as string;
-      if (status === 'running') await new Promise((r) => setTimeout(r, 100));
-    }
-    expect(status).toBe('completed');
+    expect(await ended(created.operation)).toBe('completed');
 
     const listed = (await ok('GET', '/projects/web/instances?limit=10', token)) as unknown as {
       name: string;
@@ -176,10 +176,13 @@ describe('the cloud’s REST API', () => {
     expect(stop).toMatchObject({
       operation: { kind: expect.any(String), url: expect.any(String) },
     });
-    expect(await ok('DELETE', '/projects/web/instances/app-1', token)).toMatchObject({
-      name: 'app-1',
-      deleted: true,
-    });
+    const deleted = (await ok('DELETE', '/projects/web/instances/app-1', token)) as {
+      deleted: boolean;
+      operation: Op;
+    };
+    expect(deleted.deleted).toBe(true);
+    // Its decommission can still be followed, by the instance's name, until it ends.
+    expect(await ended(deleted.operation)).toBe('completed');
     expect(await ok('GET', '/projects/web/instances', token)).toEqual([]);
     expect(await ok('GET', '/projects/web/quota', token)).toMatchObject({
       usage: { instances: 0, vcpus: 0, memoryMiB: 0, diskGiB: 0, ips: 0 },

@@ -93,7 +93,7 @@ const VALID: Record<string, fc.Arbitrary<unknown>> = {
     }),
   ),
   'vms.get': byName(vmName),
-  'vms.list': fc.constant(undefined),
+  'vms.list': fc.constantFrom(undefined, {}, { names: ['fz-vm', 'nope'] }),
   'vms.wipes': fc.oneof(
     byName(vmName),
     fc.uuid().map((id) => ({ id })),

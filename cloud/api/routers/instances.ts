@@ -151,9 +151,13 @@ async function chooseCluster(
 }
 
 /** A live instance of a project, by name, and the driver of the cluster that holds it. */
-async function instanceAt(ctx: AuthedContext, at: { project: string; name: string }) {
+async function instanceAt(
+  ctx: AuthedContext,
+  at: { project: string; name: string },
+  options: { deleted?: boolean } = {},
+) {
   const project = await getProject(ctx.sql, at.project);
-  const instance = await getInstance(ctx.sql, project.id, at.name);
+  const instance = await getInstance(ctx.sql, project.id, at.name, options);
   const driver = clusterDriver(ctx, await getCluster(ctx.sql, instance.cluster));
   return { project, instance, driver };
 }
@@ -243,21 +247,30 @@ export const instancesRouter = router({
     .query(async ({ ctx, input }) => {
       const project = await getProject(ctx.sql, input.project);
       const page = await listInstances(ctx.sql, project.id, input);
-      const drivers = new Map<string, ClusterDriver>();
-      const silent = new Set<string>();
-      for (const c of await listClusters(ctx.sql)) drivers.set(c.name, clusterDriver(ctx, c));
-      const out = [];
-      // One at a time per page: a cluster that does not answer is asked once, not per instance.
-      for (const instance of page) {
-        if (silent.has(instance.cluster)) {
-          out.push(view(instance, 'unknown'));
-          continue;
-        }
-        const state = await seen(drivers.get(instance.cluster)!, instance);
-        if (state === 'unknown') silent.add(instance.cluster);
-        out.push(view(instance, state));
-      }
-      return out;
+      // One call per cluster for the whole page, all at once: a cluster that does not answer
+      // shows its instances as `unknown`.
+      const clusters = await listClusters(ctx.sql);
+      const held = new Map<string, InstanceRecord[]>();
+      for (const i of page) held.set(i.cluster, [...(held.get(i.cluster) ?? []), i]);
+      const answers = new Map<string, Map<string, ClusterVm> | 'unknown'>();
+      await Promise.all(
+        clusters
+          .filter((c) => held.has(c.name))
+          .map(async (c) => {
+            const names = held.get(c.name)!.map((i) => i.vmName);
+            const vms = await clusterDriver(ctx, c)
+              .getVms(names)
+              .catch((err: unknown) => {
+                if (err instanceof ClusterUnreachableError) return 'unknown' as const;
+                throw err;
+              });
+            answers.set(c.name, vms === 'unknown' ? vms : new Map(vms.map((v) => [v.name, v])));
+          }),
+      );
+      return page.map((instance) => {
+        const vms = answers.get(instance.cluster) ?? 'unknown';
+        return view(instance, vms === 'unknown' ? vms : (vms.get(instance.vmName) ?? null));
+      });
     }),
 
   start: operation('start'),
@@ -284,13 +297,17 @@ export const instancesRouter = router({
       return { name: instance.name, deleted: true, operation: op };
     }),
 
-  /** An operation of the instance's, as its cluster tells it: status, progress, UI link. */
+  /**
+   * An operation of the instance's, as its cluster tells it: status, progress, UI link; of a
+   * deleted instance's, by its name, until another instance takes the name.
+   */
   operation: procedure
     .meta(at(PROJECT_READ, 'GET /projects/{project}/instances/{name}/operations/{id}'))
     .input(instanceOperationInput)
     .output(operationDetailOut)
     .query(async ({ ctx, input }) => {
-      const { instance, driver } = await instanceAt(ctx, input);
+      // A deleted instance's too: its decommission goes on after the delete is answered.
+      const { instance, driver } = await instanceAt(ctx, input, { deleted: true });
       // Only the instance's own VM workflow: no other operation of the cluster is the caller's.
       if (input.id !== vmWorkflowId(instance.vmName)) {
         throw new CloudNotFoundError('operation', input.id);
