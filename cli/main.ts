@@ -3,95 +3,24 @@ import { parseArgs } from 'node:util';
 import { createTRPCClient, httpBatchLink, TRPCClientError } from '@trpc/client';
 import type { AppRouter } from '../api/router.ts';
 import { loadConfig } from '../config.ts';
+import { CLOUD_OPTIONS } from './cloud-args.ts';
+import { CLUSTER_OPTIONS } from './options.ts';
+import { CLOUD_NOUNS, runCloud, unauthorizedHint } from './cloud.ts';
+import { readKeyFiles, tokenFrom } from './files.ts';
 import { parseNic } from './nic.ts';
+import { USAGE, UsageError } from './usage.ts';
+import { mustHaveCompleted, untilSettled } from './wait.ts';
 
-const USAGE = `usage: vagoth <command>
-
-  hosts list
-  hosts get <name>
-  hosts register <name> <uri> [--vcpus N] [--driver libvirt|geats] [--cpu-ratio R]
-                 [--memory-ratio R] [--disk GiB] [--tag k=v]...
-      uri: a libvirt URI, geats:///path/to/agent or geats+ssh://user@host[:port]/path/to/agent;
-      a geats host reports no CPU count, so it needs --vcpus
-  hosts maintenance|activate|remove <name>
-      maintenance: no new placements, and its VMs migrate away (prints what moved and what stayed)
-  hosts evacuate <name> --fenced
-      restarts a dead host's VMs elsewhere on fresh volumes; --fenced confirms the host is off
-  networks list
-  networks create <name> <cidr> [--gateway A.B.C.D] [--reserve FIRST-LAST]... [--dns A.B.C.D]...
-  images list
-  images get <name>
-  images create <name> <source> [--format raw|qcow2] [--sha256 HEX]
-                [--kernel IMAGE [--initrd IMAGE] [--cmdline LINE]] [--wait]
-      source: a file under $VAGOTH_IMAGE_DIRS or a URL under $VAGOTH_IMAGE_URLS; the import
-      checks the digest (if given) and the format (qcow2 or raw) and reports bytes read
-  images delete <name>
-  vms list
-  vms get <name>
-  vms wipes <name>
-      how its volumes were wiped and checked (a decommissioned VM by its last name)
-  vms create <name> --vcpus N --memory MiB [--disk GiB] [--nic network[,ip=A.B.C.D][,mac=M]]...
-             [--image NAME] [--extra-disk GiB]... [--ssh-key-file FILE]... [--user-data-file FILE]
-             [--tag k=v]... [PLACEMENT] [--keep-on-failure] [--wait]
-  vms start|stop|reboot|reprovision|decommission <name> [--wait]
-  vms shutdown <name> [--timeout MS] [--force] [--wait]
-  vms migrate <name> [--to HOST] [--cold] [--wait]
-  placement explain --vcpus N --memory MiB [--disk GiB] [PLACEMENT]
-  operations get <id> [<run-id>] [--update ID]
-  operations retry <vm-name> [--wait]
-      runs the VM's last operation again, with its input, if it failed
-  tokens list [--all]
-  tokens create <name> --role admin|operator|reader [--expires SECONDS]
-      prints the token once: it is stored only as a hash
-  tokens revoke <id>
-
-PLACEMENT: [--host H] [--require k=v]... [--anti-affinity G]... [--affinity G]... [--policy spread|pack]
-
-The API is at $VAGOTH_API_URL (default http://127.0.0.1:7780/trpc). Every call carries the
-token in $VAGOTH_TOKEN, else the admin token vagoth wrote to $VAGOTH_DATA_DIR/admin-token.`;
-
-const { values, positionals } = parseArgs({
-  allowPositionals: true,
-  options: {
-    vcpus: { type: 'string' },
-    fenced: { type: 'boolean' },
-    memory: { type: 'string' },
-    nic: { type: 'string', multiple: true },
-    tag: { type: 'string', multiple: true },
-    host: { type: 'string' },
-    disk: { type: 'string' },
-    require: { type: 'string', multiple: true },
-    'anti-affinity': { type: 'string', multiple: true },
-    affinity: { type: 'string', multiple: true },
-    policy: { type: 'string' },
-    driver: { type: 'string' },
-    'cpu-ratio': { type: 'string' },
-    'memory-ratio': { type: 'string' },
-    gateway: { type: 'string' },
-    reserve: { type: 'string', multiple: true },
-    dns: { type: 'string', multiple: true },
-    wait: { type: 'boolean' },
-    'keep-on-failure': { type: 'boolean' },
-    timeout: { type: 'string' },
-    force: { type: 'boolean' },
-    to: { type: 'string' },
-    cold: { type: 'boolean' },
-    update: { type: 'string' },
-    format: { type: 'string' },
-    sha256: { type: 'string' },
-    image: { type: 'string' },
-    'extra-disk': { type: 'string', multiple: true },
-    'ssh-key-file': { type: 'string', multiple: true },
-    'user-data-file': { type: 'string' },
-    kernel: { type: 'string' },
-    initrd: { type: 'string' },
-    cmdline: { type: 'string' },
-    role: { type: 'string' },
-    expires: { type: 'string' },
-    all: { type: 'boolean' },
-    help: { type: 'boolean', short: 'h' },
-  },
-});
+const parsed = (() => {
+  try {
+    return parseArgs({ allowPositionals: true, options: { ...CLUSTER_OPTIONS, ...CLOUD_OPTIONS } });
+  } catch (err) {
+    // An option it does not know, or one without its value: a usage error, not a crash.
+    console.error(`vagoth: ${(err as Error).message} (vagoth --help for usage)`);
+    process.exit(2);
+  }
+})();
+const { values, positionals } = parsed;
 
 const pairs = (list: string[] | undefined) =>
   Object.fromEntries((list ?? []).map((t) => t.split(/=(.*)/s).slice(0, 2)));
@@ -111,16 +40,7 @@ function placement() {
 const config = loadConfig();
 
 /** VAGOTH_TOKEN, else the admin token the first API process wrote; none: the API says so. */
-function token(): string | undefined {
-  if (config.token) return config.token;
-  try {
-    return readFileSync(config.adminTokenFile, 'utf8').trim() || undefined;
-  } catch {
-    return undefined; // no file: the call goes without, and is refused as unauthorised
-  }
-}
-
-const bearer = token();
+const bearer = tokenFrom(config.token, config.adminTokenFile);
 const api = createTRPCClient<AppRouter>({
   links: [
     httpBatchLink({
@@ -133,20 +53,11 @@ const print = (value: unknown) => console.log(JSON.stringify(value, null, 2));
 
 type OperationId = { id: string; runId: string; updateId?: string };
 
-async function waitFor(op: OperationId) {
-  for (;;) {
-    const { id, runId, updateId } = op;
-    const detail = await api.operations.get.query({ id, runId, updateId });
-    if (detail.status !== 'running' && detail.status !== 'queued') return detail;
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
-
 async function finish(op: OperationId, then?: () => Promise<unknown>) {
   if (!values.wait) return print(op);
-  const detail = await waitFor(op);
-  if (detail.status !== 'completed')
-    throw new Error(`${detail.kind} ${detail.status}: ${detail.error?.message ?? ''}`);
+  const { id, runId, updateId } = op;
+  const detail = await untilSettled(() => api.operations.get.query({ id, runId, updateId }));
+  mustHaveCompleted(detail);
   print(then ? await then() : detail);
 }
 
@@ -159,6 +70,7 @@ function needs(n: number): string[] {
 async function run(): Promise<void> {
   const [noun, verb] = positionals;
   if (values.help || !noun) return console.log(USAGE);
+  if (CLOUD_NOUNS.has(noun)) return runCloud(values, positionals, config, process.env);
   switch (`${noun} ${verb}`) {
     case 'hosts list':
       return print(await api.hosts.list.query());
@@ -257,19 +169,14 @@ async function run(): Promise<void> {
         vcpus: Number(values.vcpus),
         memoryMiB: Number(values.memory),
         diskGiB: num(values.disk),
-        nics: (values.nic ?? []).map(parseNic),
+        nics: (values.nic ?? []).map((spec) => parseNic(spec)),
         tags: pairs(values.tag),
         placement: placement(),
         ...(values['keep-on-failure'] ? { onFailure: 'keep' as const } : {}),
         ...(values.image ? { image: values.image } : {}),
         disks: (values['extra-disk'] ?? []).map((gib) => ({ sizeGiB: Number(gib) })),
         // The caller's own files, read here: each key file's lines are its keys.
-        sshAuthorizedKeys: (values['ssh-key-file'] ?? []).flatMap((file) =>
-          readFileSync(file, 'utf8')
-            .split('\n')
-            .map((line) => line.trim())
-            .filter((line) => line !== '' && !line.startsWith('#')),
-        ),
+        sshAuthorizedKeys: readKeyFiles(values['ssh-key-file']),
         ...(values['user-data-file']
           ? { userData: readFileSync(values['user-data-file'], 'utf8') }
           : {}),
@@ -347,12 +254,21 @@ async function run(): Promise<void> {
 try {
   await run();
 } catch (err) {
-  const code =
-    err instanceof TRPCClientError
-      ? ` (${(err.data as { code?: string } | undefined)?.code ?? 'error'})`
-      : '';
-  console.error(`vagoth: ${err instanceof Error ? err.message : String(err)}${code}`);
-  if (code === ' (UNAUTHORIZED)' && !bearer)
-    console.error(`vagoth: set VAGOTH_TOKEN, or run where ${config.adminTokenFile} is readable`);
-  process.exitCode = 1;
+  if (err instanceof UsageError) {
+    console.error(`vagoth: ${err.message} (vagoth --help for usage)`);
+    process.exitCode = 2;
+  } else {
+    const code =
+      err instanceof TRPCClientError
+        ? ` (${(err.data as { code?: string } | undefined)?.code ?? 'error'})`
+        : '';
+    console.error(`vagoth: ${err instanceof Error ? err.message : String(err)}${code}`);
+    if (code === ' (UNAUTHORIZED)') {
+      const hint = CLOUD_NOUNS.has(positionals[0]!)
+        ? unauthorizedHint(config)
+        : !bearer && `set VAGOTH_TOKEN, or run where ${config.adminTokenFile} is readable`;
+      if (hint) console.error(`vagoth: ${hint}`);
+    }
+    process.exitCode = 1;
+  }
 }

@@ -1,12 +1,10 @@
-import { execFile } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startHarness, type Harness } from '../support/harness.ts';
+import { runVagoth } from '../support/vagoth-cli.ts';
 
-const exec = promisify(execFile);
 let h: Harness;
 
 beforeAll(async () => {
@@ -25,14 +23,7 @@ async function vagoth(...args: string[]) {
 async function vagothAs(vars: NodeJS.ProcessEnv, ...args: string[]) {
   const { VAGOTH_TOKEN: _ours, ...rest } = process.env;
   const env = { ...rest, VAGOTH_API_URL: h.apiUrl, ...vars };
-  return exec(path.resolve('cli/vagoth.mjs'), args, { env }).then(
-    ({ stdout, stderr }) => ({ code: 0, stdout, stderr }),
-    (err: { code: number; stdout: string; stderr: string }) => ({
-      code: err.code,
-      stdout: err.stdout,
-      stderr: err.stderr,
-    }),
-  );
+  return runVagoth(env, args);
 }
 
 describe('the vagoth command', () => {
