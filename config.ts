@@ -110,6 +110,7 @@ const schema = z.object({
   VAGOTH_CLOUD: flag,
   VAGOTH_CLOUD_CLUSTER_URLS: urlPrefixes,
   VAGOTH_CLOUD_CLUSTER_TIMEOUT_MS: millis(10_000),
+  VAGOTH_CLOUD_RECONCILE_MS: millis(60_000),
   VAGOTH_IMAGE_STORE: z.string().min(1).optional(),
   VAGOTH_IMAGE_MAX_GIB: z.coerce.number().int().min(1).max(65_536).default(256),
   VAGOTH_SIMULATED_HOSTS: z.coerce.number().int().min(0).max(16).default(3),
@@ -220,6 +221,8 @@ export interface Config {
     clusterUrls: string[];
     /** How long one call to a vagoth cluster may take before it counts as not answering. */
     clusterTimeoutMs: number;
+    /** How often the cloud looks for instances whose clusters no longer have their VMs. */
+    reconcileMs: number;
   };
 }
 
@@ -272,6 +275,7 @@ export function loadConfig(
       adminTokenFile: path.join(dataDir, 'cloud-admin-token'),
       clusterUrls: e.VAGOTH_CLOUD_CLUSTER_URLS,
       clusterTimeoutMs: e.VAGOTH_CLOUD_CLUSTER_TIMEOUT_MS,
+      reconcileMs: e.VAGOTH_CLOUD_RECONCILE_MS,
     },
     temporal: {
       address: e.TEMPORAL_ADDRESS,

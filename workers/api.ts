@@ -23,6 +23,7 @@ await runUntilSignal(async (onStop) => {
   const cloud = config.cloud.enabled ? await startCloud(config, sql, deps) : null;
   const api = await startApiServer(deps, config.api, cloud ? [cloud.mount] : []);
   onStop(api.close);
+  if (cloud) onStop(cloud.close);
   console.log(`vagoth API on ${api.url}`);
   if (cloud) console.log(`the cloud's API on ${api.origin}${CLOUD_TRPC_PATH}`);
   if (tokenFile) console.log(`an admin token for this registry is in ${tokenFile}`);

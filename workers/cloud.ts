@@ -7,6 +7,7 @@ import type { CloudDeps } from '../cloud/api/context.ts';
 import { cloudMount } from '../cloud/api/server.ts';
 import { LocalCluster } from '../cloud/clusters/local.ts';
 import { migrateCloud } from '../cloud/migrate.ts';
+import { startReconciler } from '../cloud/reconciler.ts';
 import { listClusters, registerCluster } from '../cloud/store/clusters.ts';
 import { bootstrapCloudAdmin } from '../cloud/store/tokens.ts';
 import type { Config } from '../config.ts';
@@ -19,12 +20,15 @@ export interface Cloud {
   tokenFile: string | null;
   /** That token's secret, for the process that made it; null when one existed. */
   adminToken: string | null;
+  /** Stops its reconciler (after the round under way). */
+  close(): Promise<void>;
 }
 
 /**
  * The cloud layer over this deployment's cluster: its tables migrated (schema `cloud`), its
  * built-in admin with a token (written to `cloud.adminTokenFile` when made), the local cluster
- * registered as `local` the first time, and its API to mount under /cloud/. The cloud reaches
+ * registered as `local` the first time, its API to mount under /cloud/, and its reconciler
+ * (cloud/reconciler.ts) running. The cloud reaches
  * the cluster only through its API, here as an in-process caller with an admin's rights.
  */
 export async function startCloud(
@@ -61,7 +65,9 @@ export async function startCloud(
       if (!(err instanceof Error && err.name === 'CloudConflictError')) throw err;
     });
   }
+  const reconciler = startReconciler(deps, config.cloud.reconcileMs);
   return {
+    close: () => reconciler.stop(),
     mount: cloudMount(deps, config.api),
     deps,
     tokenFile: token === null ? null : config.cloud.adminTokenFile,

@@ -61,6 +61,7 @@ await runUntilSignal(async (onStop) => {
   const cloud = config.cloud.enabled ? await startCloud(config, sql, deps) : null;
   const api = await startApiServer(deps, config.api, cloud ? [cloud.mount] : []);
   onStop(api.close);
+  if (cloud) onStop(cloud.close);
 
   // vagoth's own set-up, in this process: no token to hold, so it is given an admin's rights.
   const caller = createCaller(

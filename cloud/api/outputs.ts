@@ -124,7 +124,10 @@ export const instanceOut = z.object({
   ips: count,
   image: z.string().nullable(),
   createdAt: at,
-  /** As its cluster answers now: `unknown` when it does not answer, `missing` if it has none. */
+  /**
+   * As its cluster answers now: `unknown` when it does not answer; with no VM there, `pending`
+   * until its create is taken, `missing` after (its share of the quota is given back soon).
+   */
   state: z.string(),
   addresses: z.array(
     z.object({ network: z.string(), ip: z.string().optional(), mac: z.string().optional() }),

@@ -5,8 +5,11 @@ import {
   CloudPreconditionError,
   uniqueViolation,
 } from '../errors.ts';
-import { describeBreach, NO_QUOTA, quotaBreach, type Quota, type Usage } from '../quota.ts';
+import { describeBreach, quotaBreach, type Usage } from '../quota.ts';
 import { recordEvent, type Actor } from './events.ts';
+import { quotaOf, usageOf } from './quotas.ts';
+
+type Queryable = postgres.Sql | postgres.TransactionSql;
 
 /** An instance as the cloud records it; its state is its cluster's to tell. */
 export interface InstanceRecord {
@@ -22,6 +25,8 @@ export interface InstanceRecord {
   ips: number;
   image: string | null;
   createdAt: Date;
+  /** When its cluster accepted its create; null until then. */
+  acceptedAt: Date | null;
 }
 
 interface Row {
@@ -36,6 +41,7 @@ interface Row {
   ips: number;
   image: string | null;
   created_at: Date;
+  accepted_at: Date | null;
 }
 
 const record = (r: Row): InstanceRecord => ({
@@ -50,11 +56,12 @@ const record = (r: Row): InstanceRecord => ({
   ips: r.ips,
   image: r.image,
   createdAt: r.created_at,
+  acceptedAt: r.accepted_at,
 });
 
 const SELECT = (sql: postgres.Sql) => sql`
   SELECT i.id, p.name AS project, i.name, c.name AS cluster, i.vm_name, i.vcpus, i.memory_mib,
-         i.disk_gib, i.ips, i.image, i.created_at
+         i.disk_gib, i.ips, i.image, i.created_at, i.accepted_at
   FROM cloud.instances i JOIN cloud.projects p ON p.id = i.project_id
   JOIN cloud.clusters c ON c.id = i.cluster_id`;
 
@@ -62,84 +69,6 @@ const SELECT = (sql: postgres.Sql) => sql`
 export function vmNameOf(project: string, name: string): string {
   // Project names hold no '.', so `<project>.<name>` is one project's alone.
   return `${project}.${name}`;
-}
-
-type Queryable = postgres.Sql | postgres.TransactionSql;
-
-async function usageOf(sql: Queryable, projectId: string): Promise<Usage> {
-  const [u] = await sql<
-    { instances: string; vcpus: string; memory_mib: string; disk_gib: string; ips: string }[]
-  >`
-    SELECT count(*) AS instances, coalesce(sum(vcpus), 0) AS vcpus,
-           coalesce(sum(memory_mib), 0) AS memory_mib, coalesce(sum(disk_gib), 0) AS disk_gib,
-           coalesce(sum(ips), 0) AS ips
-    FROM cloud.instances WHERE project_id = ${projectId} AND deleted_at IS NULL`;
-  return {
-    instances: Number(u!.instances),
-    vcpus: Number(u!.vcpus),
-    memoryMiB: Number(u!.memory_mib),
-    diskGiB: Number(u!.disk_gib),
-    ips: Number(u!.ips),
-  };
-}
-
-async function quotaOf(sql: Queryable, projectId: string): Promise<Quota> {
-  const [q] = await sql<
-    {
-      instances: number | null;
-      vcpus: number | null;
-      memory_mib: string | null;
-      disk_gib: string | null;
-      ips: number | null;
-    }[]
-  >`SELECT instances, vcpus, memory_mib, disk_gib, ips FROM cloud.quotas WHERE project_id = ${projectId}`;
-  if (!q) return NO_QUOTA;
-  const n = (v: string | number | null) => (v === null ? null : Number(v));
-  return {
-    instances: q.instances,
-    vcpus: q.vcpus,
-    memoryMiB: n(q.memory_mib),
-    diskGiB: n(q.disk_gib),
-    ips: q.ips,
-  };
-}
-
-/** A project's quota and what it uses now. */
-export async function projectQuota(
-  sql: postgres.Sql,
-  projectId: string,
-): Promise<{ quota: Quota; usage: Usage }> {
-  return { quota: await quotaOf(sql, projectId), usage: await usageOf(sql, projectId) };
-}
-
-/**
- * Changes the limits named in `change` (null: no limit) and keeps the others, under the
- * project's row lock, so two admins setting different limits both count.
- */
-export async function setQuota(
-  sql: postgres.Sql,
-  actor: Actor,
-  projectId: string,
-  change: Partial<Quota>,
-): Promise<void> {
-  await sql.begin(async (tx) => {
-    await tx`SELECT 1 FROM cloud.projects WHERE id = ${projectId} FOR UPDATE`;
-    const given = Object.fromEntries(Object.entries(change).filter(([, v]) => v !== undefined));
-    const quota: Quota = { ...(await quotaOf(tx, projectId)), ...given };
-    await tx`
-      INSERT INTO cloud.quotas (project_id, instances, vcpus, memory_mib, disk_gib, ips)
-      VALUES (${projectId}, ${quota.instances}, ${quota.vcpus}, ${quota.memoryMiB},
-              ${quota.diskGiB}, ${quota.ips})
-      ON CONFLICT (project_id) DO UPDATE SET instances = excluded.instances,
-        vcpus = excluded.vcpus, memory_mib = excluded.memory_mib,
-        disk_gib = excluded.disk_gib, ips = excluded.ips`;
-    await recordEvent(tx, actor, {
-      projectId,
-      action: 'quotas.set',
-      target: projectId,
-      detail: given,
-    });
-  });
 }
 
 /**
@@ -254,26 +183,65 @@ export async function listInstances(
  * Gives an instance's share back and frees its name: its create failed before its cluster took
  * it (`forget`), or its delete was accepted (`delete`).
  */
+/** Its cluster has taken its create: from now on, a cluster without its VM has lost it. */
+export async function acceptInstance(sql: postgres.Sql, id: string): Promise<void> {
+  await sql`UPDATE cloud.instances SET accepted_at = now() WHERE id = ${id}`;
+}
+
+/**
+ * Gives the instance's share of the quota back, and its name: `delete` (asked for), `forget`
+ * (its cluster refused the create: no trace but the event), `lost` (its cluster no longer has
+ * its VM: its create failed there, or it was removed; `reason` says which the cloud saw).
+ * Answers false when it was released already.
+ */
 export async function releaseInstance(
   sql: postgres.Sql,
   actor: Actor,
   instance: InstanceRecord,
   projectId: string,
-  why: 'delete' | 'forget',
-): Promise<void> {
-  await sql.begin(async (tx) => {
-    if (why === 'forget') {
-      await tx`DELETE FROM cloud.instances WHERE id = ${instance.id}`;
-    } else {
-      await tx`UPDATE cloud.instances SET deleted_at = now() WHERE id = ${instance.id} AND deleted_at IS NULL`;
-    }
+  why: 'delete' | 'forget' | 'lost',
+  reason?: string,
+): Promise<boolean> {
+  return sql.begin(async (tx) => {
+    const gone =
+      why === 'forget'
+        ? await tx`DELETE FROM cloud.instances WHERE id = ${instance.id}`
+        : await tx`UPDATE cloud.instances SET deleted_at = now()
+                   WHERE id = ${instance.id} AND deleted_at IS NULL`;
+    if (gone.count === 0) return false;
     await recordEvent(tx, actor, {
       projectId,
-      action: why === 'delete' ? 'instances.delete' : 'instances.create-refused',
+      action: {
+        delete: 'instances.delete',
+        forget: 'instances.create-refused',
+        lost: 'instances.lost',
+      }[why],
       target: instance.name,
-      detail: { instance: instance.id, cluster: instance.cluster },
+      detail: {
+        instance: instance.id,
+        cluster: instance.cluster,
+        ...(reason === undefined ? {} : { reason }),
+      },
     });
+    return true;
   });
+}
+
+/** A page of a cluster's live instances by VM name (`after`: the last VM name seen). */
+export async function instancesOnCluster(
+  sql: postgres.Sql,
+  clusterId: string,
+  page: { limit: number; after?: string },
+): Promise<Array<InstanceRecord & { projectId: string }>> {
+  const rows = await sql<(Row & { project_id: string })[]>`
+    SELECT i.id, p.name AS project, i.project_id, i.name, c.name AS cluster, i.vm_name, i.vcpus,
+           i.memory_mib, i.disk_gib, i.ips, i.image, i.created_at, i.accepted_at
+    FROM cloud.instances i JOIN cloud.projects p ON p.id = i.project_id
+    JOIN cloud.clusters c ON c.id = i.cluster_id
+    WHERE i.cluster_id = ${clusterId} AND i.deleted_at IS NULL
+      ${page.after === undefined ? sql`` : sql`AND i.vm_name > ${page.after}`}
+    ORDER BY i.vm_name LIMIT ${page.limit}`;
+  return rows.map((r) => ({ ...record(r), projectId: r.project_id }));
 }
 
 /** How many live instances a cluster holds (a cluster with any cannot be removed). */

@@ -6,7 +6,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { errorCode } from '../support/api-client.ts';
 import { cloudClient, type CloudClient } from '../support/cloud-client.ts';
-import { startHarness, type Harness } from '../support/harness.ts';
+import { settle, startHarness, type Harness } from '../support/harness.ts';
 
 const run = promisify(execFile);
 const GiB = 1024 ** 3;
@@ -86,7 +86,7 @@ describe('cloud instances over two clusters', () => {
     const remoteUrl = `${new URL(remote.apiUrl).origin}/trpc`;
     h = await startHarness({
       images: images('store-local'),
-      cloud: { clusterUrls: [remoteUrl], clusterTimeoutMs: 2_000 },
+      cloud: { clusterUrls: [remoteUrl], clusterTimeoutMs: 2_000, reconcileMs: 200 },
     });
     for (const [harness, host] of [
       [h, 'ci-local'],
@@ -338,6 +338,35 @@ describe('cloud instances over two clusters', () => {
       ips: 0,
     });
     expect(await ann.instances.list.query({ project: 'gamma' })).toEqual([]);
+  });
+
+  it('gives back the share of an instance whose VM its cluster no longer has', async () => {
+    await running(bob, 'beta', instance('gone', { cluster: 'far' }));
+    const before = (await bob.quotas.get.query({ project: 'beta' })).usage.instances;
+    // Removed under the cloud, by the cluster's operator (as a failed create is undone there).
+    await settle(remote, (await remote.api.vms.decommission({ name: 'beta.gone' })).operation);
+    let state = '';
+    for (let i = 0; i < 100 && state !== 'gone'; i++) {
+      state = await bob.instances.get.query({ project: 'beta', name: 'gone' }).then(
+        (v) => v.state,
+        (err: unknown) => (errorCode(err) === 'NOT_FOUND' ? 'gone' : ''),
+      );
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(state).toBe('gone');
+    expect((await bob.quotas.get.query({ project: 'beta' })).usage.instances).toBe(before - 1);
+    const [lost] = await bob.projects.events.query({ project: 'beta', limit: 1 });
+    expect(lost).toMatchObject({
+      action: 'instances.lost',
+      target: 'gone',
+      user: null,
+      detail: { reason: 'its cluster has no VM beta.gone any more' },
+    });
+    // The others were left alone.
+    expect((await bob.instances.list.query({ project: 'beta' })).map((i) => i.name)).toEqual([
+      'web-1',
+      'web-2',
+    ]);
   });
 
   it('shows a silent cluster’s instances as unknown, not gone, and keeps serving the other', async () => {

@@ -100,7 +100,7 @@ export interface HarnessOptions {
    * The cloud layer over this cluster, served under /cloud/trpc (with `http`): `clusterUrls`
    * are the prefixes vagoth clusters' URLs may start with.
    */
-  cloud?: { clusterUrls?: string[]; clusterTimeoutMs?: number };
+  cloud?: { clusterUrls?: string[]; clusterTimeoutMs?: number; reconcileMs?: number };
 }
 
 /** Registers a fresh namespace and waits until the server answers for it (a fraction of a second). */
@@ -177,6 +177,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
             adminTokenFile: path.join(hostsDir, 'cloud-admin-token'),
             clusterUrls: options.cloud.clusterUrls ?? [],
             clusterTimeoutMs: options.cloud.clusterTimeoutMs ?? 5_000,
+            reconcileMs: options.cloud.reconcileMs ?? 60_000,
           },
         },
         db.sql,
@@ -219,6 +220,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
         memoryMiB: o.memoryMiB ?? 16384,
       }),
     async close() {
+      await cloud?.close();
       await server?.close();
       await worker.shutdown();
       await temporal.connection.close();

@@ -31,6 +31,7 @@ describe('loadConfig', () => {
         adminTokenFile: path.resolve('.vagoth', 'cloud-admin-token'),
         clusterUrls: [],
         clusterTimeoutMs: 10_000,
+        reconcileMs: 60_000,
       },
       temporal: {
         address: undefined,
@@ -163,6 +164,7 @@ describe('loadConfig', () => {
         adminTokenFile: '/var/lib/vagoth/cloud-admin-token',
         clusterUrls: ['https://eu.vagoth.example/trpc'],
         clusterTimeoutMs: 3000,
+        reconcileMs: 60_000,
       },
       temporal: {
         address: 'temporal.internal:7233',

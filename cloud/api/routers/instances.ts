@@ -1,15 +1,11 @@
 import { vmWorkflowId } from '../../../common/vocabulary.ts';
 import { clusterDriver } from '../../clusters/index.ts';
 import { type ClusterDriver, type ClusterVm, type VmVerb } from '../../clusters/driver.ts';
-import {
-  CloudNotFoundError,
-  CloudPreconditionError,
-  ClusterUnreachableError,
-} from '../../errors.ts';
-import { clusterOrder } from '../../placement.ts';
-import { getCluster, listClusters, type ClusterAddress } from '../../store/clusters.ts';
+import { CloudNotFoundError, ClusterUnreachableError } from '../../errors.ts';
+import { getCluster, listClusters } from '../../store/clusters.ts';
 import { recordEvent } from '../../store/events.ts';
 import {
+  acceptInstance,
   claimInstance,
   getInstance,
   listInstances,
@@ -17,9 +13,8 @@ import {
   vmNameOf,
   type InstanceRecord,
 } from '../../store/instances.ts';
-import { projectGrants, type GrantKind } from '../../store/grants.ts';
-import { getProject } from '../../store/projects.ts';
 import { z } from 'zod';
+import { getProject } from '../../store/projects.ts';
 import {
   instanceCreateOut,
   instanceDeleteOut,
@@ -27,6 +22,7 @@ import {
   instanceOut,
   operationDetailOut,
 } from '../outputs.ts';
+import { chooseCluster } from '../choose-cluster.ts';
 import { actorOf, type AuthedContext } from '../context.ts';
 import {
   byInstance,
@@ -43,11 +39,16 @@ type Seen = ClusterVm | null | 'unknown';
 
 /** An instance as the cloud answers it: its record, and its state as its cluster tells it. */
 function view(instance: InstanceRecord, seen: Seen) {
-  const { vmName: _vmName, ...record } = instance;
+  const { vmName: _vmName, acceptedAt: _acceptedAt, ...record } = instance;
   const vm = seen === 'unknown' ? null : seen;
   return {
     ...record,
-    state: seen === 'unknown' ? ('unknown' as const) : (vm?.state ?? ('missing' as const)),
+    // No VM: `pending` while its create is not yet taken, `missing` after (the reconciler
+    // gives its share back).
+    state:
+      seen === 'unknown'
+        ? ('unknown' as const)
+        : (vm?.state ?? (instance.acceptedAt === null ? 'pending' : 'missing')),
     addresses: (vm?.definition.nics ?? []).map((n) => ({
       network: n.network,
       ip: n.ip,
@@ -66,88 +67,6 @@ async function seen(driver: ClusterDriver, instance: InstanceRecord): Promise<Se
     if (err instanceof ClusterUnreachableError) return 'unknown';
     throw err;
   }
-}
-
-/** Picks the cluster for a new instance, or says why none takes it. */
-async function chooseCluster(
-  ctx: AuthedContext,
-  projectId: string,
-  input: {
-    cluster?: string | undefined;
-    region?: string | undefined;
-    image: string;
-    vcpus: number;
-    memoryMiB: number;
-    diskGiB: number;
-    nics: { network: string }[];
-    placement: {
-      tags?: Record<string, string> | undefined;
-      policy?: 'spread' | 'pack' | undefined;
-    };
-  },
-): Promise<{ cluster: ClusterAddress; driver: ClusterDriver }> {
-  const all = await listClusters(ctx.sql);
-  if (input.cluster !== undefined && !all.some((c) => c.name === input.cluster)) {
-    throw new CloudNotFoundError('cluster', input.cluster);
-  }
-  // What the instance uses of a cluster's: a network or image the project was not granted (nor
-  // published to all), on any cluster in reach, is not there for it.
-  const grants = await projectGrants(ctx.sql, projectId);
-  const needs: Array<{ kind: GrantKind; name: string }> = [
-    { kind: 'image', name: input.image },
-    ...input.nics.map((n) => ({ kind: 'network' as const, name: n.network })),
-  ];
-  const granted = (cluster: string, need: { kind: GrantKind; name: string }) =>
-    grants.some((g) => g.cluster === cluster && g.kind === need.kind && g.name === need.name);
-  const inScope = all.filter(
-    (c) =>
-      (input.cluster === undefined || c.name === input.cluster) &&
-      (input.region === undefined || c.region === input.region),
-  );
-  for (const need of needs) {
-    if (!inScope.some((c) => granted(c.name, need))) {
-      throw new CloudNotFoundError(need.kind, need.name);
-    }
-  }
-  const rejected: Record<string, string> = {};
-  const candidates = inScope.filter((c) => {
-    const missing = needs.find((n) => !granted(c.name, n));
-    if (missing) rejected[c.name] = `${missing.kind} ${missing.name} not granted there`;
-    return !missing;
-  });
-  const drivers = new Map(candidates.map((c) => [c.name, clusterDriver(ctx, c)]));
-  const choices = await Promise.all(
-    candidates.map(async (c) => ({
-      name: c.name,
-      region: c.region,
-      draining: c.draining,
-      freeMemoryMiB: await drivers
-        .get(c.name)!
-        .capacity()
-        .then(
-          (cap) => cap.free.memoryMiB,
-          () => null,
-        ),
-    })),
-  );
-  const plan = clusterOrder(choices, input);
-  Object.assign(rejected, plan.rejected);
-  const shape = {
-    vcpus: input.vcpus,
-    memoryMiB: input.memoryMiB,
-    diskGiB: input.diskGiB,
-    placement: input.placement,
-  };
-  for (const name of plan.order) {
-    const driver = drivers.get(name)!;
-    const places = await driver.places(shape).catch(() => false);
-    if (places) return { cluster: candidates.find((c) => c.name === name)!, driver };
-    rejected[name] = 'no host there takes it';
-  }
-  const why = Object.entries(rejected).map(([c, r]) => `${c}: ${r}`);
-  throw new CloudPreconditionError(
-    `no cluster can take it${why.length > 0 ? ` (${why.join('; ')})` : ' (no clusters)'}`,
-  );
 }
 
 /** A live instance of a project, by name, and the driver of the cluster that holds it. */
@@ -207,9 +126,10 @@ export const instancesRouter = router({
         ips: input.nics.length,
         image: input.image,
       });
+      const vmName = vmNameOf(project.name, input.name);
       try {
         const { vm, operation: op } = await driver.createVm({
-          name: vmNameOf(project.name, input.name),
+          name: vmName,
           vcpus: input.vcpus,
           memoryMiB: input.memoryMiB,
           image: input.image,
@@ -220,8 +140,23 @@ export const instancesRouter = router({
           placement: input.placement,
           tags: { 'vagoth.cloud/project': project.name, 'vagoth.cloud/instance': input.name },
         });
+        await acceptInstance(ctx.sql, instance.id);
         return { instance: view(instance, vm), operation: op };
       } catch (err) {
+        // No answer is not a refusal: the cluster may have taken the create. Only a cluster
+        // that says it has no such VM lets the cloud forget it; otherwise the record stays, to
+        // be accepted by a later answer or given back by the reconciler (cloud/reconciler.ts).
+        if (err instanceof ClusterUnreachableError) {
+          const now = await driver.getVm(vmName).catch(() => 'unknown' as const);
+          if (now !== null) {
+            if (now !== 'unknown') await acceptInstance(ctx.sql, instance.id);
+            throw new ClusterUnreachableError(
+              cluster.name,
+              `no answer to the create of ${input.name}, which stays recorded: its state ` +
+                'shows once the cluster answers, and it can be deleted',
+            );
+          }
+        }
         await releaseInstance(ctx.sql, actor, instance, project.id, 'forget');
         throw err;
       }

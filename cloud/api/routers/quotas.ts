@@ -1,4 +1,4 @@
-import { projectQuota, setQuota } from '../../store/instances.ts';
+import { projectQuota, setQuota } from '../../store/quotas.ts';
 import { getProject } from '../../store/projects.ts';
 import { quotaOut } from '../outputs.ts';
 import { actorOf } from '../context.ts';
