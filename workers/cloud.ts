@@ -3,7 +3,7 @@ import type { ApiDeps } from '../api/context.ts';
 import { createContextInner } from '../api/context.ts';
 import { createCaller } from '../api/router.ts';
 import type { Mount } from '../api/server.ts';
-import type { CloudDeps } from '../cloud/api/context.ts';
+import { cloudCaches, type CloudDeps } from '../cloud/api/context.ts';
 import { cloudMount } from '../cloud/api/server.ts';
 import { LocalCluster } from '../cloud/clusters/local.ts';
 import { migrateCloud } from '../cloud/migrate.ts';
@@ -32,7 +32,10 @@ export interface Cloud {
  * the cluster only through its API, here as an in-process caller with an admin's rights.
  */
 export async function startCloud(
-  config: { cloud: Config['cloud']; api: { maxBodyBytes: number; maxBatchSize: number } },
+  config: {
+    cloud: Config['cloud'];
+    api: { maxBodyBytes: number; maxBatchSize: number; tokenCacheMs: number };
+  },
   sql: postgres.Sql,
   cluster: ApiDeps | null,
 ): Promise<Cloud> {
@@ -51,6 +54,7 @@ export async function startCloud(
     localCluster,
     clusterUrls: config.cloud.clusterUrls,
     clusterTimeoutMs: config.cloud.clusterTimeoutMs,
+    caches: cloudCaches(config.api.tokenCacheMs),
   };
   const token = await bootstrapCloudAdmin(sql, (secret) =>
     writeSecret(config.cloud.adminTokenFile, secret),

@@ -1,7 +1,8 @@
+import { createHash } from 'node:crypto';
 import { initTRPC, TRPCError } from '@trpc/server';
 import type { OpenApiMeta, OpenApiMethod } from 'trpc-to-openapi';
 import { answerFor, bearerToken, errorFormatter, refuseDeepInput } from '../../api/trpc.ts';
-import { authorizeCloud, type Rule, type Target } from '../authorize.ts';
+import { authorizeCloud, type Caller, type Rule, type Target } from '../authorize.ts';
 import { findCaller } from '../store/tokens.ts';
 import { findProject } from '../store/projects.ts';
 import { findUser } from '../store/users.ts';
@@ -46,7 +47,7 @@ async function targetOf(ctx: CloudContext, rule: Rule, input: unknown): Promise<
       });
     }
     const name = parsed.data;
-    const project = await findProject(ctx.sql, name);
+    const project = await ctx.caches.projects.get(name, () => findProject(ctx.sql, name));
     return { project: project ? { id: project.id, name } : { id: null, name } };
   }
   if (rule.kind === 'user') {
@@ -61,12 +62,35 @@ async function targetOf(ctx: CloudContext, rule: Rule, input: unknown): Promise<
   return {};
 }
 
+/** Who the token stands for: none when unknown, revoked, expired or its user disabled. */
+async function callerOf(ctx: CloudContext, secret: string | undefined): Promise<Caller | null> {
+  if (secret === undefined) return null;
+  const key = createHash('sha256').update(secret).digest('base64');
+  const caller = await ctx.caches.callers.get(key, () => findCaller(ctx.sql, secret));
+  // One remembered past its expiry is not honoured.
+  return caller?.expiresAt && caller.expiresAt.getTime() <= Date.now() ? null : caller;
+}
+
+/**
+ * A change may revoke a token, disable a user, change a membership or delete a project: what
+ * the cloud remembered of them is looked up anew.
+ */
+const forgetCallersOnChange = t.middleware(async ({ ctx, type, next }) => {
+  if (type !== 'mutation') return next();
+  try {
+    return await next();
+  } finally {
+    ctx.caches.callers.clear();
+    ctx.caches.projects.clear();
+  }
+});
+
 /**
  * Every call carries a cloud token (`vgc_...`) whose user may make it: checked, with the
  * project or user it names, before its input is validated.
  */
 const authorize = t.middleware(async ({ ctx, meta, path, getRawInput, next }) => {
-  const caller = await findCaller(ctx.sql, bearerToken(ctx.authorization));
+  const caller = await callerOf(ctx, bearerToken(ctx.authorization));
   if (!caller) {
     throw new TRPCError({
       code: 'UNAUTHORIZED',
@@ -74,19 +98,19 @@ const authorize = t.middleware(async ({ ctx, meta, path, getRawInput, next }) =>
     });
   }
   if (!meta?.rule) throw new TRPCError({ code: 'FORBIDDEN', message: `${path} has no rule` });
-  const decision = authorizeCloud(
-    caller,
-    path,
-    meta.rule,
-    await targetOf(ctx, meta.rule, await getRawInput()),
-  );
+  const target = await targetOf(ctx, meta.rule, await getRawInput());
+  const decision = authorizeCloud(caller, path, meta.rule, target);
   if (!decision.allowed) throw new TRPCError({ code: decision.code, message: decision.reason });
-  return next({ ctx: { ...ctx, caller } });
+  return next({ ctx: { ...ctx, caller, target } });
 });
 
 export const router = t.router;
 /** The only procedure builder: no cloud procedure can be served without a token and a rule. */
-export const procedure = t.procedure.use(mapErrors).use(authorize).use(boundDepth);
+export const procedure = t.procedure
+  .use(mapErrors)
+  .use(forgetCallersOnChange)
+  .use(authorize)
+  .use(boundDepth);
 export const createCloudCallerFactory = t.createCallerFactory;
 
 /** Rules, by what procedures do. */

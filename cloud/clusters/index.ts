@@ -49,10 +49,22 @@ export function clusterDriver(deps: CloudDeps, cluster: ClusterAddress): Cluster
   } catch {
     throw new ClusterUnreachableError(cluster.name, 'its URL is no longer allowed');
   }
-  return new VagothCluster({
-    name: cluster.name,
-    url,
-    token: cluster.token!,
-    timeoutMs: deps.clusterTimeoutMs,
-  });
+  // One client per cluster address, kept: its connections are reused from call to call.
+  const known = drivers.get(deps) ?? new Map<string, VagothCluster>();
+  drivers.set(deps, known);
+  const key = JSON.stringify([cluster.id, cluster.name, url, cluster.token]);
+  let driver = known.get(key);
+  if (!driver) {
+    for (const [k, d] of known) if (d.name === cluster.name) known.delete(k);
+    driver = new VagothCluster({
+      name: cluster.name,
+      url,
+      token: cluster.token!,
+      timeoutMs: deps.clusterTimeoutMs,
+    });
+    known.set(key, driver);
+  }
+  return driver;
 }
+
+const drivers = new WeakMap<CloudDeps, Map<string, VagothCluster>>();

@@ -48,6 +48,10 @@ export class VagothCluster implements ClusterDriver {
   readonly kind = 'vagoth';
   private readonly api;
 
+  get name(): string {
+    return this.options.name;
+  }
+
   constructor(private readonly options: VagothClusterOptions) {
     const timeoutMs = options.timeoutMs;
     this.api = createTRPCClient<AppRouter>({

@@ -47,6 +47,11 @@ const address = (r: Row): ClusterAddress => ({
   createdAt: r.created_at,
 });
 
+/** A cluster's row as `to_jsonb` gives it (joined to another record's query). */
+export function clusterFromJson(row: Omit<Row, 'created_at'> & { created_at: string }) {
+  return address({ ...row, created_at: new Date(row.created_at) });
+}
+
 /** The record without its token, for answers. */
 export function publicCluster({ token: _token, ...cluster }: ClusterAddress): Cluster {
   return cluster;

@@ -6,6 +6,7 @@ import {
   uniqueViolation,
 } from '../errors.ts';
 import { describeBreach, quotaBreach, type Usage } from '../quota.ts';
+import { clusterFromJson, type ClusterAddress } from './clusters.ts';
 import { recordEvent, type Actor } from './events.ts';
 import { quotaOf, usageOf } from './quotas.ts';
 
@@ -148,21 +149,25 @@ async function instanceById(sql: postgres.Sql, id: string): Promise<InstanceReco
 
 /** A live instance of a project, by name. */
 /**
- * A project's live instance by name; with `deleted`, else its last deleted one of that name
- * (whose decommission a caller may still follow).
+ * A project's live instance by name, with the cluster that holds it; with `deleted`, else its
+ * last deleted one of that name (whose decommission a caller may still follow).
  */
 export async function getInstance(
   sql: postgres.Sql,
   projectId: string,
   name: string,
   options: { deleted?: boolean } = {},
-): Promise<InstanceRecord> {
-  const [row] = await sql<Row[]>`
-    ${SELECT(sql)} WHERE i.project_id = ${projectId} AND i.name = ${name}
+): Promise<{ instance: InstanceRecord; cluster: ClusterAddress }> {
+  const [row] = await sql<(Row & { cluster_row: Parameters<typeof clusterFromJson>[0] })[]>`
+    SELECT i.id, p.name AS project, i.name, c.name AS cluster, i.vm_name, i.vcpus, i.memory_mib,
+           i.disk_gib, i.ips, i.image, i.created_at, i.accepted_at, to_jsonb(c) AS cluster_row
+    FROM cloud.instances i JOIN cloud.projects p ON p.id = i.project_id
+    JOIN cloud.clusters c ON c.id = i.cluster_id
+    WHERE i.project_id = ${projectId} AND i.name = ${name}
       ${options.deleted ? sql`` : sql`AND i.deleted_at IS NULL`}
     ORDER BY i.deleted_at DESC NULLS FIRST LIMIT 1`;
   if (!row) throw new CloudNotFoundError('instance', name);
-  return record(row);
+  return { instance: record(row), cluster: clusterFromJson(row.cluster_row) };
 }
 
 /** A project's live instances by name, a page at a time (`after`: the last name seen). */

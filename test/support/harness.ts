@@ -171,7 +171,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
   const cloud = options.cloud
     ? await startCloud(
         {
-          api: API_LIMITS,
+          api: { ...API_LIMITS, tokenCacheMs: 5_000 },
           cloud: {
             enabled: true,
             adminTokenFile: path.join(hostsDir, 'cloud-admin-token'),

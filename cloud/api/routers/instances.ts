@@ -2,7 +2,7 @@ import { vmWorkflowId } from '../../../common/vocabulary.ts';
 import { clusterDriver } from '../../clusters/index.ts';
 import { type ClusterDriver, type ClusterVm, type VmVerb } from '../../clusters/driver.ts';
 import { CloudNotFoundError, ClusterUnreachableError } from '../../errors.ts';
-import { getCluster, listClusters } from '../../store/clusters.ts';
+import { listClusters } from '../../store/clusters.ts';
 import { recordEvent } from '../../store/events.ts';
 import {
   acceptInstance,
@@ -14,7 +14,6 @@ import {
   type InstanceRecord,
 } from '../../store/instances.ts';
 import { z } from 'zod';
-import { getProject } from '../../store/projects.ts';
 import {
   instanceCreateOut,
   instanceDeleteOut,
@@ -23,7 +22,7 @@ import {
   operationDetailOut,
 } from '../outputs.ts';
 import { chooseCluster } from '../choose-cluster.ts';
-import { actorOf, type AuthedContext } from '../context.ts';
+import { actorOf, projectOf, type AuthedContext } from '../context.ts';
 import {
   byInstance,
   instanceCreateInput,
@@ -75,10 +74,9 @@ async function instanceAt(
   at: { project: string; name: string },
   options: { deleted?: boolean } = {},
 ) {
-  const project = await getProject(ctx.sql, at.project);
-  const instance = await getInstance(ctx.sql, project.id, at.name, options);
-  const driver = clusterDriver(ctx, await getCluster(ctx.sql, instance.cluster));
-  return { project, instance, driver };
+  const project = await projectOf(ctx, at.project);
+  const { instance, cluster } = await getInstance(ctx.sql, project.id, at.name, options);
+  return { project, instance, driver: clusterDriver(ctx, cluster) };
 }
 
 /** Passes one of a VM's operations to the instance's cluster, and records it. */
@@ -112,7 +110,7 @@ export const instancesRouter = router({
     .input(instanceCreateInput)
     .output(instanceCreateOut)
     .mutation(async ({ ctx, input }) => {
-      const project = await getProject(ctx.sql, input.project);
+      const project = await projectOf(ctx, input.project);
       const { cluster, driver } = await chooseCluster(ctx, project.id, input);
       const actor = actorOf(ctx);
       const instance = await claimInstance(ctx.sql, actor, {
@@ -180,7 +178,7 @@ export const instancesRouter = router({
     .input(instanceListInput)
     .output(z.array(instanceOut))
     .query(async ({ ctx, input }) => {
-      const project = await getProject(ctx.sql, input.project);
+      const project = await projectOf(ctx, input.project);
       const page = await listInstances(ctx.sql, project.id, input);
       // One call per cluster for the whole page, all at once: a cluster that does not answer
       // shows its instances as `unknown`.
