@@ -33,6 +33,44 @@ function plainJson(value: unknown, max: number): boolean {
   return json !== undefined && json.length <= max && !/\\u00[01][0-9a-f]|\x7f/i.test(json);
 }
 
+/** A cluster's answer is read up to this size; a longer one is not its API. */
+export const ANSWER_MAX_BYTES = 8 * 1024 * 1024;
+
+/**
+ * fetch as the cloud calls a cluster: no redirect followed (the admitted URL is the only place
+ * the token goes), no longer than `timeoutMs`, and the answer read up to ANSWER_MAX_BYTES.
+ */
+async function boundedFetch(
+  input: Parameters<typeof fetch>[0],
+  init: Parameters<typeof fetch>[1],
+  timeoutMs: number,
+): Promise<Response> {
+  const res = await fetch(input, {
+    ...init,
+    redirect: 'error',
+    signal: AbortSignal.timeout(timeoutMs),
+  });
+  if (Number(res.headers.get('content-length') ?? 0) > ANSWER_MAX_BYTES) {
+    await res.body?.cancel();
+    throw new Error(`an answer longer than ${ANSWER_MAX_BYTES} bytes`);
+  }
+  if (!res.body) return res;
+  let read = 0;
+  const bounded = res.body.pipeThrough(
+    new TransformStream<Uint8Array, Uint8Array>({
+      transform(chunk, out) {
+        read += chunk.byteLength;
+        if (read > ANSWER_MAX_BYTES) {
+          out.error(new Error(`an answer longer than ${ANSWER_MAX_BYTES} bytes`));
+        } else {
+          out.enqueue(chunk);
+        }
+      },
+    }),
+  );
+  return new Response(bounded, { status: res.status, headers: res.headers });
+}
+
 export interface VagothClusterOptions {
   name: string;
   /** The cluster's tRPC endpoint (`http://host:port/trpc`), admitted by the operator's list. */
@@ -60,8 +98,7 @@ export class VagothCluster implements ClusterDriver {
           url: options.url,
           headers: { authorization: `Bearer ${options.token}` },
           // Never follow a redirect: the admitted URL is the only place the token goes.
-          fetch: (input, init) =>
-            fetch(input, { ...init, redirect: 'error', signal: AbortSignal.timeout(timeoutMs) }),
+          fetch: (input, init) => boundedFetch(input, init, timeoutMs),
         }),
       ],
     });
