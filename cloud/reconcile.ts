@@ -1,9 +1,13 @@
 /**
- * Pure: which of a cluster's instances the cloud has lost, given the VMs the cluster says it
- * has. An instance whose create the cluster accepted and whose VM it no longer has was lost
- * there (its create failed and was undone, or the VM was removed under the cloud); one never
- * accepted was lost between its record and its create (the cloud stopped, or the cluster's
- * answer never came) once `graceMs` have passed without its VM appearing.
+ * Pure: what the cloud does about a cluster's instances, given the VMs the cluster says it has.
+ *
+ * - `adopt`: an instance whose create was never taken (no answer came) but whose VM is there:
+ *   it was made, and is the project's.
+ * - `lost`: an instance whose create was taken and whose VM is gone (its create failed and was
+ *   undone, or the VM was removed under the cloud): its share of the quota goes back.
+ * - `unsure`: an instance whose create was never taken and whose VM has not appeared in
+ *   `graceMs`: lost unless the cluster is still working on it (its VM's workflow running),
+ *   which only the cluster can say.
  */
 export interface Held {
   vmName: string;
@@ -11,30 +15,32 @@ export interface Held {
   acceptedAt: Date | null;
 }
 
-export interface Lost<T extends Held> {
-  instance: T;
-  reason: string;
+export interface ReconcilePlan<T extends Held> {
+  adopt: T[];
+  lost: Array<{ instance: T; reason: string }>;
+  unsure: T[];
 }
 
-export function lostInstances<T extends Held>(
+export function reconcilePlan<T extends Held>(
   held: readonly T[],
   vms: ReadonlySet<string>,
   now: Date,
   graceMs: number,
-): Lost<T>[] {
-  return held.flatMap((instance) => {
-    if (vms.has(instance.vmName)) return [];
-    if (instance.acceptedAt !== null) {
-      return [{ instance, reason: `its cluster has no VM ${instance.vmName} any more` }];
+): ReconcilePlan<T> {
+  const plan: ReconcilePlan<T> = { adopt: [], lost: [], unsure: [] };
+  for (const instance of held) {
+    const there = vms.has(instance.vmName);
+    if (instance.acceptedAt === null) {
+      if (there) plan.adopt.push(instance);
+      else if (now.getTime() - instance.createdAt.getTime() >= graceMs) plan.unsure.push(instance);
+    } else if (!there) {
+      plan.lost.push({ instance, reason: `its cluster has no VM ${instance.vmName} any more` });
     }
-    if (now.getTime() - instance.createdAt.getTime() >= graceMs) {
-      return [
-        {
-          instance,
-          reason: `its cluster never made VM ${instance.vmName} (its create was not taken)`,
-        },
-      ];
-    }
-    return [];
-  });
+  }
+  return plan;
+}
+
+/** Why an unsure instance is given back, once its cluster says it is not making its VM. */
+export function neverMade(vmName: string): string {
+  return `its cluster never made VM ${vmName} (its create was not taken)`;
 }

@@ -47,6 +47,8 @@ export async function startCloud(
             principal: { tokenId: null, name: 'cloud', role: 'admin' },
           }),
         ),
+        // In-process, a create waits on the cluster's workers: longer than a remote call.
+        Math.max(config.cloud.clusterTimeoutMs, 30_000),
       )
     : null;
   const deps: CloudDeps = {

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { PROJECT_ROLES } from '../authorize.ts';
+import { OPERATION_STATUSES } from '../clusters/answers.ts';
 import { RESOURCES } from '../quota.ts';
 
 /**
@@ -75,6 +76,13 @@ export const eventsOut = z.array(
   }),
 );
 
+export const cloudEventsOut = z.array(
+  eventsOut.element.extend({
+    /** The project the change was made in; null: the cloud's own. */
+    project: z.string().nullable(),
+  }),
+);
+
 export const tokenOut = z.object({
   id: z.string(),
   name: z.string(),
@@ -98,15 +106,7 @@ const operationOut = z.object({
   url: z.string(),
 });
 export const operationDetailOut = operationOut.extend({
-  status: z.enum([
-    'queued',
-    'running',
-    'completed',
-    'failed',
-    'cancelled',
-    'terminated',
-    'timed_out',
-  ]),
+  status: z.enum(OPERATION_STATUSES),
   startedAt: z.string(),
   closedAt: z.string().nullable(),
   error: z.object({ type: z.string().nullable(), message: z.string() }).nullable(),

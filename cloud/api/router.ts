@@ -1,4 +1,5 @@
 import { clustersRouter } from './routers/clusters.ts';
+import { eventsRouter } from './routers/events.ts';
 import { imagesRouter, networksRouter } from './routers/grants.ts';
 import { instancesRouter } from './routers/instances.ts';
 import { projectsRouter } from './routers/projects.ts';
@@ -17,6 +18,7 @@ export const cloudRouter = router({
   quotas: quotasRouter,
   networks: networksRouter,
   images: imagesRouter,
+  events: eventsRouter,
 });
 
 export type CloudRouter = typeof cloudRouter;

@@ -86,6 +86,20 @@ export const projectEventsInput = z.object({
     .optional(),
 });
 
+export const eventsListInput = z.object({
+  limit: z.number().int().min(1).max(500).default(100),
+  /** An event id: the page before it (older). */
+  before: z
+    .string()
+    .regex(/^\d{1,18}$/, 'must be an event id')
+    .optional(),
+  /** One kind of change only, e.g. `clusters.register`. */
+  action: z
+    .string()
+    .regex(/^[a-z]+\.[A-Za-z-]+$/, 'must be an action such as clusters.register')
+    .optional(),
+});
+
 export const tokenCreateInput = z.object({
   name: tokenName,
   /** Whose token: the caller's own unless an admin names another user. */

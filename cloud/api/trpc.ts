@@ -76,13 +76,13 @@ async function callerOf(ctx: CloudContext, secret: string | undefined): Promise<
  * the cloud remembered of them is looked up anew.
  */
 const forgetCallersOnChange = t.middleware(async ({ ctx, type, next }) => {
-  if (type !== 'mutation') return next();
-  try {
-    return await next();
-  } finally {
+  const result = await next();
+  // Only a change that was made: a refused call (or a stream of them) forgets nothing.
+  if (type === 'mutation' && result.ok) {
     ctx.caches.callers.clear();
     ctx.caches.projects.clear();
   }
+  return result;
 });
 
 /**
@@ -108,8 +108,8 @@ export const router = t.router;
 /** The only procedure builder: no cloud procedure can be served without a token and a rule. */
 export const procedure = t.procedure
   .use(mapErrors)
-  .use(forgetCallersOnChange)
   .use(authorize)
+  .use(forgetCallersOnChange)
   .use(boundDepth);
 export const createCloudCallerFactory = t.createCallerFactory;
 

@@ -61,4 +61,24 @@ export const vmAnswer = z.object({
 export const vmsAnswer = z.array(vmAnswer).max(500);
 
 export const operationAnswer = z.object({ operation });
+
+/** How an operation of a cluster's can stand, as the cloud answers it. */
+export const OPERATION_STATUSES = [
+  'queued',
+  'running',
+  'completed',
+  'failed',
+  'cancelled',
+  'terminated',
+  'timed_out',
+] as const;
+
+/** operations.get: how an operation goes, in the words the cloud answers it with. */
+export const operationDetailAnswer = operation.extend({
+  status: z.enum(OPERATION_STATUSES),
+  startedAt: text(64),
+  closedAt: text(64).nullable(),
+  error: z.object({ type: text(128).nullable(), message: text(2000) }).nullable(),
+  note: text(2000).optional(),
+});
 export const createAnswer = z.object({ vm: vmAnswer, operation });

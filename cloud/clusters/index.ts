@@ -1,6 +1,6 @@
 import { outsidePrefixes } from '../../common/url-prefix.ts';
 import type { CloudDeps } from '../api/context.ts';
-import { CloudInputError, CloudPreconditionError, ClusterUnreachableError } from '../errors.ts';
+import { CloudInputError, ClusterUnreachableError } from '../errors.ts';
 import type { ClusterAddress } from '../store/clusters.ts';
 import type { ClusterDriver } from './driver.ts';
 import { VagothCluster } from './vagoth.ts';
@@ -32,22 +32,21 @@ export function admitClusterUrl(text: string, allowed: readonly string[]): strin
   return url.href.replace(/\/$/, '');
 }
 
-/** The driver that reaches a recorded cluster. */
+/**
+ * The driver that reaches a recorded cluster. One the cloud cannot reach as recorded (its URL
+ * no longer allowed, or no local cluster in this deployment) answers every call as a cluster
+ * that does not answer: its instances show `unknown`, and the other clusters go on serving.
+ */
 export function clusterDriver(deps: CloudDeps, cluster: ClusterAddress): ClusterDriver {
   if (cluster.driver === 'local') {
-    if (!deps.localCluster) {
-      throw new CloudPreconditionError(
-        `cluster ${cluster.name}: this deployment runs no local cluster`,
-      );
-    }
-    return deps.localCluster;
+    return deps.localCluster ?? silent(cluster.name, 'this deployment runs no local cluster');
   }
   // Checked again as it is used: the operator's list may have changed since it was registered.
   let url: string;
   try {
     url = admitClusterUrl(cluster.url!, deps.clusterUrls);
   } catch {
-    throw new ClusterUnreachableError(cluster.name, 'its URL is no longer allowed');
+    return silent(cluster.name, 'its URL is no longer allowed');
   }
   // One client per cluster address, kept: its connections are reused from call to call.
   const known = drivers.get(deps) ?? new Map<string, VagothCluster>();
@@ -68,3 +67,18 @@ export function clusterDriver(deps: CloudDeps, cluster: ClusterAddress): Cluster
 }
 
 const drivers = new WeakMap<CloudDeps, Map<string, VagothCluster>>();
+
+/** A cluster the cloud cannot call: every call fails as one that does not answer. */
+function silent(name: string, why: string): ClusterDriver {
+  const fail = () => Promise.reject(new ClusterUnreachableError(name, why));
+  return {
+    kind: 'local',
+    capacity: fail,
+    places: fail,
+    createVm: fail,
+    getVm: fail,
+    getVms: fail,
+    operate: fail,
+    operation: fail,
+  };
+}

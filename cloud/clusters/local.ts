@@ -1,5 +1,6 @@
 import type { createCaller } from '../../api/router.ts';
 import { TRPCError } from '@trpc/server';
+import { ClusterUnreachableError } from '../errors.ts';
 import {
   sumCapacity,
   type ClusterCapacity,
@@ -17,7 +18,15 @@ export type ClusterCaller = ReturnType<typeof createCaller>;
 export class LocalCluster implements ClusterDriver {
   readonly kind = 'local';
 
-  constructor(private readonly api: ClusterCaller) {}
+  /**
+   * `createTimeoutMs`: how long a create may wait for the cluster to claim its VM (its workers
+   * may be down or behind) before the cloud answers that it had no answer; the create itself
+   * goes on, and the reconciler settles the instance.
+   */
+  constructor(
+    private readonly api: ClusterCaller,
+    private readonly createTimeoutMs = 30_000,
+  ) {}
 
   async capacity(): Promise<ClusterCapacity> {
     return sumCapacity(await this.api.hosts.list());
@@ -27,8 +36,19 @@ export class LocalCluster implements ClusterDriver {
     return (await this.api.placement.explain(shape)).host !== null;
   }
 
-  createVm(input: ClusterVmInput) {
-    return this.api.vms.create(input);
+  async createVm(input: ClusterVmInput) {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new ClusterUnreachableError('local', 'its VM was not claimed in time')),
+        this.createTimeoutMs,
+      );
+    });
+    try {
+      return await Promise.race([this.api.vms.create(input), late]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   async getVm(name: string) {

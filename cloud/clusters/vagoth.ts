@@ -7,6 +7,7 @@ import {
   explainAnswer,
   hostsAnswer,
   operationAnswer,
+  operationDetailAnswer,
   vmAnswer,
   vmsAnswer,
 } from './answers.ts';
@@ -22,16 +23,6 @@ import {
   type ClusterVmInput,
   type VmVerb,
 } from './driver.ts';
-
-// An operation's detail is passed on whole: plain JSON, printable, and bounded.
-const OPERATION_MAX_BYTES = 256 * 1024;
-
-/** Whether a value is JSON of at most `max` bytes whose strings hold no control characters. */
-function plainJson(value: unknown, max: number): boolean {
-  const json = JSON.stringify(value);
-  // JSON.stringify escapes control characters as \u00XX; DEL it leaves as it is.
-  return json !== undefined && json.length <= max && !/\\u00[01][0-9a-f]|\x7f/i.test(json);
-}
 
 /** A cluster's answer is read up to this size; a longer one is not its API. */
 export const ANSWER_MAX_BYTES = 8 * 1024 * 1024;
@@ -141,8 +132,7 @@ export class VagothCluster implements ClusterDriver {
 
   async operation(ref: ClusterOperationRef) {
     const detail = await this.call(() => this.api.operations.get.query(ref));
-    if (!plainJson(detail, OPERATION_MAX_BYTES)) throw this.notItsApi();
-    return detail;
+    return this.checked(operationDetailAnswer, detail) as typeof detail;
   }
 
   /** The part of an answer the cloud reads, checked; anything else is not the cluster's API. */

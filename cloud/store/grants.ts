@@ -1,5 +1,5 @@
 import type postgres from 'postgres';
-import { CloudNotFoundError } from '../errors.ts';
+import { CloudNotFoundError, foreignKeyViolation } from '../errors.ts';
 import { recordEvent, type Actor } from './events.ts';
 
 /** What of a cluster's a project may use: a network to attach to, an image to boot from. */
@@ -29,20 +29,26 @@ const ACTION: Record<GrantKind, { grant: string; revoke: string }> = {
 
 /** Records the grant (granting twice changes nothing) with its event, in one transaction. */
 export async function grant(sql: postgres.Sql, actor: Actor, key: GrantKey): Promise<void> {
-  await sql.begin(async (tx) => {
-    await tx`
+  await sql
+    .begin(async (tx) => {
+      await tx`
       INSERT INTO cloud.grants (kind, cluster_id, name, project_id)
       VALUES (${key.kind}, ${key.clusterId}, ${key.name}, ${key.projectId})
       ON CONFLICT (kind, cluster_id, name,
                    COALESCE(project_id, '00000000-0000-0000-0000-000000000000'))
       DO NOTHING`;
-    await recordEvent(tx, actor, {
-      projectId: key.projectId,
-      action: ACTION[key.kind].grant,
-      target: key.name,
-      detail: { clusterId: key.clusterId },
+      await recordEvent(tx, actor, {
+        projectId: key.projectId,
+        action: ACTION[key.kind].grant,
+        target: key.name,
+        detail: { clusterId: key.clusterId },
+      });
+    })
+    .catch((err: unknown) => {
+      // The project or the cluster went since it was looked up.
+      if (foreignKeyViolation(err)) throw new CloudNotFoundError('project or cluster', key.name);
+      throw err;
     });
-  });
 }
 
 /**

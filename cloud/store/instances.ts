@@ -94,7 +94,10 @@ export async function claimInstance(
 ): Promise<InstanceRecord> {
   try {
     const id = await sql.begin(async (tx) => {
-      await tx`SELECT 1 FROM cloud.projects WHERE id = ${input.projectId} FOR UPDATE`;
+      const [held] =
+        await tx`SELECT 1 FROM cloud.projects WHERE id = ${input.projectId} FOR UPDATE`;
+      // Deleted since the caller was checked.
+      if (!held) throw new CloudNotFoundError('project', input.project);
       // Held until the instance is in: the cluster is neither removed nor drained meanwhile.
       const [cluster] = await tx<{ name: string; draining: boolean }[]>`
         SELECT name, draining FROM cloud.clusters WHERE id = ${input.clusterId} FOR SHARE`;
@@ -188,9 +191,15 @@ export async function listInstances(
  * Gives an instance's share back and frees its name: its create failed before its cluster took
  * it (`forget`), or its delete was accepted (`delete`).
  */
-/** Its cluster has taken its create: from now on, a cluster without its VM has lost it. */
-export async function acceptInstance(sql: postgres.Sql, id: string): Promise<void> {
-  await sql`UPDATE cloud.instances SET accepted_at = now() WHERE id = ${id}`;
+/**
+ * Its cluster has taken its create: from now on, a cluster without its VM has lost it. False
+ * when the instance was deleted or given back meanwhile (its VM is then no one's).
+ */
+export async function acceptInstance(sql: postgres.Sql, id: string): Promise<boolean> {
+  const done = await sql`
+    UPDATE cloud.instances SET accepted_at = coalesce(accepted_at, now())
+    WHERE id = ${id} AND deleted_at IS NULL`;
+  return done.count > 0;
 }
 
 /**

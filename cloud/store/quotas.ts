@@ -1,4 +1,5 @@
 import type postgres from 'postgres';
+import { CloudNotFoundError } from '../errors.ts';
 import { NO_QUOTA, type Quota, type Usage } from '../quota.ts';
 import { recordEvent, type Actor } from './events.ts';
 
@@ -61,7 +62,8 @@ export async function setQuota(
   change: Partial<Quota>,
 ): Promise<void> {
   await sql.begin(async (tx) => {
-    await tx`SELECT 1 FROM cloud.projects WHERE id = ${projectId} FOR UPDATE`;
+    const [held] = await tx`SELECT 1 FROM cloud.projects WHERE id = ${projectId} FOR UPDATE`;
+    if (!held) throw new CloudNotFoundError('project', projectId);
     const given = Object.fromEntries(Object.entries(change).filter(([, v]) => v !== undefined));
     const quota: Quota = { ...(await quotaOf(tx, projectId)), ...given };
     await tx`

@@ -77,6 +77,7 @@ const SAMPLES: Record<string, unknown> = {
   'images.publish': { cluster: 'no-such-cluster', image: 'base' },
   'images.unpublish': { cluster: 'local', image: 'none' },
   'images.list': { project: 'alpha' },
+  'events.list': { limit: 5 },
 };
 
 type Who =

@@ -106,6 +106,11 @@ const VALID: Record<string, fc.Arbitrary<unknown>> = {
     project: fc.constantFrom(undefined, 'fz-p1'),
   }),
   'images.list': project.map((p) => ({ project: p })),
+  'events.list': fc.record({
+    limit: fc.integer({ min: 1, max: 50 }),
+    before: fc.constantFrom(undefined, '1', '999999'),
+    action: fc.constantFrom(undefined, 'clusters.register', 'instances.lost'),
+  }),
 };
 
 /** A segment as a client would send it; a lone surrogate cannot be: the junk goes instead. */

@@ -340,6 +340,73 @@ describe('cloud instances over two clusters', () => {
     expect(await ann.instances.list.query({ project: 'gamma' })).toEqual([]);
   });
 
+  it('says an address another project holds is taken, without naming who holds it', async () => {
+    const theirs = (await ann.instances.get.query({ project: 'alpha', name: 'web-1' }))
+      .addresses[0]!;
+    const r = await refused(
+      bob.instances.create.mutate({
+        project: 'beta',
+        ...instance('thief', { cluster: 'local', nics: [{ network: 'default', ip: theirs.ip }] }),
+      }),
+    );
+    expect(r).toMatchObject({ code: 'CONFLICT', message: `ip:${theirs.ip} is taken` });
+    expect((await bob.instances.list.query({ project: 'beta' })).map((i) => i.name)).not.toContain(
+      'thief',
+    );
+  });
+
+  it('settles a create whose answer never came: adopted once its VM shows, else given back', async () => {
+    // As the cloud leaves a create when it stops between its record and its cluster's answer.
+    const [alpha] = await h.sql<
+      { id: string }[]
+    >`SELECT id FROM cloud.projects WHERE name = 'alpha'`;
+    const [local] = await h.sql<
+      { id: string }[]
+    >`SELECT id FROM cloud.clusters WHERE name = 'local'`;
+    const pending = async (name: string, age: string) => {
+      await h.sql`
+        INSERT INTO cloud.instances (project_id, name, cluster_id, vm_name, vcpus, memory_mib,
+                                     disk_gib, ips, image, created_at)
+        VALUES (${alpha!.id}, ${name}, ${local!.id}, ${`alpha.${name}`}, 1, 64, 0, 0, 'base',
+                now() - ${age}::interval)`;
+    };
+    await pending('late', '1 second');
+    await pending('never', '11 minutes');
+    expect((await ann.instances.get.query({ project: 'alpha', name: 'late' })).state).toBe(
+      'pending',
+    );
+    // Nothing to decommission yet: its delete waits for its VM.
+    const early = await refused(ann.instances.delete.mutate({ project: 'alpha', name: 'late' }));
+    expect(early.code).toBe('PRECONDITION_FAILED');
+    expect(early.message).toContain('pending');
+
+    // The create that was under way lands in the cluster: the cloud adopts it.
+    await settle(
+      h,
+      (await h.api.vms.create({ name: 'alpha.late', vcpus: 1, memoryMiB: 64 })).operation,
+    );
+    let states: string[] = [];
+    for (let i = 0; i < 100; i++) {
+      const listed = await ann.instances.list.query({ project: 'alpha' });
+      states = listed
+        .filter((x) => ['late', 'never'].includes(x.name))
+        .map((x) => `${x.name}:${x.state}`);
+      if (states.join() === 'late:running') break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    // late is the project's; never (no VM, no workflow making one, past the grace) went back.
+    expect(states).toEqual(['late:running']);
+    const events = await ann.projects.events.query({ project: 'alpha', limit: 5 });
+    expect(events.find((e) => e.target === 'never')).toMatchObject({
+      action: 'instances.lost',
+      detail: { reason: 'its cluster never made VM alpha.never (its create was not taken)' },
+    });
+    await settle(
+      h,
+      (await ann.instances.delete.mutate({ project: 'alpha', name: 'late' })).operation!,
+    );
+  });
+
   it('gives back the share of an instance whose VM its cluster no longer has', async () => {
     await running(bob, 'beta', instance('gone', { cluster: 'far' }));
     const before = (await bob.quotas.get.query({ project: 'beta' })).usage.instances;

@@ -136,6 +136,24 @@ describe('the cloud layer', () => {
       ['projects.create', 'alpha', 'admin'],
     ]);
     expect(events[0]!.tokenId).toBe((await admin.users.me.query()).token.id);
+    // The cloud's own history, for its admins: changes outside any project too.
+    const all = await admin.events.list.query({ limit: 500 });
+    expect(all.find((e) => e.action === 'users.create' && e.target === 'bob')).toMatchObject({
+      project: null,
+      user: 'admin',
+    });
+    expect(all.find((e) => e.action === 'projects.addMember')).toMatchObject({ project: 'beta' });
+    // Newest first: far by the admin, local by the cloud itself as it first started.
+    expect(
+      (await admin.events.list.query({ action: 'clusters.register' })).map((e) => [
+        e.target,
+        e.user,
+      ]),
+    ).toEqual([
+      ['far', 'admin'],
+      ['local', null],
+    ]);
+    await expect(ann.events.list.query({})).rejects.toThrow(/admin/);
   });
 
   it('gives tokens that are never more than their holder, and take effect at once', async () => {

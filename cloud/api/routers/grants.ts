@@ -2,7 +2,7 @@ import { getCluster } from '../../store/clusters.ts';
 import { grant, projectGrants, revoke, type GrantKind } from '../../store/grants.ts';
 import { getProject } from '../../store/projects.ts';
 import { grantChangeOut, grantsOut } from '../outputs.ts';
-import { actorOf, type AuthedContext } from '../context.ts';
+import { actorOf, projectOf, type AuthedContext } from '../context.ts';
 import { byProject, grantInput } from '../schemas.ts';
 import { ADMIN_WRITE, PROJECT_READ, procedure, router, routes } from '../trpc.ts';
 
@@ -30,7 +30,7 @@ async function change(
 
 /** What a project may use of one kind, as its members see it. */
 async function listFor(ctx: AuthedContext, kind: GrantKind, projectName: string) {
-  const project = await getProject(ctx.sql, projectName);
+  const project = await projectOf(ctx, projectName);
   return (await projectGrants(ctx.sql, project.id, kind)).map(({ kind: _, ...g }) => g);
 }
 

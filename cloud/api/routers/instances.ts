@@ -1,16 +1,18 @@
 import { vmWorkflowId } from '../../../common/vocabulary.ts';
 import { clusterDriver } from '../../clusters/index.ts';
 import { type ClusterDriver, type ClusterVm, type VmVerb } from '../../clusters/driver.ts';
-import { CloudNotFoundError, ClusterUnreachableError } from '../../errors.ts';
+import {
+  CloudNotFoundError,
+  CloudPreconditionError,
+  ClusterUnreachableError,
+} from '../../errors.ts';
 import { listClusters } from '../../store/clusters.ts';
 import { recordEvent } from '../../store/events.ts';
 import {
   acceptInstance,
-  claimInstance,
   getInstance,
   listInstances,
   releaseInstance,
-  vmNameOf,
   type InstanceRecord,
 } from '../../store/instances.ts';
 import { z } from 'zod';
@@ -21,7 +23,7 @@ import {
   instanceOut,
   operationDetailOut,
 } from '../outputs.ts';
-import { chooseCluster } from '../choose-cluster.ts';
+import { createInstance } from '../create-instance.ts';
 import { actorOf, projectOf, type AuthedContext } from '../context.ts';
 import {
   byInstance,
@@ -110,54 +112,8 @@ export const instancesRouter = router({
     .input(instanceCreateInput)
     .output(instanceCreateOut)
     .mutation(async ({ ctx, input }) => {
-      const project = await projectOf(ctx, input.project);
-      const { cluster, driver } = await chooseCluster(ctx, project.id, input);
-      const actor = actorOf(ctx);
-      const instance = await claimInstance(ctx.sql, actor, {
-        projectId: project.id,
-        project: project.name,
-        name: input.name,
-        clusterId: cluster.id,
-        vcpus: input.vcpus,
-        memoryMiB: input.memoryMiB,
-        diskGiB: input.diskGiB,
-        ips: input.nics.length,
-        image: input.image,
-      });
-      const vmName = vmNameOf(project.name, input.name);
-      try {
-        const { vm, operation: op } = await driver.createVm({
-          name: vmName,
-          vcpus: input.vcpus,
-          memoryMiB: input.memoryMiB,
-          image: input.image,
-          diskGiB: input.diskGiB,
-          nics: input.nics,
-          sshAuthorizedKeys: input.sshAuthorizedKeys,
-          ...(input.userData === undefined ? {} : { userData: input.userData }),
-          placement: input.placement,
-          tags: { 'vagoth.cloud/project': project.name, 'vagoth.cloud/instance': input.name },
-        });
-        await acceptInstance(ctx.sql, instance.id);
-        return { instance: view(instance, vm), operation: op };
-      } catch (err) {
-        // No answer is not a refusal: the cluster may have taken the create. Only a cluster
-        // that says it has no such VM lets the cloud forget it; otherwise the record stays, to
-        // be accepted by a later answer or given back by the reconciler (cloud/reconciler.ts).
-        if (err instanceof ClusterUnreachableError) {
-          const now = await driver.getVm(vmName).catch(() => 'unknown' as const);
-          if (now !== null) {
-            if (now !== 'unknown') await acceptInstance(ctx.sql, instance.id);
-            throw new ClusterUnreachableError(
-              cluster.name,
-              `no answer to the create of ${input.name}, which stays recorded: its state ` +
-                'shows once the cluster answers, and it can be deleted',
-            );
-          }
-        }
-        await releaseInstance(ctx.sql, actor, instance, project.id, 'forget');
-        throw err;
-      }
+      const { instance, vm, operation } = await createInstance(ctx, input);
+      return { instance: view(instance, vm), operation };
     }),
 
   get: procedure
@@ -222,6 +178,16 @@ export const instancesRouter = router({
     .output(instanceDeleteOut)
     .mutation(async ({ ctx, input }) => {
       const { project, instance, driver } = await instanceAt(ctx, input);
+      if (instance.acceptedAt === null) {
+        // Its create has had no answer: only once its VM shows is there one to decommission.
+        if ((await driver.getVm(instance.vmName)) === null) {
+          throw new CloudPreconditionError(
+            `instance ${instance.name} is pending: its create has not been taken yet; delete ` +
+              'it once its VM shows, or its share is given back if its cluster never makes it',
+          );
+        }
+        await acceptInstance(ctx.sql, instance.id);
+      }
       const op = await driver.operate(instance.vmName, 'decommission').catch((err: unknown) => {
         if ((err as { code?: string }).code === 'NOT_FOUND') return null;
         throw err;

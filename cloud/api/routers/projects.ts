@@ -1,3 +1,4 @@
+import { CloudNotFoundError } from '../../errors.ts';
 import { seesProject } from '../../authorize.ts';
 import { projectEvents } from '../../store/events.ts';
 import {
@@ -17,7 +18,7 @@ import {
   projectGetOut,
   projectListOut,
 } from '../outputs.ts';
-import { actorOf } from '../context.ts';
+import { actorOf, projectOf } from '../context.ts';
 import {
   byProject,
   memberAddInput,
@@ -63,6 +64,10 @@ export const projectsRouter = router({
     .output(projectGetOut)
     .query(async ({ ctx, input }) => {
       const project = await getProject(ctx.sql, input.project);
+      // The project the token was checked against, not one made since under its name.
+      if (project.id !== (await projectOf(ctx, input.project)).id) {
+        throw new CloudNotFoundError('project', input.project);
+      }
       return { ...project, members: await projectMembers(ctx.sql, project.id) };
     }),
 
@@ -93,7 +98,7 @@ export const projectsRouter = router({
     .input(projectEventsInput)
     .output(eventsOut)
     .query(async ({ ctx, input }) => {
-      const project = await getProject(ctx.sql, input.project);
+      const project = await projectOf(ctx, input.project);
       return projectEvents(ctx.sql, project.id, { limit: input.limit, before: input.before });
     }),
 });

@@ -1,7 +1,7 @@
 import { projectQuota, setQuota } from '../../store/quotas.ts';
 import { getProject } from '../../store/projects.ts';
 import { quotaOut } from '../outputs.ts';
-import { actorOf } from '../context.ts';
+import { actorOf, projectOf } from '../context.ts';
 import { byProject, quotaSetInput } from '../schemas.ts';
 import { ADMIN_WRITE, PROJECT_READ, procedure, router, routes } from '../trpc.ts';
 
@@ -25,7 +25,7 @@ export const quotasRouter = router({
     .input(byProject)
     .output(quotaOut)
     .query(async ({ ctx, input }) => {
-      const project = await getProject(ctx.sql, input.project);
+      const project = await projectOf(ctx, input.project);
       return { project: input.project, ...(await projectQuota(ctx.sql, project.id)) };
     }),
 });
