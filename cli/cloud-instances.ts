@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import type { CloudCommand, CloudVerbs } from './cloud.ts';
 import type { CloudOut } from './cloud-client.ts';
-import { INSTANCE, OPERATION, instanceDetail } from './cloud-views.ts';
+import { HISTORY, INSTANCE, OPERATION, instanceDetail } from './cloud-views.ts';
 import { readKeyFiles } from './files.ts';
 import { parseNic } from './nic.ts';
 import { table } from './table.ts';
@@ -71,6 +71,16 @@ export const INSTANCE_VERBS: CloudVerbs = {
   async 'instances get'({ api, args, show }) {
     const project = args.project();
     show(await api.instances.get.query({ project, name: args.name() }), instanceDetail);
+  },
+  async 'instances operations'({ api, args, show }) {
+    const project = args.project();
+    const limit = args.int('limit');
+    const history = await api.instances.operations.query({
+      project,
+      name: args.name(),
+      ...(limit === undefined ? {} : { limit }),
+    });
+    show(history, (h) => table(HISTORY, h));
   },
   async 'instances create'(c) {
     const input = createInput(c);

@@ -13,6 +13,7 @@ type Token = CloudOut['tokens']['list'][number];
 type Instance = CloudOut['instances']['get'];
 type Operation = CloudOut['instances']['start']['operation'];
 type QuotaAnswer = CloudOut['quotas']['get'];
+type Asked = CloudOut['instances']['operations'][number];
 
 const mib = (n: number) => `${n}MiB`;
 const gib = (n: number) => `${n}GiB`;
@@ -118,6 +119,18 @@ export const OPERATION: Column<Operation>[] = [
   field('KIND', 'kind'),
   { header: 'OPERATION', cell: (o) => (o.updateId ? `${o.id} ${o.updateId}` : o.id) },
   field('URL', 'url'),
+];
+
+/** An instance's history: what was asked, by whom, and the operation it started. */
+export const HISTORY: Column<Asked>[] = [
+  field('AT', 'at', when),
+  field('USER', 'user'),
+  field('ACTION', 'action'),
+  {
+    header: 'OPERATION',
+    cell: (a) => (a.operation ? (a.operation.updateId ?? a.operation.id) : ''),
+  },
+  { header: 'URL', cell: (a) => a.operation?.url ?? '' },
 ];
 
 const RESOURCES = [

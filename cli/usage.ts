@@ -71,6 +71,8 @@ The cloud (its API at $VAGOTH_CLOUD_URL, default /cloud/trpc beside the cluster 
       a limit not given stays as it is; none removes it (--vcpus none)
   instances list [--project P] [--cluster C] [--limit N] [--after NAME]
   instances get <name> [--project P]
+  instances operations <name> [--project P] [--limit N]
+      what was asked of it and by whom, newest first, with each operation's UI link
   instances create <name> [--project P] --vcpus N --memory MiB --image IMAGE [--disk GiB]
                    [--nic network[,ip=A.B.C.D]]... [--cluster C | --region R] [--require k=v]...
                    [--policy spread|pack] [--ssh-key-file FILE]... [--user-data-file FILE] [--wait]

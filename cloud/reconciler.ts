@@ -83,7 +83,9 @@ async function walk(deps: CloudDeps, now: () => Date): Promise<ReconcileReport> 
       }
       for (const { instance, reason } of lost) {
         const actor = { userId: null, tokenId: null };
-        if (await releaseInstance(deps.sql, actor, instance, instance.projectId, 'lost', reason)) {
+        if (
+          await releaseInstance(deps.sql, actor, instance, instance.projectId, 'lost', { reason })
+        ) {
           report.released.push({ project: instance.project, name: instance.name, reason });
         }
       }

@@ -2,6 +2,7 @@ import { TRPCError } from '@trpc/server';
 import type { z } from 'zod';
 import { CloudConflictError, ClusterUnreachableError } from '../errors.ts';
 import { acceptInstance, claimInstance, releaseInstance, vmNameOf } from '../store/instances.ts';
+import { recordEvent } from '../store/events.ts';
 import { chooseCluster } from './choose-cluster.ts';
 import { actorOf, projectOf, type AuthedContext } from './context.ts';
 import type { instanceCreateInput } from './schemas.ts';
@@ -88,5 +89,11 @@ export async function createInstance(
       `instance ${input.name} was given back while its create was under way; its VM is removed`,
     );
   }
+  await recordEvent(ctx.sql, actor, {
+    projectId: project.id,
+    action: 'instances.create-taken',
+    target: input.name,
+    detail: { instance: instance.id, cluster: cluster.name, operation: made.operation },
+  });
   return { instance, vm: made.vm, operation: made.operation };
 }

@@ -97,7 +97,7 @@ export const tokenOut = z.object({
 export const tokenCreateOut = tokenOut.extend({ token: z.string() });
 
 /** An operation of the instance's cluster (a workflow, or an update of one). */
-const operationOut = z.object({
+export const operationOut = z.object({
   id: z.string(),
   runId: z.string(),
   updateId: z.string().optional(),
@@ -143,6 +143,17 @@ export const instanceOut = z.object({
     })
     .nullable(),
 });
+/** An instance's history: each thing asked of it, and the cluster's operation it started. */
+export const instanceOperationsOut = z.array(
+  z.object({
+    id: z.string(),
+    at,
+    user: z.string().nullable(),
+    action: z.string(),
+    /** The cluster's operation (progress: instances.operation); null when none was started. */
+    operation: operationOut.nullable(),
+  }),
+);
 export const instanceCreateOut = z.object({ instance: instanceOut, operation: operationOut });
 export const instanceOperationOut = z.object({ operation: operationOut });
 export const instanceDeleteOut = z.object({

@@ -166,6 +166,9 @@ export const instanceCreateInput = z
   });
 
 export const byInstance = z.object({ project: projectName, name: instanceName });
+export const instanceOperationsInput = byInstance.extend({
+  limit: z.number().int().min(1).max(500).default(50),
+});
 export const instanceListInput = z.object({
   project: projectName,
   cluster: clusterName.optional(),

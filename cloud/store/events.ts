@@ -54,6 +54,20 @@ export async function cloudEvents(
   );
 }
 
+/** What was asked of one instance and by whom, newest first: its create, operations, delete. */
+export function instanceEvents(
+  sql: postgres.Sql,
+  projectId: string,
+  instanceId: string,
+  limit: number,
+): Promise<CloudEvent[]> {
+  return eventsWhere(
+    sql,
+    sql`e.project_id = ${projectId} AND e.detail->>'instance' = ${instanceId}`,
+    { limit },
+  );
+}
+
 async function eventsWhere(
   sql: postgres.Sql,
   where: postgres.PendingQuery<postgres.Row[]>,

@@ -214,7 +214,8 @@ export async function releaseInstance(
   instance: InstanceRecord,
   projectId: string,
   why: 'delete' | 'forget' | 'lost',
-  reason?: string,
+  /** What else the event records: why it was lost, the decommission's operation. */
+  more: Record<string, unknown> = {},
 ): Promise<boolean> {
   return sql.begin(async (tx) => {
     const gone =
@@ -231,11 +232,7 @@ export async function releaseInstance(
         lost: 'instances.lost',
       }[why],
       target: instance.name,
-      detail: {
-        instance: instance.id,
-        cluster: instance.cluster,
-        ...(reason === undefined ? {} : { reason }),
-      },
+      detail: { instance: instance.id, cluster: instance.cluster, ...more },
     });
     return true;
   });

@@ -155,6 +155,9 @@ describe('the vagoth command on the cloud', () => {
     expect(over.stderr).toMatch(/instances quota.*PRECONDITION_FAILED/);
 
     expect(await ok(as('alice', 'instances stop web-1 --wait'))).toMatch(/^web-1\s+stopped\s/m);
+    const history = await ok(as('alice', 'instances operations web-1'));
+    expect(history).toMatch(/^AT\s+USER\s+ACTION\s+OPERATION\s+URL\n/);
+    expect(history).toMatch(/\salice\s+instances\.stop\s+\S+\s+http/);
     expect(await ok(as('alice', 'instances start web-1'))).toMatch(/^KIND\s+OPERATION\s+URL\n/);
 
     const events = await ok(as('bob', 'projects events --limit 50'));

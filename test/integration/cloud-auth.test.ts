@@ -68,6 +68,7 @@ const SAMPLES: Record<string, unknown> = {
   'instances.reboot': { project: 'alpha', name: 'none' },
   'instances.reprovision': { project: 'alpha', name: 'none' },
   'instances.delete': { project: 'alpha', name: 'none' },
+  'instances.operations': { project: 'alpha', name: 'none' },
   'instances.operation': { project: 'alpha', name: 'none', id: 'vm:alpha.none' },
   'quotas.set': { project: 'alpha' },
   'quotas.get': { project: 'alpha' },

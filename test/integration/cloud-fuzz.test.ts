@@ -88,6 +88,11 @@ const VALID: Record<string, fc.Arbitrary<unknown>> = {
   'instances.reboot': byInstance,
   'instances.reprovision': byInstance,
   'instances.delete': byInstance,
+  'instances.operations': fc.record({
+    project,
+    name: instance,
+    limit: fc.integer({ min: 1, max: 50 }),
+  }),
   'instances.operation': fc.record({
     project,
     name: instance,

@@ -242,6 +242,14 @@ describe('cloud instances over two clusters', () => {
     expect((await ann.instances.get.query({ project: 'alpha', name: 'web-2' })).state).toBe(
       'stopped',
     );
+    // Its history: what was asked of it, by whom, with each operation the cluster started.
+    const history = await rita.instances.operations.query({ project: 'alpha', name: 'web-2' });
+    expect(history.map((e) => [e.action, e.user, e.operation?.id ?? null])).toEqual([
+      ['instances.stop', 'ann', stop.operation.id],
+      ['instances.create-taken', 'ann', 'vm:alpha.web-2'],
+      ['instances.create', 'ann', null],
+    ]);
+    expect(history[0]!.operation).toEqual(stop.operation);
     // Only the instance's own operations: another VM's is not the caller's to read.
     const other = await refused(
       ann.instances.operation.query({

@@ -7,7 +7,7 @@ import {
   ClusterUnreachableError,
 } from '../../errors.ts';
 import { listClusters } from '../../store/clusters.ts';
-import { recordEvent } from '../../store/events.ts';
+import { instanceEvents, recordEvent } from '../../store/events.ts';
 import {
   acceptInstance,
   getInstance,
@@ -20,6 +20,8 @@ import {
   instanceCreateOut,
   instanceDeleteOut,
   instanceOperationOut,
+  instanceOperationsOut,
+  operationOut,
   instanceOut,
   operationDetailOut,
 } from '../outputs.ts';
@@ -30,6 +32,7 @@ import {
   instanceCreateInput,
   instanceListInput,
   instanceOperationInput,
+  instanceOperationsInput,
 } from '../schemas.ts';
 import { PROJECT_READ, PROJECT_WRITE, procedure, router, routes } from '../trpc.ts';
 
@@ -94,7 +97,7 @@ function operation(verb: VmVerb) {
         projectId: project.id,
         action: `instances.${verb}`,
         target: instance.name,
-        detail: { instance: instance.id, operation: op.id },
+        detail: { instance: instance.id, operation: op },
       });
       return { operation: op };
     });
@@ -192,8 +195,31 @@ export const instancesRouter = router({
         if ((err as { code?: string }).code === 'NOT_FOUND') return null;
         throw err;
       });
-      await releaseInstance(ctx.sql, actorOf(ctx), instance, project.id, 'delete');
+      await releaseInstance(ctx.sql, actorOf(ctx), instance, project.id, 'delete', {
+        operation: op,
+      });
       return { name: instance.name, deleted: true, operation: op };
+    }),
+
+  /**
+   * What was asked of the instance, newest first (a deleted one's too, by its last name): its
+   * create, its operations and its delete, each with who asked and the cluster's operation.
+   */
+  operations: procedure
+    .meta(at(PROJECT_READ, 'GET /projects/{project}/instances/{name}/operations'))
+    .input(instanceOperationsInput)
+    .output(instanceOperationsOut)
+    .query(async ({ ctx, input }) => {
+      const project = await projectOf(ctx, input.project);
+      const { instance } = await getInstance(ctx.sql, project.id, input.name, { deleted: true });
+      const events = await instanceEvents(ctx.sql, project.id, instance.id, input.limit);
+      return events.map((e) => ({
+        id: e.id,
+        at: e.at,
+        user: e.user,
+        action: e.action,
+        operation: operationOut.safeParse(e.detail.operation).data ?? null,
+      }));
     }),
 
   /**
