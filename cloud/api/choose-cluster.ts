@@ -2,9 +2,9 @@ import { clusterDriver } from '../clusters/index.ts';
 import type { ClusterDriver } from '../clusters/driver.ts';
 import { CloudNotFoundError, CloudPreconditionError } from '../errors.ts';
 import { clusterOrder } from '../placement.ts';
-import { listClusters, type ClusterAddress } from '../store/clusters.ts';
+import type { ClusterAddress } from '../store/clusters.ts';
 import { projectGrants, type GrantKind } from '../store/grants.ts';
-import type { AuthedContext } from './context.ts';
+import { knownClusters, type AuthedContext } from './context.ts';
 
 /** Picks the cluster for a new instance, or says why none takes it. */
 export async function chooseCluster(
@@ -24,7 +24,7 @@ export async function chooseCluster(
     };
   },
 ): Promise<{ cluster: ClusterAddress; driver: ClusterDriver }> {
-  const all = await listClusters(ctx.sql);
+  const all = await knownClusters(ctx);
   if (input.cluster !== undefined && !all.some((c) => c.name === input.cluster)) {
     throw new CloudNotFoundError('cluster', input.cluster);
   }

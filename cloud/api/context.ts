@@ -2,6 +2,7 @@ import type postgres from 'postgres';
 import type { Caller, Target } from '../authorize.ts';
 import type { ClusterDriver } from '../clusters/driver.ts';
 import { getProject } from '../store/projects.ts';
+import { listClusters, type ClusterAddress } from '../store/clusters.ts';
 import type { Project } from '../store/projects.ts';
 import { TtlCache } from './ttl-cache.ts';
 
@@ -21,11 +22,22 @@ export interface CloudCaches {
   /** By the SHA-256 of the token. */
   callers: TtlCache<Caller | null>;
   projects: TtlCache<Project | null>;
+  /** Every cluster, with what reaches it (one key). */
+  clusters: TtlCache<ClusterAddress[]>;
 }
 
 /** What the cloud remembers for `ttlMs` (VAGOTH_TOKEN_CACHE_MS; 0: nothing). */
 export function cloudCaches(ttlMs: number): CloudCaches {
-  return { callers: new TtlCache(ttlMs), projects: new TtlCache(ttlMs) };
+  return {
+    callers: new TtlCache(ttlMs),
+    projects: new TtlCache(ttlMs),
+    clusters: new TtlCache(ttlMs),
+  };
+}
+
+/** The clusters, as the cloud remembers them for a few seconds (forgotten on any change). */
+export function knownClusters(ctx: CloudContext): Promise<ClusterAddress[]> {
+  return ctx.caches.clusters.get('all', () => listClusters(ctx.sql));
 }
 
 export type CloudContext = CloudDeps & { authorization: string | undefined };

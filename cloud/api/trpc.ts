@@ -79,8 +79,7 @@ const forgetCallersOnChange = t.middleware(async ({ ctx, type, next }) => {
   const result = await next();
   // Only a change that was made: a refused call (or a stream of them) forgets nothing.
   if (type === 'mutation' && result.ok) {
-    ctx.caches.callers.clear();
-    ctx.caches.projects.clear();
+    for (const cache of Object.values(ctx.caches)) cache.clear();
   }
   return result;
 });

@@ -6,7 +6,6 @@ import {
   CloudPreconditionError,
   ClusterUnreachableError,
 } from '../../errors.ts';
-import { listClusters } from '../../store/clusters.ts';
 import { instanceEvents, recordEvent } from '../../store/events.ts';
 import {
   acceptInstance,
@@ -26,7 +25,7 @@ import {
   operationDetailOut,
 } from '../outputs.ts';
 import { createInstance } from '../create-instance.ts';
-import { actorOf, projectOf, type AuthedContext } from '../context.ts';
+import { actorOf, knownClusters, projectOf, type AuthedContext } from '../context.ts';
 import {
   byInstance,
   instanceCreateInput,
@@ -141,7 +140,7 @@ export const instancesRouter = router({
       const page = await listInstances(ctx.sql, project.id, input);
       // One call per cluster for the whole page, all at once: a cluster that does not answer
       // shows its instances as `unknown`.
-      const clusters = await listClusters(ctx.sql);
+      const clusters = await knownClusters(ctx);
       const held = new Map<string, InstanceRecord[]>();
       for (const i of page) held.set(i.cluster, [...(held.get(i.cluster) ?? []), i]);
       const answers = new Map<string, Map<string, ClusterVm> | 'unknown'>();
