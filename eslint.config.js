@@ -201,6 +201,27 @@ export default defineConfig(
     },
   },
   {
+    // The service layer is above the cloud: it reaches instances only through a cloud's API
+    // (services/clouds/: the local caller, or HTTP), never the cloud's records or the cluster.
+    name: 'vagoth/services',
+    files: ['services/**'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              regex:
+                '^(?:\\.\\./)+(?:registry|drivers|workflows|activities|images|monitor|allocator|native|api|cloud/(?!api/router\\.ts$))',
+              message:
+                "The service layer reaches a cloud through its API only (services/clouds/), never the cloud's or the cluster's own modules.",
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
     // Activities answer workflows; they never import them (the messages both use are in
     // common/messages.ts), so the two folders never import each other in a circle.
     name: 'vagoth/activities',

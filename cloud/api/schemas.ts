@@ -175,6 +175,11 @@ export const instanceListInput = z.object({
   limit: z.number().int().min(1).max(100).default(100),
   /** The last name of the page before. */
   after: instanceName.optional(),
+  /** Only those whose names start so (a service's `<service>-`). */
+  prefix: z
+    .string()
+    .regex(/^[a-z][a-z0-9-]{0,30}$/, "must be lower-case letters, digits or '-'")
+    .optional(),
 });
 /** One of the instance's operations, as instances.create or an operation on it answered it. */
 export const instanceOperationInput = z.object({

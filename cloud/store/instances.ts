@@ -177,12 +177,18 @@ export async function getInstance(
 export async function listInstances(
   sql: postgres.Sql,
   projectId: string,
-  page: { limit: number; after?: string | undefined; cluster?: string | undefined },
+  page: {
+    limit: number;
+    after?: string | undefined;
+    cluster?: string | undefined;
+    prefix?: string | undefined;
+  },
 ): Promise<InstanceRecord[]> {
   const rows = await sql<Row[]>`
     ${SELECT(sql)} WHERE i.project_id = ${projectId} AND i.deleted_at IS NULL
       ${page.after === undefined ? sql`` : sql`AND i.name > ${page.after}`}
       ${page.cluster === undefined ? sql`` : sql`AND c.name = ${page.cluster}`}
+      ${page.prefix === undefined ? sql`` : sql`AND starts_with(i.name, ${page.prefix})`}
     ORDER BY i.name LIMIT ${page.limit}`;
   return rows.map(record);
 }

@@ -81,7 +81,11 @@ const VALID: Record<string, fc.Arbitrary<unknown>> = {
     nics: fc.constantFrom([], [{ network: 'default' }]),
   }),
   'instances.get': byInstance,
-  'instances.list': fc.record({ project, limit: fc.integer({ min: 1, max: 100 }) }),
+  'instances.list': fc.record({
+    project,
+    limit: fc.integer({ min: 1, max: 100 }),
+    prefix: fc.constantFrom(undefined, 'fz', 'fz-i', 'web-'),
+  }),
   'instances.start': byInstance,
   'instances.stop': byInstance,
   'instances.shutdown': byInstance,

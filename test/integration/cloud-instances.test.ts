@@ -1,15 +1,8 @@
-import { execFile } from 'node:child_process';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { errorCode } from '../support/api-client.ts';
 import { cloudClient, type CloudClient } from '../support/cloud-client.ts';
+import { smallImage } from '../support/cloud-cluster.ts';
 import { settle, startHarness, type Harness } from '../support/harness.ts';
-
-const run = promisify(execFile);
-const GiB = 1024 ** 3;
 
 /** The refusal's code and message, or `ok`. */
 async function refused(call: Promise<unknown>): Promise<{ code: string; message: string }> {
@@ -44,7 +37,7 @@ async function ended(c: CloudClient, project: string, name: string, op: Created[
  * only where an admin published it.
  */
 describe('cloud instances over two clusters', () => {
-  let root: string;
+  let image: Awaited<ReturnType<typeof smallImage>>;
   let remote: Harness;
   let h: Harness;
   let admin: CloudClient;
@@ -73,35 +66,16 @@ describe('cloud instances over two clusters', () => {
   }
 
   beforeAll(async () => {
-    root = await mkdtemp(path.join(tmpdir(), 'vagoth-cloud-instances-'));
-    const allowed = path.join(root, 'allowed');
-    await mkdir(allowed);
-    await run('qemu-img', ['create', '-q', '-f', 'qcow2', path.join(allowed, 'base.qcow2'), '64M']);
-    const images = (store: string) => ({
-      store: path.join(root, store),
-      sources: { dirs: [allowed], urls: [] },
-      maxBytes: GiB,
-    });
-    remote = await startHarness({ http: true, images: images('store-far') });
+    image = await smallImage('vagoth-cloud-instances-');
+    remote = await startHarness({ http: true, images: image.images('store-far') });
     const remoteUrl = `${new URL(remote.apiUrl).origin}/trpc`;
     h = await startHarness({
-      images: images('store-local'),
+      images: image.images('store-local'),
       cloud: { clusterUrls: [remoteUrl], clusterTimeoutMs: 2_000, reconcileMs: 200 },
     });
-    for (const [harness, host] of [
-      [h, 'ci-local'],
-      [remote, 'ci-far'],
-    ] as const) {
-      const uri = await harness.simulatedHost(host, { cpus: 64, memoryMiB: 64 * 1024 });
-      await harness.api.hosts.register({ name: host, driver: 'libvirt', uri, diskGiB: 1000 });
-      const image = await harness.api.images.create({
-        name: 'base',
-        source: path.join(allowed, 'base.qcow2'),
-      });
-      await harness.temporal.workflow
-        .getHandle(image.operation!.id, image.operation!.runId)
-        .result();
-    }
+    const size = { cpus: 64, memoryMiB: 64 * 1024, diskGiB: 1000 };
+    await image.addHostWithImage(h, 'ci-local', size);
+    await image.addHostWithImage(remote, 'ci-far', size);
 
     admin = cloudClient(h.cloud!.url, h.cloud!.adminToken);
     await admin.clusters.register.mutate({
@@ -128,7 +102,7 @@ describe('cloud instances over two clusters', () => {
   afterAll(async () => {
     await h?.close();
     if (!remoteClosed) await remote?.close();
-    if (root) await rm(root, { recursive: true, force: true });
+    await image?.remove();
   });
 
   it('lets a project use only the images and networks published to it or to all', async () => {
@@ -208,6 +182,10 @@ describe('cloud instances over two clusters', () => {
       ['web-2', 'far', 'running'],
     ]);
     expect(await listed(rita, 'alpha')).toEqual(await listed(ann, 'alpha'));
+    // By the start of their names (as a service lists its own `<service>-<n>`).
+    expect(
+      (await ann.instances.list.query({ project: 'alpha', prefix: 'web-2' })).map((i) => i.name),
+    ).toEqual(['web-2']);
     expect(await listed(bob, 'beta')).toEqual([
       ['web-1', 'far', 'running'],
       ['web-2', 'local', 'running'],

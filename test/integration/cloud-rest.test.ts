@@ -1,15 +1,9 @@
-import { execFile } from 'node:child_process';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { promisify } from 'node:util';
 import { Validator } from '@seriousme/openapi-schema-validator';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cloudRouter } from '../../cloud/api/router.ts';
 import { cloudClient } from '../support/cloud-client.ts';
+import { smallImage } from '../support/cloud-cluster.ts';
 import { startHarness, type Harness } from '../support/harness.ts';
-
-const run = promisify(execFile);
 
 interface Answer {
   status: number;
@@ -22,7 +16,7 @@ interface Answer {
  * route, and an instance is created, listed and deleted through the routes alone.
  */
 describe('the cloud’s REST API', () => {
-  let root: string;
+  let image: Awaited<ReturnType<typeof smallImage>>;
   let h: Harness;
   let origin: string;
   let admin: string;
@@ -49,32 +43,16 @@ describe('the cloud’s REST API', () => {
   }
 
   beforeAll(async () => {
-    root = await mkdtemp(path.join(tmpdir(), 'vagoth-cloud-rest-'));
-    const allowed = path.join(root, 'allowed');
-    await mkdir(allowed);
-    await run('qemu-img', ['create', '-q', '-f', 'qcow2', path.join(allowed, 'base.qcow2'), '64M']);
-    h = await startHarness({
-      cloud: {},
-      images: {
-        store: path.join(root, 'store'),
-        sources: { dirs: [allowed], urls: [] },
-        maxBytes: 1024 ** 3,
-      },
-    });
+    image = await smallImage('vagoth-cloud-rest-');
+    h = await startHarness({ cloud: {}, images: image.images() });
     origin = new URL(h.cloud!.url).origin;
     admin = h.cloud!.adminToken;
-    const uri = await h.simulatedHost('rest-host', { cpus: 16, memoryMiB: 16384 });
-    await h.api.hosts.register({ name: 'rest-host', driver: 'libvirt', uri, diskGiB: 100 });
-    const image = await h.api.images.create({
-      name: 'base',
-      source: path.join(allowed, 'base.qcow2'),
-    });
-    await h.temporal.workflow.getHandle(image.operation!.id, image.operation!.runId).result();
+    await image.addHostWithImage(h, 'rest-host', { cpus: 16, memoryMiB: 16384 });
   }, 60_000);
 
   afterAll(async () => {
     await h?.close();
-    if (root) await rm(root, { recursive: true, force: true });
+    await image?.remove();
   });
 
   it('publishes an OpenAPI 3.1 document that validates and routes every procedure', async () => {

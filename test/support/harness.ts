@@ -8,6 +8,7 @@ import { inject } from 'vitest';
 import { bearer, createContextInner, type ApiDeps } from '../../api/context.ts';
 import { createCaller } from '../../api/router.ts';
 import { startApiServer } from '../../api/server.ts';
+import type { CloudDeps } from '../../cloud/api/context.ts';
 import { CLOUD_TRPC_PATH } from '../../cloud/api/server.ts';
 import { startCloud } from '../../workers/cloud.ts';
 import { createToken, type Role } from '../../registry/tokens.ts';
@@ -79,7 +80,7 @@ export interface Harness {
   /** Set with `http: true`: the API's URL, as a client would call it. */
   apiUrl: string;
   /** Set with `cloud`: the cloud's API URL and its built-in admin's token. */
-  cloud: { url: string; adminToken: string } | null;
+  cloud: { url: string; adminToken: string; deps: CloudDeps } | null;
   simulatedHost(name: string, options?: Partial<SimulatedHostOptions>): Promise<string>;
   close(): Promise<void>;
 }
@@ -211,7 +212,11 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     apiUrl: server?.url ?? '',
     cloud:
       cloud && server
-        ? { url: `${server.origin}${CLOUD_TRPC_PATH}`, adminToken: cloud.adminToken! }
+        ? {
+            url: `${server.origin}${CLOUD_TRPC_PATH}`,
+            adminToken: cloud.adminToken!,
+            deps: cloud.deps,
+          }
         : null,
     simulatedHost: (name, o = {}) =>
       writeSimulatedHost(hostsDir, name, {

@@ -1,0 +1,54 @@
+import { createTRPCClient, httpLink } from '@trpc/client';
+import type { CloudRouter } from '../../cloud/api/router.ts';
+import { cloudDriver, type CloudCalls, type CloudDriver } from './driver.ts';
+
+/**
+ * Another vagoth cloud, over HTTP with a cloud token of the service's project: no redirect
+ * followed (the token goes only where it was told), no call longer than `timeoutMs`.
+ */
+export function vagothCloud(options: {
+  url: string;
+  token: string;
+  timeoutMs: number;
+}): CloudDriver {
+  const api = createTRPCClient<CloudRouter>({
+    links: [
+      httpLink({
+        url: options.url,
+        headers: { authorization: `Bearer ${options.token}` },
+        fetch: (input, init) =>
+          fetch(input, {
+            ...init,
+            redirect: 'error',
+            signal: AbortSignal.timeout(options.timeoutMs),
+          }),
+      }),
+    ],
+  });
+  return cloudDriver('vagoth', {
+    list: (input) => api.instances.list.query(input),
+    create: (input) => api.instances.create.mutate(input),
+    delete: (input) => api.instances.delete.mutate(input),
+  });
+}
+
+/** An answer as it would arrive over HTTP (times as ISO text): both drivers answer alike. */
+const asSent = <T>(value: T): T => JSON.parse(JSON.stringify(value)) as T;
+
+/**
+ * This deployment's cloud, called in-process through its router (cloud/api/router.ts
+ * createCloudCaller, with a context holding the service's token).
+ */
+export function localCloud(caller: {
+  instances: {
+    list(input: Parameters<CloudCalls['list']>[0]): Promise<unknown>;
+    create(input: Parameters<CloudCalls['create']>[0]): Promise<unknown>;
+    delete(input: Parameters<CloudCalls['delete']>[0]): Promise<unknown>;
+  };
+}): CloudDriver {
+  return cloudDriver('local', {
+    list: async (input) => asSent(await caller.instances.list(input)) as never,
+    create: async (input) => asSent(await caller.instances.create(input)) as never,
+    delete: (input) => caller.instances.delete(input),
+  });
+}

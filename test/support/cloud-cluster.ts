@@ -1,0 +1,45 @@
+import { execFile } from 'node:child_process';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import type { ImagesOptions } from '../../config.ts';
+import type { Harness } from './harness.ts';
+
+const run = promisify(execFile);
+
+/**
+ * A small qcow2 image (64 MiB, empty) in a directory the clusters of a cloud test may import
+ * from: each harness gets `images(store)` as its image options, and `addHostWithImage` gives
+ * it a simulated host and the image imported as `base`.
+ */
+export async function smallImage(prefix: string) {
+  const root = await mkdtemp(path.join(tmpdir(), prefix));
+  const allowed = path.join(root, 'allowed');
+  await mkdir(allowed);
+  const source = path.join(allowed, 'base.qcow2');
+  await run('qemu-img', ['create', '-q', '-f', 'qcow2', source, '64M']);
+  return {
+    images: (store = 'store'): ImagesOptions => ({
+      store: path.join(root, store),
+      sources: { dirs: [allowed], urls: [] },
+      maxBytes: 1024 ** 3,
+    }),
+    async addHostWithImage(
+      h: Harness,
+      host: string,
+      size: { cpus: number; memoryMiB: number; diskGiB?: number },
+    ) {
+      const uri = await h.simulatedHost(host, { cpus: size.cpus, memoryMiB: size.memoryMiB });
+      await h.api.hosts.register({
+        name: host,
+        driver: 'libvirt',
+        uri,
+        diskGiB: size.diskGiB ?? 100,
+      });
+      const image = await h.api.images.create({ name: 'base', source });
+      await h.temporal.workflow.getHandle(image.operation!.id, image.operation!.runId).result();
+    },
+    remove: () => rm(root, { recursive: true, force: true }),
+  };
+}
