@@ -1,0 +1,126 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createCloudContext } from '../../cloud/api/context.ts';
+import { createCloudCaller } from '../../cloud/api/router.ts';
+import { localCloud } from '../../services/clouds/index.ts';
+import type { CloudDriver } from '../../services/clouds/driver.ts';
+import type { Desired } from '../../services/plan.ts';
+import { reconcileStep, type Member, type ServiceSpec } from '../../services/reconcile-step.ts';
+import { smallImage } from '../support/cloud-cluster.ts';
+import { cloudClient, type CloudClient } from '../support/cloud-client.ts';
+import { startHarness, type Harness } from '../support/harness.ts';
+
+/**
+ * One reconcile of a service at a time, carried out on a real cloud through the local
+ * driver, stepped until the service is as declared: the instance count follows the replicas,
+ * a rollout keeps the replicas running, and what the quota refuses is said.
+ */
+describe('a service’s reconcile, step by step, on a real cloud', () => {
+  let image: Awaited<ReturnType<typeof smallImage>>;
+  let h: Harness;
+  let admin: CloudClient;
+  let cloud: CloudDriver;
+  let members: Member[] = [];
+
+  const spec = (desired: Partial<Desired>, memoryMiB = 64): ServiceSpec => ({
+    project: 'shop',
+    name: 'web',
+    template: { vcpus: 1, memoryMiB, image: 'base', nics: [{ network: 'default' }] },
+    desired: {
+      replicas: 0,
+      revision: `m${memoryMiB}`,
+      rollout: { maxUnavailable: 0, maxSurge: 1 },
+      unknownGraceMs: 60_000,
+      unhealthyAfter: 3,
+      ...desired,
+    },
+  });
+
+  /** The service's instances and their states, as the cloud tells them now. */
+  const states = async () =>
+    (await cloud.instances('shop', 'web-')).map((i) => `${i.name}:${i.state}`);
+
+  /**
+   * Steps until a step changes nothing and `count` instances (the replicas) all run; `watch`
+   * sees the cloud after each step. Answers the refusals of the last step.
+   */
+  async function settleService(
+    s: ServiceSpec,
+    watch?: (running: number) => void,
+    count = s.desired.replicas,
+  ) {
+    for (let i = 0; i < 200; i++) {
+      const out = await reconcileStep(cloud, s, members, new Date());
+      members = out.members;
+      const now = await cloud.instances('shop', 'web-');
+      watch?.(now.filter((x) => x.state === 'running').length);
+      if (out.settled && now.length === count && now.every((x) => x.state === 'running')) {
+        return out.refused;
+      }
+      await new Promise((r) => setTimeout(r, 150));
+    }
+    throw new Error(`the service never settled: ${(await states()).join(' ')}`);
+  }
+
+  beforeAll(async () => {
+    image = await smallImage('vagoth-svc-step-');
+    h = await startHarness({ cloud: {}, images: image.images() });
+    await image.addHostWithImage(h, 'step-host', { cpus: 32, memoryMiB: 32768 });
+    admin = cloudClient(h.cloud!.url, h.cloud!.adminToken);
+    await admin.projects.create.mutate({ project: 'shop' });
+    await admin.users.create.mutate({ name: 'svc' });
+    await admin.projects.addMember.mutate({ project: 'shop', user: 'svc', role: 'member' });
+    await admin.images.publish.mutate({ cluster: 'local', image: 'base' });
+    await admin.networks.grant.mutate({ cluster: 'local', network: 'default' });
+    const { token } = await admin.tokens.create.mutate({
+      name: 'svc',
+      user: 'svc',
+      project: 'shop',
+    });
+    cloud = localCloud(createCloudCaller(createCloudContext(h.cloud!.deps, `Bearer ${token}`)));
+  }, 60_000);
+
+  afterAll(async () => {
+    await h?.close();
+    await image?.remove();
+  });
+
+  it('follows the replicas: 0, 5, 2, 0', async () => {
+    await settleService(spec({ replicas: 5 }));
+    expect(await states()).toEqual([0, 1, 2, 3, 4].map((n) => `web-${n}:running`));
+    await settleService(spec({ replicas: 2 }));
+    // The newest went.
+    expect(await states()).toEqual(['web-0:running', 'web-1:running']);
+    await settleService(spec({ replicas: 0 }));
+    expect(await states()).toEqual([]);
+    expect(members).toEqual([]);
+  });
+
+  it('rolls a template forward with the replicas running at every step', async () => {
+    await settleService(spec({ replicas: 3 }));
+    const seen: number[] = [];
+    await settleService(spec({ replicas: 3 }, 96), (running) => seen.push(running));
+    expect(Math.min(...seen)).toBeGreaterThanOrEqual(3);
+    expect(members.map((m) => m.revision)).toEqual(['m96', 'm96', 'm96']);
+    const listed = await cloud.instances('shop', 'web-');
+    expect(listed.map((i) => i.memoryMiB)).toEqual([96, 96, 96]);
+    await settleService(spec({ replicas: 0 }, 96));
+  });
+
+  it('makes what the quota allows, says why not the rest, and takes in what it lost track of', async () => {
+    await admin.quotas.set.mutate({ project: 'shop', instances: 3 });
+    const refused = await settleService(spec({ replicas: 5 }), undefined, 3);
+    expect(await states()).toHaveLength(3);
+    expect(refused).toEqual([
+      '2 of 2 not made: project shop is over its instances quota: limit 3, in use 3, asked 1',
+    ]);
+    await admin.quotas.set.mutate({ project: 'shop', instances: null });
+    await settleService(spec({ replicas: 0 }));
+
+    // An instance under the service's name whose record was lost is the service's: not left.
+    await cloud.create({ ...spec({}).template, project: 'shop', name: 'web-7' });
+    members = [];
+    await settleService(spec({ replicas: 0 }));
+    expect(await states()).toEqual([]);
+    expect((await admin.quotas.get.query({ project: 'shop' })).usage.instances).toBe(0);
+  });
+});
