@@ -102,20 +102,20 @@ async function event(
 /** Records a service; a name its project holds already is a conflict. */
 export async function createService(
   sql: postgres.Sql,
-  input: ServiceSpecInput & { project: string; name: string; createdBy: string },
+  input: ServiceSpecInput & { project: string; name: string; createdBy: string; token: string },
 ): Promise<Service> {
   try {
     return await sql.begin(async (tx) => {
       const [row] = await tx<Row[]>`
         INSERT INTO services.services (project, name, template, revision, replicas, spread,
           max_unavailable, max_surge, every_seconds, unknown_grace_seconds, health,
-          unhealthy_after, created_by)
+          unhealthy_after, created_by, token)
         VALUES (${input.project}, ${input.name},
           ${tx.json(input.template as postgres.JSONValue)}, ${templateRevision(input.template)},
           ${input.replicas}, ${input.spread}, ${input.rollout.maxUnavailable},
           ${input.rollout.maxSurge}, ${input.everySeconds}, ${input.unknownGraceSeconds},
           ${input.health === null ? null : tx.json(input.health as postgres.JSONValue)},
-          ${input.unhealthyAfter}, ${input.createdBy})
+          ${input.unhealthyAfter}, ${input.createdBy}, ${input.token})
         RETURNING *`;
       await event(tx, row!.id, input.createdBy, 'services.create', {
         replicas: input.replicas,
@@ -136,6 +136,18 @@ export async function getService(sql: Queryable, project: string, name: string) 
     SELECT * FROM services.services WHERE project = ${project} AND name = ${name}`;
   if (!row) throw new ServiceNotFoundError(project, name);
   return service(row);
+}
+
+export async function getServiceById(sql: Queryable, id: string): Promise<Service | null> {
+  const [row] = await sql<Row[]>`SELECT * FROM services.services WHERE id = ${id}`;
+  return row ? service(row) : null;
+}
+
+/** The cloud token a service acts with: for its reconciles only. */
+export async function serviceToken(sql: Queryable, id: string): Promise<string | null> {
+  const [row] = await sql<{ token: string }[]>`
+    SELECT token FROM services.services WHERE id = ${id}`;
+  return row?.token ?? null;
 }
 
 export async function listServices(sql: postgres.Sql, project: string): Promise<Service[]> {

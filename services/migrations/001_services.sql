@@ -25,6 +25,9 @@ CREATE TABLE services.services (
   -- The last reconcile's outcome: when, counts, what the cloud refused, an error.
   status                jsonb NOT NULL DEFAULT '{}',
   created_by            text NOT NULL,
+  -- The cloud token the service acts with: its creator's, narrowed to the project. Never
+  -- answered to a caller.
+  token                 text NOT NULL,
   created_at            timestamptz NOT NULL DEFAULT now(),
   updated_at            timestamptz NOT NULL DEFAULT now(),
   UNIQUE (project, name)

@@ -10,7 +10,7 @@ import {
   UnplaceableError,
 } from '../../services/errors.ts';
 import { cloudClient } from '../support/cloud-client.ts';
-import { smallImage } from '../support/cloud-cluster.ts';
+import { shopWithMember, smallImage } from '../support/cloud-cluster.ts';
 import { startHarness, type Harness } from '../support/harness.ts';
 
 /**
@@ -28,17 +28,8 @@ describe('the service layer’s cloud drivers', () => {
     h = await startHarness({ cloud: {}, images: image.images() });
     await image.addHostWithImage(h, 'svc-host', { cpus: 8, memoryMiB: 8192 });
     const admin = cloudClient(h.cloud!.url, h.cloud!.adminToken);
-    await admin.projects.create.mutate({ project: 'shop' });
-    await admin.users.create.mutate({ name: 'svc' });
-    await admin.projects.addMember.mutate({ project: 'shop', user: 'svc', role: 'member' });
-    await admin.images.publish.mutate({ cluster: 'local', image: 'base' });
-    await admin.networks.grant.mutate({ cluster: 'local', network: 'default' });
+    const token = await shopWithMember(admin, 'svc');
     await admin.quotas.set.mutate({ project: 'shop', instances: 3 });
-    const { token } = await admin.tokens.create.mutate({
-      name: 'svc',
-      user: 'svc',
-      project: 'shop',
-    });
     drivers.local = localCloud(
       createCloudCaller(createCloudContext(h.cloud!.deps, `Bearer ${token}`)),
     );

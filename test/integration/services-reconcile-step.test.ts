@@ -5,7 +5,7 @@ import { localCloud } from '../../services/clouds/index.ts';
 import type { CloudDriver } from '../../services/clouds/driver.ts';
 import type { Desired } from '../../services/plan.ts';
 import { reconcileStep, type Member, type ServiceSpec } from '../../services/reconcile-step.ts';
-import { smallImage } from '../support/cloud-cluster.ts';
+import { shopWithMember, smallImage } from '../support/cloud-cluster.ts';
 import { cloudClient, type CloudClient } from '../support/cloud-client.ts';
 import { startHarness, type Harness } from '../support/harness.ts';
 
@@ -66,16 +66,7 @@ describe('a service’s reconcile, step by step, on a real cloud', () => {
     h = await startHarness({ cloud: {}, images: image.images() });
     await image.addHostWithImage(h, 'step-host', { cpus: 32, memoryMiB: 32768 });
     admin = cloudClient(h.cloud!.url, h.cloud!.adminToken);
-    await admin.projects.create.mutate({ project: 'shop' });
-    await admin.users.create.mutate({ name: 'svc' });
-    await admin.projects.addMember.mutate({ project: 'shop', user: 'svc', role: 'member' });
-    await admin.images.publish.mutate({ cluster: 'local', image: 'base' });
-    await admin.networks.grant.mutate({ cluster: 'local', network: 'default' });
-    const { token } = await admin.tokens.create.mutate({
-      name: 'svc',
-      user: 'svc',
-      project: 'shop',
-    });
+    const token = await shopWithMember(admin, 'svc');
     cloud = localCloud(createCloudCaller(createCloudContext(h.cloud!.deps, `Bearer ${token}`)));
   }, 60_000);
 

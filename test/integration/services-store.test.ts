@@ -46,18 +46,37 @@ describe('the service layer’s records', () => {
       project: 'shop',
       name: 'web',
       createdBy: 'ann',
+      token: 'vgc_x',
     });
     expect(made).toMatchObject({ ...spec, project: 'shop', name: 'web', paused: false });
     expect(made.revision).toMatch(/^r[0-9a-f]{12}$/);
     await expect(
-      createService(db.sql, { ...spec, project: 'shop', name: 'web', createdBy: 'bob' }),
+      createService(db.sql, {
+        ...spec,
+        project: 'shop',
+        name: 'web',
+        createdBy: 'bob',
+        token: 'vgc_x',
+      }),
     ).rejects.toBeInstanceOf(ServiceConflictError);
-    await createService(db.sql, { ...spec, project: 'other', name: 'web', createdBy: 'bob' });
+    await createService(db.sql, {
+      ...spec,
+      project: 'other',
+      name: 'web',
+      createdBy: 'bob',
+      token: 'vgc_x',
+    });
     expect((await listServices(db.sql, 'shop')).map((s) => s.name)).toEqual(['web']);
     await expect(getService(db.sql, 'shop', 'nope')).rejects.toBeInstanceOf(ServiceNotFoundError);
     // A name whose instances would not fit the cloud's names is refused by the table itself.
     await expect(
-      createService(db.sql, { ...spec, project: 'shop', name: 'x'.repeat(21), createdBy: 'ann' }),
+      createService(db.sql, {
+        ...spec,
+        project: 'shop',
+        name: 'x'.repeat(21),
+        createdBy: 'ann',
+        token: 'vgc_x',
+      }),
     ).rejects.toThrow();
   });
 

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import type { ImagesOptions } from '../../config.ts';
+import type { CloudClient } from './cloud-client.ts';
 import type { Harness } from './harness.ts';
 
 const run = promisify(execFile);
@@ -42,4 +43,17 @@ export async function smallImage(prefix: string) {
     },
     remove: () => rm(root, { recursive: true, force: true }),
   };
+}
+
+/**
+ * A project `shop` with a member `user`, the local cluster's `base` image and `default` network
+ * published to every project; answers a token of the member's narrowed to `shop`.
+ */
+export async function shopWithMember(admin: CloudClient, user: string): Promise<string> {
+  await admin.projects.create.mutate({ project: 'shop' });
+  await admin.users.create.mutate({ name: user });
+  await admin.projects.addMember.mutate({ project: 'shop', user, role: 'member' });
+  await admin.images.publish.mutate({ cluster: 'local', image: 'base' });
+  await admin.networks.grant.mutate({ cluster: 'local', network: 'default' });
+  return (await admin.tokens.create.mutate({ name: `${user}-shop`, user, project: 'shop' })).token;
 }
