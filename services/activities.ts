@@ -33,6 +33,10 @@ export function createServiceActivities(deps: ServiceActivityDeps) {
       const token = await serviceToken(deps.sql, serviceId);
       if (!service || token === null) return null;
       const deleting = service.deletingAt !== null;
+      // Paused: nothing is done (a tick that came anyway, or a trigger), until resumed.
+      if (service.paused && !deleting) {
+        return { created: [], deleted: [], refused: [], settled: true, removed: false };
+      }
       const members = await membersOf(deps.sql, serviceId);
       const now = new Date();
       const step = await reconcileStep(

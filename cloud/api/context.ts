@@ -4,7 +4,7 @@ import type { ClusterDriver } from '../clusters/driver.ts';
 import { getProject } from '../store/projects.ts';
 import { listClusters, type ClusterAddress } from '../store/clusters.ts';
 import type { Project } from '../store/projects.ts';
-import { TtlCache } from './ttl-cache.ts';
+import { TtlCache } from '../../common/ttl-cache.ts';
 
 export interface CloudDeps {
   sql: postgres.Sql;

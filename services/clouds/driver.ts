@@ -16,6 +16,9 @@ export type CloudInstanceInput = In['instances']['create'];
 
 /** The calls of a cloud's API the service layer makes, however it reaches them. */
 export interface CloudCalls {
+  me(): Promise<Out['users']['me']>;
+  projects(): Promise<Out['projects']['list']>;
+  createToken(input: In['tokens']['create']): Promise<Out['tokens']['create']>;
   list(input: In['instances']['list']): Promise<CloudInstance[]>;
   create(input: CloudInstanceInput): Promise<Out['instances']['create']>;
   delete(input: In['instances']['delete']): Promise<unknown>;
@@ -26,8 +29,19 @@ export interface CloudCalls {
  * the service's project, never its tables, so a service can span clouds in other deployments
  * (`vagoth`, over HTTP) as well as this one's (`local`).
  */
+/** Who a token stands for in a cloud, and its role in each project it sees. */
+export interface CloudCaller {
+  user: string;
+  /** `admin`, `member` or `reader`, by project, as this token may act there. */
+  roles: Record<string, string>;
+}
+
 export interface CloudDriver {
   readonly kind: 'local' | 'vagoth';
+  /** Who the driver's token stands for. */
+  caller(): Promise<CloudCaller>;
+  /** A token of the same user, narrowed to `project`: what a service acts with. */
+  mintToken(name: string, project: string): Promise<string>;
   /** Every instance of the project whose name starts with `prefix`. */
   instances(project: string, prefix: string): Promise<CloudInstance[]>;
   /** Starts an instance's create; refusals are QuotaRefusedError, UnplaceableError, ... */
@@ -72,6 +86,13 @@ export function cloudDriver(kind: 'local' | 'vagoth', calls: CloudCalls): CloudD
   };
   return {
     kind,
+    async caller() {
+      const [me, projects] = await Promise.all([wrap(calls.me), wrap(calls.projects)]);
+      return { user: me.name, roles: Object.fromEntries(projects.map((p) => [p.name, p.role])) };
+    },
+    async mintToken(name, project) {
+      return (await wrap(() => calls.createToken({ name, project }))).token;
+    },
     async instances(project, prefix) {
       const all: CloudInstance[] = [];
       for (let after: string | undefined; ;) {

@@ -26,6 +26,9 @@ export function vagothCloud(options: {
     ],
   });
   return cloudDriver('vagoth', {
+    me: () => api.users.me.query(),
+    projects: () => api.projects.list.query(),
+    createToken: (input) => api.tokens.create.mutate(input),
     list: (input) => api.instances.list.query(input),
     create: (input) => api.instances.create.mutate(input),
     delete: (input) => api.instances.delete.mutate(input),
@@ -40,6 +43,9 @@ const asSent = <T>(value: T): T => JSON.parse(JSON.stringify(value)) as T;
  * createCloudCaller, with a context holding the service's token).
  */
 export function localCloud(caller: {
+  users: { me(): Promise<unknown> };
+  projects: { list(): Promise<unknown> };
+  tokens: { create(input: Parameters<CloudCalls['createToken']>[0]): Promise<unknown> };
   instances: {
     list(input: Parameters<CloudCalls['list']>[0]): Promise<unknown>;
     create(input: Parameters<CloudCalls['create']>[0]): Promise<unknown>;
@@ -47,6 +53,9 @@ export function localCloud(caller: {
   };
 }): CloudDriver {
   return cloudDriver('local', {
+    me: async () => asSent(await caller.users.me()) as never,
+    projects: async () => asSent(await caller.projects.list()) as never,
+    createToken: async (input) => asSent(await caller.tokens.create(input)) as never,
     list: async (input) => asSent(await caller.instances.list(input)) as never,
     create: async (input) => asSent(await caller.instances.create(input)) as never,
     delete: (input) => caller.instances.delete(input),

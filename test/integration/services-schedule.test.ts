@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it, inject } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   ensureSchedule,
   scheduleId,
@@ -14,8 +14,7 @@ import {
   updateService,
   type Service,
 } from '../../services/store.ts';
-import { startServicesWorker } from '../../workers/services.ts';
-import { shopWithMember, smallImage } from '../support/cloud-cluster.ts';
+import { servicesWorkerFor, shopWithMember, smallImage, until } from '../support/cloud-cluster.ts';
 import { cloudClient, type CloudClient } from '../support/cloud-client.ts';
 import { startHarness, type Harness } from '../support/harness.ts';
 
@@ -37,14 +36,6 @@ describe('a service kept by its schedule', () => {
       (i) => `${i.name}:${i.state}`,
     );
 
-  async function until(what: string, ok: () => Promise<boolean>) {
-    for (let i = 0; i < 300; i++) {
-      if (await ok()) return;
-      await new Promise((r) => setTimeout(r, 200));
-    }
-    throw new Error(`never: ${what} (instances: ${(await instances()).join(' ')})`);
-  }
-
   beforeAll(async () => {
     image = await smallImage('vagoth-svc-schedule-');
     h = await startHarness({ cloud: {}, images: image.images() });
@@ -52,13 +43,7 @@ describe('a service kept by its schedule', () => {
     admin = cloudClient(h.cloud!.url, h.cloud!.adminToken);
     // The token the service acts with: its creator's, narrowed to the project.
     const token = await shopWithMember(admin, 'ann');
-    worker = await startServicesWorker({
-      address: inject('temporalAddress'),
-      namespace: h.namespace,
-      sql: h.sql,
-      cloud: h.cloud!.deps,
-      client: h.temporal,
-    });
+    worker = await servicesWorkerFor(h);
     web = await createService(h.sql, {
       project: 'shop',
       name: 'web',

@@ -5,6 +5,8 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import type { ImagesOptions } from '../../config.ts';
 import type { CloudClient } from './cloud-client.ts';
+import { inject } from 'vitest';
+import { startServicesWorker } from '../../workers/services.ts';
 import type { Harness } from './harness.ts';
 
 const run = promisify(execFile);
@@ -56,4 +58,28 @@ export async function shopWithMember(admin: CloudClient, user: string): Promise<
   await admin.images.publish.mutate({ cluster: 'local', image: 'base' });
   await admin.networks.grant.mutate({ cluster: 'local', network: 'default' });
   return (await admin.tokens.create.mutate({ name: `${user}-shop`, user, project: 'shop' })).token;
+}
+
+/** The service layer's worker over a harness's cloud, on its Temporal namespace. */
+export function servicesWorkerFor(h: Harness) {
+  return startServicesWorker({
+    address: inject('temporalAddress'),
+    namespace: h.namespace,
+    sql: h.sql,
+    cloud: h.cloud!.deps,
+    client: h.temporal,
+  });
+}
+
+/** Waits until `ok` holds (up to a minute); else fails naming `what` and, if given, `seen()`. */
+export async function until(
+  what: string,
+  ok: () => Promise<boolean>,
+  seen?: () => Promise<string>,
+) {
+  for (let i = 0; i < 300; i++) {
+    if (await ok()) return;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`never: ${what}${seen ? ` (${await seen()})` : ''}`);
 }

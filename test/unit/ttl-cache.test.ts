@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { TtlCache } from '../../cloud/api/ttl-cache.ts';
+import { TtlCache } from '../../common/ttl-cache.ts';
 
 /** A look-up that counts its calls and answers what `answer` holds at the time. */
 function counted<V>(answer: { now: V }) {

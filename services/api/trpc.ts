@@ -1,0 +1,103 @@
+import { createHash } from 'node:crypto';
+import { initTRPC, TRPCError, type TRPC_ERROR_CODE_KEY } from '@trpc/server';
+import { z } from 'zod';
+import { bearerToken, errorFormatter } from '../../api/trpc.ts';
+import { CloudRefusedError, CloudUnreachableError } from '../errors.ts';
+import { ServiceConflictError, ServiceNotFoundError } from '../store.ts';
+import type { ServicesContext } from './context.ts';
+
+/** What a procedure needs of the caller in the service's project. */
+export interface ServicesMeta {
+  needs: 'reader' | 'member';
+}
+
+const t = initTRPC.context<ServicesContext>().meta<ServicesMeta>().create({ errorFormatter });
+
+/** The service layer's failures as API codes; anything else is the server's own fault. */
+function answer(err: unknown): TRPCError {
+  if (err instanceof TRPCError) return err;
+  if (err instanceof ServiceNotFoundError)
+    return new TRPCError({ code: 'NOT_FOUND', message: err.message });
+  if (err instanceof ServiceConflictError)
+    return new TRPCError({ code: 'CONFLICT', message: err.message });
+  if (err instanceof CloudUnreachableError) {
+    return new TRPCError({ code: 'BAD_GATEWAY', message: 'the cloud did not answer' });
+  }
+  if (err instanceof CloudRefusedError) {
+    return new TRPCError({ code: err.code as TRPC_ERROR_CODE_KEY, message: err.message });
+  }
+  return new TRPCError({ code: 'INTERNAL_SERVER_ERROR', message: 'internal error', cause: err });
+}
+
+const mapErrors = t.middleware(async ({ next }) => {
+  const result = await next();
+  if (!result.ok)
+    throw answer(
+      result.error.code === 'INTERNAL_SERVER_ERROR'
+        ? (result.error.cause ?? result.error)
+        : result.error,
+    );
+  return result;
+});
+
+const projectField = z.string().regex(/^[a-z][a-z0-9-]{0,30}$/, 'must be a project name');
+
+/**
+ * Every call carries a cloud token: the cloud says who it stands for and its role in each
+ * project, and the call's project must be one where that role does what the procedure needs.
+ * A project the caller does not see answers NOT_FOUND, as one that does not exist.
+ */
+const authorize = t.middleware(async ({ ctx, meta, getRawInput, next }) => {
+  const token = bearerToken(ctx.authorization);
+  if (token === undefined) {
+    throw new TRPCError({
+      code: 'UNAUTHORIZED',
+      message: 'needs an Authorization: Bearer header with a cloud token',
+    });
+  }
+  const cloud = ctx.cloudFor(token);
+  const key = createHash('sha256').update(token).digest('base64');
+  const caller = await ctx.callers.get(key, () =>
+    cloud.caller().catch((err: unknown) => {
+      if (err instanceof CloudRefusedError && err.code === 'UNAUTHORIZED') return null;
+      throw err;
+    }),
+  );
+  if (!caller)
+    throw new TRPCError({ code: 'UNAUTHORIZED', message: 'the cloud does not know this token' });
+  const raw = (await getRawInput()) as { project?: unknown } | undefined;
+  const project = projectField.safeParse(raw?.project);
+  if (!project.success) {
+    throw new TRPCError({
+      code: 'BAD_REQUEST',
+      message: `project: ${project.error.issues[0]?.message}`,
+    });
+  }
+  const role = caller.roles[project.data];
+  if (role === undefined) {
+    throw new TRPCError({
+      code: 'NOT_FOUND',
+      message: `project ${JSON.stringify(project.data)} not found`,
+    });
+  }
+  if (meta?.needs === 'member' && role === 'reader') {
+    throw new TRPCError({
+      code: 'FORBIDDEN',
+      message: `needs the member role in project ${project.data}`,
+    });
+  }
+  return next({ ctx: { ...ctx, caller, cloud } });
+});
+
+/** A change may give a service a new token or remove one: what was remembered goes. */
+const forgetOnChange = t.middleware(async ({ ctx, type, next }) => {
+  const result = await next();
+  if (type === 'mutation' && result.ok) ctx.callers.clear();
+  return result;
+});
+
+export const router = t.router;
+export const procedure = t.procedure.use(mapErrors).use(authorize).use(forgetOnChange);
+export const createServicesCallerFactory = t.createCallerFactory;
+export const READ: ServicesMeta = { needs: 'reader' };
+export const WRITE: ServicesMeta = { needs: 'member' };
