@@ -212,7 +212,7 @@ export default defineConfig(
           patterns: [
             {
               regex:
-                '^(?:\\.\\./)+(?:registry|drivers|workflows|activities|images|monitor|allocator|native|api/(?!trpc\\.ts$)|cloud/(?!api/router\\.ts$))',
+                '^(?:\\.\\./)+(?:registry|drivers|workflows|activities|images|monitor|allocator|native|api/(?!(?:trpc|server)\\.ts$)|cloud/(?!api/router\\.ts$))',
               message:
                 "The service layer reaches a cloud through its API only (services/clouds/), never the cloud's or the cluster's own modules.",
             },

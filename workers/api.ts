@@ -1,7 +1,8 @@
 import { loadConfig } from '../config.ts';
 import { startApiServer } from '../api/server.ts';
 import { CLOUD_TRPC_PATH } from '../cloud/api/server.ts';
-import { startCloud } from './cloud.ts';
+import { SERVICES_TRPC_PATH } from '../services/api/server.ts';
+import { startLayersAbove } from './cloud.ts';
 import { apiDeps, ensureAdminToken } from './api-deps.ts';
 import type { NativeConnection } from '@temporalio/worker';
 import { connectClient, openRegistry } from './compose.ts';
@@ -20,12 +21,16 @@ await runUntilSignal(async (onStop) => {
   await ensureSearchAttributes(temporal.connection as NativeConnection, t.namespace);
   const tokenFile = await ensureAdminToken(sql, config.adminTokenFile);
   const deps = apiDeps(config, sql, temporal);
-  const cloud = config.cloud.enabled ? await startCloud(config, sql, deps) : null;
-  const api = await startApiServer(deps, config.api, cloud ? [cloud.mount] : []);
+  const { cloud, mounts, close } = await startLayersAbove(config, sql, deps, {
+    client: temporal,
+    address: requireSetting('TEMPORAL_ADDRESS', t.address),
+  });
+  onStop(close);
+  const api = await startApiServer(deps, config.api, mounts);
   onStop(api.close);
-  if (cloud) onStop(cloud.close);
   console.log(`vagoth API on ${api.url}`);
   if (cloud) console.log(`the cloud's API on ${api.origin}${CLOUD_TRPC_PATH}`);
+  if (cloud) console.log(`the service layer's API on ${api.origin}${SERVICES_TRPC_PATH}`);
   if (tokenFile) console.log(`an admin token for this registry is in ${tokenFile}`);
   if (cloud?.tokenFile) console.log(`an admin token for the cloud is in ${cloud.tokenFile}`);
 });

@@ -11,7 +11,9 @@ import { startReconciler } from '../cloud/reconciler.ts';
 import { listClusters, registerCluster } from '../cloud/store/clusters.ts';
 import { bootstrapCloudAdmin } from '../cloud/store/tokens.ts';
 import type { Config } from '../config.ts';
+import type { Client } from '@temporalio/client';
 import { writeSecret } from './api-deps.ts';
+import { startServices } from './services.ts';
 
 export interface Cloud {
   mount: Mount;
@@ -78,5 +80,42 @@ export async function startCloud(
     deps,
     tokenFile: token === null ? null : config.cloud.adminTokenFile,
     adminToken: token,
+  };
+}
+
+/**
+ * The layers above this deployment's cluster, when `cloud.enabled`: the cloud, and the
+ * service layer over it (its worker and API). Answers what to mount beside the cluster's API,
+ * and what to stop (the services before the cloud they call).
+ */
+export async function startLayersAbove(
+  config: Parameters<typeof startCloud>[0] & {
+    api: { tokenCacheMs: number };
+    temporal: { namespace: string };
+  },
+  sql: postgres.Sql,
+  cluster: ApiDeps,
+  temporal: { client: Client; address: string },
+) {
+  if (!config.cloud.enabled) return { cloud: null, mounts: [] as Mount[], close: async () => {} };
+  const cloud = await startCloud(config, sql, cluster);
+  const services = await startServices({
+    address: temporal.address,
+    namespace: config.temporal.namespace,
+    sql,
+    cloud: cloud.deps,
+    client: temporal.client,
+    api: config.api,
+  }).catch(async (err: unknown) => {
+    await cloud.close();
+    throw err;
+  });
+  return {
+    cloud,
+    mounts: [cloud.mount, services.mount],
+    async close() {
+      await services.close();
+      await cloud.close();
+    },
   };
 }

@@ -4,7 +4,8 @@ import { apiDeps, ensureAdminToken } from './api-deps.ts';
 import { createCaller } from '../api/router.ts';
 import { startApiServer } from '../api/server.ts';
 import { CLOUD_TRPC_PATH } from '../cloud/api/server.ts';
-import { startCloud } from './cloud.ts';
+import { SERVICES_TRPC_PATH } from '../services/api/server.ts';
+import { startLayersAbove } from './cloud.ts';
 import { startEmbeddedPostgres, startTemporalDevServer } from './embedded.ts';
 import { connectClient, installLogging, openRegistry, startWorker } from './compose.ts';
 import {
@@ -58,10 +59,13 @@ await runUntilSignal(async (onStop) => {
   onStop(() => temporal.connection.close());
   const deps = apiDeps(config, sql, temporal);
   const tokenFile = await ensureAdminToken(sql, config.adminTokenFile);
-  const cloud = config.cloud.enabled ? await startCloud(config, sql, deps) : null;
-  const api = await startApiServer(deps, config.api, cloud ? [cloud.mount] : []);
+  const { cloud, mounts, close } = await startLayersAbove(config, sql, deps, {
+    client: temporal,
+    address,
+  });
+  onStop(close);
+  const api = await startApiServer(deps, config.api, mounts);
   onStop(api.close);
-  if (cloud) onStop(cloud.close);
 
   // vagoth's own set-up, in this process: no token to hold, so it is given an admin's rights.
   const caller = createCaller(
@@ -80,6 +84,7 @@ ${
   cloud
     ? `  Cloud API:    ${api.origin}${CLOUD_TRPC_PATH}
   Cloud token:  ${config.cloud.adminTokenFile}${cloud.tokenFile ? ' (new)' : ''}
+  Services API: ${api.origin}${SERVICES_TRPC_PATH}
 `
     : ''
 }  Temporal UI:  ${t.uiUrl}

@@ -2,7 +2,10 @@ import { fileURLToPath } from 'node:url';
 import type { Client } from '@temporalio/client';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import type postgres from 'postgres';
+import type { Mount } from '../api/server.ts';
 import { createCloudContext, type CloudDeps } from '../cloud/api/context.ts';
+import { TtlCache } from '../common/ttl-cache.ts';
+import { servicesMount } from '../services/api/server.ts';
 import { createCloudCaller } from '../cloud/api/router.ts';
 import { createServiceActivities } from '../services/activities.ts';
 import { localCloud } from '../services/clouds/index.ts';
@@ -10,6 +13,10 @@ import { migrateServices } from '../services/migrate.ts';
 import { deleteSchedule, SERVICES_TASK_QUEUE } from '../services/schedules.ts';
 
 const workflowsPath = fileURLToPath(new URL('../services/workflows.ts', import.meta.url));
+
+/** The cloud of this deployment, as a service or a caller with `token` reaches it. */
+const cloudWith = (cloud: CloudDeps) => (token: string) =>
+  localCloud(createCloudCaller(createCloudContext(cloud, `Bearer ${token}`)));
 
 /**
  * The service layer's worker over this deployment's cloud: its records migrated (schema
@@ -32,8 +39,7 @@ export async function startServicesWorker(options: {
     workflowsPath,
     activities: createServiceActivities({
       sql: options.sql,
-      cloudFor: (token) =>
-        localCloud(createCloudCaller(createCloudContext(options.cloud, `Bearer ${token}`))),
+      cloudFor: cloudWith(options.cloud),
       dropSchedule: (project, name) => deleteSchedule(options.client, project, name),
     }),
   });
@@ -44,4 +50,29 @@ export async function startServicesWorker(options: {
       await running;
     },
   };
+}
+
+/**
+ * The service layer beside this deployment's cloud: its worker, and its API to mount under
+ * /services/ (each call's cloud token checked through the cloud).
+ */
+export async function startServices(options: {
+  address: string;
+  namespace: string;
+  sql: postgres.Sql;
+  cloud: CloudDeps;
+  client: Client;
+  api: { maxBodyBytes: number; maxBatchSize: number; tokenCacheMs: number };
+}): Promise<{ mount: Mount; close(): Promise<void> }> {
+  const worker = await startServicesWorker(options);
+  const mount = servicesMount(
+    {
+      sql: options.sql,
+      temporal: options.client,
+      cloudFor: cloudWith(options.cloud),
+      callers: new TtlCache(options.api.tokenCacheMs),
+    },
+    options.api,
+  );
+  return { mount, close: () => worker.shutdown() };
 }

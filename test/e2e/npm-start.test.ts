@@ -3,6 +3,8 @@ import { chmod, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTRPCClient, httpLink } from '@trpc/client';
+import type { ServicesRouter } from '../../services/api/router.ts';
 import { cloudClient } from '../support/cloud-client.ts';
 import { apiClient, errorCode, waitForOperation } from '../support/api-client.ts';
 import { freePort } from '../support/free-port.ts';
@@ -108,6 +110,21 @@ describe('npm start', () => {
       driver: 'local',
       capacity: { hosts: 2, vms: 1 },
     });
+    // The service layer over the cloud, with the cloud's tokens.
+    const servicesUrl = apiUrl.replace(/\/trpc$/, '/services/trpc');
+    expect(first.banner).toContain(`Services API: ${servicesUrl}`);
+    await cloud.projects.create.mutate({ project: 'shop' });
+    const services = createTRPCClient<ServicesRouter>({
+      links: [
+        httpLink({
+          url: servicesUrl,
+          headers: {
+            authorization: `Bearer ${(await readFile(cloudTokenFile, 'utf8')).trim()}`,
+          },
+        }),
+      ],
+    });
+    expect(await services.services.list.query({ project: 'shop' })).toEqual([]);
     const before = await api.vms.get.query({ name: 'app-1' });
     // The embedded default network handed out an address of its own (never the gateway).
     expect(before.definition.nics[0]?.ip).toMatch(/^10\.0\.\d+\.\d+$/);
