@@ -1,7 +1,16 @@
 import type postgres from 'postgres';
 import type { CloudDriver } from './clouds/driver.ts';
 import { reconcileStep } from './reconcile-step.ts';
-import { getServiceById, membersOf, removeService, saveReconcile, serviceToken } from './store.ts';
+import {
+  addMember,
+  dropMember,
+  getServiceById,
+  membersOf,
+  removeService,
+  saveFailure,
+  saveReconcile,
+  serviceToken,
+} from './store.ts';
 
 export interface ServiceActivityDeps {
   sql: postgres.Sql;
@@ -39,23 +48,34 @@ export function createServiceActivities(deps: ServiceActivityDeps) {
       }
       const members = await membersOf(deps.sql, serviceId);
       const now = new Date();
-      const step = await reconcileStep(
-        deps.cloudFor(token),
-        {
-          project: service.project,
-          name: service.name,
-          template: service.template,
-          desired: {
-            replicas: deleting ? 0 : service.replicas,
-            revision: service.revision,
-            rollout: service.rollout,
-            unknownGraceMs: service.unknownGraceSeconds * 1000,
-            unhealthyAfter: service.unhealthyAfter,
+      let step;
+      try {
+        step = await reconcileStep(
+          deps.cloudFor(token),
+          {
+            project: service.project,
+            name: service.name,
+            template: service.template,
+            desired: {
+              replicas: deleting ? 0 : service.replicas,
+              revision: service.revision,
+              rollout: service.rollout,
+              unknownGraceMs: service.unknownGraceSeconds * 1000,
+              unhealthyAfter: service.unhealthyAfter,
+            },
           },
-        },
-        members,
-        now,
-      );
+          members,
+          now,
+          {
+            beforeCreate: (m) => addMember(deps.sql, serviceId, m),
+            refused: (m) => dropMember(deps.sql, serviceId, m),
+          },
+        );
+      } catch (err) {
+        // Said in its status (the next tick tries again), not only in the workflow's history.
+        await saveFailure(deps.sql, serviceId, err instanceof Error ? err.message : String(err));
+        throw err;
+      }
       const was = new Set(members.map((m) => m.name));
       const is = new Set(step.members.map((m) => m.name));
       const created = [...is].filter((n) => !was.has(n));

@@ -1,5 +1,10 @@
 import type { CloudDriver, CloudInstance, CloudInstanceInput } from './clouds/driver.ts';
-import { CloudRefusedError, QuotaRefusedError, UnplaceableError } from './errors.ts';
+import {
+  CloudRefusedError,
+  CloudUnreachableError,
+  QuotaRefusedError,
+  UnplaceableError,
+} from './errors.ts';
 import { planReconcile, type Desired, type Observed, type Plan, type Seen } from './plan.ts';
 
 /** An instance the service made, as the service layer records it. */
@@ -48,37 +53,35 @@ export function seenAs(state: string): Seen {
   }
 }
 
+/** Where a step records a member before its create is asked, and forgets one refused. */
+export interface StepHooks {
+  beforeCreate(member: Member): Promise<void>;
+  refused(member: Member): Promise<void>;
+}
+
+const noHooks: StepHooks = { beforeCreate: async () => {}, refused: async () => {} };
+
 /**
- * One reconcile of a service, carried out through its cloud: reads the service's instances
- * (`<service>-<n>`), asks planReconcile what to do, deletes and creates accordingly, and says
- * what the cloud refused. An instance the cloud has under the service's name that no member
- * records (a create whose record was lost) is taken in as of an unknown revision, so it is
- * rolled away rather than left behind; a member the cloud no longer has counts as missing.
+ * One reconcile of a service, carried out through its cloud: reads the service's instances,
+ * asks planReconcile what to do, deletes and creates accordingly, and says what the cloud
+ * refused. Only its members are the service's: an instance it did not record (another's of a
+ * like name) is left alone, and each member is recorded (`hooks.beforeCreate`) before its
+ * create is asked, so a create whose answer is lost, or a worker that stops, leaves a member
+ * the next step finds. A member the cloud no longer has counts as missing.
  */
 export async function reconcileStep(
   cloud: CloudDriver,
   spec: ServiceSpec,
   members: readonly Member[],
   now: Date,
+  hooks: StepHooks = noHooks,
   unknownSince: (instance: CloudInstance) => Date | null = () => now,
 ): Promise<StepOutcome> {
   const prefix = `${spec.name}-`;
   const found = new Map(
-    (await cloud.instances(spec.project, prefix))
-      .filter((i) => /^\d+$/.test(i.name.slice(prefix.length)))
-      .map((i) => [i.name, i]),
+    (await cloud.instances(spec.project, prefix)).map((i) => [i.name, i] as const),
   );
   const known = new Map(members.map((m) => [m.name, m]));
-  for (const [name, instance] of found) {
-    if (!known.has(name)) {
-      known.set(name, {
-        name,
-        index: Number(name.slice(prefix.length)),
-        revision: 'unknown',
-        createdAt: new Date(instance.createdAt),
-      });
-    }
-  }
   const observed: Observed[] = [...known.values()].map((m) => {
     const instance = found.get(m.name);
     const state = instance ? seenAs(instance.state) : 'missing';
@@ -91,28 +94,50 @@ export async function reconcileStep(
   const plan = planReconcile(spec.desired, observed, now);
 
   const refused: string[] = [];
-  let changed = plan.delete.length > 0;
+  let changed = false;
   let waiting = false;
   for (const { name } of plan.delete) {
-    await cloud.delete(spec.project, name);
-    known.delete(name);
-  }
-  for (const index of plan.create) {
-    const name = `${prefix}${index}`;
     try {
-      const made = await cloud.create({ ...spec.template, project: spec.project, name });
-      known.set(name, {
-        name,
-        index,
-        revision: spec.desired.revision,
-        createdAt: new Date(made.createdAt),
-      });
+      await cloud.delete(spec.project, name);
+      known.delete(name);
       changed = true;
     } catch (err) {
+      // Refused for this one (its create not yet taken, its cluster silent): kept, and
+      // tried again next step; the rest of the plan goes on.
+      if (!(err instanceof CloudRefusedError || err instanceof CloudUnreachableError)) throw err;
+      refused.push(`${name} not deleted yet: ${err.message}`);
+      waiting = true;
+    }
+  }
+  for (const index of plan.create) {
+    const member: Member = {
+      name: `${prefix}${index}`,
+      index,
+      revision: spec.desired.revision,
+      createdAt: now,
+    };
+    await hooks.beforeCreate(member);
+    try {
+      const made = await cloud.create({
+        ...spec.template,
+        project: spec.project,
+        name: member.name,
+      });
+      known.set(member.name, { ...member, createdAt: new Date(made.createdAt) });
+      changed = true;
+    } catch (err) {
+      if (err instanceof CloudUnreachableError) {
+        // It may have been made: the member stays, and the next step sees.
+        known.set(member.name, member);
+        refused.push(`${member.name}: no answer from the cloud; seen next step`);
+        waiting = true;
+        break;
+      }
+      await hooks.refused(member);
       // Refused for this one (its name's last VM still being decommissioned in its cluster,
-      // say): said, and tried again next tick; the others go on.
+      // say): said, and tried again next step; the others go on.
       if (err instanceof CloudRefusedError) {
-        refused.push(`${name} not made: ${err.message}`);
+        refused.push(`${member.name} not made: ${err.message}`);
         waiting = true;
         continue;
       }

@@ -31,13 +31,20 @@ export async function ensureSchedule(
     });
   } catch (err) {
     if ((err as Error).name !== 'ScheduleAlreadyRunning') throw err;
+    // One left by a service of that name that went: it must reconcile this one.
+    await client.schedule.getHandle(id).update((was) => ({
+      ...was,
+      action: { ...was.action, args: [s.id] } as typeof was.action,
+    }));
   }
-  if (!s.paused) await client.schedule.getHandle(id).trigger(ScheduleOverlapPolicy.SKIP);
+  if (!s.paused) await triggerSchedule(client, s.project, s.name);
 }
 
-/** Runs the service's reconcile now (after a change), unless one is running. */
+/** Runs the service's reconcile now (after a change), or right after the one running. */
 export async function triggerSchedule(client: Client, project: string, name: string) {
-  await client.schedule.getHandle(scheduleId(project, name)).trigger(ScheduleOverlapPolicy.SKIP);
+  await client.schedule
+    .getHandle(scheduleId(project, name))
+    .trigger(ScheduleOverlapPolicy.BUFFER_ONE);
 }
 
 /** Removes the service's schedule; one already gone is no error. */

@@ -218,6 +218,27 @@ export async function membersOf(sql: Queryable, serviceId: string): Promise<Memb
   }));
 }
 
+/** A member recorded before its create is asked (so a lost answer leaves a trace). */
+export async function addMember(sql: postgres.Sql, serviceId: string, m: Member): Promise<void> {
+  await sql`
+    INSERT INTO services.members (service_id, idx, revision, created_at)
+    VALUES (${serviceId}, ${m.index}, ${m.revision}, ${m.createdAt})
+    ON CONFLICT (service_id, idx) DO UPDATE SET revision = excluded.revision`;
+}
+
+/** A member whose create the cloud refused: nothing of it was made. */
+export async function dropMember(sql: postgres.Sql, serviceId: string, m: Member): Promise<void> {
+  await sql`DELETE FROM services.members WHERE service_id = ${serviceId} AND idx = ${m.index}`;
+}
+
+/** What went wrong in the service's last reconcile, for its status. */
+export async function saveFailure(sql: postgres.Sql, serviceId: string, error: string) {
+  await sql`
+    UPDATE services.services
+    SET status = status || ${sql.json({ error, failedAt: new Date().toISOString() })}
+    WHERE id = ${serviceId}`;
+}
+
 /**
  * Records what a reconcile left: its members (all of them, in place of the last ones) and its
  * status, in one transaction, with an event when it made or deleted anything.

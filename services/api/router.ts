@@ -1,4 +1,4 @@
-import { ensureSchedule, scheduleId, triggerSchedule } from '../schedules.ts';
+import { ensureSchedule, scheduleId } from '../schedules.ts';
 import {
   createService,
   getService,
@@ -6,7 +6,9 @@ import {
   markDeleting,
   membersOf,
   serviceEvents,
+  ServiceConflictError,
   updateService,
+  type Service,
 } from '../store.ts';
 import type { AuthedServicesContext } from './context.ts';
 import {
@@ -17,6 +19,27 @@ import {
   serviceUpdateInput,
 } from './schemas.ts';
 import { createServicesCallerFactory, procedure, READ, router, WRITE } from './trpc.ts';
+
+/**
+ * A service as a caller may see it: its template without the user-data and keys the cloud
+ * never answers either (only whether there are some).
+ */
+function shown(service: Service) {
+  const { userData, sshAuthorizedKeys, ...template } = service.template;
+  return {
+    ...service,
+    template: {
+      ...template,
+      userData: userData === undefined ? null : ('(set)' as const),
+      sshAuthorizedKeys: sshAuthorizedKeys?.length ?? 0,
+    },
+  };
+}
+
+/** Its schedule as declared, made again if it went missing, and run now. */
+async function scheduled(ctx: AuthedServicesContext, service: Service) {
+  await ensureSchedule(ctx.temporal, service);
+}
 
 /** A service with its members and when its schedule runs next. */
 async function detail(ctx: AuthedServicesContext, project: string, name: string) {
@@ -32,7 +55,7 @@ async function detail(ctx: AuthedServicesContext, project: string, name: string)
       }),
       () => null,
     );
-  return { ...service, members: await membersOf(ctx.sql, service.id), schedule };
+  return { ...shown(service), members: await membersOf(ctx.sql, service.id), schedule };
 }
 
 /**
@@ -50,23 +73,32 @@ export const servicesRouter = router({
       .input(serviceCreateInput)
       .mutation(async ({ ctx, input }) => {
         const { project, name, ...spec } = input;
-        const token = await ctx.cloud.mintToken(`service-${name}`, project);
+        // A name taken is refused before a token is made for it.
+        const taken = await getService(ctx.sql, project, name).then(
+          () => true,
+          () => false,
+        );
+        if (taken) throw new ServiceConflictError(`service ${name} exists in project ${project}`);
+        const minted = await ctx.cloud.mintToken(`service-${name}`, project);
         const made = await createService(ctx.sql, {
           ...spec,
           project,
           name,
           health: null,
           createdBy: ctx.caller.user,
-          token,
+          token: minted.token,
+        }).catch(async (err: unknown) => {
+          await ctx.cloud.revokeToken(minted.id).catch(() => {});
+          throw err;
         });
-        await ensureSchedule(ctx.temporal, made);
+        await scheduled(ctx, made);
         return detail(ctx, project, name);
       }),
 
     list: procedure
       .meta(READ)
       .input(byProject)
-      .query(({ ctx, input }) => listServices(ctx.sql, input.project)),
+      .query(async ({ ctx, input }) => (await listServices(ctx.sql, input.project)).map(shown)),
 
     get: procedure
       .meta(READ)
@@ -80,7 +112,7 @@ export const servicesRouter = router({
       .mutation(async ({ ctx, input: { project, name, ...change } }) => {
         const updated = await updateService(ctx.sql, { project, name }, ctx.caller.user, change);
         // A paused service changes nothing until resumed.
-        if (!updated.paused) await triggerSchedule(ctx.temporal, project, name);
+        if (!updated.paused) await scheduled(ctx, updated);
         return detail(ctx, project, name);
       }),
 
@@ -88,7 +120,8 @@ export const servicesRouter = router({
       .meta(WRITE)
       .input(byService)
       .mutation(async ({ ctx, input }) => {
-        await updateService(ctx.sql, input, ctx.caller.user, { paused: true });
+        const paused = await updateService(ctx.sql, input, ctx.caller.user, { paused: true });
+        await scheduled(ctx, paused);
         await ctx.temporal.schedule.getHandle(scheduleId(input.project, input.name)).pause();
         return detail(ctx, input.project, input.name);
       }),
@@ -97,10 +130,12 @@ export const servicesRouter = router({
       .meta(WRITE)
       .input(byService)
       .mutation(async ({ ctx, input }) => {
-        await updateService(ctx.sql, input, ctx.caller.user, { paused: false });
-        const handle = ctx.temporal.schedule.getHandle(scheduleId(input.project, input.name));
-        await handle.unpause();
-        await handle.trigger();
+        const resumed = await updateService(ctx.sql, input, ctx.caller.user, { paused: false });
+        await ctx.temporal.schedule
+          .getHandle(scheduleId(input.project, input.name))
+          .unpause()
+          .catch(() => {});
+        await scheduled(ctx, resumed);
         return detail(ctx, input.project, input.name);
       }),
 
@@ -111,9 +146,12 @@ export const servicesRouter = router({
       .mutation(async ({ ctx, input }) => {
         const service = await getService(ctx.sql, input.project, input.name);
         await markDeleting(ctx.sql, service.id, ctx.caller.user);
-        const handle = ctx.temporal.schedule.getHandle(scheduleId(input.project, input.name));
-        await handle.unpause().catch(() => {});
-        await handle.trigger().catch(() => {});
+        await ctx.temporal.schedule
+          .getHandle(scheduleId(input.project, input.name))
+          .unpause()
+          .catch(() => {});
+        // Made again if it went missing: a delete must be carried out.
+        await scheduled(ctx, { ...service, paused: false });
         return { project: input.project, name: input.name, deleting: true };
       }),
 

@@ -14,6 +14,13 @@ export const serviceName = z
     "must be 1-20 lower-case letters, digits or '-', starting with a letter",
   );
 
+/** Text the cloud's records can hold: no NUL. */
+const text = (max: number) =>
+  z
+    .string()
+    .max(max)
+    .refine((s) => !s.includes('\u0000'), 'must not hold a NUL character');
+
 /** An instance definition, as the cloud takes it (the cloud checks it again on each create). */
 export const templateInput = z.object({
   vcpus: z.number().int().min(1).max(1024),
@@ -34,13 +41,10 @@ export const templateInput = z.object({
     .max(16)
     .default([]),
   sshAuthorizedKeys: z
-    .array(z.string().max(16 * 1024))
+    .array(text(16 * 1024))
     .max(32)
     .optional(),
-  userData: z
-    .string()
-    .max(64 * 1024)
-    .optional(),
+  userData: text(64 * 1024).optional(),
 });
 
 const rollout = z.object({

@@ -47,7 +47,7 @@ const projectField = z.string().regex(/^[a-z][a-z0-9-]{0,30}$/, 'must be a proje
  * project, and the call's project must be one where that role does what the procedure needs.
  * A project the caller does not see answers NOT_FOUND, as one that does not exist.
  */
-const authorize = t.middleware(async ({ ctx, meta, getRawInput, next }) => {
+const authorize = t.middleware(async ({ ctx, meta, type, getRawInput, next }) => {
   const token = bearerToken(ctx.authorization);
   if (token === undefined) {
     throw new TRPCError({
@@ -57,12 +57,14 @@ const authorize = t.middleware(async ({ ctx, meta, getRawInput, next }) => {
   }
   const cloud = ctx.cloudFor(token);
   const key = createHash('sha256').update(token).digest('base64');
-  const caller = await ctx.callers.get(key, () =>
+  const lookUp = () =>
     cloud.caller().catch((err: unknown) => {
       if (err instanceof CloudRefusedError && err.code === 'UNAUTHORIZED') return null;
       throw err;
-    }),
-  );
+    });
+  // A change is checked against the cloud as it is now (a revoked token, a removed member);
+  // reads may use what was remembered a few seconds ago.
+  const caller = type === 'mutation' ? await lookUp() : await ctx.callers.get(key, lookUp);
   if (!caller)
     throw new TRPCError({ code: 'UNAUTHORIZED', message: 'the cloud does not know this token' });
   const raw = (await getRawInput()) as { project?: unknown } | undefined;
@@ -73,14 +75,15 @@ const authorize = t.middleware(async ({ ctx, meta, getRawInput, next }) => {
       message: `project: ${project.error.issues[0]?.message}`,
     });
   }
-  const role = caller.roles[project.data];
-  if (role === undefined) {
+  // Own keys only: a project named like a built-in of objects is no role.
+  const role = Object.hasOwn(caller.roles, project.data) ? caller.roles[project.data] : undefined;
+  if (role !== 'admin' && role !== 'member' && role !== 'reader') {
     throw new TRPCError({
       code: 'NOT_FOUND',
       message: `project ${JSON.stringify(project.data)} not found`,
     });
   }
-  if (meta?.needs === 'member' && role === 'reader') {
+  if (meta?.needs !== 'reader' && role === 'reader') {
     throw new TRPCError({
       code: 'FORBIDDEN',
       message: `needs the member role in project ${project.data}`,

@@ -19,6 +19,7 @@ export interface CloudCalls {
   me(): Promise<Out['users']['me']>;
   projects(): Promise<Out['projects']['list']>;
   createToken(input: In['tokens']['create']): Promise<Out['tokens']['create']>;
+  revokeToken(input: In['tokens']['revoke']): Promise<unknown>;
   list(input: In['instances']['list']): Promise<CloudInstance[]>;
   create(input: CloudInstanceInput): Promise<Out['instances']['create']>;
   delete(input: In['instances']['delete']): Promise<unknown>;
@@ -41,7 +42,8 @@ export interface CloudDriver {
   /** Who the driver's token stands for. */
   caller(): Promise<CloudCaller>;
   /** A token of the same user, narrowed to `project`: what a service acts with. */
-  mintToken(name: string, project: string): Promise<string>;
+  mintToken(name: string, project: string): Promise<{ id: string; token: string }>;
+  revokeToken(id: string): Promise<void>;
   /** Every instance of the project whose name starts with `prefix`. */
   instances(project: string, prefix: string): Promise<CloudInstance[]>;
   /** Starts an instance's create; refusals are QuotaRefusedError, UnplaceableError, ... */
@@ -91,7 +93,11 @@ export function cloudDriver(kind: 'local' | 'vagoth', calls: CloudCalls): CloudD
       return { user: me.name, roles: Object.fromEntries(projects.map((p) => [p.name, p.role])) };
     },
     async mintToken(name, project) {
-      return (await wrap(() => calls.createToken({ name, project }))).token;
+      const made = await wrap(() => calls.createToken({ name, project }));
+      return { id: made.id, token: made.token };
+    },
+    async revokeToken(id) {
+      await wrap(() => calls.revokeToken({ id }));
     },
     async instances(project, prefix) {
       const all: CloudInstance[] = [];

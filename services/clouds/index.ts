@@ -29,6 +29,7 @@ export function vagothCloud(options: {
     me: () => api.users.me.query(),
     projects: () => api.projects.list.query(),
     createToken: (input) => api.tokens.create.mutate(input),
+    revokeToken: (input) => api.tokens.revoke.mutate(input),
     list: (input) => api.instances.list.query(input),
     create: (input) => api.instances.create.mutate(input),
     delete: (input) => api.instances.delete.mutate(input),
@@ -45,7 +46,10 @@ const asSent = <T>(value: T): T => JSON.parse(JSON.stringify(value)) as T;
 export function localCloud(caller: {
   users: { me(): Promise<unknown> };
   projects: { list(): Promise<unknown> };
-  tokens: { create(input: Parameters<CloudCalls['createToken']>[0]): Promise<unknown> };
+  tokens: {
+    create(input: Parameters<CloudCalls['createToken']>[0]): Promise<unknown>;
+    revoke(input: Parameters<CloudCalls['revokeToken']>[0]): Promise<unknown>;
+  };
   instances: {
     list(input: Parameters<CloudCalls['list']>[0]): Promise<unknown>;
     create(input: Parameters<CloudCalls['create']>[0]): Promise<unknown>;
@@ -56,6 +60,7 @@ export function localCloud(caller: {
     me: async () => asSent(await caller.users.me()) as never,
     projects: async () => asSent(await caller.projects.list()) as never,
     createToken: async (input) => asSent(await caller.tokens.create(input)) as never,
+    revokeToken: (input) => caller.tokens.revoke(input),
     list: async (input) => asSent(await caller.instances.list(input)) as never,
     create: async (input) => asSent(await caller.instances.create(input)) as never,
     delete: (input) => caller.instances.delete(input),

@@ -81,10 +81,37 @@ describe('the service layer’s API', () => {
     expect(await code(as(tokens.member).services.create({ ...web, name: 'Bad' }))).toBe(
       'BAD_REQUEST',
     );
+    // A project named like a built-in of objects is no role of anybody's.
+    await admin.projects.create.mutate({ project: 'constructor' });
+    for (const t of [tokens.other, tokens.member]) {
+      expect(await code(as(t).services.list({ project: 'constructor' }))).toBe('NOT_FOUND');
+      expect(await code(as(t).services.create({ ...web, project: 'constructor' }))).toBe(
+        'NOT_FOUND',
+      );
+    }
+    // No NUL reaches the records: refused, nothing made.
+    expect(
+      await code(
+        as(tokens.member).services.create({
+          ...web,
+          name: 'nul',
+          template: { ...web.template, userData: 'a\u0000b' },
+        }),
+      ),
+    ).toBe('BAD_REQUEST');
+    expect(await as(tokens.member).services.list({ project: 'shop' })).toEqual([]);
   });
 
   it('keeps a declared service running, follows a scale, and deletes it whole', async () => {
-    const made = await as(tokens.member).services.create(web);
+    const made = await as(tokens.member).services.create({
+      ...web,
+      template: { ...web.template, userData: '#cloud-config\npassword: hunter2\n' },
+    });
+    // What the cloud never shows a reader, the service layer does not either.
+    expect(made.template).toMatchObject({ userData: '(set)', sshAuthorizedKeys: 0 });
+    expect(
+      JSON.stringify(await as(tokens.reader).services.list({ project: 'shop' })),
+    ).not.toContain('hunter2');
     expect(made).toMatchObject({ name: 'web', replicas: 2, createdBy: 'ann' });
     expect(made.schedule).toMatchObject({ id: 'service:shop/web', paused: false });
     expect(made).not.toHaveProperty('token');
