@@ -150,10 +150,12 @@ export async function transitionVm(
   const found = await getVmAndHost(sql, id);
   const { vm } = found;
   if (vm.state === to) return found; // a retried transition that already landed
-  // A step of this same operation run again after the operation went further (local
-  // activities since the last workflow task are re-run after a worker crash): it already
-  // happened. Not past `failed`: a failed operation's steps must not carry on.
-  if (vm.state !== 'failed' && patch.operation && sameOperation(vm.operation, patch.operation))
+  // A step of this same operation run again after the operation carried the VM past `to`
+  // (local activities since the last workflow task are re-run after a worker crash): it
+  // already happened. A VM short of `from`, or off the operation's path (`failed`), is a
+  // conflict: answering success there would report a change nobody made.
+  const { operation } = patch;
+  if (operation && sameOperation(vm.operation, operation) && wentPast(operation.kind, to, vm.state))
     return found;
   throw new StateConflictError(`vm ${vm.name}`, vm.state, to);
 }
@@ -163,6 +165,30 @@ export async function recordedPosition(sql: Queryable, id: string): Promise<Reco
   const rows = await sql<{ at: RecordedPosition | null }[]>`
     SELECT metadata->'at' AS at FROM nodes WHERE id = ${id} AND type = 'vm'`;
   return rows[0] ? { exists: true, at: rows[0].at } : { exists: false };
+}
+
+/**
+ * The states each operation moves a VM through, in order, as its steps record them
+ * (workflows/vm-create.ts, vm-operations.ts): what "went further" means for a step run again.
+ * A failed operation's `failed` is on none. Reboot and reprovision begin where they end
+ * (`running`): only their end is listed. Migrate and evacuate go from `migrating` back to
+ * where they began: nothing is past `migrating`.
+ */
+const OPERATION_PATHS: Readonly<Record<string, readonly VmState[]>> = {
+  create: ['pending', 'placing', 'provisioning', 'defining', 'starting', 'running'],
+  start: ['stopped', 'starting', 'running'],
+  stop: ['running', 'stopping', 'stopped'],
+  shutdown: ['running', 'stopping', 'stopped'],
+  reboot: ['rebooting', 'running'],
+  reprovision: ['reprovisioning', 'running'],
+};
+
+/** Whether `state` comes after `to` on the path of an operation of `kind`. */
+export function wentPast(kind: string, to: VmState, state: VmState): boolean {
+  const path = OPERATION_PATHS[kind];
+  if (!path) return false;
+  const at = path.indexOf(to);
+  return at >= 0 && path.indexOf(state) > at;
 }
 
 function sameOperation(a: OperationRef | null, b: OperationRef): boolean {
