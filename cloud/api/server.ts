@@ -1,11 +1,10 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import { createHTTPHandler } from '@trpc/server/adapters/standalone';
+import { layerMount } from '../../api/mount.ts';
 import type { Mount } from '../../api/server.ts';
 import { createCloudContext, type CloudDeps } from './context.ts';
-import { CLOUD_REST_PATH, OPENAPI_PATH, restHandler } from './rest.ts';
-import { cloudRouter } from './router.ts';
+import { CLOUD_API } from './rest.ts';
+import { createCloudCaller } from './router.ts';
 
-export const CLOUD_TRPC_PATH = '/cloud/trpc';
+export const CLOUD_TRPC_PATH = CLOUD_API.paths.trpc;
 
 /**
  * The cloud's APIs, to mount beside the cluster's on the same server: tRPC under /cloud/trpc,
@@ -15,27 +14,9 @@ export function cloudMount(
   deps: CloudDeps,
   limits: { maxBodyBytes: number; maxBatchSize: number },
 ): Mount {
-  const handler = createHTTPHandler({
-    router: cloudRouter,
-    basePath: `${CLOUD_TRPC_PATH}/`,
-    maxBodySize: limits.maxBodyBytes,
-    maxBatchSize: limits.maxBatchSize,
-    createContext: ({ req }) => createCloudContext(deps, req.headers.authorization),
-    onError: ({ error, path }) => {
-      if (error.code === 'INTERNAL_SERVER_ERROR')
-        console.error(`cloud ${path ?? '?'}:`, error.cause ?? error);
-    },
+  return layerMount(CLOUD_API, {
+    createContext: (authorization) => createCloudContext(deps, authorization),
+    createCaller: createCloudCaller,
+    limits,
   });
-  const rest = restHandler(deps, limits);
-  return {
-    prefix: '/cloud/',
-    handler: (req: IncomingMessage, res: ServerResponse) => {
-      const path = (req.url ?? '').split('?')[0]!;
-      if (path === OPENAPI_PATH || path.startsWith(`${CLOUD_REST_PATH}/`)) {
-        void rest(req, res);
-      } else {
-        handler(req, res);
-      }
-    },
-  };
 }

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { initTRPC, TRPCError } from '@trpc/server';
-import type { OpenApiMeta, OpenApiMethod } from 'trpc-to-openapi';
+import type { OpenApiMeta } from 'trpc-to-openapi';
+import { restRoutes } from '../../api/rest.ts';
 import { answerFor, bearerToken, errorFormatter, refuseDeepInput } from '../../api/trpc.ts';
 import { authorizeCloud, type Caller, type Rule, type Target } from '../authorize.ts';
 import { findCaller } from '../store/tokens.ts';
@@ -127,12 +128,4 @@ const ERRORS = [400, 401, 403, 404, 409, 412, 413, 500, 502];
  * A procedure's rule and its REST route (`METHOD /path`, `{field}` a path parameter), listed
  * under `tag` in the OpenAPI document: `routes('instances')(PROJECT_READ, 'GET /projects/...')`.
  */
-export function routes(tag: string) {
-  return (meta: CloudMeta, route: `${OpenApiMethod} /${string}`): CloudMeta => {
-    const [method, path] = route.split(' ') as [OpenApiMethod, `/${string}`];
-    return {
-      ...meta,
-      openapi: { method, path, protect: true, tags: [tag], errorResponses: ERRORS },
-    };
-  };
-}
+export const routes = restRoutes<CloudMeta>(ERRORS);

@@ -1,9 +1,11 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cloudOpenApiDocument } from '../../cloud/api/rest.ts';
+import { CLOUD_API } from '../../cloud/api/rest.ts';
 import { cloudRouter } from '../../cloud/api/router.ts';
 import { cloudClient } from '../support/cloud-client.ts';
-import { callOverHttp, mutated, pool, serverErrorsOnRaw, type Kind } from '../support/fuzz.ts';
+import { serverErrorsOnRaw, type Kind } from '../support/fuzz.ts';
+import { fuzzCallers, fuzzRest, fuzzTrpc } from '../support/fuzz-run.ts';
+import { routesOf } from '../support/rest-client.ts';
 import { startHarness, type Harness } from '../support/harness.ts';
 
 // Every procedure of the cloud's API, over HTTP as any client calls it, with inputs made from
@@ -12,8 +14,6 @@ import { startHarness, type Harness } from '../support/harness.ts';
 // VAGOTH_FUZZ_SEED=<seed> npx vitest run test/integration/cloud-fuzz.test.ts replays a run.
 const SEED = Number(process.env.VAGOTH_FUZZ_SEED ?? Date.now() % 2 ** 31);
 const RUNS_PER_PROCEDURE = 60;
-const REFUSED_WITHIN_MS = 2000;
-const DONE_WITHIN_MS = 10_000;
 
 const procedures = cloudRouter._def.procedures as unknown as Record<
   string,
@@ -122,26 +122,14 @@ const VALID: Record<string, fc.Arbitrary<unknown>> = {
   }),
 };
 
-/** A segment as a client would send it; a lone surrogate cannot be: the junk goes instead. */
-function encoded(text: string, otherwise: string): string {
-  try {
-    return encodeURIComponent(text);
-  } catch {
-    return otherwise;
-  }
-}
-
 let h: Harness;
 const tokens: string[] = [];
+const fuzz = { valid: VALID, tokens, seed: SEED, tolerated: [502] };
 
 beforeAll(async () => {
   h = await startHarness({ cloud: { clusterUrls: ['http://127.0.0.1:9/trpc'] } });
   const admin = cloudClient(h.cloud!.url, h.cloud!.adminToken);
-  await admin.projects.create.mutate({ project: 'fz-p1' });
-  await admin.users.create.mutate({ name: 'fz-u1' });
-  await admin.projects.addMember.mutate({ project: 'fz-p1', user: 'fz-u1', role: 'member' });
-  tokens.push(h.cloud!.adminToken);
-  tokens.push((await admin.tokens.create.mutate({ name: 'fz', user: 'fz-u1' })).token);
+  tokens.push(...(await fuzzCallers(admin, h.cloud!.adminToken)));
 });
 afterAll(async () => {
   await h?.close();
@@ -157,137 +145,24 @@ describe(`every cloud procedure, fuzzed over HTTP (seed ${SEED})`, () => {
   });
 
   it('answers every input from the admin and a member with no 500, refusals within 2 s', async () => {
-    const calls = Object.keys(procedures).flatMap((path, i) =>
-      fc
-        .sample(mutated(VALID[path]!), { seed: SEED + i, numRuns: RUNS_PER_PROCEDURE })
-        .map((input, j) => ({ path, input, token: tokens[j % tokens.length]! })),
-    );
-    const order = fc.sample(fc.shuffledSubarray(calls, { minLength: calls.length }), {
-      seed: SEED,
-      numRuns: 1,
-    })[0]!;
-    const problems: string[] = [];
-    const statuses = new Map<number, number>();
-    await pool(order, 4, async ({ path, input, token }) => {
-      const shown = (JSON.stringify(input) ?? 'undefined').slice(0, 200);
-      try {
-        const { status, ms, body } = await callOverHttp(
-          h.cloud!.url,
-          token,
-          path,
-          input,
-          procedures[path]!._def.type,
-        );
-        statuses.set(status, (statuses.get(status) ?? 0) + 1);
-        // 502 is the cloud's answer that a cluster it was told of does not answer (nothing
-        // listens at 127.0.0.1:9): the one 5xx that is not the cloud's own fault.
-        const fault = status >= 500 && status !== 502;
-        if (fault || ms > (status < 400 ? DONE_WITHIN_MS : REFUSED_WITHIN_MS)) {
-          problems.push(
-            `${path} ${shown}: ${status} in ${Math.round(ms)} ms ${body.slice(0, 200)}`,
-          );
-        }
-      } catch (err) {
-        problems.push(`${path} ${shown}: ${String(err)}`);
-      }
-    });
-    console.log(`cloud fuzz seed ${SEED}: ${order.length} calls`, Object.fromEntries(statuses));
-    expect(problems, `seed ${SEED}`).toEqual([]);
+    // 502 is the cloud's answer that a cluster it was told of does not answer (nothing
+    // listens at 127.0.0.1:9): the one 5xx that is not the cloud's own fault.
+    const run = await fuzzTrpc(h.cloud!.url, procedures, { ...fuzz, runs: RUNS_PER_PROCEDURE });
+    console.log(`cloud fuzz seed ${SEED}: ${run.calls} calls`, run.statuses);
+    expect(run.problems, `seed ${SEED}`).toEqual([]);
     // The cloud still answers its admin, and its local cluster is still there.
     const admin = cloudClient(h.cloud!.url, tokens[0]);
     expect((await admin.users.me.query()).name).toBe('admin');
     expect((await admin.clusters.list.query()).map((c) => c.name)).toContain('local');
   }, 240_000);
   it('answers every REST route the same way: no 500, refusals within 2 s', async () => {
-    const origin = new URL(h.cloud!.url).origin;
-    const doc = cloudOpenApiDocument();
-    const routes = Object.entries(doc.paths ?? {}).flatMap(([route, methods]) =>
-      Object.entries(methods as Record<string, { operationId: string }>).map(([m, op]) => ({
-        route,
-        method: m.toUpperCase(),
-        path: op.operationId.replace('-', '.'),
-      })),
+    const doc = CLOUD_API.openApi();
+    expect(new Set(routesOf(doc).map((r) => r.procedure))).toEqual(
+      new Set(Object.keys(procedures)),
     );
-    expect(new Set(routes.map((r) => r.path))).toEqual(new Set(Object.keys(procedures)));
-    // Path segments a hostile client might send instead of a name.
-    const junk = fc.constantFrom(
-      '..',
-      '%2e%2e',
-      '%2F',
-      '%00',
-      '%E0%A4%A',
-      'a'.repeat(5000),
-      '%F0%9F%92%A9',
-      '__proto__',
-      'constructor',
-      ' ',
-    );
-    const calls = routes.flatMap((r, i) =>
-      fc
-        .sample(fc.tuple(mutated(VALID[r.path]!), junk, fc.boolean()), {
-          seed: SEED + 1000 + i,
-          numRuns: 20,
-        })
-        .map(([input, bad, useJunk], j) => ({ ...r, input, bad, useJunk, token: tokens[j % 2]! })),
-    );
-    const problems: string[] = [];
-    const statuses = new Map<number, number>();
-    await pool(calls, 4, async ({ route, method, input, bad, useJunk, token }) => {
-      const fields = { ...(input !== null && typeof input === 'object' ? input : {}) } as Record<
-        string,
-        unknown
-      >;
-      const url = new URL(
-        `${origin}/cloud/api${route.replace(/\{(\w+)\}/g, (_, f: string) => {
-          const v = fields[f];
-          delete fields[f];
-          return useJunk || (typeof v !== 'string' && typeof v !== 'number')
-            ? bad
-            : encoded(String(v), bad);
-        })}`,
-      );
-      const body = method === 'GET' || method === 'DELETE' ? undefined : JSON.stringify(fields);
-      if (body === undefined) {
-        for (const [k, v] of Object.entries(fields)) {
-          url.searchParams.append(k, typeof v === 'string' ? v : (JSON.stringify(v) ?? ''));
-        }
-      }
-      const started = performance.now();
-      try {
-        const res = await fetch(url, {
-          method,
-          headers: {
-            authorization: `Bearer ${token}`,
-            ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-          },
-          ...(body === undefined ? {} : { body }),
-        });
-        const text = await res.text();
-        const ms = performance.now() - started;
-        statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);
-        const fault = res.status >= 500 && res.status !== 502;
-        if (fault || ms > (res.status < 400 ? DONE_WITHIN_MS : REFUSED_WITHIN_MS)) {
-          problems.push(
-            `${method} ${url.pathname.slice(0, 200)}: ${res.status} ${text.slice(0, 200)}`,
-          );
-        }
-        // 431 is Node's own, before vagoth's: a URL past its 16 KiB of headers.
-        if (
-          res.status >= 400 &&
-          res.status !== 431 &&
-          !/^application\/json/.test(res.headers.get('content-type') ?? '')
-        ) {
-          problems.push(`${method} ${url.pathname.slice(0, 200)}: ${res.status} not JSON`);
-        }
-      } catch (err) {
-        problems.push(`${method} ${url.pathname.slice(0, 200)}: ${String(err)}`);
-      }
-    });
-    console.log(
-      `cloud REST fuzz seed ${SEED}: ${calls.length} calls`,
-      Object.fromEntries(statuses),
-    );
-    expect(problems, `seed ${SEED}`).toEqual([]);
+    const run = await fuzzRest(new URL(h.cloud!.url).origin, doc, { ...fuzz, runs: 20 });
+    console.log(`cloud REST fuzz seed ${SEED}: ${run.calls} calls`, run.statuses);
+    expect(run.problems, `seed ${SEED}`).toEqual([]);
     const admin = cloudClient(h.cloud!.url, tokens[0]);
     expect((await admin.users.me.query()).name).toBe('admin');
   }, 240_000);
