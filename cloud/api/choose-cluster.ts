@@ -6,10 +6,33 @@ import type { ClusterAddress } from '../store/clusters.ts';
 import { projectGrants, type GrantKind } from '../store/grants.ts';
 import { knownClusters, type AuthedContext } from './context.ts';
 
+/**
+ * An instance's placement as its cluster takes it: the project's anti-affinity groups named
+ * `<project>.<group>` there (as its VMs are `<project>.<name>`-like: see vmNameOf), so one
+ * project's group never meets another's; what only the cloud reads left out.
+ */
+export function clusterPlacement(
+  project: { name: string },
+  placement: {
+    tags?: Record<string, string> | undefined;
+    policy?: 'spread' | 'pack' | undefined;
+    antiAffinity?: string[] | undefined;
+  },
+) {
+  const { tags, policy, antiAffinity } = placement;
+  return {
+    ...(tags === undefined ? {} : { tags }),
+    ...(policy === undefined ? {} : { policy }),
+    ...(antiAffinity === undefined
+      ? {}
+      : { antiAffinity: antiAffinity.map((g) => `${project.name}.${g}`) }),
+  };
+}
+
 /** Picks the cluster for a new instance, or says why none takes it. */
 export async function chooseCluster(
   ctx: AuthedContext,
-  projectId: string,
+  project: { id: string; name: string },
   input: {
     cluster?: string | undefined;
     region?: string | undefined;
@@ -21,6 +44,8 @@ export async function chooseCluster(
     placement: {
       tags?: Record<string, string> | undefined;
       policy?: 'spread' | 'pack' | undefined;
+      antiAffinity?: string[] | undefined;
+      excludeClusters?: string[] | undefined;
     };
   },
 ): Promise<{ cluster: ClusterAddress; driver: ClusterDriver }> {
@@ -30,7 +55,7 @@ export async function chooseCluster(
   }
   // What the instance uses of a cluster's: a network or image the project was not granted (nor
   // published to all), on any cluster in reach, is not there for it.
-  const grants = await projectGrants(ctx.sql, projectId);
+  const grants = await projectGrants(ctx.sql, project.id);
   const needs: Array<{ kind: GrantKind; name: string }> = [
     { kind: 'image', name: input.image },
     ...input.nics.map((n) => ({ kind: 'network' as const, name: n.network })),
@@ -48,7 +73,12 @@ export async function chooseCluster(
     }
   }
   const rejected: Record<string, string> = {};
+  const excluded = new Set(input.placement.excludeClusters ?? []);
   const candidates = inScope.filter((c) => {
+    if (excluded.has(c.name)) {
+      rejected[c.name] = 'excluded by the request';
+      return false;
+    }
     const missing = needs.find((n) => !granted(c.name, n));
     if (missing) rejected[c.name] = `${missing.kind} ${missing.name} not granted there`;
     return !missing;
@@ -74,13 +104,13 @@ export async function chooseCluster(
     vcpus: input.vcpus,
     memoryMiB: input.memoryMiB,
     diskGiB: input.diskGiB,
-    placement: input.placement,
+    placement: clusterPlacement(project, input.placement),
   };
   for (const name of plan.order) {
     const driver = drivers.get(name)!;
-    const places = await driver.places(shape).catch(() => false);
-    if (places) return { cluster: candidates.find((c) => c.name === name)!, driver };
-    rejected[name] = 'no host there takes it';
+    const why = await driver.unplaceable(shape).catch(() => 'it did not answer');
+    if (why === null) return { cluster: candidates.find((c) => c.name === name)!, driver };
+    rejected[name] = `no host there takes it: ${why}`;
   }
   const why = Object.entries(rejected).map(([c, r]) => `${c}: ${r}`);
   throw new CloudPreconditionError(

@@ -157,6 +157,13 @@ export const instanceCreateInput = z
       .object({
         tags: tagRecord({ maxKeys: 16, maxBytes: 4096 }).optional(),
         policy: z.enum(['spread', 'pack']).optional(),
+        /**
+         * The project's anti-affinity groups it joins: no two instances of one group share a
+         * host. Groups are the project's own: another project's of the same name is another.
+         */
+        antiAffinity: z.array(shortName).max(4).optional(),
+        /** Clusters it must not go to (a service keeping its instances in distinct ones). */
+        excludeClusters: z.array(clusterName).max(64).optional(),
       })
       .default({}),
   })

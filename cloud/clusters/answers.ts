@@ -26,7 +26,11 @@ export const hostsAnswer = z.array(
   }),
 );
 
-export const explainAnswer = z.object({ host: word.nullable() });
+export const explainAnswer = z.object({
+  host: word.nullable(),
+  /** Why each host would not take it, in the allocator's words. */
+  rejected: z.record(word, text(500)).default({}),
+});
 
 const operation = z.object({
   id: text(300),

@@ -46,7 +46,8 @@ export interface ClusterDriver {
   /** The cluster's hosts and what they have left. */
   capacity(): Promise<ClusterCapacity>;
   /** Whether a VM of this shape has a host there now (claims nothing). */
-  places(shape: ClusterPlacementInput): Promise<boolean>;
+  /** Null when a host would take a VM of this shape; else why none would, in short. */
+  unplaceable(shape: ClusterPlacementInput): Promise<string | null>;
   /** Starts a VM's create: answers once its name and addresses are claimed. */
   createVm(input: ClusterVmInput): Promise<{ vm: ClusterVm; operation: ClusterOperation }>;
   /** The VM, or null when the cluster has none of that name. */
@@ -55,6 +56,25 @@ export interface ClusterDriver {
   getVms(names: readonly string[]): Promise<ClusterVm[]>;
   operate(name: string, verb: VmVerb): Promise<ClusterOperation>;
   operation(ref: ClusterOperationRef): Promise<ClusterOperationDetail>;
+}
+
+/**
+ * Pure: why no host takes a VM, from the allocator's reasons by host: each kind of reason once,
+ * with how many hosts gave it, the commonest first, at most three. No host is named and no
+ * figure given (`not enough memory`, not how much is free): the hosts are shared by every
+ * project, and what is free on them is no project's to learn.
+ */
+export function whyUnplaceable(rejected: Record<string, string>): string {
+  const count = new Map<string, number>();
+  for (const said of Object.values(rejected)) {
+    const why = said.replace(/\s*\([^)]*\)/g, '');
+    count.set(why, (count.get(why) ?? 0) + 1);
+  }
+  if (count.size === 0) return 'it has no host';
+  const top = [...count].sort((a, b) => b[1] - a[1]);
+  const said = top.slice(0, 3).map(([why, n]) => `${why} (${n} host${n === 1 ? '' : 's'})`);
+  if (top.length > 3) said.push(`${top.length - 3} more reasons`);
+  return said.join(', ');
 }
 
 /** Pure: a cluster's capacity from its hosts. */

@@ -74,7 +74,7 @@ function silent(name: string, why: string): ClusterDriver {
   return {
     kind: 'local',
     capacity: fail,
-    places: fail,
+    unplaceable: fail,
     createVm: fail,
     getVm: fail,
     getVms: fail,

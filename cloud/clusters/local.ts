@@ -3,6 +3,7 @@ import { TRPCError } from '@trpc/server';
 import { ClusterUnreachableError } from '../errors.ts';
 import {
   sumCapacity,
+  whyUnplaceable,
   type ClusterCapacity,
   type ClusterDriver,
   type ClusterOperationRef,
@@ -32,8 +33,9 @@ export class LocalCluster implements ClusterDriver {
     return sumCapacity(await this.api.hosts.list());
   }
 
-  async places(shape: ClusterPlacementInput) {
-    return (await this.api.placement.explain(shape)).host !== null;
+  async unplaceable(shape: ClusterPlacementInput) {
+    const plan = await this.api.placement.explain(shape);
+    return plan.host === null ? whyUnplaceable(plan.rejected) : null;
   }
 
   async createVm(input: ClusterVmInput) {

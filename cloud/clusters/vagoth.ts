@@ -15,6 +15,7 @@ import { TRPCError, type TRPC_ERROR_CODE_KEY } from '@trpc/server';
 import { TRPC_ERROR_CODES_BY_KEY } from '@trpc/server/rpc';
 import {
   sumCapacity,
+  whyUnplaceable,
   type ClusterCapacity,
   type ClusterDriver,
   type ClusterHost,
@@ -100,9 +101,10 @@ export class VagothCluster implements ClusterDriver {
     return sumCapacity(hosts as ClusterHost[]);
   }
 
-  async places(shape: ClusterPlacementInput) {
+  async unplaceable(shape: ClusterPlacementInput) {
     const plan = await this.call(() => this.api.placement.explain.query(shape));
-    return this.checked(explainAnswer, plan).host !== null;
+    const checked = this.checked(explainAnswer, plan);
+    return checked.host === null ? whyUnplaceable(checked.rejected) : null;
   }
 
   async createVm(input: ClusterVmInput) {

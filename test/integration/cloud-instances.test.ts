@@ -59,7 +59,9 @@ describe('cloud instances over two clusters', () => {
   /** Creates an instance and waits until its cluster has it running. */
   async function running(c: CloudClient, project: string, input: ReturnType<typeof instance>) {
     const created = await c.instances.create.mutate({ project, ...input });
-    expect(await ended(c, project, input.name, created.operation)).toMatchObject({
+    const end = await ended(c, project, input.name, created.operation);
+    // A failure says why (the cluster's error), not only that it failed.
+    expect(end, JSON.stringify(end)).toMatchObject({
       status: 'completed',
     });
     return c.instances.get.query({ project, name: input.name });
