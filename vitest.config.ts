@@ -11,6 +11,8 @@ export default defineConfig({
           globalSetup: ['test/support/global-setup.ts'],
           // Workers embed Temporal's native core: separate processes, not threads.
           pool: 'forks',
+          // The request-limits test measures the heap from a collected start.
+          execArgv: ['--expose-gc'],
           testTimeout: 60_000,
           hookTimeout: 120_000,
         },

@@ -15,6 +15,15 @@ import { freePort } from '../support/free-port.ts';
 const VMS = 40;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** `work`, or a failure naming `what` once `ms` have passed: a step that hangs says which. */
+function within<T>(what: string, ms: number, work: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: no end after ${ms} ms`)), ms);
+  });
+  return Promise.race([work, late]).finally(() => clearTimeout(timer));
+}
+
 // Never the machine's shared servers: a Temporal dev server keeping its state in a file and an
 // embedded PostgreSQL, both this file's own, so restarting them disturbs nobody else.
 let dir: string;
@@ -60,11 +69,18 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-/** A client that retries a create until the API answers: safe, as a retry joins the same VM. */
+/**
+ * A client that retries a create until the API answers, giving up on an answer that takes more
+ * than a minute: safe, as a retry joins the same VM.
+ */
 async function createWithRetries(name: string): Promise<number> {
   for (let attempt = 1; ; attempt++) {
     try {
-      await env!.api.vms.create({ name, vcpus: 1, memoryMiB: 64, nics: [{ network: 'default' }] });
+      await within(
+        `create ${name}`,
+        60_000,
+        env!.api.vms.create({ name, vcpus: 1, memoryMiB: 64, nics: [{ network: 'default' }] }),
+      );
       return attempt;
     } catch (err) {
       if (attempt >= 60) throw err;
@@ -80,22 +96,24 @@ describe('Temporal and PostgreSQL restarted in the middle of a batch of creates'
 
     // Stop Temporal as soon as the first VM is claimed: creates are then surely under way.
     let row: { n: number; claimed: number } | undefined;
+    const claimBy = Date.now() + 120_000;
     do {
+      if (Date.now() > claimBy) throw new Error('no VM claimed after 120 s');
       await sleep(10);
       [row] = await env!.sql<{ n: number; claimed: number }[]>`
         SELECT count(*) FILTER (WHERE metadata->>'state' = 'running')::int AS n,
                count(*)::int AS claimed
         FROM nodes WHERE type = 'vm'`;
     } while (row!.claimed === 0);
-    await temporal!.stop();
+    await within('stopping Temporal', 30_000, temporal!.stop());
     // The second wave asks while Temporal is down.
     const secondWave = Promise.all(names.slice(VMS / 2).map(createWithRetries));
     await sleep(2000);
-    await startTemporal();
+    await within('starting Temporal', 90_000, startTemporal());
     await sleep(1500);
-    await postgres!.stop();
+    await within('stopping PostgreSQL', 60_000, postgres!.stop());
     await sleep(2000);
-    await startPostgres();
+    await within('starting PostgreSQL', 90_000, startPostgres());
 
     await firstWave;
     // Requests made while Temporal was down wait in the client's own retries or ours.
