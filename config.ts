@@ -1,4 +1,5 @@
 import { availableParallelism, homedir } from 'node:os';
+import { BlockList, isIPv4, isIPv6 } from 'node:net';
 import path from 'node:path';
 import { z } from 'zod';
 import type { DriversOptions } from './drivers/index.ts';
@@ -39,6 +40,30 @@ const pathList = commaList
   )
   .transform((paths) => paths.map((p) => path.resolve(p)));
 
+/** Comma-separated CIDRs (IPv4 or IPv6); empty: none. */
+const cidrList = commaList
+  .refine(
+    (cidrs) =>
+      cidrs.every((c) => {
+        const [base, prefix, ...rest] = c.split('/');
+        const bits = isIPv4(base ?? '') ? 32 : isIPv6(base ?? '') ? 128 : 0;
+        return rest.length === 0 && /^\d{1,3}$/.test(prefix ?? '') && Number(prefix) <= bits;
+      }),
+    'must be CIDRs such as 127.0.0.0/8, separated by commas',
+  )
+  .refine(
+    // An IPv6 range over the IPv4-mapped ones (::ffff:0:0/96) would admit every IPv4 address.
+    (cidrs) =>
+      cidrs.every((c) => {
+        const [base, prefix] = c.split('/');
+        if (!isIPv6(base!)) return true;
+        const range = new BlockList();
+        range.addSubnet(base!, Number(prefix), 'ipv6');
+        return !range.check('::ffff:a9fe:a9fe', 'ipv6');
+      }),
+    'must not cover IPv4-mapped addresses (::ffff:0:0/96): name IPv4 ranges as such',
+  );
+
 /** Comma-separated http(s) URL prefixes; empty: none. */
 const urlPrefixes = commaList
   .refine(
@@ -46,6 +71,30 @@ const urlPrefixes = commaList
     'must be http(s) URL prefixes separated by commas',
   )
   .transform((urls) => urls.map((u) => new URL(u).href));
+
+/**
+ * `name=url,...`: other vagoth clouds a service's placements may name, by name, each with its
+ * tRPC URL (http or https). A caller names a cloud only; a URL never comes from a caller.
+ */
+const namedClouds = commaList.transform((entries, ctx) => {
+  const clouds: Record<string, string> = {};
+  for (const entry of entries) {
+    const at = entry.indexOf('=');
+    const name = at < 0 ? entry : entry.slice(0, at).trim();
+    const url = at < 0 ? '' : entry.slice(at + 1).trim();
+    if (!/^[a-z][a-z0-9-]{0,30}$/.test(name)) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `${JSON.stringify(name)} must be a cloud name (lower-case letters, digits or '-') before '=url'`,
+      });
+    } else if (Object.hasOwn(clouds, name)) {
+      ctx.addIssue({ code: 'custom', message: `names cloud ${name} twice` });
+    } else if (!URL.canParse(url) || !/^https?:$/.test(new URL(url).protocol)) {
+      ctx.addIssue({ code: 'custom', message: `cloud ${name}'s URL must be an http(s) URL` });
+    } else clouds[name] = new URL(url).href;
+  }
+  return clouds;
+});
 
 const flag = z
   .enum(['true', 'false', '1', '0', ''])
@@ -111,6 +160,16 @@ const schema = z.object({
   VAGOTH_CLOUD_CLUSTER_URLS: urlPrefixes,
   VAGOTH_CLOUD_CLUSTER_TIMEOUT_MS: millis(10_000),
   VAGOTH_CLOUD_RECONCILE_MS: millis(60_000),
+  VAGOTH_SERVICES_PROBE_CIDRS: cidrList,
+  VAGOTH_SERVICES_CLOUD_URL: z
+    .string()
+    .refine(
+      (u) => URL.canParse(u) && /^https?:$/.test(new URL(u).protocol),
+      'must be an http(s) URL',
+    )
+    .optional(),
+  VAGOTH_SERVICES_PROBE_TIMEOUT_MS: millis(2_000),
+  VAGOTH_SERVICES_CLOUDS: namedClouds,
   VAGOTH_IMAGE_STORE: z.string().min(1).optional(),
   VAGOTH_IMAGE_MAX_GIB: z.coerce.number().int().min(1).max(65_536).default(256),
   VAGOTH_SIMULATED_HOSTS: z.coerce.number().int().min(0).max(16).default(3),
@@ -224,6 +283,20 @@ export interface Config {
     /** How often the cloud looks for instances whose clusters no longer have their VMs. */
     reconcileMs: number;
   };
+  services: {
+    /**
+     * The cloud a services worker of its own (`npm run services-worker`) reaches over HTTP:
+     * its tRPC URL (`http://<cloud>/cloud/trpc`). Beside the cloud, it is called in-process.
+     */
+    cloudUrl: string | undefined;
+    /**
+     * Other vagoth clouds a service's placements may name (`{ cloud: 'east' }`): their tRPC
+     * URLs by name. None: a service lives in this deployment's cloud only.
+     */
+    clouds: Record<string, string>;
+    /** Health checks go only to addresses in these CIDRs (none: checks always fail). */
+    probe: { cidrs: string[]; timeoutMs: number };
+  };
 }
 
 /** Where images come from and where the workers keep them. */
@@ -276,6 +349,15 @@ export function loadConfig(
       clusterUrls: e.VAGOTH_CLOUD_CLUSTER_URLS,
       clusterTimeoutMs: e.VAGOTH_CLOUD_CLUSTER_TIMEOUT_MS,
       reconcileMs: e.VAGOTH_CLOUD_RECONCILE_MS,
+    },
+    services: {
+      cloudUrl: e.VAGOTH_SERVICES_CLOUD_URL,
+      clouds: e.VAGOTH_SERVICES_CLOUDS,
+      /** Where health checks may be sent: nowhere unless the operator names ranges. */
+      probe: {
+        cidrs: e.VAGOTH_SERVICES_PROBE_CIDRS,
+        timeoutMs: e.VAGOTH_SERVICES_PROBE_TIMEOUT_MS,
+      },
     },
     temporal: {
       address: e.TEMPORAL_ADDRESS,

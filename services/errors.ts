@@ -25,3 +25,18 @@ export class CloudRefusedError extends Error {
     super(message);
   }
 }
+
+/**
+ * A caller's credentials for another cloud (`clouds.<name>`) are missing, not wanted, or not
+ * good there: `field` is the input field to name, `code` the API code to answer with.
+ */
+export class CloudCredentialsError extends Error {
+  override name = 'CloudCredentialsError';
+  constructor(
+    readonly field: string,
+    readonly code: 'BAD_REQUEST' | 'FORBIDDEN' | 'BAD_GATEWAY',
+    why: string,
+  ) {
+    super(`${field}: ${why}`);
+  }
+}

@@ -27,6 +27,8 @@ export interface Observed {
   hostDown?: boolean;
   /** Health checks failed in a row (0 when it passed the last, or has none). */
   failedChecks?: number;
+  /** Why a reconcile before decided it goes (its delete not yet carried out), if one did. */
+  retiring?: string | null;
 }
 
 export interface Desired {
@@ -54,15 +56,16 @@ export interface Plan {
   };
 }
 
+const sickBecause = (i: Observed) => `it failed ${i.failedChecks} health checks in a row`;
+
 /** Why an instance no longer counts (to be replaced), or null while it may still serve. */
 export function deadBecause(i: Observed, d: Desired, now: Date): string | null {
+  if (i.retiring) return i.retiring;
   if (i.state === 'failed') return 'it failed';
   if (i.state === 'missing') return 'its VM is gone from its cluster';
   if (i.state === 'stopped') return 'it is stopped';
   if (i.hostDown) return 'its host is down';
-  if ((i.failedChecks ?? 0) >= d.unhealthyAfter) {
-    return `it failed ${i.failedChecks} health checks in a row`;
-  }
+  if ((i.failedChecks ?? 0) >= d.unhealthyAfter) return sickBecause(i);
   if (i.state === 'unknown' && i.unknownSince) {
     const silentMs = now.getTime() - i.unknownSince.getTime();
     if (silentMs >= d.unknownGraceMs) {
@@ -83,7 +86,13 @@ const oldestFirst = (a: Observed, b: Observed) => -newestFirst(a, b);
  * (with maxUnavailable 0 a replacement runs before the one it replaces goes). With both
  * bounds 0 no rollout could move, so one instance may then be unavailable.
  */
-export function planReconcile(desired: Desired, seen: readonly Observed[], now: Date): Plan {
+export function planReconcile(
+  desired: Desired,
+  seen: readonly Observed[],
+  now: Date,
+  /** Indexes held elsewhere (by the service's other placements): new ones take others. */
+  held: ReadonlySet<number> = new Set(),
+): Plan {
   const { replicas, revision } = desired;
   const maxSurge = desired.rollout.maxSurge;
   const maxUnavailable =
@@ -95,9 +104,16 @@ export function planReconcile(desired: Desired, seen: readonly Observed[], now: 
     gone.add(i);
   };
 
+  // Those failing their health check go at most `maxUnavailable` (one, at least) a tick: a
+  // check that fails for all (a dependency down) must not take every instance at once.
+  let sickLeft = Math.max(1, desired.rollout.maxUnavailable);
   for (const i of seen) {
     const why = deadBecause(i, desired, now);
-    if (why) drop(i, why);
+    if (!why) continue;
+    const sick = why === sickBecause(i);
+    if (sick && sickLeft === 0) continue;
+    if (sick) sickLeft -= 1;
+    drop(i, why);
   }
   const dead = gone.size;
 
@@ -129,7 +145,7 @@ export function planReconcile(desired: Desired, seen: readonly Observed[], now: 
     Math.max(0, replicas - currentKept),
     Math.max(0, replicas + maxSurge - kept.length),
   );
-  const taken = new Set(seen.map((i) => i.index));
+  const taken = new Set([...held, ...seen.map((i) => i.index)]);
   const create: number[] = [];
   for (let n = 0; create.length < count; n++) if (!taken.has(n)) create.push(n);
 

@@ -10,6 +10,7 @@ import { migrateCloud } from '../cloud/migrate.ts';
 import { startReconciler } from '../cloud/reconciler.ts';
 import { listClusters, registerCluster } from '../cloud/store/clusters.ts';
 import { bootstrapCloudAdmin } from '../cloud/store/tokens.ts';
+import { otherClouds } from '../services/clouds/index.ts';
 import type { Config } from '../config.ts';
 import type { Client } from '@temporalio/client';
 import { writeSecret } from './api-deps.ts';
@@ -92,7 +93,7 @@ export async function startLayersAbove(
   config: Parameters<typeof startCloud>[0] & {
     api: { tokenCacheMs: number };
     temporal: { namespace: string };
-  },
+  } & Pick<Config, 'services'>,
   sql: postgres.Sql,
   cluster: ApiDeps,
   temporal: { client: Client; address: string },
@@ -104,7 +105,9 @@ export async function startLayersAbove(
     namespace: config.temporal.namespace,
     sql,
     cloud: cloud.deps,
+    clouds: otherClouds(config.services.clouds, config.cloud.clusterTimeoutMs),
     client: temporal.client,
+    probe: config.services.probe,
     api: config.api,
   }).catch(async (err: unknown) => {
     await cloud.close();

@@ -33,7 +33,15 @@ export async function startEmbeddedPostgres(dataDir: string, port: number): Prom
     onError: (e) => console.error('postgres:', String(e).trim()),
   });
   if (!(await exists(path.join(databaseDir, 'PG_VERSION')))) await pg.initialise();
-  await pg.start();
+  // pg.start() waits for the line saying Postgres is ready, which a read may split in two: a
+  // query answered says it as well.
+  const probe = { stopped: false };
+  const started = pg.start();
+  // Its promise would reject at the stop, long after the probe won: nobody awaits it then.
+  started.catch(() => {});
+  await Promise.race([started, answers(() => pg.getPgClient('postgres'), 60_000, probe)]).finally(
+    () => (probe.stopped = true),
+  );
   const client = pg.getPgClient('postgres');
   await client.connect();
   const found = await client.query(`SELECT 1 FROM pg_database WHERE datname = 'vagoth'`);
@@ -42,8 +50,13 @@ export async function startEmbeddedPostgres(dataDir: string, port: number): Prom
   return {
     address: `postgres://vagoth:vagoth@127.0.0.1:${port}/vagoth`,
     // Ctrl-C in a terminal signals Postgres too, and it may be gone before we ask: then
-    // pg.stop() would wait for an exit that already happened.
-    stop: () => Promise.race([pg.stop(), portClosed(port)]),
+    // pg.stop() would wait for an exit that already happened. Postgres stops listening before
+    // it has finished: it is gone once its pid file is, and only then may another start there.
+    stop: () =>
+      Promise.race([
+        pg.stop(),
+        portClosed(port).then(() => gone(path.join(databaseDir, 'postmaster.pid'))),
+      ]),
   };
 }
 
@@ -104,19 +117,52 @@ async function waitForTemporal(address: string, child: ChildProcess): Promise<vo
   }
 }
 
+const accepts = (port: number) =>
+  new Promise<boolean>((resolve) => {
+    const socket = connect({ host: '127.0.0.1', port }, () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
 /** Resolves once nothing accepts connections on the port any more. */
 async function portClosed(port: number): Promise<void> {
-  for (;;) {
-    const open = await new Promise<boolean>((resolve) => {
-      const socket = connect({ host: '127.0.0.1', port }, () => {
-        socket.destroy();
-        resolve(true);
-      });
-      socket.once('error', () => resolve(false));
-    });
-    if (!open) return;
-    await new Promise((r) => setTimeout(r, 200));
+  while (await accepts(port)) await pause(200);
+}
+
+/** Resolves once a client of `connect`'s answers a query (or the probe is stopped); rejects after `ms`. */
+async function answers(
+  connect: () => {
+    connect(): Promise<unknown>;
+    query(q: string): Promise<unknown>;
+    end(): Promise<void>;
+  },
+  ms: number,
+  probe: { stopped: boolean },
+): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!probe.stopped) {
+    const client = connect();
+    try {
+      await client.connect();
+      await client.query('SELECT 1');
+      return;
+    } catch (err) {
+      if (Date.now() > deadline)
+        throw new Error(`postgres did not answer in ${ms} ms`, { cause: err });
+    } finally {
+      await client.end().catch(() => {});
+    }
+    await pause(250);
   }
+}
+
+/** Resolves once the file is gone, or after 30 s (a pid file a killed server left behind). */
+async function gone(file: string): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  while ((await exists(file)) && Date.now() < deadline) await pause(100);
 }
 
 function stopChild(child: ChildProcess): Promise<void> {

@@ -117,7 +117,14 @@ export function cloudDriver(kind: 'local' | 'vagoth', calls: CloudCalls): CloudD
       try {
         await wrap(() => calls.delete({ project, name }));
       } catch (err) {
-        if (err instanceof CloudRefusedError && err.code === 'NOT_FOUND') return;
+        // Only the instance not found is "gone already": a project or cluster not found is not.
+        if (
+          err instanceof CloudRefusedError &&
+          err.code === 'NOT_FOUND' &&
+          err.message === `instance ${JSON.stringify(name)} not found`
+        ) {
+          return;
+        }
         throw err;
       }
     },

@@ -66,3 +66,36 @@ export function localCloud(caller: {
     delete: (input) => caller.instances.delete(input),
   });
 }
+
+/**
+ * The other vagoth clouds an operator allows a service's placements to name
+ * (config.services.clouds): a caller names one, and only its allow-listed URL is opened.
+ */
+export interface OtherClouds {
+  /** Whether `name` is one of them (own names only: `constructor` is no built-in here). */
+  has(name: string): boolean;
+  /** The URL cloud `name` is reached at now; undefined for a name not allowed. */
+  urlOf(name: string): string | undefined;
+  /**
+   * Cloud `name` reached with `token`; undefined for a name not allowed, or, with `mintedAt`,
+   * one the operator has pointed elsewhere since the token was minted there: a token goes only
+   * to the cloud that made it.
+   */
+  driver(name: string, token: string, mintedAt?: string | null): CloudDriver | undefined;
+}
+
+export function otherClouds(
+  urls: Readonly<Record<string, string>>,
+  timeoutMs: number,
+): OtherClouds {
+  const known = new Map(Object.entries(urls));
+  return {
+    has: (name) => known.has(name),
+    urlOf: (name) => known.get(name),
+    driver(name, token, mintedAt) {
+      const url = known.get(name);
+      if (url === undefined || (mintedAt != null && mintedAt !== url)) return undefined;
+      return vagothCloud({ url, token, timeoutMs });
+    },
+  };
+}

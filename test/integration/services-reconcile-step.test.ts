@@ -4,8 +4,13 @@ import { createCloudCaller } from '../../cloud/api/router.ts';
 import { localCloud } from '../../services/clouds/index.ts';
 import type { CloudDriver } from '../../services/clouds/driver.ts';
 import type { Desired } from '../../services/plan.ts';
-import { reconcileStep, type Member, type ServiceSpec } from '../../services/reconcile-step.ts';
-import { shopWithMember, smallImage } from '../support/cloud-cluster.ts';
+import {
+  ownCloud,
+  reconcileStep,
+  type Member,
+  type ServiceSpec,
+} from '../../services/reconcile-step.ts';
+import { shopWithMember, smallImage, until } from '../support/cloud-cluster.ts';
 import { cloudClient, type CloudClient } from '../support/cloud-client.ts';
 import { startHarness, type Harness } from '../support/harness.ts';
 
@@ -49,7 +54,7 @@ describe('a service’s reconcile, step by step, on a real cloud', () => {
     count = s.desired.replicas,
   ) {
     for (let i = 0; i < 200; i++) {
-      const out = await reconcileStep(cloud, s, members, new Date());
+      const out = await reconcileStep(ownCloud(cloud, 'shop'), s, members, new Date());
       members = out.members;
       const now = await cloud.instances('shop', 'web-');
       watch?.(now.filter((x) => x.state === 'running').length);
@@ -110,10 +115,80 @@ describe('a service’s reconcile, step by step, on a real cloud', () => {
     // An instance of a like name the service did not make is not the service's: left alone.
     await cloud.create({ ...spec({}).template, project: 'shop', name: 'web-7' });
     members = [];
-    const out = await reconcileStep(cloud, spec({ replicas: 0 }), members, new Date());
+    const out = await reconcileStep(
+      ownCloud(cloud, 'shop'),
+      spec({ replicas: 0 }),
+      members,
+      new Date(),
+    );
     expect(out.plan).toMatchObject({ create: [], delete: [] });
     expect(await states()).toEqual([expect.stringMatching(/^web-7:/)]);
     await cloud.delete('shop', 'web-7');
     expect((await admin.quotas.get.query({ project: 'shop' })).usage.instances).toBe(0);
+  });
+
+  it('never takes or deletes another’s instance of its names, nor one made again under them', async () => {
+    // Someone's own web-0 and web-1: the service names its instances clear of them.
+    // (Once the cluster has let the names go: the last test's VMs of those names.)
+    const madeBySomeone = (name: string) =>
+      until(`${name} made by someone`, () =>
+        cloud.create({ ...spec({}).template, project: 'shop', name }).then(
+          () => true,
+          () => false,
+        ),
+      );
+    await madeBySomeone('web-0');
+    await madeBySomeone('web-1');
+    members = [];
+    await settleService(spec({ replicas: 2 }), undefined, 4);
+    expect(members.map((m) => m.name)).toEqual(['web-2', 'web-3']);
+    expect(members.every((m) => m.instanceId)).toBe(true);
+
+    // web-2 goes behind the service's back and someone makes a web-2 of their own: that one
+    // is not the service's. It is neither counted nor deleted; the service makes another.
+    await cloud.delete('shop', 'web-2');
+    await madeBySomeone('web-2');
+    await settleService(spec({ replicas: 2 }), undefined, 5);
+    expect(members.map((m) => m.name)).toEqual(['web-3', 'web-4']);
+    await settleService(spec({ replicas: 0 }), undefined, 3);
+    expect(await states()).toEqual([
+      expect.stringMatching(/^web-0:/),
+      expect.stringMatching(/^web-1:/),
+      expect.stringMatching(/^web-2:/),
+    ]);
+    for (const n of ['web-0', 'web-1', 'web-2']) await cloud.delete('shop', n);
+  });
+
+  it('plans each placement on its own, and moves off a placement no longer declared in turn', async () => {
+    const placed = (placements: ServiceSpec['placements'], replicas: number) => ({
+      ...spec({ replicas }),
+      placements,
+    });
+    members = [];
+    await settleService(
+      placed(
+        [
+          { cluster: 'local', replicas: 2 },
+          { region: 'default', replicas: 1 },
+        ],
+        3,
+      ),
+    );
+    expect(members.map((m) => [m.name, m.placement])).toEqual([
+      ['web-0', 'cluster:local'],
+      ['web-1', 'cluster:local'],
+      ['web-2', 'region:default'],
+    ]);
+    // The region's placement goes: its member goes only once its replacement runs.
+    const seen: number[] = [];
+    await settleService(placed([{ cluster: 'local', replicas: 3 }], 3), (r) => seen.push(r));
+    expect(Math.min(...seen)).toBeGreaterThanOrEqual(3);
+    expect(members.map((m) => m.placement)).toEqual([
+      'cluster:local',
+      'cluster:local',
+      'cluster:local',
+    ]);
+    await settleService(placed([{ cluster: 'local', replicas: 0 }], 0));
+    expect(await states()).toEqual([]);
   });
 });

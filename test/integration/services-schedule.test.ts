@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   ensureSchedule,
   scheduleId,
+  RECONCILE_WORKFLOW,
   SERVICES_TASK_QUEUE,
   triggerSchedule,
 } from '../../services/schedules.ts';
@@ -49,11 +50,13 @@ describe('a service kept by its schedule', () => {
       name: 'web',
       createdBy: 'ann',
       token,
+      tokenId: null,
       template: { vcpus: 1, memoryMiB: 64, image: 'base', nics: [{ network: 'default' }] },
       replicas: 3,
       spread: null,
       rollout: { maxUnavailable: 0, maxSurge: 1 },
       everySeconds: 5,
+      placements: null,
       unknownGraceSeconds: 60,
       health: null,
       unhealthyAfter: 3,
@@ -71,10 +74,15 @@ describe('a service kept by its schedule', () => {
     const described = await h.temporal.schedule.getHandle(scheduleId('shop', 'web')).describe();
     expect(described.action).toMatchObject({
       type: 'startWorkflow',
-      workflowType: 'reconcileServiceWorkflow',
+      workflowType: RECONCILE_WORKFLOW,
       taskQueue: SERVICES_TASK_QUEUE,
     });
     expect(described.policies.overlap).toBe('SKIP');
+    // Every 5 s, at an offset of its own within the period: services do not all fire at once.
+    const [interval] = described.spec.intervals ?? [];
+    expect(Number(interval?.every)).toBe(5_000);
+    expect(Number(interval?.offset ?? 0)).toBeGreaterThanOrEqual(0);
+    expect(Number(interval?.offset ?? 0)).toBeLessThan(5_000);
     await until('3 running', async () => {
       const now = await instances();
       return now.length === 3 && now.every((i) => i.endsWith(':running'));
@@ -94,6 +102,42 @@ describe('a service kept by its schedule', () => {
     });
     const events = await serviceEvents(h.sql, s.id, 10);
     expect(events.some((e) => e.action === 'services.reconcile')).toBe(true);
+  });
+
+  it('has its schedule made again by a worker starting, once it went missing', async () => {
+    await h.temporal.schedule.getHandle(scheduleId('shop', 'web')).delete();
+    await updateService(h.sql, { project: 'shop', name: 'web' }, 'ann', { replicas: 2 });
+    const another = await servicesWorkerFor(h);
+    try {
+      const described = await h.temporal.schedule.getHandle(scheduleId('shop', 'web')).describe();
+      expect(described.action).toMatchObject({ workflowType: RECONCILE_WORKFLOW });
+      await until('2 running', async () => (await instances()).length === 2);
+    } finally {
+      await another.shutdown();
+    }
+  });
+
+  it('has a schedule of the older reconcile moved to today’s by a worker starting; older runs still end', async () => {
+    const handle = h.temporal.schedule.getHandle(scheduleId('shop', 'web'));
+    await handle.update((was) => ({
+      ...was,
+      action: { ...was.action, workflowType: 'reconcileServiceWorkflow' } as typeof was.action,
+    }));
+    // A run of the older shape (its step an ordinary activity), as one begun before the move.
+    const older = await h.temporal.workflow.start('reconcileServiceWorkflow', {
+      taskQueue: SERVICES_TASK_QUEUE,
+      workflowId: `older-reconcile:${web.id}`,
+      args: [web.id],
+    });
+    const another = await servicesWorkerFor(h);
+    try {
+      expect((await handle.describe()).action).toMatchObject({ workflowType: RECONCILE_WORKFLOW });
+      await expect(older.result()).resolves.toMatchObject({ removed: false });
+      const events = (await older.fetchHistory()).events ?? [];
+      expect(events.some((e) => e.activityTaskCompletedEventAttributes)).toBe(true);
+    } finally {
+      await another.shutdown();
+    }
   });
 
   it('deletes every instance, then the service and its schedule', async () => {

@@ -134,7 +134,12 @@ async function openWorkflows(): Promise<string[]> {
 async function saveHistories(): Promise<void> {
   await mkdir(HISTORIES_DIR, { recursive: true });
   for (const f of await readdir(HISTORIES_DIR)) {
-    if (f.endsWith('.json') && !f.includes('.before-')) await rm(path.join(HISTORIES_DIR, f));
+    // The service layer's reconciles are record-services-history.ts's to record.
+    const ours =
+      !f.includes('.before-') &&
+      !f.startsWith('reconcileServiceWorkflow.') &&
+      !f.startsWith('serviceReconcile.');
+    if (f.endsWith('.json') && ours) await rm(path.join(HISTORIES_DIR, f));
   }
   const prettier = await resolveConfig(path.join(HISTORIES_DIR, 'x.json'));
   const taken = new Set<string>();

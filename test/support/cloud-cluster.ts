@@ -6,7 +6,8 @@ import { promisify } from 'node:util';
 import type { ImagesOptions } from '../../config.ts';
 import type { CloudClient } from './cloud-client.ts';
 import { inject } from 'vitest';
-import { startServicesWorker } from '../../workers/services.ts';
+import type { OtherClouds } from '../../services/clouds/index.ts';
+import { localCloudFor, startServicesWorker } from '../../workers/services.ts';
 import type { Harness } from './harness.ts';
 
 const run = promisify(execFile);
@@ -60,14 +61,20 @@ export async function shopWithMember(admin: CloudClient, user: string): Promise<
   return (await admin.tokens.create.mutate({ name: `${user}-shop`, user, project: 'shop' })).token;
 }
 
-/** The service layer's worker over a harness's cloud, on its Temporal namespace. */
-export function servicesWorkerFor(h: Harness) {
+/**
+ * The service layer's worker over a harness's cloud, on its Temporal namespace; health checks
+ * go only to the loopback range. `clouds`: other clouds services may span.
+ */
+export function servicesWorkerFor(h: Harness, clouds?: OtherClouds) {
   return startServicesWorker({
     address: inject('temporalAddress'),
     namespace: h.namespace,
     sql: h.sql,
-    cloud: h.cloud!.deps,
+    cloudFor: localCloudFor(h.cloud!.deps),
+    ...(clouds ? { clouds } : {}),
     client: h.temporal,
+    probe: { cidrs: ['127.0.0.0/8'], timeoutMs: 1_000 },
+    revocationSweepMs: 1_000,
   });
 }
 

@@ -33,6 +33,7 @@ describe('loadConfig', () => {
         clusterTimeoutMs: 10_000,
         reconcileMs: 60_000,
       },
+      services: { cloudUrl: undefined, clouds: {}, probe: { cidrs: [], timeoutMs: 2_000 } },
       temporal: {
         address: undefined,
         namespace: 'default',
@@ -147,6 +148,11 @@ describe('loadConfig', () => {
       VAGOTH_CLOUD: 'true',
       VAGOTH_CLOUD_CLUSTER_URLS: 'https://eu.vagoth.example/trpc',
       VAGOTH_CLOUD_CLUSTER_TIMEOUT_MS: '3000',
+      VAGOTH_SERVICES_CLOUD_URL: 'http://cloud.example:3000/cloud/trpc',
+      VAGOTH_SERVICES_PROBE_CIDRS: '192.0.2.0/24',
+      VAGOTH_SERVICES_PROBE_TIMEOUT_MS: '1500',
+      VAGOTH_SERVICES_CLOUDS:
+        'east=https://east.example/cloud/trpc, west=http://10.0.0.2:3000/cloud/trpc',
     });
     expect(config).toEqual({
       api: {
@@ -165,6 +171,14 @@ describe('loadConfig', () => {
         clusterUrls: ['https://eu.vagoth.example/trpc'],
         clusterTimeoutMs: 3000,
         reconcileMs: 60_000,
+      },
+      services: {
+        cloudUrl: 'http://cloud.example:3000/cloud/trpc',
+        clouds: {
+          east: 'https://east.example/cloud/trpc',
+          west: 'http://10.0.0.2:3000/cloud/trpc',
+        },
+        probe: { cidrs: ['192.0.2.0/24'], timeoutMs: 1500 },
       },
       temporal: {
         address: 'temporal.internal:7233',
@@ -330,6 +344,30 @@ describe('loadConfig', () => {
     expect(loadConfig({}, embedded).drivers.hostUris.simulatedHosts).toBe(true);
     const off = loadConfig({ VAGOTH_ALLOW_SIMULATED_HOSTS: 'false' }, embedded);
     expect(off.drivers.hostUris.simulatedHosts).toBe(false);
+  });
+
+  it('takes other clouds by name and refuses a bad name, a URL that is not http(s), a name twice', () => {
+    expect(
+      loadConfig({ VAGOTH_SERVICES_CLOUDS: 'constructor=http://c.example/cloud/trpc' }).services
+        .clouds,
+    ).toEqual({ constructor: 'http://c.example/cloud/trpc' });
+    for (const [value, why] of [
+      ['East=http://e.example/', 'must be a cloud name'],
+      ['http://e.example/cloud/trpc', 'must be a cloud name'],
+      ['../x=http://e.example/', 'must be a cloud name'],
+      ['__proto__=http://e.example/', 'must be a cloud name'],
+      ['east', "east's URL must be an http(s) URL"],
+      ['east=', "east's URL must be an http(s) URL"],
+      ['east=file:///etc/passwd', "east's URL must be an http(s) URL"],
+      ['east=javascript:alert(1)', "east's URL must be an http(s) URL"],
+      ['east=e.example/cloud/trpc', "east's URL must be an http(s) URL"],
+      ['east=http://a.example/,east=http://b.example/', 'names cloud east twice'],
+    ] as const) {
+      const { problems } = configError({ VAGOTH_SERVICES_CLOUDS: value });
+      expect(problems).toHaveLength(1);
+      expect(problems[0]).toMatch(/^VAGOTH_SERVICES_CLOUDS: /);
+      expect(problems[0]).toContain(why);
+    }
   });
 
   it('ignores variables it does not know', () => {

@@ -71,6 +71,21 @@ describe('planReconcile: one reconcile of a service', () => {
     expect(plan.create).toEqual([2]);
   });
 
+  it('keeps to a decision to delete until it is carried out, whatever the instance does', () => {
+    // Its cluster was silent past the grace, its delete refused; it answers again, running.
+    const seen = [inst(0), inst(1, { retiring: 'its cluster has not answered for 60 s' }), inst(2)];
+    const plan = planReconcile(desired({ replicas: 2 }), seen, now);
+    expect(plan.delete).toEqual([
+      { name: 'web-1', reason: 'its cluster has not answered for 60 s' },
+    ]);
+    expect(plan.create).toEqual([]);
+  });
+
+  it('names new instances clear of the indexes the service holds elsewhere', () => {
+    const plan = planReconcile(desired({ replicas: 3 }), [inst(1)], now, new Set([0, 2, 3]));
+    expect(plan.create).toEqual([4, 5]);
+  });
+
   it('rolls a template forward one surge at a time, never below the replicas running', () => {
     const d = desired({ replicas: 2 });
     let seen = [inst(0, { revision: 'r1' }), inst(1, { revision: 'r1' })];
