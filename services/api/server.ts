@@ -1,29 +1,22 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import { createHTTPHandler } from '@trpc/server/adapters/standalone';
+import { layerMount } from '../../api/mount.ts';
 import type { Mount } from '../../api/server.ts';
 import type { ServicesDeps } from './context.ts';
-import { servicesRouter } from './router.ts';
+import { SERVICES_API } from './rest.ts';
+import { createServicesCaller } from './router.ts';
 
-export const SERVICES_TRPC_PATH = '/services/trpc';
+export const SERVICES_TRPC_PATH = SERVICES_API.paths.trpc;
 
-/** The service layer's tRPC API, to mount beside the cluster's and the cloud's. */
+/**
+ * The service layer's APIs, to mount beside the cluster's and the cloud's: tRPC under
+ * /services/trpc, REST under /services/api, described by /services/openapi.json.
+ */
 export function servicesMount(
   deps: ServicesDeps,
   limits: { maxBodyBytes: number; maxBatchSize: number },
 ): Mount {
-  const handler = createHTTPHandler({
-    router: servicesRouter,
-    basePath: `${SERVICES_TRPC_PATH}/`,
-    maxBodySize: limits.maxBodyBytes,
-    maxBatchSize: limits.maxBatchSize,
-    createContext: ({ req }) => ({ ...deps, authorization: req.headers.authorization }),
-    onError: ({ error, path }) => {
-      if (error.code === 'INTERNAL_SERVER_ERROR')
-        console.error(`services ${path ?? '?'}:`, error.cause ?? error);
-    },
+  return layerMount(SERVICES_API, {
+    createContext: (authorization) => ({ ...deps, authorization }),
+    createCaller: createServicesCaller,
+    limits,
   });
-  return {
-    prefix: '/services/',
-    handler: (req: IncomingMessage, res: ServerResponse) => handler(req, res),
-  };
 }

@@ -1,15 +1,18 @@
 import { createHash } from 'node:crypto';
 import { initTRPC, TRPCError, type TRPC_ERROR_CODE_KEY } from '@trpc/server';
+import type { OpenApiMeta } from 'trpc-to-openapi';
 import { z } from 'zod';
-import { bearerToken, errorFormatter } from '../../api/trpc.ts';
-import { CloudRefusedError, CloudUnreachableError } from '../errors.ts';
-import { ServiceConflictError, ServiceNotFoundError } from '../store.ts';
+import { restRoutes } from '../../api/rest.ts';
+import { bearerToken, errorFormatter, refuseDeepInput } from '../../api/trpc.ts';
+import { CloudCredentialsError, CloudRefusedError, CloudUnreachableError } from '../errors.ts';
+import { ServiceConflictError, ServiceInputError, ServiceNotFoundError } from '../store.ts';
 import type { ServicesContext } from './context.ts';
 
-/** What a procedure needs of the caller in the service's project. */
-export interface ServicesMeta {
-  needs: 'reader' | 'member';
-}
+/**
+ * What a procedure needs of the caller in the service's project; one without it is member-only.
+ * `openapi` says where it is served over REST (api/rest.ts), under /services/api.
+ */
+export type ServicesMeta = OpenApiMeta<{ needs: 'reader' | 'member' }>;
 
 const t = initTRPC.context<ServicesContext>().meta<ServicesMeta>().create({ errorFormatter });
 
@@ -20,6 +23,11 @@ function answer(err: unknown): TRPCError {
     return new TRPCError({ code: 'NOT_FOUND', message: err.message });
   if (err instanceof ServiceConflictError)
     return new TRPCError({ code: 'CONFLICT', message: err.message });
+  if (err instanceof ServiceInputError)
+    return new TRPCError({ code: 'BAD_REQUEST', message: err.message });
+  if (err instanceof CloudCredentialsError) {
+    return new TRPCError({ code: err.code, message: err.message });
+  }
   if (err instanceof CloudUnreachableError) {
     return new TRPCError({ code: 'BAD_GATEWAY', message: 'the cloud did not answer' });
   }
@@ -99,8 +107,27 @@ const forgetOnChange = t.middleware(async ({ ctx, type, next }) => {
   return result;
 });
 
+/** The input's depth is bounded before any schema walks it. */
+const boundedInput = t.middleware(async ({ getRawInput, next }) => {
+  await refuseDeepInput(getRawInput);
+  return next();
+});
+
 export const router = t.router;
-export const procedure = t.procedure.use(mapErrors).use(authorize).use(forgetOnChange);
+export const procedure = t.procedure
+  .use(mapErrors)
+  .use(authorize)
+  .use(forgetOnChange)
+  .use(boundedInput);
 export const createServicesCallerFactory = t.createCallerFactory;
-export const READ: ServicesMeta = { needs: 'reader' };
-export const WRITE: ServicesMeta = { needs: 'member' };
+export const READ = { needs: 'reader' } satisfies ServicesMeta;
+export const WRITE = { needs: 'member' } satisfies ServicesMeta;
+
+/** What any service call may answer besides its result: its own refusals, and the cloud's. */
+const ERRORS = [400, 401, 403, 404, 409, 412, 413, 500, 502];
+
+/**
+ * A procedure's rule and its REST route (`METHOD /path`, `{field}` a path parameter), listed
+ * under `tag` in the OpenAPI document: `routes('services')(READ, 'GET /projects/...')`.
+ */
+export const routes = restRoutes<ServicesMeta>(ERRORS);

@@ -146,4 +146,42 @@ describe('the service layer’s API', () => {
     expect(await running()).toBe(0);
     expect((await admin.quotas.get.query({ project: 'shop' })).usage.instances).toBe(0);
   });
+
+  it('is not stranded when its token dies: a member’s change gives it a new one', async () => {
+    await as(tokens.member).services.create({ ...web, name: 'api', replicas: 1 });
+    const apiRunning = async () =>
+      (await admin.instances.list.query({ project: 'shop', prefix: 'api-' })).filter(
+        (i) => i.state === 'running',
+      ).length;
+    await until('api running', async () => (await apiRunning()) === 1);
+    // Its token is revoked (as it would be with its creator's): its reconciles say so.
+    const own = (await admin.tokens.list.query({ user: 'ann' })).find(
+      (t) => t.name === 'service-api' && !t.revokedAt,
+    )!;
+    await admin.tokens.revoke.mutate({ id: own.id });
+    await until('its status to say it cannot act', async () => {
+      const s = await as(tokens.member).services.get({ project: 'shop', name: 'api' });
+      return typeof s.status.error === 'string' && s.status.failedAt! > String(own.createdAt);
+    });
+    // A member scales it: it acts again, with a new token of the member's.
+    await as(tokens.member).services.update({ project: 'shop', name: 'api', replicas: 2 });
+    await until('api scaled with its new token', async () => (await apiRunning()) === 2);
+    const events = await as(tokens.member).services.events({ project: 'shop', name: 'api' });
+    expect(events.map((e) => e.action)).toContain('services.token');
+    const live = (await admin.tokens.list.query({ user: 'ann' })).filter(
+      (t) => t.name === 'service-api' && !t.revokedAt,
+    );
+    expect(live).toHaveLength(1);
+    expect(live[0]!.id).not.toBe(own.id);
+
+    await as(tokens.member).services.delete({ project: 'shop', name: 'api' });
+    await until('api gone', async () => (await apiRunning()) === 0);
+    await until(
+      'its token revoked with it',
+      async () =>
+        !(await admin.tokens.list.query({ user: 'ann' })).some(
+          (t) => t.name === 'service-api' && !t.revokedAt,
+        ),
+    );
+  });
 });
