@@ -27,13 +27,22 @@ export type CloudValues = ReturnType<
   typeof parseArgs<{ options: typeof CLOUD_OPTIONS; allowPositionals: true }>
 >['values'];
 
-/** A cloud verb's command line: its operands, its options and the project it acts in. */
-export class CloudArgs {
+/** The options of `V` that take one value (not a switch, not a repeatable one). */
+export type TextFlag<V> = {
+  [K in keyof V]-?: V[K] extends string | undefined ? K : never;
+}[keyof V] &
+  string;
+
+/**
+ * A cloud verb's command line: its operands, its options and the project it acts in. `V`: the
+ * options parsed, the cloud's and any a layer above adds (the service layer's).
+ */
+export class CloudArgs<V extends CloudValues = CloudValues> {
   readonly noun: string;
   readonly verb: string;
 
   constructor(
-    readonly values: CloudValues,
+    readonly values: V,
     private readonly positionals: readonly string[],
     private readonly env: NodeJS.ProcessEnv,
   ) {
@@ -78,9 +87,14 @@ export class CloudArgs {
     return named ? { project } : {};
   }
 
+  /** An option's value as given, or undefined. */
+  text(flag: TextFlag<V> | TextFlag<CloudValues>): string | undefined {
+    return (this.values as Record<string, unknown>)[flag] as string | undefined;
+  }
+
   /** A whole-number option, or undefined when not given; the API checks its bounds. */
-  int(flag: 'vcpus' | 'memory' | 'disk' | 'instances' | 'ips' | 'limit' | 'expires') {
-    const text = this.values[flag];
+  int(flag: TextFlag<V> | TextFlag<CloudValues>) {
+    const text = this.text(flag);
     if (text === undefined) return undefined;
     if (!/^\d{1,15}$/.test(text)) {
       throw new UsageError(`--${flag} must be a whole number, not ${JSON.stringify(text)}`);
@@ -90,20 +104,20 @@ export class CloudArgs {
 
   /** One of `choices`, or undefined when not given (or a usage error when `needed`). */
   choice<C extends string>(
-    flag: 'driver' | 'role' | 'policy',
+    flag: TextFlag<V> | TextFlag<CloudValues>,
     choices: readonly C[],
     needed: true,
   ): C;
   choice<C extends string>(
-    flag: 'driver' | 'role' | 'policy',
+    flag: TextFlag<V> | TextFlag<CloudValues>,
     choices: readonly C[],
   ): C | undefined;
   choice<C extends string>(
-    flag: 'driver' | 'role' | 'policy',
+    flag: TextFlag<V> | TextFlag<CloudValues>,
     choices: readonly C[],
     needed = false,
   ) {
-    const given = this.values[flag];
+    const given = this.text(flag);
     if (given === undefined && !needed) return undefined;
     if (!choices.includes(given as C)) {
       throw new UsageError(

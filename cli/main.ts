@@ -8,12 +8,17 @@ import { CLUSTER_OPTIONS } from './options.ts';
 import { CLOUD_NOUNS, runCloud, unauthorizedHint } from './cloud.ts';
 import { readKeyFiles, tokenFrom } from './files.ts';
 import { parseNic } from './nic.ts';
+import { SERVICES_OPTIONS } from './services-args.ts';
+import { runServices } from './services.ts';
 import { USAGE, UsageError } from './usage.ts';
 import { mustHaveCompleted, untilSettled } from './wait.ts';
 
 const parsed = (() => {
   try {
-    return parseArgs({ allowPositionals: true, options: { ...CLUSTER_OPTIONS, ...CLOUD_OPTIONS } });
+    return parseArgs({
+      allowPositionals: true,
+      options: { ...CLUSTER_OPTIONS, ...CLOUD_OPTIONS, ...SERVICES_OPTIONS },
+    });
   } catch (err) {
     // An option it does not know, or one without its value: a usage error, not a crash.
     console.error(`vagoth: ${(err as Error).message} (vagoth --help for usage)`);
@@ -71,6 +76,7 @@ async function run(): Promise<void> {
   const [noun, verb] = positionals;
   if (values.help || !noun) return console.log(USAGE);
   if (CLOUD_NOUNS.has(noun)) return runCloud(values, positionals, config, process.env);
+  if (noun === 'services') return runServices(values, positionals, config, process.env);
   switch (`${noun} ${verb}`) {
     case 'hosts list':
       return print(await api.hosts.list.query());
@@ -264,7 +270,8 @@ try {
         : '';
     console.error(`vagoth: ${err instanceof Error ? err.message : String(err)}${code}`);
     if (code === ' (UNAUTHORIZED)') {
-      const hint = CLOUD_NOUNS.has(positionals[0]!)
+      // The service layer takes the caller's cloud token too.
+      const hint = [...CLOUD_NOUNS, 'services'].includes(positionals[0]!)
         ? unauthorizedHint(config)
         : !bearer && `set VAGOTH_TOKEN, or run where ${config.adminTokenFile} is readable`;
       if (hint) console.error(`vagoth: ${hint}`);

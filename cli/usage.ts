@@ -87,6 +87,33 @@ The cloud (its API at $VAGOTH_CLOUD_URL, default /cloud/trpc beside the cluster 
       --project narrows the token to that project (it is not taken from $VAGOTH_PROJECT)
   cloud-tokens revoke <id>
 
+The service layer (its API at /services/trpc beside the cloud's; the caller's cloud token):
+  services list [--project P]
+  services show|events <name> [--project P]             events: [--limit N]
+  services create <name> [--project P] (--image IMAGE --vcpus N --memory MiB | --file SPEC)
+                  [--disk GiB] [--network NETWORK]... [--user-data-file FILE]
+                  [--ssh-key-file FILE]... [--replicas N] [--spread host|cluster]
+                  [--max-unavailable N] [--max-surge N] [--every SECONDS] [SERVICE] [WAIT]
+      SPEC: a JSON file (- for standard input) of services.create's input; options win over it
+  services scale <name> <replicas> [--project P] [WAIT]
+  services update <name> [--project P] [template options] [--replicas N] [--max-unavailable N]
+                  [--max-surge N] [--every SECONDS] [SERVICE] [--file SPEC] [WAIT]
+      template options change those fields of its template; one with user-data or SSH keys
+      needs them given again (the API never shows them back)
+  SERVICE: [--placement replicas=N[,cloud=NAME][,cluster=NAME|,region=NAME]]...
+           [--health tcp:PORT|http:PORT[/PATH]] [--unhealthy-after N] [--grace SECONDS]
+           [--cloud-token NAME=PROJECT:FILE]...
+      --placement: where N of its replicas go (they add up to --replicas, which may be left
+      out); --health: a check of each instance, failed --unhealthy-after times in a row (3) and
+      it is replaced; --grace: how long an instance whose cluster does not answer waits (120);
+      --cloud-token: the caller's token in another cloud (read from FILE) and its project there;
+      on update, --placement none lets its cloud place them again, --health none drops the check
+  services pause <name> [--project P]
+  services resume|delete <name> [--project P] [WAIT]
+  WAIT: --wait [--wait-timeout SECONDS]: until the service is settled with as many running as
+      it asks (delete: until it is gone), its count of running/desired on standard error;
+      gives up after 600 s unless told
+
 PLACEMENT: [--host H] [--require k=v]... [--anti-affinity G]... [--affinity G]... [--policy spread|pack]
 
 The API is at $VAGOTH_API_URL (default http://127.0.0.1:7780/trpc). Every call carries the
