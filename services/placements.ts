@@ -1,4 +1,13 @@
-import { deadBecause, planReconcile, type Desired, type Observed, type Plan } from './plan.ts';
+import {
+  deadBecause,
+  goesBecause,
+  planReconcile,
+  sickBudget,
+  type Desired,
+  type Observed,
+  type Plan,
+  type SickBudget,
+} from './plan.ts';
 import type { Placement } from './store.ts';
 
 /**
@@ -74,7 +83,8 @@ export const overSpread = (
     : (placements ?? []).flatMap((p, n) => (p.cluster !== undefined && p.replicas > 1 ? [n] : []));
 
 /**
- * Members of a placement no longer declared: the dead go at once, the others (those not
+ * Members of a placement no longer declared: the dead go at once (those failing their checks
+ * only while the service's budget for them lasts: `sick`), the others (those not
  * running first, then the oldest) while the service keeps `replicas - maxUnavailable` running,
  * as a rollout would; each counts as outdated until it goes.
  */
@@ -84,6 +94,7 @@ export function dropOrphans(
   placed: readonly Observed[],
   goingAnyway: ReadonlySet<string>,
   now: Date,
+  sick: SickBudget = sickBudget(desired),
 ): Plan {
   const isRunning = (o: Observed) => o.state === 'running';
   const { maxUnavailable, maxSurge } = desired.rollout;
@@ -97,7 +108,7 @@ export function dropOrphans(
       Number(isRunning(a)) - Number(isRunning(b)) || a.createdAt.getTime() - b.createdAt.getTime(),
   );
   for (const o of order) {
-    const dead = deadBecause(o, desired, now);
+    const dead = goesBecause(o, desired, now, sick);
     if (!dead && isRunning(o)) {
       if (running - 1 < floor) continue;
       running -= 1;
@@ -137,9 +148,12 @@ export function planPlacements(
   const keys = new Set(groups.map((g) => g.key));
   const placed = (o: Placed) => o.placement ?? null;
   const taken = new Set([...held, ...observed.map((o) => o.index)]);
+  // One budget for those failing their checks across every placement: the service's.
+  const sick = sickBudget(spec.desired);
   const plans = groups.map((g) => {
     const mine = observed.filter((o) => placed(o) === g.key);
-    const plan = planReconcile({ ...spec.desired, replicas: g.replicas }, mine, now, taken);
+    const desired = { ...spec.desired, replicas: g.replicas };
+    const plan = planReconcile(desired, mine, now, taken, sick);
     for (const n of plan.create) taken.add(n);
     return { group: g, plan };
   });
@@ -149,6 +163,7 @@ export function planPlacements(
     observed.filter((o) => keys.has(placed(o))),
     new Set(plans.flatMap((p) => p.plan.delete.map((d) => d.name))),
     now,
+    sick,
   );
   const plan: Plan = {
     create: plans.flatMap((p) => p.plan.create),

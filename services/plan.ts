@@ -56,23 +56,51 @@ export interface Plan {
   };
 }
 
-const sickBecause = (i: Observed) => `it failed ${i.failedChecks} health checks in a row`;
-
-/** Why an instance no longer counts (to be replaced), or null while it may still serve. */
-export function deadBecause(i: Observed, d: Desired, now: Date): string | null {
-  if (i.retiring) return i.retiring;
-  if (i.state === 'failed') return 'it failed';
-  if (i.state === 'missing') return 'its VM is gone from its cluster';
-  if (i.state === 'stopped') return 'it is stopped';
-  if (i.hostDown) return 'its host is down';
-  if ((i.failedChecks ?? 0) >= d.unhealthyAfter) return sickBecause(i);
+/** Why an instance no longer counts (to be replaced), and whether only for failing its checks. */
+function deathOf(i: Observed, d: Desired, now: Date): { why: string; sick?: true } | null {
+  if (i.retiring) return { why: i.retiring };
+  if (i.state === 'failed') return { why: 'it failed' };
+  if (i.state === 'missing') return { why: 'its VM is gone from its cluster' };
+  if (i.state === 'stopped') return { why: 'it is stopped' };
+  if (i.hostDown) return { why: 'its host is down' };
+  if ((i.failedChecks ?? 0) >= d.unhealthyAfter) {
+    return { why: `it failed ${i.failedChecks} health checks in a row`, sick: true };
+  }
   if (i.state === 'unknown' && i.unknownSince) {
     const silentMs = now.getTime() - i.unknownSince.getTime();
     if (silentMs >= d.unknownGraceMs) {
-      return `its cluster has not answered for ${Math.round(silentMs / 1000)} s`;
+      return { why: `its cluster has not answered for ${Math.round(silentMs / 1000)} s` };
     }
   }
   return null;
+}
+
+/** Why an instance no longer counts (to be replaced), or null while it may still serve. */
+export const deadBecause = (i: Observed, d: Desired, now: Date): string | null =>
+  deathOf(i, d, now)?.why ?? null;
+
+/**
+ * How many instances failing their health check one step may still take away: `maxUnavailable`
+ * (one, at least) for the whole service, however many placements it is planned in, so a check
+ * that fails for all (a dependency down) does not take every instance at once.
+ */
+export interface SickBudget {
+  left: number;
+}
+export const sickBudget = (d: Desired): SickBudget => ({
+  left: Math.max(1, d.rollout.maxUnavailable),
+});
+
+/**
+ * Why an instance goes in this step, or null: the dead go, those dead only for failing their
+ * health checks while `sick` lasts (each taking one of it).
+ */
+export function goesBecause(i: Observed, d: Desired, now: Date, sick: SickBudget): string | null {
+  const death = deathOf(i, d, now);
+  if (!death?.sick) return death?.why ?? null;
+  if (sick.left === 0) return null;
+  sick.left -= 1;
+  return death.why;
 }
 
 const newestFirst = (a: Observed, b: Observed) =>
@@ -92,6 +120,8 @@ export function planReconcile(
   now: Date,
   /** Indexes held elsewhere (by the service's other placements): new ones take others. */
   held: ReadonlySet<number> = new Set(),
+  /** What is left of the step's budget for instances failing their checks (the service's). */
+  sick: SickBudget = sickBudget(desired),
 ): Plan {
   const { replicas, revision } = desired;
   const maxSurge = desired.rollout.maxSurge;
@@ -104,16 +134,9 @@ export function planReconcile(
     gone.add(i);
   };
 
-  // Those failing their health check go at most `maxUnavailable` (one, at least) a tick: a
-  // check that fails for all (a dependency down) must not take every instance at once.
-  let sickLeft = Math.max(1, desired.rollout.maxUnavailable);
   for (const i of seen) {
-    const why = deadBecause(i, desired, now);
-    if (!why) continue;
-    const sick = why === sickBecause(i);
-    if (sick && sickLeft === 0) continue;
-    if (sick) sickLeft -= 1;
-    drop(i, why);
+    const why = goesBecause(i, desired, now, sick);
+    if (why) drop(i, why);
   }
   const dead = gone.size;
 

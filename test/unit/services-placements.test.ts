@@ -148,4 +148,37 @@ describe('placements over clouds', () => {
       ['cloud:east', [4, 5]],
     ]);
   });
+
+  it('replaces at most maxUnavailable failing their checks a step, across all its placements', () => {
+    const sick = { failedChecks: 3 };
+    const spec = {
+      desired: desired(3),
+      placements: [
+        { cluster: 'a', replicas: 1 },
+        { cluster: 'b', replicas: 1 },
+        { cluster: 'c', replicas: 1 },
+      ],
+    };
+    const members = [
+      member(0, 'cluster:a', sick),
+      member(1, 'cluster:b', sick),
+      member(2, 'cluster:c', sick),
+    ];
+    const bySick = (p: { delete: { reason: string }[] }) =>
+      p.delete.filter((d) => d.reason.includes('health checks'));
+    expect(bySick(planPlacements(spec, members, new Set(), now).plan)).toHaveLength(1);
+    // A member of a placement no longer declared that fails its checks takes from the same.
+    const orphan = member(3, 'cluster:gone', sick);
+    const withOrphan = planPlacements(spec, [...members, orphan], new Set(), now).plan;
+    expect(bySick(withOrphan)).toHaveLength(1);
+    // With two unavailable allowed, two go; a failed one goes besides, whatever the checks say.
+    const two = {
+      ...spec,
+      desired: { ...desired(3), rollout: { maxUnavailable: 2, maxSurge: 1 } },
+    };
+    const failed = member(4, 'cluster:a', { state: 'failed' });
+    const plan = planPlacements(two, [...members, failed], new Set(), now).plan;
+    expect(bySick(plan)).toHaveLength(2);
+    expect(plan.delete.map((d) => d.name)).toContain('web-4');
+  });
 });
