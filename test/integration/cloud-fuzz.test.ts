@@ -79,6 +79,12 @@ const VALID: Record<string, fc.Arbitrary<unknown>> = {
     memoryMiB: fc.constantFrom(64, 128),
     image: fc.constantFrom('fz-img', 'none'),
     nics: fc.constantFrom([], [{ network: 'default' }]),
+    placement: fc.constantFrom(
+      undefined,
+      { antiAffinity: ['web'] },
+      { excludeClusters: ['far'] },
+      { policy: 'pack', tags: { rack: 'a' }, antiAffinity: ['a', 'b'], excludeClusters: ['local'] },
+    ),
   }),
   'instances.get': byInstance,
   'instances.list': fc.record({

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { z } from 'zod';
 import { isSafeText, MAX_JSON_DEPTH } from '../../api/safe-input.ts';
+import { instanceCreateInput } from '../../cloud/api/schemas.ts';
 import {
   hostRegisterInput,
   nodeChangeKeysInput,
@@ -87,6 +88,27 @@ describe('vmCreateInput refuses a bad field and names it', () => {
 });
 
 const host = { name: 'hv1', driver: 'libvirt', uri: 'qemu:///system' };
+
+const instance = { project: 'shop', name: 'web-1', vcpus: 1, memoryMiB: 512, image: 'debian-12' };
+
+describe("the cloud's instanceCreateInput refuses a bad placement and names it", () => {
+  it.each<[string, unknown, Path]>([
+    ['five anti-affinity groups', { antiAffinity: ['a', 'b', 'c', 'd', 'e'] }, ['antiAffinity']],
+    // The cluster sees `<project>.<group>`: a '.' in the group would let it pose as another's.
+    ['a group with a dot', { antiAffinity: ['other.db'] }, ['antiAffinity', 0]],
+    ['a group of 32 characters', { antiAffinity: ['g'.repeat(32)] }, ['antiAffinity', 0]],
+    ['a cluster not a name', { excludeClusters: ['Far'] }, ['excludeClusters', 0]],
+    [
+      '65 clusters',
+      { excludeClusters: Array.from({ length: 65 }, (_, i) => `c${i}`) },
+      ['excludeClusters'],
+    ],
+  ])('%s', (_, placement, path) => {
+    expect(issuePaths(instanceCreateInput, { ...instance, placement })).toEqual([
+      ['placement', ...path],
+    ]);
+  });
+});
 
 describe('hostRegisterInput refuses a bad field and names it', () => {
   it.each<[string, unknown, Path]>([
