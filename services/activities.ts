@@ -130,7 +130,7 @@ export function createServiceActivities(deps: ServiceActivityDeps) {
     const deleting = service.deletingAt !== null;
     // Paused: nothing is done (a tick that came anyway, or a trigger), until resumed.
     if (service.paused && !deleting) {
-      return { created: [], deleted: [], refused: [], settled: true, removed: false };
+      return { ...idle, removed: false };
     }
     const [members, tokens] = await Promise.all([
       membersOf(deps.sql, serviceId),

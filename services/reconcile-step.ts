@@ -10,7 +10,7 @@ import { cloudsNamed, planPlacements } from './placements.ts';
 import { listClouds, observeMembers, type StepClouds } from './step-observe.ts';
 import type { Placement, Template } from './store.ts';
 
-export { ownCloud, seenAs, type StepClouds } from './step-observe.ts';
+export { ownCloud, type StepClouds } from './step-observe.ts';
 
 /** An instance the service made, as the service layer records it. */
 export interface Member {

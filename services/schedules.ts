@@ -1,5 +1,11 @@
 import { createHash } from 'node:crypto';
-import { ScheduleNotFoundError, ScheduleOverlapPolicy, type Client } from '@temporalio/client';
+import {
+  ScheduleNotFoundError,
+  ScheduleOverlapPolicy,
+  type Client,
+  type ScheduleHandle,
+} from '@temporalio/client';
+import { inBatches } from '../common/batches.ts';
 
 /** The task queue the service layer's worker serves. */
 export const SERVICES_TASK_QUEUE = 'vagoth-services';
@@ -46,19 +52,26 @@ export async function ensureSchedule(
     });
   } catch (err) {
     if ((err as Error).name !== 'ScheduleAlreadyRunning') throw err;
-    // There already: at the service's period now, and reconciling this service (one left by a
-    // service of that name that went must not point at it), with today's workflow.
-    await client.schedule.getHandle(id).update((was) => ({
-      ...was,
-      spec: specOf(s),
-      action: {
-        ...was.action,
-        workflowType: RECONCILE_WORKFLOW,
-        args: [s.id],
-      } as typeof was.action,
-    }));
+    await bringUpToDate(client.schedule.getHandle(id), s);
   }
   if (!s.paused) await triggerSchedule(client, s.project, s.name);
+}
+
+/**
+ * A schedule already there brought up to date: at the service's period and offset, and
+ * reconciling this service (one left by a service of that name that went must not point at
+ * it), with today's workflow.
+ */
+async function bringUpToDate(handle: ScheduleHandle, s: { id: string; everySeconds: number }) {
+  await handle.update((was) => ({
+    ...was,
+    spec: specOf(s),
+    action: {
+      ...was.action,
+      workflowType: RECONCILE_WORKFLOW,
+      args: [s.id],
+    } as typeof was.action,
+  }));
 }
 
 /** Runs the service's reconcile now (after a change), or right after the one running. */
@@ -80,7 +93,8 @@ export async function deleteSchedule(client: Client, project: string, name: stri
 /**
  * Makes again the schedules of services that lost theirs (removed in the Temporal UI, a
  * namespace reset): a service without one would never be reconciled, nor its delete carried
- * out; and moves a schedule that starts an older reconcile workflow to today's. Answers the
+ * out; and moves a schedule that starts an older reconcile workflow to today's (and the
+ * service's offset). Answers the
  * services whose schedule was made again, and those whose schedule was moved.
  */
 export async function restoreSchedules(
@@ -89,28 +103,21 @@ export async function restoreSchedules(
 ): Promise<{ restored: string[]; moved: string[] }> {
   const restored: string[] = [];
   const moved: string[] = [];
-  for (let i = 0; i < services.length; i += 16) {
-    await Promise.all(
-      services.slice(i, i + 16).map(async (s) => {
-        const handle = client.schedule.getHandle(scheduleId(s.project, s.name));
-        let action;
-        try {
-          action = (await handle.describe()).action;
-        } catch (err) {
-          if (!(err instanceof ScheduleNotFoundError)) throw err;
-          await ensureSchedule(client, s);
-          restored.push(`${s.project}/${s.name}`);
-          return;
-        }
-        if (action.type === 'startWorkflow' && action.workflowType !== RECONCILE_WORKFLOW) {
-          await handle.update((was) => ({
-            ...was,
-            action: { ...was.action, workflowType: RECONCILE_WORKFLOW } as typeof was.action,
-          }));
-          moved.push(`${s.project}/${s.name}`);
-        }
-      }),
-    );
-  }
+  await inBatches(services, 16, async (s) => {
+    const handle = client.schedule.getHandle(scheduleId(s.project, s.name));
+    let action;
+    try {
+      action = (await handle.describe()).action;
+    } catch (err) {
+      if (!(err instanceof ScheduleNotFoundError)) throw err;
+      await ensureSchedule(client, s);
+      restored.push(`${s.project}/${s.name}`);
+      return;
+    }
+    if (action.type === 'startWorkflow' && action.workflowType !== RECONCILE_WORKFLOW) {
+      await bringUpToDate(handle, s);
+      moved.push(`${s.project}/${s.name}`);
+    }
+  });
   return { restored, moved };
 }

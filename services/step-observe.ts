@@ -1,3 +1,4 @@
+import { inBatches } from '../common/batches.ts';
 import type { CloudDriver, CloudInstance } from './clouds/driver.ts';
 import { CloudRefusedError, CloudUnreachableError } from './errors.ts';
 import type { Observed, Seen } from './plan.ts';
@@ -21,11 +22,8 @@ export type StepClouds = ReadonlyMap<string | null, StepCloud>;
 export const ownCloud = (driver: CloudDriver, project: string): StepClouds =>
   new Map([[null, { driver, project }]]);
 
-/** How a cloud is named in what a step says. */
-export const cloudLabel = (cloud: string | null) => (cloud === null ? 'its own cloud' : cloud);
-
 /** An instance's state as the cloud tells it, in the plan's terms. */
-export function seenAs(state: string): Seen {
+function seenAs(state: string): Seen {
   switch (state) {
     case 'running':
     case 'stopped':
@@ -88,20 +86,6 @@ export async function listClouds(
 
 /** At most this many health checks at once. */
 const PROBES_AT_ONCE = 16;
-
-async function inBatches<T, R>(
-  items: readonly T[],
-  size: number,
-  each: (item: T) => Promise<R>,
-  progress: () => void,
-) {
-  const out: R[] = [];
-  for (let i = 0; i < items.length; i += size) {
-    out.push(...(await Promise.all(items.slice(i, i + size).map(each))));
-    progress();
-  }
-  return out;
-}
 
 /** The members as a step finds them in their clouds. */
 export interface Observation {
