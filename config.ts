@@ -64,12 +64,12 @@ const cidrList = commaList
     'must not cover IPv4-mapped addresses (::ffff:0:0/96): name IPv4 ranges as such',
   );
 
+/** Whether `u` is an http or https URL. */
+const isHttpUrl = (u: string) => URL.canParse(u) && /^https?:$/.test(new URL(u).protocol);
+
 /** Comma-separated http(s) URL prefixes; empty: none. */
 const urlPrefixes = commaList
-  .refine(
-    (urls) => urls.every((u) => URL.canParse(u) && /^https?:$/.test(new URL(u).protocol)),
-    'must be http(s) URL prefixes separated by commas',
-  )
+  .refine((urls) => urls.every(isHttpUrl), 'must be http(s) URL prefixes separated by commas')
   .transform((urls) => urls.map((u) => new URL(u).href));
 
 /**
@@ -89,7 +89,7 @@ const namedClouds = commaList.transform((entries, ctx) => {
       });
     } else if (Object.hasOwn(clouds, name)) {
       ctx.addIssue({ code: 'custom', message: `names cloud ${name} twice` });
-    } else if (!URL.canParse(url) || !/^https?:$/.test(new URL(url).protocol)) {
+    } else if (!isHttpUrl(url)) {
       ctx.addIssue({ code: 'custom', message: `cloud ${name}'s URL must be an http(s) URL` });
     } else clouds[name] = new URL(url).href;
   }
@@ -161,13 +161,7 @@ const schema = z.object({
   VAGOTH_CLOUD_CLUSTER_TIMEOUT_MS: millis(10_000),
   VAGOTH_CLOUD_RECONCILE_MS: millis(60_000),
   VAGOTH_SERVICES_PROBE_CIDRS: cidrList,
-  VAGOTH_SERVICES_CLOUD_URL: z
-    .string()
-    .refine(
-      (u) => URL.canParse(u) && /^https?:$/.test(new URL(u).protocol),
-      'must be an http(s) URL',
-    )
-    .optional(),
+  VAGOTH_SERVICES_CLOUD_URL: z.string().refine(isHttpUrl, 'must be an http(s) URL').optional(),
   VAGOTH_SERVICES_PROBE_TIMEOUT_MS: millis(2_000),
   VAGOTH_SERVICES_CLOUDS: namedClouds,
   VAGOTH_IMAGE_STORE: z.string().min(1).optional(),

@@ -38,11 +38,17 @@ export interface RestDocument {
   description: string;
 }
 
+/**
+ * What any call of a layer above the cluster may answer besides its result: the layer's
+ * refusals, and 502 when the layer below it does not answer.
+ */
+export const LAYER_ERRORS = [400, 401, 403, 404, 409, 412, 413, 500, 502];
+
 /** `METHOD /path`, `{field}` a path parameter. */
 export type RestRoute = `${OpenApiMethod} /${string}`;
 
 /**
- * A layer's meta helper: `restRoutes<CloudMeta>(ERRORS)('instances')(PROJECT_READ, 'GET /...')`
+ * A layer's meta helper: `restRoutes<CloudMeta>(LAYER_ERRORS)('instances')(PROJECT_READ, 'GET /...')`
  * is the procedure's rule with its route, listed under `instances` in the document, behind the
  * bearer token, answering `errors` besides its result.
  */

@@ -70,6 +70,10 @@ export const cloudsNamed = (placements: readonly Placement[] | null | undefined)
   ...new Set((placements ?? []).flatMap((p) => (p.cloud ? [p.cloud] : []))),
 ];
 
+/** The replicas placements add up to. */
+export const placedTotal = (placements: readonly { replicas: number }[]): number =>
+  placements.reduce((n, p) => n + p.replicas, 0);
+
 export const ONE_PER_CLUSTER =
   "puts more than one replica in one cluster, which spread 'cluster' forbids";
 

@@ -4,7 +4,7 @@ import { cloudsActedMoreIn, putCloudTokens, type CloudToken } from './cloud-toke
 import type { Member } from './reconcile-step.ts';
 import type { Health } from './probe.ts';
 import { templateRevision } from './revision.ts';
-import { ONE_PER_CLUSTER, overSpread } from './placements.ts';
+import { ONE_PER_CLUSTER, overSpread, placedTotal } from './placements.ts';
 import { keepMinted, queueRevocations } from './revocations.ts';
 import { renewStep, StepLeaseLostError } from './step-lease.ts';
 
@@ -311,14 +311,13 @@ export async function updateService(
     const was = service(held);
     const next = { ...was, ...change, rollout: change.rollout ?? was.rollout };
     if (change.placements === undefined && change.replicas !== undefined && was.placements) {
-      const placed = was.placements.reduce((n, p) => n + p.replicas, 0);
-      if (change.replicas !== placed) {
+      if (change.replicas !== placedTotal(was.placements)) {
         throw new ServiceConflictError(
           `service ${at.name} has placements: scale it by giving its placements`,
         );
       }
     }
-    if (change.placements) next.replicas = change.placements.reduce((n, p) => n + p.replicas, 0);
+    if (change.placements) next.replicas = placedTotal(change.placements);
     // Its spread is the one it was made with (an update cannot change it).
     const [over] = overSpread(was.spread, change.placements);
     if (over !== undefined) {

@@ -11,7 +11,7 @@ import { knownClusters, type AuthedContext } from './context.ts';
  * `<project>.<group>` there (as its VMs are `<project>.<name>`-like: see vmNameOf), so one
  * project's group never meets another's; what only the cloud reads left out.
  */
-export function clusterPlacement(
+function clusterPlacement(
   project: { name: string },
   placement: {
     tags?: Record<string, string> | undefined;
@@ -48,7 +48,12 @@ export async function chooseCluster(
       excludeClusters?: string[] | undefined;
     };
   },
-): Promise<{ cluster: ClusterAddress; driver: ClusterDriver }> {
+): Promise<{
+  cluster: ClusterAddress;
+  driver: ClusterDriver;
+  /** The instance's placement as that cluster takes it (clusterPlacement). */
+  placement: ReturnType<typeof clusterPlacement>;
+}> {
   const all = await knownClusters(ctx);
   if (input.cluster !== undefined && !all.some((c) => c.name === input.cluster)) {
     throw new CloudNotFoundError('cluster', input.cluster);
@@ -109,7 +114,13 @@ export async function chooseCluster(
   for (const name of plan.order) {
     const driver = drivers.get(name)!;
     const why = await driver.unplaceable(shape).catch(() => 'it did not answer');
-    if (why === null) return { cluster: candidates.find((c) => c.name === name)!, driver };
+    if (why === null) {
+      return {
+        cluster: candidates.find((c) => c.name === name)!,
+        driver,
+        placement: shape.placement,
+      };
+    }
     rejected[name] = `no host there takes it: ${why}`;
   }
   const why = Object.entries(rejected).map(([c, r]) => `${c}: ${r}`);

@@ -3,7 +3,7 @@ import type { z } from 'zod';
 import { CloudConflictError, ClusterUnreachableError } from '../errors.ts';
 import { acceptInstance, claimInstance, releaseInstance, vmNameOf } from '../store/instances.ts';
 import { recordEvent } from '../store/events.ts';
-import { chooseCluster, clusterPlacement } from './choose-cluster.ts';
+import { chooseCluster } from './choose-cluster.ts';
 import { actorOf, projectOf, type AuthedContext } from './context.ts';
 import type { instanceCreateInput } from './schemas.ts';
 
@@ -39,7 +39,7 @@ export async function createInstance(
   input: z.output<typeof instanceCreateInput>,
 ) {
   const project = await projectOf(ctx, input.project);
-  const { cluster, driver } = await chooseCluster(ctx, project, input);
+  const { cluster, driver, placement } = await chooseCluster(ctx, project, input);
   const actor = actorOf(ctx);
   const instance = await claimInstance(ctx.sql, actor, {
     projectId: project.id,
@@ -64,7 +64,7 @@ export async function createInstance(
       nics: input.nics,
       sshAuthorizedKeys: input.sshAuthorizedKeys,
       ...(input.userData === undefined ? {} : { userData: input.userData }),
-      placement: clusterPlacement(project, input.placement),
+      placement,
       tags: { 'vagoth.cloud/project': project.name, 'vagoth.cloud/instance': input.name },
     });
   } catch (err) {

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { initTRPC, TRPCError } from '@trpc/server';
 import type { OpenApiMeta } from 'trpc-to-openapi';
-import { restRoutes } from '../../api/rest.ts';
+import { LAYER_ERRORS, restRoutes } from '../../api/rest.ts';
 import { answerFor, bearerToken, errorFormatter, refuseDeepInput } from '../../api/trpc.ts';
 import { authorizeCloud, type Caller, type Rule, type Target } from '../authorize.ts';
 import { findCaller } from '../store/tokens.ts';
@@ -121,11 +121,8 @@ export const USER_WRITE = { rule: { kind: 'user', write: true } } satisfies Clou
 export const PROJECT_READ = { rule: { kind: 'project', needs: 'reader' } } satisfies CloudMeta;
 export const PROJECT_WRITE = { rule: { kind: 'project', needs: 'member' } } satisfies CloudMeta;
 
-/** What any cloud call may answer besides its result (cloud/api/errors.ts maps the rest). */
-const ERRORS = [400, 401, 403, 404, 409, 412, 413, 500, 502];
-
 /**
  * A procedure's rule and its REST route (`METHOD /path`, `{field}` a path parameter), listed
  * under `tag` in the OpenAPI document: `routes('instances')(PROJECT_READ, 'GET /projects/...')`.
  */
-export const routes = restRoutes<CloudMeta>(ERRORS);
+export const routes = restRoutes<CloudMeta>(LAYER_ERRORS);

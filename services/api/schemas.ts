@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ONE_PER_CLUSTER, overSpread } from '../placements.ts';
+import { ONE_PER_CLUSTER, overSpread, placedTotal } from '../placements.ts';
 
 const word = (what: string) =>
   z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, `must be ${what}`);
@@ -141,7 +141,7 @@ function placedReplicas<T extends { replicas?: number | undefined; placements?: 
 ) {
   const placed = i.placements as { replicas: number }[] | null | undefined;
   if (!placed) return;
-  const sum = placed.reduce((n, p) => n + p.replicas, 0);
+  const sum = placedTotal(placed);
   if (i.replicas !== undefined && i.replicas !== sum) {
     ctx.addIssue({
       code: 'custom',
@@ -201,7 +201,7 @@ export const serviceCreateInput = byService
 export const replicasOf = (i: {
   replicas?: number | undefined;
   placements?: readonly { replicas: number }[] | null | undefined;
-}): number | undefined => i.replicas ?? i.placements?.reduce((n, p) => n + p.replicas, 0);
+}): number | undefined => i.replicas ?? (i.placements ? placedTotal(i.placements) : undefined);
 
 /**
  * What may change: a service with placements is scaled by giving its placements (replicas

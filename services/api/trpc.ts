@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { initTRPC, TRPCError, type TRPC_ERROR_CODE_KEY } from '@trpc/server';
 import type { OpenApiMeta } from 'trpc-to-openapi';
 import { z } from 'zod';
-import { restRoutes } from '../../api/rest.ts';
+import { LAYER_ERRORS, restRoutes } from '../../api/rest.ts';
 import { bearerToken, errorFormatter, refuseDeepInput } from '../../api/trpc.ts';
 import { CloudCredentialsError, CloudRefusedError, CloudUnreachableError } from '../errors.ts';
 import { ServiceConflictError, ServiceInputError, ServiceNotFoundError } from '../store.ts';
@@ -123,11 +123,8 @@ export const createServicesCallerFactory = t.createCallerFactory;
 export const READ = { needs: 'reader' } satisfies ServicesMeta;
 export const WRITE = { needs: 'member' } satisfies ServicesMeta;
 
-/** What any service call may answer besides its result: its own refusals, and the cloud's. */
-const ERRORS = [400, 401, 403, 404, 409, 412, 413, 500, 502];
-
 /**
  * A procedure's rule and its REST route (`METHOD /path`, `{field}` a path parameter), listed
  * under `tag` in the OpenAPI document: `routes('services')(READ, 'GET /projects/...')`.
  */
-export const routes = restRoutes<ServicesMeta>(ERRORS);
+export const routes = restRoutes<ServicesMeta>(LAYER_ERRORS);
