@@ -29,13 +29,8 @@ import {
   type Scale,
 } from './api-seed.ts';
 import { startLocal, startRemote, startTemporal } from './api-stack.ts';
-import { benchDatabase } from './support.ts';
+import { benchDatabase, setting } from './support.ts';
 
-const setting = (name: string, fallback: number) => {
-  const value = Number(process.env[name] ?? fallback);
-  if (!Number.isInteger(value) || value < 1) throw new Error(`${name} must be a whole number >= 1`);
-  return value;
-};
 const scale: Scale = {
   instances: setting('BENCH_INSTANCES', 100_000),
   projects: setting('BENCH_PROJECTS', 1_000),

@@ -8,7 +8,6 @@ import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { createTRPCClient, httpLink } from '@trpc/client';
 import { createContextInner } from '../api/context.ts';
 import { createCaller } from '../api/router.ts';
 import { startApiServer } from '../api/server.ts';
@@ -16,22 +15,16 @@ import { CLOUD_TRPC_PATH } from '../cloud/api/server.ts';
 import { loadConfig, type Config } from '../config.ts';
 import { writeSimulatedHost } from '../drivers/libvirt/simulated-host.ts';
 import type { Sql } from '../registry/db.ts';
-import type { ServicesRouter } from '../services/api/router.ts';
 import { SERVICES_TRPC_PATH } from '../services/api/server.ts';
 import { cloudClient } from '../test/support/cloud-client.ts';
 import { apiDeps } from '../workers/api-deps.ts';
 import { startLayersAbove } from '../workers/cloud.ts';
 import { startWorker } from '../workers/compose.ts';
+import { servicesClient } from '../cli/services-client.ts';
 import { startTemporal } from './api-stack.ts';
 import { benchDatabase } from './support.ts';
 
 const run = promisify(execFile);
-
-/** The service layer's API as a client calls it: over HTTP, with a cloud token. */
-export const servicesClient = (url: string, token: string) =>
-  createTRPCClient<ServicesRouter>({
-    links: [httpLink({ url, headers: { authorization: `Bearer ${token}` } })],
-  });
 
 export interface ServicesStack {
   sql: Sql;

@@ -27,13 +27,8 @@ import { startServicesStack } from './services-stack.ts';
 import { startFloor, type FloorTick } from './services-floor.ts';
 import { printLatency } from './services-latency.ts';
 import { reads, settle, tick, triggersOnly, type Tick } from './services-tick.ts';
-import { median, percentile, type CpuTimes } from './support.ts';
+import { median, percentile, setting, type CpuTimes } from './support.ts';
 
-const setting = (name: string, fallback: number) => {
-  const value = Number(process.env[name] ?? fallback);
-  if (!Number.isInteger(value) || value < 1) throw new Error(`${name} must be a whole number >= 1`);
-  return value;
-};
 const SERVICES = setting('SERVICES', 100);
 const shape: Shape = {
   services: SERVICES,

@@ -166,3 +166,10 @@ export function sizeAndRounds(): { size: number; rounds: number } {
 
 /** The middle of `xs` (the upper one of an even count). */
 export const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]!;
+
+/** A whole-number setting of at least 1 from the environment (`SERVICES=10`), else `fallback`. */
+export const setting = (name: string, fallback: number) => {
+  const value = Number(process.env[name] ?? fallback);
+  if (!Number.isInteger(value) || value < 1) throw new Error(`${name} must be a whole number >= 1`);
+  return value;
+};

@@ -8,27 +8,9 @@ type Detail = ServicesOut['services']['get'];
 type Member = Detail['members'][number];
 type ServiceEvent = ServicesOut['services']['events'][number];
 
-/** What a service's last reconcile recorded (services/activities.ts); empty before the first. */
-export interface ReconcileStatus {
-  at?: string;
-  desired?: number;
-  running?: number;
-  pending?: number;
-  dead?: number;
-  outdated?: number;
-  settled?: boolean;
-  refused?: string[];
-  /** Instances that failed their health check, with why. */
-  unhealthy?: string[];
-  /** Its last reconcile failed, with this message (the next one tries again). */
-  error?: string;
-}
-
-export const statusOf = (s: Pick<Service, 'status'>) => s.status as ReconcileStatus;
-
 /** Where a service stands, in a word. */
 export function stateOf(s: Service): string {
-  const status = statusOf(s);
+  const status = s.status;
   if (s.deletingAt !== null) return 'deleting';
   if (s.paused) return 'paused';
   if (status.error !== undefined) return 'failing';
@@ -36,7 +18,7 @@ export function stateOf(s: Service): string {
   return status.settled && status.running === s.replicas ? 'settled' : 'reconciling';
 }
 
-const running = (s: Service) => `${statusOf(s).running ?? 0}/${s.replicas}`;
+const running = (s: Service) => `${s.status.running ?? 0}/${s.replicas}`;
 
 export const SERVICE: Column<Service>[] = [
   field('NAME', 'name'),
@@ -52,7 +34,7 @@ export const SERVICE: Column<Service>[] = [
 
 const DETAIL: Column<Detail>[] = [
   ...SERVICE.slice(0, 3),
-  { header: 'PENDING', cell: (s) => String(statusOf(s).pending ?? 0) },
+  { header: 'PENDING', cell: (s) => String(s.status.pending ?? 0) },
   field('REVISION', 'revision'),
   field('SPREAD', 'spread'),
   { header: 'MAX-UNAVAILABLE', cell: (s) => String(s.rollout.maxUnavailable) },
@@ -117,7 +99,7 @@ const cloudsLine = (s: Detail) =>
 
 /** A service, its template, its instances, and what its schedule and last reconcile said. */
 export function serviceDetail(s: Detail): string {
-  const status = statusOf(s);
+  const status = s.status;
   const lines = [
     table(DETAIL, [s]),
     table(TEMPLATE, [s.template]),
@@ -142,7 +124,7 @@ export function serviceDetail(s: Detail): string {
 
 /** One line of how far the service is: its count of running over desired, and what holds it. */
 export function progressText(s: Detail): string {
-  const status = statusOf(s);
+  const status = s.status;
   if (s.deletingAt !== null) return `${s.name}: deleting, ${s.members.length} instance(s) left`;
   const parts = [`${s.name}: ${running(s)} running`];
   if (status.pending) parts.push(`${status.pending} pending`);

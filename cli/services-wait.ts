@@ -1,5 +1,5 @@
 import type { ServicesOut } from './services-client.ts';
-import { progressText, statusOf } from './services-views.ts';
+import { progressText } from './services-views.ts';
 
 type Detail = ServicesOut['services']['get'];
 
@@ -60,7 +60,7 @@ async function poll<T, R>(
  * recorded before a change fails this: it counted another number, or other revisions.)
  */
 export function isSettled(s: Detail): boolean {
-  const status = statusOf(s);
+  const status = s.status;
   return (
     status.settled === true &&
     status.desired === s.replicas &&
@@ -72,7 +72,7 @@ export function isSettled(s: Detail): boolean {
 
 /** Why waiting on the service would never end, if it would not. */
 function stuck(s: Detail): string | null {
-  const status = statusOf(s);
+  const status = s.status;
   if (s.deletingAt !== null) return `${s.name} is being deleted`;
   if (s.paused) return `${s.name} is paused: nothing changes until it is resumed`;
   // Settled short of its replicas: the cloud refused the rest (quota, room), which only a

@@ -1,9 +1,7 @@
-import { createTRPCClient, httpLink } from '@trpc/client';
 import { startApiServer } from '../../api/server.ts';
 import { createCloudContext } from '../../cloud/api/context.ts';
 import { createCloudCaller } from '../../cloud/api/router.ts';
 import { TtlCache } from '../../common/ttl-cache.ts';
-import type { ServicesRouter } from '../../services/api/router.ts';
 import { SERVICES_API } from '../../services/api/rest.ts';
 import { servicesMount } from '../../services/api/server.ts';
 import { localCloud, type OtherClouds } from '../../services/clouds/index.ts';
@@ -49,7 +47,4 @@ export async function servicesServer(
 }
 
 /** The service layer's API as a client calls it: over HTTP, plain JSON, with a bearer token. */
-export function servicesClient(url: string, token: string | undefined) {
-  const headers = token === undefined ? {} : { authorization: `Bearer ${token}` };
-  return createTRPCClient<ServicesRouter>({ links: [httpLink({ url, headers })] });
-}
+export { servicesClient } from '../../cli/services-client.ts';
