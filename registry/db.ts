@@ -22,3 +22,8 @@ export type Queryable = Sql | postgres.TransactionSql;
 export function jsonb(sql: Queryable, value: object) {
   return sql.json(value as postgres.JSONValue);
 }
+
+/** Whether `err` is PostgreSQL's error of this SQLSTATE (`23505`: a unique key taken). */
+export function isPgError(err: unknown, code: string): err is postgres.PostgresError {
+  return err instanceof postgres.PostgresError && err.code === code;
+}

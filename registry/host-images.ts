@@ -1,5 +1,5 @@
 import { NotFoundError } from './errors.ts';
-import type { Queryable } from './db.ts';
+import { isPgError, type Queryable } from './db.ts';
 
 /** A host's copy of an image, as the registry records it. */
 export interface HostImage {
@@ -48,6 +48,27 @@ export type HostImageTurn = 'ready' | 'copy' | 'wait';
  * asks again (a retried attempt of the same activity) gets its lease back.
  */
 export async function takeHostImage(
+  sql: Queryable,
+  hostId: string,
+  imageId: string,
+  where: { pool: string; volume: string },
+  copier: string,
+): Promise<HostImageTurn> {
+  try {
+    return await askForHostImage(sql, hostId, imageId, where, copier);
+  } catch (err) {
+    // The first two asks for an image on a host at once (two VMs of it placed there together):
+    // ON CONFLICT arbitrates on (host_id, image_id) only, so the later insert meets the earlier,
+    // still in flight, on the other unique key (its volume) and fails there once the earlier
+    // commits. Asked again, it finds that row through the arbiter like any later ask.
+    if (!isPgError(err, '23505') || err.constraint_name !== 'host_images_host_id_pool_volume_key') {
+      throw err;
+    }
+    return askForHostImage(sql, hostId, imageId, where, copier);
+  }
+}
+
+async function askForHostImage(
   sql: Queryable,
   hostId: string,
   imageId: string,

@@ -1,6 +1,5 @@
-import postgres from 'postgres';
 import { inTransaction } from './context.ts';
-import { jsonb, type Queryable } from './db.ts';
+import { isPgError, jsonb, type Queryable } from './db.ts';
 import {
   InvalidCursorError,
   KeyConflictError,
@@ -213,8 +212,4 @@ export async function deleteNode(sql: Queryable, id: string): Promise<Node> {
     await tx`DELETE FROM nodes WHERE id = ${id}`;
     return node;
   });
-}
-
-function isPgError(err: unknown, code: string): err is postgres.PostgresError {
-  return err instanceof postgres.PostgresError && err.code === code;
 }

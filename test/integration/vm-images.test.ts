@@ -21,6 +21,7 @@ import {
   startDirPoolDaemon,
   type DirPoolDaemon,
 } from '../support/dir-pool-daemon.ts';
+import { dropHostImage, takeHostImage } from '../../registry/host-images.ts';
 import { settle, startHarness, type Harness } from '../support/harness.ts';
 import { findExecutable } from '../support/libvirtd.ts';
 import { refusal } from '../support/refusal.ts';
@@ -188,6 +189,21 @@ describe.skipIf(skip)(skip ? `VMs from images (skipped: ${skip})` : 'VMs from im
     await Promise.all(
       names.map(async (name) => settle(h, (await h.api.vms.decommission({ name })).operation)),
     );
+  });
+
+  it('answers first asks for an image on a host made at once: one copies, the others wait', async () => {
+    const [image] = await h.sql<{ id: string }[]>`SELECT id FROM images WHERE name = 'base'`;
+    const [host] = await h.sql<{ id: string }[]>`SELECT id FROM nodes WHERE name = 'vi-nopool'`;
+    const where = { pool: 'default', volume: `vagoth-image-${image!.id}.qcow2` };
+    for (let round = 0; round < 10; round++) {
+      const turns = await Promise.all(
+        Array.from({ length: 8 }, (_, i) =>
+          takeHostImage(h.sql, host!.id, image!.id, where, `copier-${round}-${i}`),
+        ),
+      );
+      expect(turns.sort()).toEqual(['copy', ...Array(7).fill('wait')]);
+      await dropHostImage(h.sql, host!.id, image!.id);
+    }
   });
 
   it('fails every create at once when the copy to the host fails, none left waiting on it', async () => {
